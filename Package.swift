@@ -1,0 +1,57 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Layering follows shared/DESIGN.md: arrows only point down
+// (CBLAS <- KosmosTensor <- KosmosNN <- kosmos).
+//
+// KosmosTensor and KosmosNN stay in Swift 5 language mode: their kernels hand raw pointers to
+// `DispatchQueue.concurrentPerform` workers and keep process-wide settings (grad mode, thread
+// counts), which Swift 6's strict concurrency checking rejects without adding any safety here.
+let package = Package(
+    name: "Kosmos",
+    platforms: [.macOS(.v13)],
+    products: [
+        .library(name: "KosmosTensor", targets: ["KosmosTensor"]),
+        .library(name: "KosmosNN", targets: ["KosmosNN"]),
+        .executable(name: "kosmos", targets: ["kosmos"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // OpenBLAS on Linux (Debian: libopenblas-dev). On macOS the code uses Accelerate instead.
+        .systemLibrary(
+            name: "CBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]
+        ),
+        .target(
+            name: "KosmosTensor",
+            dependencies: [.target(name: "CBLAS", condition: .when(platforms: [.linux]))],
+            swiftSettings: [.swiftLanguageMode(.v5)]
+        ),
+        .target(
+            name: "KosmosNN",
+            dependencies: ["KosmosTensor"],
+            swiftSettings: [.swiftLanguageMode(.v5)]
+        ),
+        .executableTarget(
+            name: "kosmos",
+            dependencies: [
+                "KosmosTensor",
+                "KosmosNN",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(
+            name: "KosmosTensorTests",
+            dependencies: ["KosmosTensor"],
+            swiftSettings: [.swiftLanguageMode(.v5)]
+        ),
+        .testTarget(
+            name: "KosmosNNTests",
+            dependencies: ["KosmosNN", "KosmosTensor"],
+            swiftSettings: [.swiftLanguageMode(.v5)]
+        ),
+    ]
+)

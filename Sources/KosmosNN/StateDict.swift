@@ -1,0 +1,102 @@
+import Foundation
+import KosmosTensor
+
+/// Why a checkpoint does not fit a module: every problem found, named, in one error.
+public struct StateDictError: Error, CustomStringConvertible, Equatable {
+    public struct Mismatch: Equatable, Sendable {
+        public let name: String
+        public let expected: [Int]
+        public let found: [Int]
+    }
+
+    public let source: String
+    public var missing: [String] = []
+    public var unexpected: [String] = []
+    public var mismatched: [Mismatch] = []
+    public var unreadable: [String] = []
+
+    public var isEmpty: Bool { missing.isEmpty && unexpected.isEmpty && mismatched.isEmpty && unreadable.isEmpty }
+
+    public var description: String {
+        var lines: [String] = []
+        for m in mismatched {
+            lines.append("\(source): tensor \(m.name) has shape \(m.found), the model expects \(m.expected)")
+        }
+        if !missing.isEmpty {
+            lines.append("\(source): missing \(missing.count) tensor(s): \(Self.list(missing))")
+        }
+        if !unexpected.isEmpty {
+            lines.append("\(source): \(unexpected.count) unexpected tensor(s): \(Self.list(unexpected))")
+        }
+        lines += unreadable.map { "\(source): \($0)" }
+        return lines.joined(separator: "\n")
+    }
+
+    private static func list(_ names: [String]) -> String {
+        let shown = names.prefix(10).joined(separator: ", ")
+        return names.count > 10 ? shown + ", ... (\(names.count - 10) more)" : shown
+    }
+}
+
+extension Module {
+    /// Fills every parameter and buffer from `source`, where the tensor for `a.b.weight` is stored
+    /// under `prefix + "a.b.weight"`. Everything is checked before anything is copied, so on error
+    /// the module is unchanged. F16/BF16 tensors are converted to float32.
+    /// - Parameter strict: also reject tensors under `prefix` that the module does not have.
+    public func load(from source: SafeTensorsReadable, prefix: String = "", strict: Bool = true,
+                     sourceName: String = "checkpoint") throws {
+        var problems = StateDictError(source: sourceName)
+        let state = stateDict()
+        var expectedNames = Set<String>()
+        for (name, tensor) in state {
+            let key = prefix + name
+            expectedNames.insert(key)
+            guard let entry = source.entry(key) else {
+                problems.missing.append(key)
+                continue
+            }
+            if entry.shape != tensor.shape {
+                problems.mismatched.append(.init(name: key, expected: tensor.shape, found: entry.shape))
+            } else if ![.f32, .f16, .bf16].contains(entry.dtype) {
+                problems.unreadable.append("tensor \(key) has dtype \(entry.dtype.rawValue), expected a float type")
+            }
+        }
+        if strict {
+            problems.unexpected = source.names.filter { $0.hasPrefix(prefix) && !expectedNames.contains($0) }
+        }
+        guard problems.isEmpty else { throw problems }
+        for (name, tensor) in state {
+            try tensor.withUnsafeMutableBufferPointer { buffer in
+                try source.copyFloats(prefix + name, into: buffer)
+            }
+        }
+    }
+
+    /// Loads a `.safetensors` file, or a directory holding `model.safetensors` or a sharded
+    /// checkpoint (`model.safetensors.index.json`).
+    public func load(from url: URL, prefix: String = "", strict: Bool = true) throws {
+        var isDirectory: ObjCBool = false
+        _ = FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory)
+        let source: SafeTensorsReadable = isDirectory.boolValue
+            ? try ShardedSafeTensors(directory: url)
+            : try SafeTensorsFile(url: url)
+        try load(from: source, prefix: prefix, strict: strict, sourceName: url.lastPathComponent)
+    }
+
+    /// Writes every parameter and buffer to a safetensors file (atomically), keyed by state-dict
+    /// name, as float32 or converted to F16/BF16.
+    public func save(to url: URL, dtype: SafeTensorsDType = .f32, prefix: String = "",
+                     metadata: [String: String] = [:]) throws {
+        let state = stateDict()
+        var writer = SafeTensorsWriter(metadata: metadata)
+        // The writer reads the buffers during write(to:); keep the tensors alive until then.
+        try withExtendedLifetime(state) {
+            for (name, tensor) in state {
+                try tensor.withUnsafeBufferPointer { buffer in
+                    try writer.add(name: prefix + name, shape: tensor.shape, floats: buffer, as: dtype)
+                }
+            }
+            try writer.write(to: url)
+        }
+    }
+}

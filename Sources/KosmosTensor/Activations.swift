@@ -1,0 +1,132 @@
+import Foundation
+
+// Element-wise functions and their derivatives. Forward kernels are unary; backward kernels are
+// binary over (saved input or output, incoming gradient).
+
+private let invSqrt2: Float = 0.70710678118654752
+private let invSqrt2Pi: Float = 0.39894228040143268
+private let quickGeluFactor: Float = 1.702
+
+enum ExpKernel: UnaryKernel {
+    @inline(__always) static func vector(_ x: Vec) -> Vec { fastExp(x) }
+    @inline(__always) static func scalar(_ x: Float) -> Float { fastExp(x) }
+}
+enum LogKernel: UnaryKernel {
+    @inline(__always) static func vector(_ x: Vec) -> Vec {
+        var r = x
+        for i in 0..<vecWidth { r[i] = Foundation.log(x[i]) }
+        return r
+    }
+    @inline(__always) static func scalar(_ x: Float) -> Float { Foundation.log(x) }
+}
+enum SqrtKernel: UnaryKernel {
+    @inline(__always) static func vector(_ x: Vec) -> Vec { x.squareRoot() }
+    @inline(__always) static func scalar(_ x: Float) -> Float { x.squareRoot() }
+}
+enum SquareKernel: UnaryKernel {
+    @inline(__always) static func vector(_ x: Vec) -> Vec { x * x }
+    @inline(__always) static func scalar(_ x: Float) -> Float { x * x }
+}
+enum SigmoidKernel: UnaryKernel {
+    @inline(__always) static func vector(_ x: Vec) -> Vec { fastSigmoid(x) }
+    @inline(__always) static func scalar(_ x: Float) -> Float { fastSigmoid(x) }
+}
+enum TanhKernel: UnaryKernel {
+    @inline(__always) static func vector(_ x: Vec) -> Vec { fastTanh(x) }
+    @inline(__always) static func scalar(_ x: Float) -> Float { fastTanh(x) }
+}
+enum ReluKernel: UnaryKernel {
+    @inline(__always) static func vector(_ x: Vec) -> Vec { pointwiseMax(x, Vec(repeating: 0)) }
+    @inline(__always) static func scalar(_ x: Float) -> Float { Swift.max(x, 0) }
+}
+/// GELU with the exact erf, as torch.nn.functional.gelu(approximate="none"): x·½(1 + erf(x/√2)).
+enum GeluKernel: UnaryKernel {
+    @inline(__always) static func vector(_ x: Vec) -> Vec {
+        x * 0.5 * (1 + fastErf(x * invSqrt2))
+    }
+    @inline(__always) static func scalar(_ x: Float) -> Float {
+        x * 0.5 * (1 + fastErf(x * invSqrt2))
+    }
+}
+/// CLIP's quick_gelu: x·sigmoid(1.702x).
+enum QuickGeluKernel: UnaryKernel {
+    @inline(__always) static func vector(_ x: Vec) -> Vec { x * fastSigmoid(x * quickGeluFactor) }
+    @inline(__always) static func scalar(_ x: Float) -> Float { x * fastSigmoid(x * quickGeluFactor) }
+}
+
+/// d/dx gelu = Φ(x) + x·φ(x); a = x, b = incoming gradient.
+enum GeluBackwardKernel: BinaryKernel {
+    @inline(__always) static func vector(_ x: Vec, _ g: Vec) -> Vec {
+        let cdf = 0.5 * (1 + fastErf(x * invSqrt2))
+        let pdf = fastExp(-0.5 * x * x) * invSqrt2Pi
+        return g * (cdf + x * pdf)
+    }
+    @inline(__always) static func scalar(_ x: Float, _ g: Float) -> Float {
+        let cdf = 0.5 * (1 + fastErf(x * invSqrt2))
+        let pdf = fastExp(-0.5 * x * x) * invSqrt2Pi
+        return g * (cdf + x * pdf)
+    }
+}
+/// d/dx x·σ(kx) = σ(kx) + kx·σ(kx)(1 − σ(kx)); a = x, b = incoming gradient.
+enum QuickGeluBackwardKernel: BinaryKernel {
+    @inline(__always) static func vector(_ x: Vec, _ g: Vec) -> Vec {
+        let s = fastSigmoid(x * quickGeluFactor)
+        return g * (s + quickGeluFactor * x * s * (1 - s))
+    }
+    @inline(__always) static func scalar(_ x: Float, _ g: Float) -> Float {
+        let s = fastSigmoid(x * quickGeluFactor)
+        return g * (s + quickGeluFactor * x * s * (1 - s))
+    }
+}
+/// a = sigmoid output y, b = gradient: g·y(1 − y).
+enum SigmoidBackwardKernel: BinaryKernel {
+    @inline(__always) static func vector(_ y: Vec, _ g: Vec) -> Vec { g * y * (1 - y) }
+    @inline(__always) static func scalar(_ y: Float, _ g: Float) -> Float { g * y * (1 - y) }
+}
+/// a = tanh output y, b = gradient: g·(1 − y²).
+enum TanhBackwardKernel: BinaryKernel {
+    @inline(__always) static func vector(_ y: Vec, _ g: Vec) -> Vec { g * (1 - y * y) }
+    @inline(__always) static func scalar(_ y: Float, _ g: Float) -> Float { g * (1 - y * y) }
+}
+/// a = x, b = gradient: g where x > 0.
+enum ReluBackwardKernel: BinaryKernel {
+    @inline(__always) static func vector(_ x: Vec, _ g: Vec) -> Vec {
+        Vec(repeating: 0).replacing(with: g, where: x .> 0)
+    }
+    @inline(__always) static func scalar(_ x: Float, _ g: Float) -> Float { x > 0 ? g : 0 }
+}
+
+extension Tensor {
+    private func unary<K: UnaryKernel>(_ kernel: K.Type, _ name: String,
+                                       backward: @escaping (_ x: Tensor, _ y: Tensor, _ g: Tensor) -> Tensor) -> Tensor {
+        let out = unaryResult(kernel, self)
+        if Tensor.needsGrad(self) {
+            let x = self
+            let y = out.detached()
+            out.recorded(name, [x]) { g in [backward(x, y, g)] }
+        }
+        return out
+    }
+
+    public func exp() -> Tensor { unary(ExpKernel.self, "exp") { _, y, g in g * y } }
+    public func log() -> Tensor { unary(LogKernel.self, "log") { x, _, g in g / x } }
+    public func sqrt() -> Tensor { unary(SqrtKernel.self, "sqrt") { _, y, g in g / (y * 2) } }
+    public func square() -> Tensor { unary(SquareKernel.self, "square") { x, _, g in g * x * 2 } }
+    public func relu() -> Tensor {
+        unary(ReluKernel.self, "relu") { x, _, g in binaryResult(ReluBackwardKernel.self, x, g) }
+    }
+    public func sigmoid() -> Tensor {
+        unary(SigmoidKernel.self, "sigmoid") { _, y, g in binaryResult(SigmoidBackwardKernel.self, y, g) }
+    }
+    public func tanh() -> Tensor {
+        unary(TanhKernel.self, "tanh") { _, y, g in binaryResult(TanhBackwardKernel.self, y, g) }
+    }
+    /// GELU with the exact error function (PyTorch's default, torchscale's and flamingo's).
+    public func gelu() -> Tensor {
+        unary(GeluKernel.self, "gelu") { x, _, g in binaryResult(GeluBackwardKernel.self, x, g) }
+    }
+    /// x·sigmoid(1.702x), the activation of OpenAI's CLIP.
+    public func quickGelu() -> Tensor {
+        unary(QuickGeluKernel.self, "quick_gelu") { x, _, g in binaryResult(QuickGeluBackwardKernel.self, x, g) }
+    }
+}

@@ -1,0 +1,62 @@
+import Foundation
+
+/// Throughput of float32 matrix products through `Tensor.matmul` (so what is measured is what the
+/// models run: BLAS plus our dispatch). Used by `kosmos bench gemm`; figures are printed, never asserted.
+public enum GemmBenchmark {
+    public struct Shape: Sendable, CustomStringConvertible {
+        public let m: Int, k: Int, n: Int
+        public let label: String
+        public init(m: Int, k: Int, n: Int, label: String = "") {
+            self.m = m; self.k = k; self.n = n; self.label = label
+        }
+        public var description: String { "\(m)×\(k) · \(k)×\(n)" }
+        public var flops: Double { 2 * Double(m) * Double(k) * Double(n) }
+    }
+
+    public struct Result: Sendable {
+        public let shape: Shape
+        public let bestSeconds: Double
+        public let medianSeconds: Double
+        public var bestGFLOPs: Double { shape.flops / bestSeconds / 1e9 }
+        public var medianGFLOPs: Double { shape.flops / medianSeconds / 1e9 }
+    }
+
+    /// Square products and the products of a 1.3B Kosmos decoder layer at 128 tokens
+    /// (d 2048, ffn 8192) and a ViT-L/14 layer (257 tokens, d 1024, mlp 4096).
+    public static let defaultShapes: [Shape] = [
+        Shape(m: 256, k: 256, n: 256, label: "square"),
+        Shape(m: 512, k: 512, n: 512, label: "square"),
+        Shape(m: 1024, k: 1024, n: 1024, label: "square"),
+        Shape(m: 2048, k: 2048, n: 2048, label: "square"),
+        Shape(m: 128, k: 2048, n: 2048, label: "decoder q/k/v/out proj, 128 tokens"),
+        Shape(m: 128, k: 2048, n: 8192, label: "decoder fc1, 128 tokens"),
+        Shape(m: 128, k: 8192, n: 2048, label: "decoder fc2, 128 tokens"),
+        Shape(m: 257, k: 1024, n: 4096, label: "ViT-L/14 mlp fc1"),
+        Shape(m: 1, k: 2048, n: 32002, label: "decode step, output projection"),
+    ]
+
+    /// Times `repeats` products of each shape after one warm-up, transposed B as a Linear layer reads it.
+    public static func run(shapes: [Shape] = defaultShapes, repeats: Int = 5, seed: UInt64 = 0,
+                           progress: (Result) -> Void = { _ in }) -> [Result] {
+        let generator = RandomGenerator(seed: seed)
+        var results: [Result] = []
+        for shape in shapes {
+            let a = Tensor.randn([shape.m, shape.k], generator: generator)
+            let b = Tensor.randn([shape.n, shape.k], generator: generator)
+            _ = withoutGrad { Tensor.matmul(a, b, transposeB: true) }
+            var times: [Double] = []
+            for _ in 0..<Swift.max(1, repeats) {
+                let start = DispatchTime.now().uptimeNanoseconds
+                let c = withoutGrad { Tensor.matmul(a, b, transposeB: true) }
+                let end = DispatchTime.now().uptimeNanoseconds
+                withExtendedLifetime(c) {}
+                times.append(Double(end - start) / 1e9)
+            }
+            times.sort()
+            let result = Result(shape: shape, bestSeconds: times[0], medianSeconds: times[times.count / 2])
+            progress(result)
+            results.append(result)
+        }
+        return results
+    }
+}

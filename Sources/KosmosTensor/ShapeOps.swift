@@ -1,0 +1,196 @@
+import Foundation
+
+extension Tensor {
+    /// The same values under a new shape (no copy). One dimension may be -1 (inferred).
+    public func reshaped(_ newShape: [Int]) -> Tensor {
+        var target = newShape
+        if let inferred = target.firstIndex(of: -1) {
+            let known = target.enumerated().filter { $0.offset != inferred }.map(\.element).reduce(1, *)
+            precondition(known > 0 && count % known == 0, "cannot reshape \(shape) to \(newShape)")
+            target[inferred] = count / known
+        }
+        precondition(target.allSatisfy { $0 >= 0 } && shapeCount(target) == count,
+                     "cannot reshape \(shape) (\(count) elements) to \(newShape)")
+        let out = Tensor(shape: target, storage: storage)
+        if Tensor.needsGrad(self) {
+            let s = shape
+            out.recorded("reshape", [self]) { g in [g.reshaped(s)] }
+        }
+        return out
+    }
+
+    /// Inserts a dimension of size 1 at `axis`.
+    public func unsqueezed(_ axis: Int) -> Tensor {
+        let a = axis < 0 ? axis + rank + 1 : axis
+        var s = shape
+        s.insert(1, at: a)
+        return reshaped(s)
+    }
+
+    /// Removes a dimension of size 1 at `axis`.
+    public func squeezed(_ axis: Int) -> Tensor {
+        let a = normalizeAxis(axis, rank: rank)
+        precondition(shape[a] == 1, "squeeze of axis \(axis) with size \(shape[a])")
+        var s = shape
+        s.remove(at: a)
+        return reshaped(s)
+    }
+
+    /// Reorders the axes (a copy): result.shape[i] = shape[order[i]].
+    public func permuted(_ order: [Int]) -> Tensor {
+        precondition(order.count == rank && Set(order) == Set(0..<rank), "bad permutation \(order) for rank \(rank)")
+        if order == Array(0..<rank) { return reshaped(shape) }
+        let outShape = order.map { shape[$0] }
+        let out = Tensor.uninitialized(outShape)
+        let inStrides = contiguousStrides(shape)
+        let strides = order.map { inStrides[$0] }   // input stride for each output axis
+        let inner = outShape.last ?? 1
+        let innerStride = strides.last ?? 1
+        let outerShape = Array(outShape.dropLast()), outerStrides = Array(strides.dropLast())
+        let rows = inner == 0 ? 0 : out.count / inner
+        let src = pointer, dst = out.pointer
+        Parallel.forRanges(rows, minimumPerChunk: Swift.max(1, Parallel.elementGrain / Swift.max(inner, 1))) { range in
+            for row in range {
+                var rem = row, offset = 0
+                for d in stride(from: outerShape.count - 1, through: 0, by: -1) {
+                    offset += (rem % outerShape[d]) * outerStrides[d]
+                    rem /= outerShape[d]
+                }
+                let o = dst + row * inner
+                if innerStride == 1 {
+                    o.update(from: src + offset, count: inner)
+                } else {
+                    for i in 0..<inner { o[i] = src[offset + i * innerStride] }
+                }
+            }
+        }
+        if Tensor.needsGrad(self) {
+            var inverse = [Int](repeating: 0, count: order.count)
+            for (i, o) in order.enumerated() { inverse[o] = i }
+            out.recorded("permute", [self]) { g in [g.permuted(inverse)] }
+        }
+        return out
+    }
+
+    /// Swaps two axes (a copy).
+    public func transposed(_ a: Int, _ b: Int) -> Tensor {
+        var order = Array(0..<rank)
+        order.swapAt(normalizeAxis(a, rank: rank), normalizeAxis(b, rank: rank))
+        return permuted(order)
+    }
+
+    /// Copies `length` entries of `axis` starting at `start`.
+    public func narrowed(axis: Int, start: Int, length: Int) -> Tensor {
+        let axis = normalizeAxis(axis, rank: rank)
+        precondition(start >= 0 && length >= 0 && start + length <= shape[axis],
+                     "narrow \(start)..<\(start + length) out of range for axis \(axis) of \(shape)")
+        let outer = shapeCount(Array(shape[..<axis]))
+        let inner = shapeCount(Array(shape[(axis + 1)...]))
+        var outShape = shape
+        outShape[axis] = length
+        let out = Tensor.uninitialized(outShape)
+        let n = shape[axis]
+        for o in 0..<outer {
+            (out.pointer + o * length * inner).update(from: pointer + (o * n + start) * inner, count: length * inner)
+        }
+        if Tensor.needsGrad(self) {
+            let s = shape
+            out.recorded("narrow", [self]) { g in
+                let dx = Tensor.zeros(s)
+                for o in 0..<outer {
+                    (dx.pointer + (o * n + start) * inner).update(from: g.pointer + o * length * inner, count: length * inner)
+                }
+                return [dx]
+            }
+        }
+        return out
+    }
+
+    /// Splits `axis` into pieces of the given sizes.
+    public func split(axis: Int, sizes: [Int]) -> [Tensor] {
+        let a = normalizeAxis(axis, rank: rank)
+        precondition(sizes.reduce(0, +) == shape[a], "split sizes \(sizes) do not add up to \(shape[a])")
+        var start = 0
+        return sizes.map { size in
+            defer { start += size }
+            return narrowed(axis: a, start: start, length: size)
+        }
+    }
+
+    /// Joins tensors along `axis`; all other dimensions must agree.
+    public static func concatenate(_ tensors: [Tensor], axis: Int) -> Tensor {
+        precondition(!tensors.isEmpty, "concatenate of no tensors")
+        let first = tensors[0]
+        let axis = normalizeAxis(axis, rank: first.rank)
+        for t in tensors {
+            precondition(t.rank == first.rank && (0..<first.rank).allSatisfy { $0 == axis || t.shape[$0] == first.shape[$0] },
+                         "concatenate: shape \(t.shape) does not match \(first.shape) outside axis \(axis)")
+        }
+        let outer = shapeCount(Array(first.shape[..<axis]))
+        let inner = shapeCount(Array(first.shape[(axis + 1)...]))
+        let sizes = tensors.map { $0.shape[axis] }
+        let total = sizes.reduce(0, +)
+        var outShape = first.shape
+        outShape[axis] = total
+        let out = Tensor.uninitialized(outShape)
+        var offset = 0
+        for (t, size) in zip(tensors, sizes) {
+            for o in 0..<outer {
+                (out.pointer + (o * total + offset) * inner).update(from: t.pointer + o * size * inner, count: size * inner)
+            }
+            offset += size
+        }
+        if needsGrad(tensors) {
+            out.recorded("concatenate", tensors) { g in
+                var start = 0
+                return zip(tensors, sizes).map { t, size in
+                    defer { start += size }
+                    return t.requiresGrad ? g.narrowed(axis: axis, start: start, length: size) : nil
+                }
+            }
+        }
+        return out
+    }
+
+    /// A copy broadcast to `target` (NumPy rules).
+    public func expanded(to target: [Int]) -> Tensor {
+        guard let shape = broadcastShapes(self.shape, target), shape == target else {
+            preconditionFailure("cannot expand \(self.shape) to \(target)")
+        }
+        let out = broadcastBinary(AddKernel.self, self, Tensor(0), outShape: target)
+        if Tensor.needsGrad(self) {
+            let s = self.shape
+            out.recorded("expand", [self]) { g in [g.sumToShape(s)] }
+        }
+        return out
+    }
+
+    /// Embedding lookup: rows of this [rows, dim] table picked by `indices`; the result has shape
+    /// `indexShape + [dim]`. Indices must be in range (callers validate data-derived ids and throw).
+    public func gatherRows(_ indices: [Int], indexShape: [Int]? = nil) -> Tensor {
+        precondition(rank == 2, "gatherRows needs a [rows, dim] table, got \(shape)")
+        let rows = shape[0], dim = shape[1]
+        let outShape = (indexShape ?? [indices.count]) + [dim]
+        precondition(shapeCount(outShape) == indices.count * dim, "index shape does not match \(indices.count) indices")
+        let out = Tensor.uninitialized(outShape)
+        for (i, index) in indices.enumerated() {
+            precondition(index >= 0 && index < rows, "index \(index) out of range for \(rows) rows")
+            (out.pointer + i * dim).update(from: pointer + index * dim, count: dim)
+        }
+        if Tensor.needsGrad(self) {
+            let s = shape
+            out.recorded("gather_rows", [self]) { g in
+                // Scatter-add: repeated indices accumulate, as in torch's embedding backward.
+                let dx = Tensor.zeros(s)
+                for (i, index) in indices.enumerated() {
+                    let dst = dx.pointer + index * dim, src = g.pointer + i * dim
+                    var j = 0
+                    while j + vecWidth <= dim { storeVec(loadVec(dst + j) + loadVec(src + j), dst + j); j += vecWidth }
+                    while j < dim { dst[j] += src[j]; j += 1 }
+                }
+                return [dx]
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,70 @@
+import ArgumentParser
+import Foundation
+import KosmosTensor
+
+@main
+struct Kosmos: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kosmos",
+        abstract: "Train and run Kosmos multimodal language models in Swift.",
+        version: "0.1.0",
+        subcommands: [Bench.self]
+    )
+}
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure the speed of the engine's building blocks.",
+        subcommands: [Gemm.self]
+    )
+}
+
+struct Gemm: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Float32 matrix-product throughput (GFLOP/s) for square and transformer-shaped products."
+    )
+
+    @Option(help: "Timed runs per shape (after one warm-up).")
+    var repeats: Int = 5
+
+    @Option(help: "BLAS threads (default: OPENBLAS_NUM_THREADS, else all cores).")
+    var threads: Int?
+
+    @Option(help: "Only these square sizes, comma-separated (e.g. 512,2048), instead of the default set.")
+    var sizes: String?
+
+    func validate() throws {
+        guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1") }
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if let sizes {
+            let parsed = sizes.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard !parsed.isEmpty, parsed.allSatisfy({ ($0 ?? 0) > 0 && ($0 ?? 0) <= 16384 }) else {
+                throw ValidationError("--sizes takes positive integers up to 16384, comma-separated, e.g. 512,2048")
+            }
+        }
+    }
+
+    func run() throws {
+        if let threads { BLAS.threadCount = threads }
+        var shapes = GemmBenchmark.defaultShapes
+        if let sizes {
+            shapes = sizes.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+                .map { GemmBenchmark.Shape(m: $0, k: $0, n: $0, label: "square") }
+        }
+        print("float32 GEMM through Tensor.matmul (B transposed, as a Linear layer reads it)")
+        print("BLAS threads: \(BLAS.threadCount), kernel threads: \(Parallel.threadCount), runs per shape: \(repeats)")
+        print(pad("shape", 24) + pad("best ms", 10) + pad("GFLOP/s", 10) + pad("median", 10) + "  what")
+        _ = GemmBenchmark.run(shapes: shapes, repeats: repeats) { r in
+            print(pad(r.shape.description, 24)
+                  + pad(String(format: "%.2f", r.bestSeconds * 1000), 10)
+                  + pad(String(format: "%.1f", r.bestGFLOPs), 10)
+                  + pad(String(format: "%.1f", r.medianGFLOPs), 10)
+                  + "  " + r.shape.label)
+            fflush(nil)
+        }
+    }
+
+    private func pad(_ s: String, _ width: Int) -> String {
+        s.count >= width ? s + " " : s + String(repeating: " ", count: width - s.count)
+    }
+}
