@@ -92,9 +92,7 @@ extension Module {
         // The writer reads the buffers during write(to:); keep the tensors alive until then.
         try withExtendedLifetime(state) {
             for (name, tensor) in state {
-                try tensor.withUnsafeBufferPointer { buffer in
-                    try writer.add(name: prefix + name, shape: tensor.shape, floats: buffer, as: dtype)
-                }
+                try writer.add(name: prefix + name, tensor: tensor, as: dtype)
             }
             try writer.write(to: url)
         }

@@ -30,6 +30,25 @@ public enum BLAS {
                       alpha: Float, a: UnsafePointer<Float>, lda: Int,
                       b: UnsafePointer<Float>, ldb: Int,
                       beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        if m == 1 {
+            // One row (a decoding step): a matrix-vector product. OpenBLAS's sgemm handles this
+            // shape far below memory bandwidth; sgemv streams op(B) once.
+            // c[1×n] = a[1×k] · op(B)  ⇔  cᵀ = op(B)ᵀ · aᵀ, with a's elements lda apart when transposed.
+            let incA = transA ? lda : 1
+            // Our outputs start uninitialised; some BLAS builds compute beta·y even for beta = 0,
+            // which turns stale NaNs into NaNs. Start from zeros.
+            if beta == 0 { c.update(repeating: 0, count: n) }
+            if transB {
+                // B is n×k: cᵀ = B · aᵀ.
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(n), Int32(k), alpha, b, Int32(ldb),
+                            a, Int32(incA), beta, c, 1)
+            } else {
+                // B is k×n: cᵀ = Bᵀ · aᵀ.
+                cblas_sgemv(CblasRowMajor, CblasTrans, Int32(k), Int32(n), alpha, b, Int32(ldb),
+                            a, Int32(incA), beta, c, 1)
+            }
+            return
+        }
         cblas_sgemm(CblasRowMajor,
                     transA ? CblasTrans : CblasNoTrans,
                     transB ? CblasTrans : CblasNoTrans,

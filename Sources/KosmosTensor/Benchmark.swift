@@ -60,3 +60,56 @@ public enum GemmBenchmark {
         return results
     }
 }
+
+/// Timings of the Swift kernels on transformer-sized inputs (the shapes DESIGN.md quotes PyTorch
+/// figures for). Used by `kosmos bench kernels`; printed, never asserted.
+public enum KernelBenchmark {
+    public struct Result: Sendable {
+        public let name: String
+        public let bestMilliseconds: Double
+        public let medianMilliseconds: Double
+    }
+
+    public static func run(repeats: Int = 10, seed: UInt64 = 0, progress: (Result) -> Void = { _ in }) -> [Result] {
+        let generator = RandomGenerator(seed: seed)
+        let hidden = Tensor.randn([128, 8192], generator: generator)
+        let weight = Tensor.randn([8192], generator: generator), bias = Tensor.randn([8192], generator: generator)
+        let logits = Tensor.randn([128, 32002], generator: generator)
+        let targets = (0..<128).map { _ in generator.nextInt(below: 32002) }
+        let q = Tensor.randn([1, 32, 128, 64], generator: generator)
+        let k = Tensor.randn([1, 32, 128, 64], generator: generator)
+        let v = Tensor.randn([1, 32, 128, 64], generator: generator)
+        let trainable = logits.clone()
+        trainable.requiresGrad = true
+
+        let cases: [(String, () -> Void)] = [
+            ("layer norm 128×8192", { _ = withoutGrad { hidden.layerNorm(weight: weight, bias: bias) } }),
+            ("softmax 128×32002", { _ = withoutGrad { logits.softmax() } }),
+            ("log-softmax 128×32002", { _ = withoutGrad { logits.logSoftmax() } }),
+            ("gelu 128×8192", { _ = withoutGrad { hidden.gelu() } }),
+            ("add 128×8192 + 8192", { _ = withoutGrad { hidden + bias } }),
+            ("cross-entropy fwd+bwd 128×32002", {
+                trainable.grad = nil
+                trainable.crossEntropy(targets: targets).backward()
+            }),
+            ("causal attention 32 heads × 128 × 64", {
+                _ = withoutGrad { Tensor.scaledDotProductAttention(query: q, key: k, value: v, causal: true) }
+            }),
+        ]
+        var results: [Result] = []
+        for (name, body) in cases {
+            body()
+            var times: [Double] = []
+            for _ in 0..<Swift.max(1, repeats) {
+                let start = DispatchTime.now().uptimeNanoseconds
+                body()
+                times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+            }
+            times.sort()
+            let result = Result(name: name, bestMilliseconds: times[0], medianMilliseconds: times[times.count / 2])
+            progress(result)
+            results.append(result)
+        }
+        return results
+    }
+}

@@ -15,7 +15,7 @@ struct Kosmos: ParsableCommand {
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure the speed of the engine's building blocks.",
-        subcommands: [Gemm.self]
+        subcommands: [Gemm.self, Kernels.self]
     )
 }
 
@@ -66,5 +66,28 @@ struct Gemm: ParsableCommand {
 
     private func pad(_ s: String, _ width: Int) -> String {
         s.count >= width ? s + " " : s + String(repeating: " ", count: width - s.count)
+    }
+}
+
+struct Kernels: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Time the Swift kernels (layer norm, softmax, GELU, cross-entropy, attention) on transformer-sized inputs."
+    )
+
+    @Option(help: "Timed runs per kernel (after one warm-up).")
+    var repeats: Int = 10
+
+    func validate() throws {
+        guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1") }
+    }
+
+    func run() throws {
+        print("kernel threads: \(Parallel.threadCount), BLAS threads: \(BLAS.threadCount), runs: \(repeats)")
+        print("kernel".padding(toLength: 40, withPad: " ", startingAt: 0) + "best ms    median ms")
+        _ = KernelBenchmark.run(repeats: repeats) { r in
+            print(r.name.padding(toLength: 40, withPad: " ", startingAt: 0)
+                  + String(format: "%-10.3f %.3f", r.bestMilliseconds, r.medianMilliseconds))
+            fflush(nil)
+        }
     }
 }

@@ -126,10 +126,10 @@ final class ModuleTests: XCTestCase {
         for (name, tensor) in model.stateDict() where name != "layers.1.fc2.weight" {
             let stored = name == "layers.0.fc1.weight" ? Tensor.zeros([4, 8]) : tensor
             kept.append(stored)
-            try stored.withUnsafeBufferPointer { try writer.add(name: name, shape: stored.shape, floats: $0) }
+            try writer.add(name: name, tensor: stored)
         }
         let extra = Tensor.zeros([2])
-        try extra.withUnsafeBufferPointer { try writer.add(name: "layers.0.rotary.inv_freq", shape: [2], floats: $0) }
+        try writer.add(name: "layers.0.rotary.inv_freq", tensor: extra)
         let url = directory.appendingPathComponent("bad.safetensors")
         try withExtendedLifetime((kept, extra)) { try writer.write(to: url) }
 

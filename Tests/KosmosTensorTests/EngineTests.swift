@@ -91,7 +91,7 @@ final class EngineTests: XCTestCase {
     }
 
     func testMatmulAgainstNaiveLoops() {
-        for (m, k, n) in [(1, 1, 1), (3, 5, 2), (17, 33, 9), (64, 64, 64)] {
+        for (m, k, n) in [(1, 1, 1), (1, 37, 19), (3, 5, 2), (17, 33, 9), (64, 64, 64)] {
             for ta in [false, true] {
                 for tb in [false, true] {
                     let a = Tensor.randn(ta ? [k, m] : [m, k], generator: generator)

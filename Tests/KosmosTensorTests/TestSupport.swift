@@ -42,10 +42,9 @@ final class Fixture {
     }
 
     func tensor(_ name: String, requiresGrad: Bool = false) throws -> Tensor {
-        guard let entry = file.entry(name) else {
-            throw SafeTensorsError(file: "fixture", tensor: name, reason: "not in fixture")
-        }
-        return Tensor(shape: entry.shape, scalars: try file.floats(name), requiresGrad: requiresGrad)
+        let t = try file.tensor(name)
+        t.requiresGrad = requiresGrad
+        return t
     }
 
     func ints(_ name: String) throws -> [Int] {
