@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Layering follows shared/DESIGN.md: arrows only point down
-// (CBLAS <- KosmosTensor <- KosmosNN <- kosmos).
+// (CBLAS <- KosmosTensor <- KosmosNN <- KosmosModels <- kosmos).
 //
 // KosmosTensor and KosmosNN stay in Swift 5 language mode: their kernels hand raw pointers to
 // `DispatchQueue.concurrentPerform` workers and keep process-wide settings (grad mode, thread
@@ -13,6 +13,7 @@ let package = Package(
     products: [
         .library(name: "KosmosTensor", targets: ["KosmosTensor"]),
         .library(name: "KosmosNN", targets: ["KosmosNN"]),
+        .library(name: "KosmosModels", targets: ["KosmosModels"]),
         .executable(name: "kosmos", targets: ["kosmos"]),
     ],
     dependencies: [
@@ -35,17 +36,28 @@ let package = Package(
             dependencies: ["KosmosTensor"],
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
+        .target(
+            name: "KosmosModels",
+            dependencies: ["KosmosNN", "KosmosTensor"],
+            swiftSettings: [.swiftLanguageMode(.v5)]
+        ),
         .executableTarget(
             name: "kosmos",
             dependencies: [
                 "KosmosTensor",
                 "KosmosNN",
+                "KosmosModels",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(
             name: "KosmosTensorTests",
             dependencies: ["KosmosTensor"],
+            swiftSettings: [.swiftLanguageMode(.v5)]
+        ),
+        .testTarget(
+            name: "KosmosModelsTests",
+            dependencies: ["KosmosModels", "KosmosNN", "KosmosTensor"],
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
         .testTarget(

@@ -20,6 +20,19 @@ public final class Linear: Module {
         if let b = self.bias { registerParameter("bias", b) }
     }
 
+    /// A bias-free Linear whose weight is `weight` itself (tied to an embedding table, as
+    /// share_decoder_input_output_embed and tied LM heads do). The tensor is registered under this
+    /// module's name too, so the state dict lists both keys; it is updated once per step.
+    public init(sharing weight: Tensor) {
+        precondition(weight.rank == 2, "a shared Linear weight must be [out, in], got \(weight.shape)")
+        self.weight = weight
+        bias = nil
+        outFeatures = weight.shape[0]
+        inFeatures = weight.shape[1]
+        super.init()
+        registerParameter("weight", weight)
+    }
+
     public func callAsFunction(_ x: Tensor) -> Tensor {
         // Transpose flag instead of a copy of W.
         let y = Tensor.matmul(x, weight, transposeB: true)
@@ -34,10 +47,13 @@ public final class Embedding: Module {
     public let weight: Tensor
     public let count: Int
     public let dimension: Int
+    /// The row that stays zero and receives no gradient (torch's padding_idx).
+    public let paddingIndex: Int?
 
     public init(count: Int, dimension: Int, paddingIndex: Int? = nil, generator: RandomGenerator) {
         self.count = count
         self.dimension = dimension
+        self.paddingIndex = paddingIndex
         weight = Tensor.randn([count, dimension], generator: generator)
         if let paddingIndex, paddingIndex >= 0, paddingIndex < count {
             weight.withUnsafeMutableBufferPointer { buffer in
@@ -54,7 +70,7 @@ public final class Embedding: Module {
         if let bad = ids.first(where: { $0 < 0 || $0 >= count }) {
             throw EmbeddingError.idOutOfRange(id: bad, tableSize: count)
         }
-        return weight.gatherRows(ids, indexShape: shape)
+        return weight.gatherRows(ids, indexShape: shape, paddingIndex: paddingIndex)
     }
 }
 

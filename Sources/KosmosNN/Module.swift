@@ -46,11 +46,18 @@ open class Module {
         Set(ownParameters.map(\.name) + ownBuffers.map(\.name) + children.map(\.name))
     }
 
-    /// Every parameter with its dotted path, in registration order (own first, then children).
+    /// Every parameter with its dotted path, in registration order (own first, then children). A
+    /// tensor registered under several names (tied weights) appears once, under its first name,
+    /// as in PyTorch's named_parameters().
     public func namedParameters(prefix: String = "") -> [(name: String, tensor: Tensor)] {
+        var seen = Set<ObjectIdentifier>()
+        return allParameters(prefix: prefix).filter { seen.insert(ObjectIdentifier($0.tensor)).inserted }
+    }
+
+    private func allParameters(prefix: String) -> [(name: String, tensor: Tensor)] {
         var result = ownParameters.map { (prefix + $0.name, $0.tensor) }
         for child in children {
-            result += child.module.namedParameters(prefix: prefix + child.name + ".")
+            result += child.module.allParameters(prefix: prefix + child.name + ".")
         }
         return result
     }
@@ -64,7 +71,8 @@ open class Module {
         return result
     }
 
-    /// Parameters and buffers: everything a checkpoint holds, keyed as PyTorch's state_dict.
+    /// Parameters and buffers: everything a checkpoint holds, keyed as PyTorch's state_dict (a tied
+    /// tensor under each of its names).
     public func stateDict(prefix: String = "") -> [(name: String, tensor: Tensor)] {
         var result = ownParameters.map { (prefix + $0.name, $0.tensor) } + ownBuffers.map { (prefix + $0.name, $0.tensor) }
         for child in children {

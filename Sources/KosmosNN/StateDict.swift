@@ -47,27 +47,39 @@ extension Module {
                      sourceName: String = "checkpoint") throws {
         var problems = StateDictError(source: sourceName)
         let state = stateDict()
-        var expectedNames = Set<String>()
+        // Tied tensors (one tensor under several names) need only one of their names in the file:
+        // PyTorch's safetensors writers keep a single copy of shared tensors.
+        var names: [ObjectIdentifier: [String]] = [:]
+        var tensors: [ObjectIdentifier: Tensor] = [:]
+        var order: [ObjectIdentifier] = []
         for (name, tensor) in state {
-            let key = prefix + name
-            expectedNames.insert(key)
-            guard let entry = source.entry(key) else {
-                problems.missing.append(key)
+            let id = ObjectIdentifier(tensor)
+            if names[id] == nil { order.append(id); tensors[id] = tensor }
+            names[id, default: []].append(prefix + name)
+        }
+        var plan: [(key: String, tensor: Tensor)] = []
+        for id in order {
+            let keys = names[id]!, tensor = tensors[id]!
+            guard let key = keys.first(where: { source.entry($0) != nil }), let entry = source.entry(key) else {
+                problems.missing.append(keys[0])
                 continue
             }
             if entry.shape != tensor.shape {
                 problems.mismatched.append(.init(name: key, expected: tensor.shape, found: entry.shape))
             } else if ![.f32, .f16, .bf16].contains(entry.dtype) {
                 problems.unreadable.append("tensor \(key) has dtype \(entry.dtype.rawValue), expected a float type")
+            } else {
+                plan.append((key, tensor))
             }
         }
         if strict {
-            problems.unexpected = source.names.filter { $0.hasPrefix(prefix) && !expectedNames.contains($0) }
+            let expected = Set(names.values.joined())
+            problems.unexpected = source.names.filter { $0.hasPrefix(prefix) && !expected.contains($0) }
         }
         guard problems.isEmpty else { throw problems }
-        for (name, tensor) in state {
+        for (key, tensor) in plan {
             try tensor.withUnsafeMutableBufferPointer { buffer in
-                try source.copyFloats(prefix + name, into: buffer)
+                try source.copyFloats(key, into: buffer)
             }
         }
     }

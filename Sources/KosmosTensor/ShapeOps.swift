@@ -167,7 +167,8 @@ extension Tensor {
 
     /// Embedding lookup: rows of this [rows, dim] table picked by `indices`; the result has shape
     /// `indexShape + [dim]`. Indices must be in range (callers validate data-derived ids and throw).
-    public func gatherRows(_ indices: [Int], indexShape: [Int]? = nil) -> Tensor {
+    /// Rows looked up through `paddingIndex` get no gradient, as torch's embedding with padding_idx.
+    public func gatherRows(_ indices: [Int], indexShape: [Int]? = nil, paddingIndex: Int? = nil) -> Tensor {
         precondition(rank == 2, "gatherRows needs a [rows, dim] table, got \(shape)")
         let rows = shape[0], dim = shape[1]
         let outShape = (indexShape ?? [indices.count]) + [dim]
@@ -182,7 +183,7 @@ extension Tensor {
             out.recorded("gather_rows", [self]) { g in
                 // Scatter-add: repeated indices accumulate, as in torch's embedding backward.
                 let dx = Tensor.zeros(s)
-                for (i, index) in indices.enumerated() {
+                for (i, index) in indices.enumerated() where index != paddingIndex {
                     let dst = dx.pointer + index * dim, src = g.pointer + i * dim
                     var j = 0
                     while j + vecWidth <= dim { storeVec(loadVec(dst + j) + loadVec(src + j), dst + j); j += vecWidth }

@@ -197,3 +197,11 @@ final class EngineTests: XCTestCase {
         XCTAssertTrue(logits.crossEntropy(targets: [-100, -100]).item().isNaN)
     }
 }
+
+extension EngineTests {
+    func testGatherRowsGivesThePaddingRowNoGradient() {
+        let table = Tensor.randn([4, 3], generator: generator, requiresGrad: true)
+        table.gatherRows([1, 2, 1, 0], paddingIndex: 1).sum().backward()
+        XCTAssertEqual(table.grad?.scalars, [1, 1, 1, 0, 0, 0, 1, 1, 1, 0, 0, 0])
+    }
+}

@@ -126,3 +126,10 @@ final class GradCheckTests: XCTestCase {
         }
     }
 }
+
+extension GradCheckTests {
+    func testRotatingPairs() {
+        let c = Tensor.randn([3, 2], generator: generator), s = Tensor.randn([3, 2], generator: generator)
+        gradCheck("rotating pairs", [randn([2, 3, 4])]) { $0[0].rotatingPairs(cos: c, sin: s) }
+    }
+}

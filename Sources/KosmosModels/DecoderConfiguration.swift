@@ -1,0 +1,130 @@
+import Foundation
+
+/// torchscale's `DecoderConfig` (torchscale/architecture/config.py), decoded from JSON with the
+/// same field names; absent fields take torchscale's defaults. Only the fields that change the
+/// dense decoder are kept (no mixture-of-experts, no relative position buckets).
+public struct DecoderConfiguration: Codable, Equatable, Sendable {
+    /// Absolute position embeddings added to the token embeddings (torchscale passes these in as a
+    /// module; here they are part of the configuration).
+    public enum AbsolutePositions: String, Codable, Sendable {
+        case none
+        /// torchscale's PositionalEmbedding: a learned table, positions starting at 2 (fairseq's offset).
+        case learned
+        /// fairseq's sinusoidal table (half sin, half cos), positions starting at 2.
+        case sinusoidal
+    }
+
+    public var decoderEmbedDim = 768
+    public var decoderAttentionHeads = 12
+    public var decoderFfnEmbedDim = 3072
+    public var decoderLayers = 12
+    public var decoderNormalizeBefore = true
+    public var activationFn = "gelu"
+    public var dropout: Float = 0
+    public var attentionDropout: Float = 0
+    public var activationDropout: Float = 0
+    public var noScaleEmbedding = true
+    public var layernormEmbedding = false
+    public var subln = true
+    public var shareDecoderInputOutputEmbed = false
+    public var maxTargetPositions = 1024
+    public var layernormEps: Float = 1e-5
+    public var vocabSize = -1
+    public var xposRelPos = false
+    public var xposScaleBase: Float = 512
+    public var absolutePositions = AbsolutePositions.none
+    /// fairseq's padding index: the sinusoidal table's zero row and the position offset.
+    public var paddingIdx = 1
+
+    public init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case decoderEmbedDim = "decoder_embed_dim"
+        case decoderAttentionHeads = "decoder_attention_heads"
+        case decoderFfnEmbedDim = "decoder_ffn_embed_dim"
+        case decoderLayers = "decoder_layers"
+        case decoderNormalizeBefore = "decoder_normalize_before"
+        case activationFn = "activation_fn"
+        case dropout
+        case attentionDropout = "attention_dropout"
+        case activationDropout = "activation_dropout"
+        case noScaleEmbedding = "no_scale_embedding"
+        case layernormEmbedding = "layernorm_embedding"
+        case subln
+        case shareDecoderInputOutputEmbed = "share_decoder_input_output_embed"
+        case maxTargetPositions = "max_target_positions"
+        case layernormEps = "layernorm_eps"
+        case vocabSize = "vocab_size"
+        case xposRelPos = "xpos_rel_pos"
+        case xposScaleBase = "xpos_scale_base"
+        case absolutePositions = "absolute_positions"
+        case paddingIdx = "padding_idx"
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = DecoderConfiguration()
+        decoderEmbedDim = try c.decodeIfPresent(Int.self, forKey: .decoderEmbedDim) ?? d.decoderEmbedDim
+        decoderAttentionHeads = try c.decodeIfPresent(Int.self, forKey: .decoderAttentionHeads) ?? d.decoderAttentionHeads
+        decoderFfnEmbedDim = try c.decodeIfPresent(Int.self, forKey: .decoderFfnEmbedDim) ?? d.decoderFfnEmbedDim
+        decoderLayers = try c.decodeIfPresent(Int.self, forKey: .decoderLayers) ?? d.decoderLayers
+        decoderNormalizeBefore = try c.decodeIfPresent(Bool.self, forKey: .decoderNormalizeBefore) ?? d.decoderNormalizeBefore
+        activationFn = try c.decodeIfPresent(String.self, forKey: .activationFn) ?? d.activationFn
+        dropout = try c.decodeIfPresent(Float.self, forKey: .dropout) ?? d.dropout
+        attentionDropout = try c.decodeIfPresent(Float.self, forKey: .attentionDropout) ?? d.attentionDropout
+        activationDropout = try c.decodeIfPresent(Float.self, forKey: .activationDropout) ?? d.activationDropout
+        noScaleEmbedding = try c.decodeIfPresent(Bool.self, forKey: .noScaleEmbedding) ?? d.noScaleEmbedding
+        layernormEmbedding = try c.decodeIfPresent(Bool.self, forKey: .layernormEmbedding) ?? d.layernormEmbedding
+        subln = try c.decodeIfPresent(Bool.self, forKey: .subln) ?? d.subln
+        shareDecoderInputOutputEmbed = try c.decodeIfPresent(Bool.self, forKey: .shareDecoderInputOutputEmbed) ?? d.shareDecoderInputOutputEmbed
+        maxTargetPositions = try c.decodeIfPresent(Int.self, forKey: .maxTargetPositions) ?? d.maxTargetPositions
+        layernormEps = try c.decodeIfPresent(Float.self, forKey: .layernormEps) ?? d.layernormEps
+        vocabSize = try c.decodeIfPresent(Int.self, forKey: .vocabSize) ?? d.vocabSize
+        xposRelPos = try c.decodeIfPresent(Bool.self, forKey: .xposRelPos) ?? d.xposRelPos
+        xposScaleBase = try c.decodeIfPresent(Float.self, forKey: .xposScaleBase) ?? d.xposScaleBase
+        absolutePositions = try c.decodeIfPresent(AbsolutePositions.self, forKey: .absolutePositions) ?? d.absolutePositions
+        paddingIdx = try c.decodeIfPresent(Int.self, forKey: .paddingIdx) ?? d.paddingIdx
+        // torchscale: subln forces pre-norm.
+        if subln { decoderNormalizeBefore = true }
+    }
+
+    /// Rejects configurations the decoder cannot be built from, naming the field.
+    public func validate() throws {
+        func fail(_ field: String, _ why: String) -> ModelError { .invalidConfiguration(field: field, reason: why) }
+        guard decoderEmbedDim > 0 else { throw fail("decoder_embed_dim", "must be positive") }
+        guard decoderAttentionHeads > 0, decoderEmbedDim % decoderAttentionHeads == 0 else {
+            throw fail("decoder_attention_heads", "\(decoderAttentionHeads) does not divide decoder_embed_dim \(decoderEmbedDim)")
+        }
+        guard !xposRelPos || (decoderEmbedDim / decoderAttentionHeads) % 2 == 0 else {
+            throw fail("xpos_rel_pos", "xPos needs an even head dimension")
+        }
+        guard decoderFfnEmbedDim > 0 else { throw fail("decoder_ffn_embed_dim", "must be positive") }
+        guard decoderLayers > 0 else { throw fail("decoder_layers", "must be positive") }
+        guard vocabSize > 0 else { throw fail("vocab_size", "must be positive") }
+        guard ["gelu", "relu"].contains(activationFn) else {
+            throw fail("activation_fn", "'\(activationFn)' is not supported (gelu, relu)")
+        }
+        for (name, p) in [("dropout", dropout), ("attention_dropout", attentionDropout), ("activation_dropout", activationDropout)] {
+            guard p >= 0 && p < 1 else { throw fail(name, "must be in [0, 1)") }
+        }
+        guard layernormEps > 0 else { throw fail("layernorm_eps", "must be positive") }
+        guard absolutePositions == .none || maxTargetPositions > 0 else {
+            throw fail("max_target_positions", "must be positive with absolute positions")
+        }
+    }
+}
+
+/// Errors of model construction, loading and inputs.
+public enum ModelError: Error, CustomStringConvertible, Equatable {
+    case invalidConfiguration(field: String, reason: String)
+    case sequenceTooLong(length: Int, maximum: Int)
+    case invalidInput(String)
+
+    public var description: String {
+        switch self {
+        case let .invalidConfiguration(field, reason): return "configuration field \(field): \(reason)"
+        case let .sequenceTooLong(length, maximum): return "sequence of \(length) tokens is longer than the model's \(maximum) positions"
+        case let .invalidInput(text): return text
+        }
+    }
+}

@@ -1,0 +1,306 @@
+import Foundation
+import KosmosNN
+import KosmosTensor
+
+// The Magneto (sub-LN) decoder of torchscale 0.3: torchscale/architecture/decoder.py,
+// component/multihead_attention.py, component/feedforward_network.py,
+// component/xpos_relative_position.py. Module and parameter names equal torchscale's state_dict keys.
+
+/// torchscale's XPOS: rotary position angles on interleaved pairs, with a per-pair decay
+/// ζᵢ^(n/scale_base) (ζᵢ = (2i + 0.4d)/(1.4d), n a centred position) on queries and its inverse on keys.
+public final class XPos: Module {
+    public let headDim: Int
+    public let scaleBase: Float
+    /// Buffer `scale` [headDim/2] = ζ, saved in the state dict as torchscale does.
+    public let scale: Tensor
+
+    public init(headDim: Int, scaleBase: Float) {
+        self.headDim = headDim
+        self.scaleBase = scaleBase
+        // (arange(0, d, 2) + 0.4·d) / (1.4·d), in float32 like the reference buffer.
+        let offset = Float(0.4 * Double(headDim)), divisor = Float(1.4 * Double(headDim))
+        scale = Tensor(shape: [headDim / 2], scalars: (0..<headDim / 2).map { (Float(2 * $0) + offset) / divisor })
+        super.init()
+        registerBuffer("scale", scale)
+    }
+
+    /// Coefficient tables (cos·ζⁿ, sin·ζⁿ) for the last `length` of `length + offset` positions, as
+    /// XPOS.forward computes them: angles from positions 0..<length+offset, decay exponents from the
+    /// same positions centred at −(length+offset)//2; `downscale` (keys) uses 1/ζⁿ.
+    public func tables(length: Int, offset: Int = 0, downscale: Bool) -> (cos: Tensor, sin: Tensor) {
+        let half = headDim / 2
+        let rows = length + offset
+        let minPosition = Int((-Double(rows) / 2).rounded(.down))
+        let inverseFrequency = (0..<half).map { 1 / Foundation.pow(Float(10000), Float($0) / Float(half)) }
+        let zeta = scale.scalars
+        var cosTable = [Float](repeating: 0, count: length * half)
+        var sinTable = [Float](repeating: 0, count: length * half)
+        for row in offset..<rows {
+            let exponent = Float(minPosition + row) / scaleBase
+            for i in 0..<half {
+                var decay = Foundation.pow(zeta[i], exponent)
+                if downscale { decay = 1 / decay }
+                let angle = Float(row) * inverseFrequency[i]
+                cosTable[(row - offset) * half + i] = Foundation.cos(angle) * decay
+                sinTable[(row - offset) * half + i] = Foundation.sin(angle) * decay
+            }
+        }
+        return (Tensor(shape: [length, half], scalars: cosTable), Tensor(shape: [length, half], scalars: sinTable))
+    }
+
+    /// Applies xPos to x of shape [..., length, headDim].
+    public func callAsFunction(_ x: Tensor, offset: Int = 0, downscale: Bool) -> Tensor {
+        let t = tables(length: x.shape[x.rank - 2], offset: offset, downscale: downscale)
+        return x.rotatingPairs(cos: t.cos, sin: t.sin)
+    }
+}
+
+/// torchscale's MultiheadAttention used as causal self-attention, with sub-LN (`inner_attn_ln`
+/// on the concatenated heads before `out_proj`) and optional xPos.
+public final class MagnetoSelfAttention: Module {
+    public let kProj: Linear, vProj: Linear, qProj: Linear, outProj: Linear
+    public let innerAttnLn: LayerNorm?
+    public let xpos: XPos?
+    public let heads: Int
+    public let headDim: Int
+    let attentionDropout: Float
+    let generator: RandomGenerator
+
+    public init(configuration c: DecoderConfiguration, generator: RandomGenerator) {
+        let d = c.decoderEmbedDim
+        heads = c.decoderAttentionHeads
+        headDim = d / heads
+        kProj = Linear(inFeatures: d, outFeatures: d, generator: generator)
+        vProj = Linear(inFeatures: d, outFeatures: d, generator: generator)
+        qProj = Linear(inFeatures: d, outFeatures: d, generator: generator)
+        outProj = Linear(inFeatures: d, outFeatures: d, generator: generator)
+        innerAttnLn = c.subln ? LayerNorm(d, eps: c.layernormEps) : nil
+        xpos = c.xposRelPos ? XPos(headDim: d / heads, scaleBase: c.xposScaleBase) : nil
+        attentionDropout = c.attentionDropout
+        self.generator = generator
+        super.init()
+        registerModule("k_proj", kProj)
+        registerModule("v_proj", vProj)
+        registerModule("q_proj", qProj)
+        registerModule("out_proj", outProj)
+        if let innerAttnLn { registerModule("inner_attn_ln", innerAttnLn) }
+        if let xpos { registerModule("xpos", xpos) }
+    }
+
+    /// x [batch, length, dim] → [batch, length, dim]; causal; `keyPadding` batch × length flags.
+    public func callAsFunction(_ x: Tensor, keyPadding: [Bool]? = nil) -> Tensor {
+        let batch = x.shape[0], length = x.shape[1], dim = x.shape[2]
+        func splitHeads(_ t: Tensor) -> Tensor {
+            t.reshaped([batch, length, heads, headDim]).permuted([0, 2, 1, 3])
+        }
+        // The reference scales q before xPos and the product (q *= head_dim^-0.5).
+        var q = splitHeads(qProj(x).scaled(by: Foundation.pow(Float(headDim), -0.5)))
+        var k = splitHeads(kProj(x))
+        let v = splitHeads(vProj(x))
+        if let xpos {
+            k = xpos(k, offset: 0, downscale: true)
+            q = xpos(q, offset: 0, downscale: false)
+        }
+        let scores = Tensor.matmul(q, k, transposeB: true)
+        var probabilities = scores.maskedSoftmax(scale: 1, causal: true, keyPadding: keyPadding)
+        if isTraining && attentionDropout > 0 {
+            probabilities = probabilities.dropout(probability: attentionDropout, generator: generator)
+        }
+        var attention = Tensor.matmul(probabilities, v).permuted([0, 2, 1, 3]).reshaped([batch, length, dim])
+        if let innerAttnLn { attention = innerAttnLn(attention) }
+        return outProj(attention)
+    }
+}
+
+/// torchscale's FeedForwardNetwork: fc1 → activation → dropout → ffn_layernorm (sub-LN) → fc2 → dropout.
+public final class MagnetoFeedForward: Module {
+    public let fc1: Linear, fc2: Linear
+    public let ffnLayernorm: LayerNorm?
+    let activation: String
+    let activationDropout: Dropout, dropout: Dropout
+
+    public init(configuration c: DecoderConfiguration, generator: RandomGenerator) {
+        fc1 = Linear(inFeatures: c.decoderEmbedDim, outFeatures: c.decoderFfnEmbedDim, generator: generator)
+        fc2 = Linear(inFeatures: c.decoderFfnEmbedDim, outFeatures: c.decoderEmbedDim, generator: generator)
+        ffnLayernorm = c.subln ? LayerNorm(c.decoderFfnEmbedDim, eps: c.layernormEps) : nil
+        activation = c.activationFn
+        activationDropout = Dropout(probability: c.activationDropout, generator: generator)
+        dropout = Dropout(probability: c.dropout, generator: generator)
+        super.init()
+        registerModule("fc1", fc1)
+        registerModule("fc2", fc2)
+        if let ffnLayernorm { registerModule("ffn_layernorm", ffnLayernorm) }
+        registerModule("activation_dropout_module", activationDropout)
+        registerModule("dropout_module", dropout)
+    }
+
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        var h = fc1(x)
+        h = activation == "relu" ? h.relu() : h.gelu()
+        h = activationDropout(h)
+        if let ffnLayernorm { h = ffnLayernorm(h) }
+        return dropout(fc2(h))
+    }
+}
+
+/// torchscale's DecoderLayer without cross-attention (decoder-only).
+public final class MagnetoDecoderLayer: Module {
+    public let selfAttn: MagnetoSelfAttention
+    public let selfAttnLayerNorm: LayerNorm
+    public let ffn: MagnetoFeedForward
+    public let finalLayerNorm: LayerNorm
+    let dropout: Dropout
+    let normalizeBefore: Bool
+
+    public init(configuration c: DecoderConfiguration, generator: RandomGenerator) {
+        selfAttn = MagnetoSelfAttention(configuration: c, generator: generator)
+        selfAttnLayerNorm = LayerNorm(c.decoderEmbedDim, eps: c.layernormEps)
+        ffn = MagnetoFeedForward(configuration: c, generator: generator)
+        finalLayerNorm = LayerNorm(c.decoderEmbedDim, eps: c.layernormEps)
+        dropout = Dropout(probability: c.dropout, generator: generator)
+        normalizeBefore = c.decoderNormalizeBefore
+        super.init()
+        registerModule("self_attn", selfAttn)
+        registerModule("self_attn_layer_norm", selfAttnLayerNorm)
+        registerModule("ffn", ffn)
+        registerModule("final_layer_norm", finalLayerNorm)
+        registerModule("dropout_module", dropout)
+    }
+
+    public func callAsFunction(_ input: Tensor, keyPadding: [Bool]? = nil) -> Tensor {
+        var x = input
+        var residual = x
+        if normalizeBefore { x = selfAttnLayerNorm(x) }
+        x = residual + dropout(selfAttn(x, keyPadding: keyPadding))
+        if !normalizeBefore { x = selfAttnLayerNorm(x) }
+        residual = x
+        if normalizeBefore { x = finalLayerNorm(x) }
+        x = residual + ffn(x)
+        if !normalizeBefore { x = finalLayerNorm(x) }
+        return x
+    }
+}
+
+/// torchscale's Decoder (decoder-only): embeddings, layers, final layer_norm, output projection.
+public final class MagnetoDecoder: Module {
+    public let configuration: DecoderConfiguration
+    public let embedTokens: Embedding
+    /// Learned absolute positions (`embed_positions.weight`, max_target_positions + 2 rows).
+    public let embedPositions: Embedding?
+    public let layernormEmbedding: LayerNorm?
+    public let layers: ModuleList<MagnetoDecoderLayer>
+    public let layerNorm: LayerNorm?
+    public let outputProjection: Linear
+    let dropout: Dropout
+    let embedScale: Float
+
+    /// A freshly initialised decoder, as torchscale initialises it: PyTorch's default Linear init,
+    /// then (sub-LN) every fc1, fc2, out_proj and v_proj parameter, biases included, × √(ln 2N);
+    /// output projection N(0, d^-½); token embeddings N(0, d^-½) with the padding row zero
+    /// (torchscale's TextEmbedding); learned positions likewise.
+    public init(configuration c: DecoderConfiguration, generator: RandomGenerator) throws {
+        try c.validate()
+        configuration = c
+        let d = c.decoderEmbedDim
+        embedTokens = Embedding(count: c.vocabSize, dimension: d, paddingIndex: c.paddingIdx, generator: generator)
+        embedTokens.weight.copy(from: Tensor.randn([c.vocabSize, d], std: Foundation.pow(Float(d), -0.5), generator: generator))
+        if c.paddingIdx >= 0 && c.paddingIdx < c.vocabSize {
+            embedTokens.weight.withUnsafeMutableBufferPointer { b in
+                for j in 0..<d { b[c.paddingIdx * d + j] = 0 }
+            }
+        }
+        if c.absolutePositions == .learned {
+            let table = Embedding(count: c.maxTargetPositions + 2, dimension: d, generator: generator)
+            table.weight.copy(from: Tensor.randn(table.weight.shape, std: Foundation.pow(Float(d), -0.5), generator: generator))
+            embedPositions = table
+        } else {
+            embedPositions = nil
+        }
+        layernormEmbedding = c.layernormEmbedding ? LayerNorm(d, eps: c.layernormEps) : nil
+        layers = ModuleList((0..<c.decoderLayers).map { _ in MagnetoDecoderLayer(configuration: c, generator: generator) })
+        layerNorm = c.decoderNormalizeBefore ? LayerNorm(d, eps: c.layernormEps) : nil
+        if c.shareDecoderInputOutputEmbed {
+            outputProjection = Linear(sharing: embedTokens.weight)
+        } else {
+            outputProjection = Linear(inFeatures: d, outFeatures: c.vocabSize, bias: false, generator: generator)
+            outputProjection.weight.copy(from: Tensor.randn([c.vocabSize, d], std: Foundation.pow(Float(d), -0.5), generator: generator))
+        }
+        dropout = Dropout(probability: c.dropout, generator: generator)
+        embedScale = c.noScaleEmbedding ? 1 : Float(d).squareRoot()
+        super.init()
+        registerModule("embed_tokens", embedTokens)
+        if let embedPositions { registerModule("embed_positions", embedPositions) }
+        if let layernormEmbedding { registerModule("layernorm_embedding", layernormEmbedding) }
+        registerModule("layers", layers)
+        if let layerNorm { registerModule("layer_norm", layerNorm) }
+        registerModule("output_projection", outputProjection)
+        registerModule("dropout_module", dropout)
+        if c.subln {
+            let factor = Float(Foundation.log(Double(c.decoderLayers * 2)).squareRoot())
+            for (name, p) in namedParameters()
+            where ["fc1", "fc2", "out_proj", "v_proj"].contains(where: { name.contains($0) }) {
+                p.copy(from: withoutGrad { p.scaled(by: factor) })
+            }
+        }
+    }
+
+    /// Token embeddings (scaled), plus absolute positions, layernorm_embedding and dropout, as
+    /// Decoder.forward_embedding. `tokenEmbeddings` [batch, length, dim] replaces the table lookup
+    /// (Kosmos places image embeddings in it); positions still follow the token positions.
+    public func embed(tokens: [Int], batch: Int, length: Int, tokenEmbeddings: Tensor? = nil) throws -> Tensor {
+        guard tokens.count == batch * length else {
+            throw ModelError.invalidInput("\(tokens.count) token ids for a batch of \(batch) × \(length)")
+        }
+        var x = try tokenEmbeddings ?? embedTokens(tokens, shape: [batch, length])
+        if embedScale != 1 { x = x.scaled(by: embedScale) }
+        switch configuration.absolutePositions {
+        case .none:
+            break
+        case .learned:
+            guard let embedPositions else { break }
+            guard length + 2 <= embedPositions.count else {
+                throw ModelError.sequenceTooLong(length: length, maximum: embedPositions.count - 2)
+            }
+            // torchscale's PositionalEmbedding: positions 2..<length+2 whatever the padding.
+            x = x + embedPositions.weight.gatherRows(Array(2..<(length + 2)), indexShape: [length])
+        case .sinusoidal:
+            x = x + sinusoidalPositions(length: length)
+        }
+        if let layernormEmbedding { x = layernormEmbedding(x) }
+        return dropout(x)
+    }
+
+    /// fairseq's sinusoidal table rows for positions padding_idx+1 ..< padding_idx+1+length.
+    func sinusoidalPositions(length: Int) -> Tensor {
+        let d = configuration.decoderEmbedDim, half = d / 2
+        // In float32 like fairseq's get_embedding: exp(arange(half) · −ln(10000)/(half−1)).
+        let negativeStep = Float(-(Foundation.log(Double(10000)) / Double(max(half - 1, 1))))
+        var values = [Float](repeating: 0, count: length * d)
+        for row in 0..<length {
+            let position = Float(configuration.paddingIdx + 1 + row)
+            for i in 0..<half {
+                let frequency = Foundation.exp(Float(i) * negativeStep)
+                let angle = position * frequency
+                values[row * d + i] = Foundation.sin(angle)
+                values[row * d + half + i] = Foundation.cos(angle)
+            }
+        }
+        return Tensor(shape: [length, d], scalars: values)
+    }
+
+    /// Hidden states after the final layer norm: [batch, length, dim].
+    public func features(tokens: [Int], batch: Int, length: Int, tokenEmbeddings: Tensor? = nil,
+                         keyPadding: [Bool]? = nil) throws -> Tensor {
+        var x = try embed(tokens: tokens, batch: batch, length: length, tokenEmbeddings: tokenEmbeddings)
+        for layer in layers.items { x = layer(x, keyPadding: keyPadding) }
+        if let layerNorm { x = layerNorm(x) }
+        return x
+    }
+
+    /// Logits [batch, length, vocab].
+    public func callAsFunction(tokens: [Int], batch: Int, length: Int, tokenEmbeddings: Tensor? = nil,
+                               keyPadding: [Bool]? = nil) throws -> Tensor {
+        outputProjection(try features(tokens: tokens, batch: batch, length: length,
+                                      tokenEmbeddings: tokenEmbeddings, keyPadding: keyPadding))
+    }
+}

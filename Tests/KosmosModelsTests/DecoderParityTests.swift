@@ -1,0 +1,153 @@
+import Foundation
+import XCTest
+import KosmosNN
+import KosmosTensor
+@testable import KosmosModels
+
+func modelFixture(_ name: String) throws -> SafeTensorsFile {
+    try SafeTensorsFile(url: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures").appendingPathComponent(name))
+}
+
+/// Compares within atol + rtol·|expected|, naming the worst element.
+func assertAllClose(_ actual: [Float], _ expected: [Float], rtol: Float, atol: Float, _ label: String,
+                    file: StaticString = #filePath, line: UInt = #line) {
+    XCTAssertEqual(actual.count, expected.count, "\(label): count", file: file, line: line)
+    var worst: (index: Int, excess: Float)? = nil
+    for i in 0..<min(actual.count, expected.count) {
+        let excess = abs(actual[i] - expected[i]) - (atol + rtol * abs(expected[i]))
+        if excess > 0 || actual[i].isNaN != expected[i].isNaN, excess > (worst?.excess ?? 0) || worst == nil {
+            worst = (i, excess.isNaN ? .infinity : excess)
+        }
+    }
+    if let worst {
+        XCTFail("\(label): element \(worst.index) is \(actual[worst.index]), expected \(expected[worst.index])",
+                file: file, line: line)
+    }
+}
+
+/// MagnetoDecoder against torchscale 0.3's Decoder (scripts/reference/decoder_reference.py):
+/// logits and loss to 1e-5 relative, every parameter's gradient to 1e-4 relative (DESIGN.md), and
+/// the losses of ten AdamW steps, which both sides run in float32, to 1e-4 relative.
+final class DecoderParityTests: XCTestCase {
+    func configuration(_ variant: String) -> DecoderConfiguration {
+        var c = DecoderConfiguration()
+        c.decoderEmbedDim = 32
+        c.decoderAttentionHeads = 4
+        c.decoderFfnEmbedDim = 64
+        c.decoderLayers = 2
+        c.vocabSize = 50
+        c.maxTargetPositions = 16
+        c.xposRelPos = variant.hasPrefix("xpos")
+        c.subln = variant != "preln_learned"
+        c.absolutePositions = variant.hasSuffix("learned") ? .learned : .none
+        c.layernormEmbedding = variant == "preln_learned"
+        c.noScaleEmbedding = variant != "preln_learned"
+        c.shareDecoderInputOutputEmbed = variant == "xpos_tied"
+        return c
+    }
+
+    func nextTokenLoss(_ logits: Tensor, tokens: [Int], batch: Int, length: Int, pad: Int) -> Tensor {
+        var targets: [Int] = []
+        for b in 0..<batch {
+            for t in 1..<length {
+                let id = tokens[b * length + t]
+                targets.append(id == pad ? -100 : id)
+            }
+        }
+        let vocab = logits.shape[2]
+        return logits.narrowed(axis: 1, start: 0, length: length - 1).reshaped([-1, vocab]).crossEntropy(targets: targets)
+    }
+
+    func check(_ variant: String) throws {
+        let fixture = try modelFixture("decoder_\(variant).safetensors")
+        let decoder = try MagnetoDecoder(configuration: configuration(variant), generator: RandomGenerator(seed: 0))
+        try decoder.load(from: fixture, prefix: "model.", sourceName: variant)
+        decoder.eval()
+        let tokens = try fixture.int64s("tokens").map { Int($0) }
+        let padding = try fixture.int64s("key_padding").map { $0 != 0 }
+        let logits = try decoder(tokens: tokens, batch: 2, length: 7, keyPadding: padding)
+        assertAllClose(logits.scalars, try fixture.floats("logits"), rtol: 1e-5, atol: 1e-5, "\(variant) logits")
+        let loss = nextTokenLoss(logits, tokens: tokens, batch: 2, length: 7, pad: 1)
+        XCTAssertEqual(loss.item(), try fixture.floats("loss")[0], accuracy: 1e-5 * abs(loss.item()), "\(variant) loss")
+        loss.backward()
+        var checked = 0
+        for (name, parameter) in decoder.namedParameters() {
+            guard fixture.entry("grad.\(name)") != nil else {
+                XCTFail("\(variant): fixture has no gradient for \(name)")
+                continue
+            }
+            guard let grad = parameter.grad else { XCTFail("\(variant): no gradient for \(name)"); continue }
+            assertAllClose(grad.scalars, try fixture.floats("grad.\(name)"), rtol: 1e-4, atol: 1e-6, "\(variant) grad \(name)")
+            checked += 1
+        }
+        XCTAssertGreaterThan(checked, 20)
+
+        // Ten AdamW steps from the same float32 weights.
+        let fresh = try MagnetoDecoder(configuration: configuration(variant), generator: RandomGenerator(seed: 0))
+        try fresh.load(from: fixture, prefix: "model.", sourceName: variant)
+        fresh.eval()
+        let optimizer = AdamW(parameters: fresh.parameters(), learningRate: 1e-3, beta1: 0.9, beta2: 0.98, eps: 1e-6, weightDecay: 0.01)
+        var losses: [Float] = []
+        for _ in 0..<10 {
+            optimizer.zeroGrad()
+            let l = nextTokenLoss(try fresh(tokens: tokens, batch: 2, length: 7, keyPadding: padding),
+                                  tokens: tokens, batch: 2, length: 7, pad: 1)
+            l.backward()
+            optimizer.step()
+            losses.append(l.item())
+        }
+        assertAllClose(losses, try fixture.floats("adamw_losses"), rtol: 1e-4, atol: 0, "\(variant) AdamW losses")
+    }
+
+    func testXPosSubLN() throws { try check("xpos_subln") }
+    func testSubLNWithoutXPos() throws { try check("subln") }
+    func testXPosWithLearnedPositions() throws { try check("xpos_learned") }
+    func testPreLNWithLearnedPositionsAndEmbeddingNorm() throws { try check("preln_learned") }
+    func testTiedInputOutputEmbedding() throws { try check("xpos_tied") }
+
+    func testMagnetoInitialisationScalesTheRightParameters() throws {
+        var c = configuration("xpos_subln")
+        c.decoderLayers = 24
+        c.decoderEmbedDim = 64
+        c.decoderAttentionHeads = 4
+        c.decoderFfnEmbedDim = 256
+        let decoder = try MagnetoDecoder(configuration: c, generator: RandomGenerator(seed: 1))
+        // PyTorch's default Linear init is U(±1/√in): standard deviation 1/√(3·in); Magneto
+        // multiplies fc1/fc2/out_proj/v_proj by √(ln 48) ≈ 1.9675 and leaves q/k alone.
+        func std(_ t: Tensor) -> Double {
+            let v = t.scalars.map(Double.init)
+            return (v.map { $0 * $0 }.reduce(0, +) / Double(v.count)).squareRoot()
+        }
+        let base = 1 / (3.0 * 64).squareRoot()
+        let factor = Foundation.log(48.0).squareRoot()
+        let layer = decoder.layers[5]
+        XCTAssertEqual(std(layer.selfAttn.qProj.weight), base, accuracy: base * 0.05)
+        XCTAssertEqual(std(layer.selfAttn.kProj.weight), base, accuracy: base * 0.05)
+        XCTAssertEqual(std(layer.selfAttn.vProj.weight), base * factor, accuracy: base * factor * 0.05)
+        XCTAssertEqual(std(layer.selfAttn.outProj.weight), base * factor, accuracy: base * factor * 0.05)
+        XCTAssertEqual(std(layer.ffn.fc1.weight), base * factor, accuracy: base * factor * 0.05)
+        let fc2Base = 1 / (3.0 * 256).squareRoot()
+        XCTAssertEqual(std(layer.ffn.fc2.weight), fc2Base * factor, accuracy: fc2Base * factor * 0.05)
+        XCTAssertTrue(layer.ffn.fc1.bias!.scalars.allSatisfy { abs($0) <= Float(factor / 8) + 1e-6 })
+        XCTAssertEqual(std(decoder.outputProjection.weight), 1 / 8, accuracy: 0.01)
+        XCTAssertEqual(layer.selfAttnLayerNorm.weight?.scalars, [Float](repeating: 1, count: 64))
+    }
+
+    func testConfigurationDecodesTorchscaleNamesWithDefaults() throws {
+        let json = #"{"decoder_layers": 3, "decoder_embed_dim": 64, "decoder_attention_heads": 8, "vocab_size": 100, "xpos_rel_pos": true}"#
+        let c = try JSONDecoder().decode(DecoderConfiguration.self, from: Data(json.utf8))
+        XCTAssertEqual(c.decoderLayers, 3)
+        XCTAssertEqual(c.decoderFfnEmbedDim, 3072)
+        XCTAssertTrue(c.subln)
+        XCTAssertTrue(c.noScaleEmbedding)
+        XCTAssertEqual(c.xposScaleBase, 512)
+        XCTAssertNoThrow(try c.validate())
+        var bad = c
+        bad.decoderAttentionHeads = 7
+        XCTAssertThrowsError(try bad.validate()) { error in
+            XCTAssertEqual(error as? ModelError, .invalidConfiguration(field: "decoder_attention_heads",
+                                                                       reason: "7 does not divide decoder_embed_dim 64"))
+        }
+    }
+}
