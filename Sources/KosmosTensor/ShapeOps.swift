@@ -195,3 +195,55 @@ extension Tensor {
         return out
     }
 }
+
+extension Tensor {
+    /// Cuts images [batch, channels, height, width] into non-overlapping patch × patch squares:
+    /// [batch, (height/patch)·(width/patch), channels·patch·patch], patches in row-major grid order,
+    /// each flattened as (channel, y, x) — the layout of a Conv2d weight [out, channels, patch, patch]
+    /// reshaped to [out, channels·patch²], so a stride-patch convolution becomes one matrix product.
+    public func patchified(patchSize p: Int) -> Tensor {
+        precondition(rank == 4, "patchified expects [batch, channels, height, width], got \(shape)")
+        let batch = shape[0], channels = shape[1], height = shape[2], width = shape[3]
+        precondition(p > 0 && height % p == 0 && width % p == 0, "image \(height)×\(width) is not a multiple of patch \(p)")
+        let gridH = height / p, gridW = width / p, patchLength = channels * p * p
+        let out = Tensor.uninitialized([batch, gridH * gridW, patchLength])
+        Tensor.movePatches(from: pointer, to: out.pointer, batch: batch, channels: channels, height: height, width: width,
+                           patch: p, toPatches: true)
+        if Tensor.needsGrad(self) {
+            let s = shape
+            out.recorded("patchify", [self]) { g in
+                let dx = Tensor.uninitialized(s)
+                Tensor.movePatches(from: g.pointer, to: dx.pointer, batch: batch, channels: channels, height: height,
+                                   width: width, patch: p, toPatches: false)
+                return [dx]
+            }
+        }
+        return out
+    }
+
+    /// Copies rows of `patch` pixels between image layout and patch layout (either direction; the
+    /// map is a permutation, so the backward pass is the same walk the other way).
+    private static func movePatches(from source: UnsafeMutablePointer<Float>, to destination: UnsafeMutablePointer<Float>,
+                                    batch: Int, channels: Int, height: Int, width: Int, patch p: Int, toPatches: Bool) {
+        let gridH = height / p, gridW = width / p, patchLength = channels * p * p
+        Parallel.forRanges(batch * gridH, minimumPerChunk: 4) { range in
+            for task in range {
+                let b = task / gridH, gy = task % gridH
+                for gx in 0..<gridW {
+                    let patchBase = (b * gridH * gridW + gy * gridW + gx) * patchLength
+                    for c in 0..<channels {
+                        for y in 0..<p {
+                            let imageRow = ((b * channels + c) * height + gy * p + y) * width + gx * p
+                            let patchRow = patchBase + (c * p + y) * p
+                            if toPatches {
+                                (destination + patchRow).update(from: source + imageRow, count: p)
+                            } else {
+                                (destination + imageRow).update(from: source + patchRow, count: p)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

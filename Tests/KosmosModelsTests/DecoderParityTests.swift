@@ -26,6 +26,18 @@ func assertAllClose(_ actual: [Float], _ expected: [Float], rtol: Float, atol: F
     }
 }
 
+/// Gradient comparison: 1e-4 relative per element (DESIGN.md) plus an absolute floor of 1e-6 of the
+/// tensor's largest magnitude. The floor matters only for elements that are sums of large terms
+/// cancelling to near zero (a conv weight's gradient sums over every patch of every image), where
+/// float32 accumulation leaves an error of order 1e-7 × the terms, not of the result. A fixed 1e-6
+/// floor covers gradients that are exactly zero in exact arithmetic (a key bias: softmax ignores a
+/// shift shared by all keys), which come out as float rounding noise on both sides.
+func assertGradientClose(_ actual: [Float], _ expected: [Float], _ label: String,
+                         file: StaticString = #filePath, line: UInt = #line) {
+    let scale = expected.map { abs($0) }.max() ?? 0
+    assertAllClose(actual, expected, rtol: 1e-4, atol: max(1e-6 * scale, 1e-6), label, file: file, line: line)
+}
+
 /// MagnetoDecoder against torchscale 0.3's Decoder (scripts/reference/decoder_reference.py):
 /// logits and loss to 1e-5 relative, every parameter's gradient to 1e-4 relative (DESIGN.md), and
 /// the losses of ten AdamW steps, which both sides run in float32, to 1e-4 relative.
@@ -78,7 +90,7 @@ final class DecoderParityTests: XCTestCase {
                 continue
             }
             guard let grad = parameter.grad else { XCTFail("\(variant): no gradient for \(name)"); continue }
-            assertAllClose(grad.scalars, try fixture.floats("grad.\(name)"), rtol: 1e-4, atol: 1e-6, "\(variant) grad \(name)")
+            assertGradientClose(grad.scalars, try fixture.floats("grad.\(name)"), "\(variant) grad \(name)")
             checked += 1
         }
         XCTAssertGreaterThan(checked, 20)

@@ -205,3 +205,17 @@ extension EngineTests {
         XCTAssertEqual(table.grad?.scalars, [1, 1, 1, 0, 0, 0, 1, 1, 1, 0, 0, 0])
     }
 }
+
+extension EngineTests {
+    /// Patch k of image b holds pixels (c, gy·p + y, gx·p + x) at index (c·p + y)·p + x.
+    func testPatchifyLayout() {
+        let image = Tensor.arange(2 * 2 * 4 * 6).reshaped([2, 2, 4, 6])
+        let patches = image.patchified(patchSize: 2)
+        XCTAssertEqual(patches.shape, [2, 6, 8])
+        let v = patches.scalars
+        for b in 0..<2 { for gy in 0..<2 { for gx in 0..<3 { for c in 0..<2 { for y in 0..<2 { for x in 0..<2 {
+            let expected = Float(((b * 2 + c) * 4 + gy * 2 + y) * 6 + gx * 2 + x)
+            XCTAssertEqual(v[(b * 6 + gy * 3 + gx) * 8 + (c * 2 + y) * 2 + x], expected)
+        } } } } } }
+    }
+}

@@ -133,3 +133,9 @@ extension GradCheckTests {
         gradCheck("rotating pairs", [randn([2, 3, 4])]) { $0[0].rotatingPairs(cos: c, sin: s) }
     }
 }
+
+extension GradCheckTests {
+    func testPatchify() {
+        gradCheck("patchify", [randn([2, 3, 4, 6])]) { $0[0].patchified(patchSize: 2) }
+    }
+}
