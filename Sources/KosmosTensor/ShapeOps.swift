@@ -247,3 +247,33 @@ extension Tensor {
         }
     }
 }
+
+extension Tensor {
+    /// Rows of a [rows, dim] tensor with the rows at `positions` replaced by the rows of
+    /// `replacement` [positions.count, dim], in order (image embeddings placed into a sequence of
+    /// token embeddings). Gradients flow to the kept rows of self and to all of `replacement`.
+    public func replacingRows(at positions: [Int], with replacement: Tensor) -> Tensor {
+        precondition(rank == 2 && replacement.rank == 2 && replacement.shape[1] == shape[1],
+                     "replacingRows needs [rows, dim] tensors of equal dim, got \(shape) and \(replacement.shape)")
+        precondition(replacement.shape[0] == positions.count, "\(positions.count) positions for \(replacement.shape[0]) rows")
+        let dim = shape[1], rows = shape[0]
+        precondition(positions.allSatisfy { $0 >= 0 && $0 < rows }, "replacingRows: position out of range for \(rows) rows")
+        let out = clone()
+        for (i, p) in positions.enumerated() {
+            (out.pointer + p * dim).update(from: replacement.pointer + i * dim, count: dim)
+        }
+        if Tensor.needsGrad(self, replacement) {
+            let base = self
+            out.recorded("replace_rows", [self, replacement]) { g in
+                var dSelf: Tensor? = nil
+                if base.requiresGrad {
+                    let d = g.clone()
+                    for p in positions { (d.pointer + p * dim).update(repeating: 0, count: dim) }
+                    dSelf = d
+                }
+                return [dSelf, replacement.requiresGrad ? g.gatherRows(positions) : nil]
+            }
+        }
+        return out
+    }
+}

@@ -139,3 +139,9 @@ extension GradCheckTests {
         gradCheck("patchify", [randn([2, 3, 4, 6])]) { $0[0].patchified(patchSize: 2) }
     }
 }
+
+extension GradCheckTests {
+    func testReplacingRows() {
+        gradCheck("replacing rows", [randn([5, 3]), randn([2, 3])]) { $0[0].replacingRows(at: [3, 1], with: $0[1]) }
+    }
+}

@@ -1,0 +1,238 @@
+import Foundation
+import KosmosNN
+import KosmosTensor
+
+/// A Kosmos-1 model directory's `config.json` (see docs/model-format.md): the decoder in torchscale's
+/// DecoderConfig names, the vision tower in HF CLIPVisionConfig names, the resampler in
+/// flamingo-pytorch's argument names, and the multimodal token ids.
+public struct KosmosConfiguration: Codable, Equatable, Sendable {
+    public var modelType = "kosmos-1"
+    public var decoder = DecoderConfiguration()
+    public var vision = CLIPVisionConfiguration()
+    public var resampler = PerceiverConfiguration()
+    /// Embeddings per image in the sequence (the resampler's num_latents).
+    public var numImageTokens = 64
+    public var imageTokenId = 32000
+    public var imageEndTokenId = 32001
+    /// The id stored at image slots in `input_ids` (their embeddings are replaced); default the pad id.
+    public var imageSlotTokenId: Int? = nil
+    public var bosTokenId: Int? = 1
+    public var eosTokenId: Int? = 2
+    public var padTokenId = 0
+    public var vocabSize = 32002
+
+    public init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case modelType = "model_type"
+        case decoder, vision, resampler
+        case numImageTokens = "num_image_tokens"
+        case imageTokenId = "image_token_id"
+        case imageEndTokenId = "image_end_token_id"
+        case imageSlotTokenId = "image_slot_token_id"
+        case bosTokenId = "bos_token_id"
+        case eosTokenId = "eos_token_id"
+        case padTokenId = "pad_token_id"
+        case vocabSize = "vocab_size"
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = KosmosConfiguration()
+        modelType = try c.decodeIfPresent(String.self, forKey: .modelType) ?? d.modelType
+        self.decoder = try c.decodeIfPresent(DecoderConfiguration.self, forKey: .decoder) ?? d.decoder
+        vision = try c.decodeIfPresent(CLIPVisionConfiguration.self, forKey: .vision) ?? d.vision
+        resampler = try c.decodeIfPresent(PerceiverConfiguration.self, forKey: .resampler) ?? d.resampler
+        numImageTokens = try c.decodeIfPresent(Int.self, forKey: .numImageTokens) ?? d.numImageTokens
+        imageTokenId = try c.decodeIfPresent(Int.self, forKey: .imageTokenId) ?? d.imageTokenId
+        imageEndTokenId = try c.decodeIfPresent(Int.self, forKey: .imageEndTokenId) ?? d.imageEndTokenId
+        imageSlotTokenId = try c.decodeIfPresent(Int.self, forKey: .imageSlotTokenId)
+        bosTokenId = try c.decodeIfPresent(Int.self, forKey: .bosTokenId) ?? d.bosTokenId
+        eosTokenId = try c.decodeIfPresent(Int.self, forKey: .eosTokenId) ?? d.eosTokenId
+        padTokenId = try c.decodeIfPresent(Int.self, forKey: .padTokenId) ?? d.padTokenId
+        vocabSize = try c.decodeIfPresent(Int.self, forKey: .vocabSize) ?? d.vocabSize
+    }
+
+    public var slotTokenId: Int { imageSlotTokenId ?? padTokenId }
+
+    public func validate() throws {
+        guard modelType == "kosmos-1" else {
+            throw ModelError.invalidConfiguration(field: "model_type", reason: "'\(modelType)' is not a Kosmos-1 model (expected \"kosmos-1\")")
+        }
+        try decoder.validate()
+        try vision.validate()
+        try resampler.validate()
+        func fail(_ field: String, _ why: String) -> ModelError { .invalidConfiguration(field: field, reason: why) }
+        guard decoder.vocabSize == vocabSize else {
+            throw fail("decoder.vocab_size", "\(decoder.vocabSize) differs from vocab_size \(vocabSize)")
+        }
+        guard resampler.dim == vision.hiddenSize else {
+            throw fail("resampler.dim", "\(resampler.dim) differs from the vision hidden_size \(vision.hiddenSize)")
+        }
+        guard numImageTokens == resampler.numLatents else {
+            throw fail("num_image_tokens", "\(numImageTokens) differs from resampler.num_latents \(resampler.numLatents)")
+        }
+        for (field, id) in [("image_token_id", imageTokenId), ("image_end_token_id", imageEndTokenId),
+                            ("pad_token_id", padTokenId), ("image_slot_token_id", slotTokenId)]
+            + [("bos_token_id", bosTokenId), ("eos_token_id", eosTokenId)].compactMap({ f, v in v.map { (f, $0) } }) {
+            guard id >= 0 && id < vocabSize else { throw fail(field, "\(id) is outside the vocabulary of \(vocabSize)") }
+        }
+    }
+}
+
+/// Which vision parameters train. The paper freezes CLIP except its last layer.
+public enum VisionFreezePolicy: String, Codable, Sendable, CaseIterable {
+    case none
+    case all
+    case allButLastLayer = "all-but-last-layer"
+}
+
+/// One training or inference sequence: token ids where every image occupies `<image>`, then
+/// num_image_tokens slots, then `</image>`; the images in order of appearance (pixel values
+/// [channels, size, size]).
+public struct KosmosSequence {
+    public var tokens: [Int]
+    public var images: [Tensor]
+
+    public init(tokens: [Int], images: [Tensor] = []) {
+        self.tokens = tokens
+        self.images = images
+    }
+}
+
+/// A padded batch ready for the model.
+public struct KosmosBatch {
+    public let tokens: [Int]
+    public let batch: Int
+    public let length: Int
+    /// batch × length, true at padding.
+    public let padding: [Bool]
+    /// Flat positions (b·length + t) of image slots, in image order.
+    public let slotPositions: [Int]
+    /// All images of the batch stacked [images, channels, size, size] (nil without images).
+    public let pixels: Tensor?
+    /// Next-token targets per position, −100 where no loss is taken.
+    public let labels: [Int]
+}
+
+/// The Kosmos-1 model: CLIP vision tower → perceiver resampler → image_proj → image embeddings in
+/// the token sequence → Magneto decoder.
+public final class KosmosModel: Module {
+    public let configuration: KosmosConfiguration
+    public let decoder: MagnetoDecoder
+    public let visionModel: CLIPVisionTransformer
+    public let perceiver: PerceiverResampler
+    public let imageProj: Linear
+
+    /// A fresh model initialised as the references initialise each part; image_proj N(0, d^-½).
+    public init(configuration c: KosmosConfiguration, generator: RandomGenerator) throws {
+        try c.validate()
+        configuration = c
+        decoder = try MagnetoDecoder(configuration: c.decoder, generator: generator)
+        visionModel = try CLIPVisionTransformer(configuration: c.vision, generator: generator)
+        perceiver = try PerceiverResampler(configuration: c.resampler, generator: generator)
+        imageProj = Linear(inFeatures: c.vision.hiddenSize, outFeatures: c.decoder.decoderEmbedDim, bias: false, generator: generator)
+        imageProj.weight.copy(from: Tensor.randn(imageProj.weight.shape, std: Foundation.pow(Float(c.decoder.decoderEmbedDim), -0.5),
+                                                 generator: generator))
+        super.init()
+        registerModule("decoder", decoder)
+        registerModule("vision_model", visionModel)
+        registerModule("perceiver", perceiver)
+        registerModule("image_proj", imageProj)
+    }
+
+    /// Freezes vision parameters by `policy` (everything else keeps training).
+    public func applyVisionFreeze(_ policy: VisionFreezePolicy) {
+        visionModel.setRequiresGrad(policy == .none)
+        if policy == .allButLastLayer, let last = visionModel.layers.items.last {
+            last.setRequiresGrad(true)
+        }
+    }
+
+    /// Pads sequences on the right, checks the image layout, and builds the loss labels: the
+    /// target of position t is token t+1, ignored (−100) where t+1 is padding or an image slot.
+    public func makeBatch(_ sequences: [KosmosSequence]) throws -> KosmosBatch {
+        let c = configuration
+        guard !sequences.isEmpty else { throw ModelError.invalidInput("an empty batch") }
+        let length = sequences.map(\.tokens.count).max() ?? 0
+        guard length > 0 else { throw ModelError.invalidInput("every sequence in the batch is empty") }
+        var tokens: [Int] = [], padding: [Bool] = [], slots: [Int] = [], labels: [Int] = [], images: [Tensor] = []
+        var isSlot = [Bool](repeating: false, count: sequences.count * length)
+        for (b, sequence) in sequences.enumerated() {
+            let ids = sequence.tokens
+            if let bad = ids.first(where: { $0 < 0 || $0 >= c.vocabSize }) {
+                throw ModelError.invalidInput("sequence \(b): token id \(bad) is outside the vocabulary of \(c.vocabSize)")
+            }
+            var markers = 0, t = 0
+            while t < ids.count {
+                if ids[t] == c.imageTokenId {
+                    let end = t + 1 + c.numImageTokens
+                    guard end < ids.count, ids[end] == c.imageEndTokenId else {
+                        throw ModelError.invalidInput("sequence \(b): <image> at position \(t) is not followed by \(c.numImageTokens) slots and </image>")
+                    }
+                    for s in (t + 1)..<end {
+                        slots.append(b * length + s)
+                        isSlot[b * length + s] = true
+                    }
+                    markers += 1
+                    t = end + 1
+                } else {
+                    if ids[t] == c.imageEndTokenId {
+                        throw ModelError.invalidInput("sequence \(b): </image> at position \(t) without a matching <image>")
+                    }
+                    t += 1
+                }
+            }
+            guard markers == sequence.images.count else {
+                throw ModelError.invalidInput("sequence \(b) has \(markers) <image> marker(s) but \(sequence.images.count) image(s)")
+            }
+            images += sequence.images
+            tokens += ids + [Int](repeating: c.padTokenId, count: length - ids.count)
+            padding += [Bool](repeating: false, count: ids.count) + [Bool](repeating: true, count: length - ids.count)
+        }
+        for b in 0..<sequences.count {
+            for t in 0..<length {
+                let next = b * length + t + 1
+                let usable = t + 1 < length && !padding[next] && !isSlot[next]
+                labels.append(usable ? tokens[next] : -100)
+            }
+        }
+        var pixels: Tensor? = nil
+        if !images.isEmpty {
+            let v = c.vision
+            for (i, image) in images.enumerated() where image.shape != [v.numChannels, v.imageSize, v.imageSize] {
+                throw ModelError.invalidInput("image \(i) has shape \(image.shape); the vision tower expects [\(v.numChannels), \(v.imageSize), \(v.imageSize)]")
+            }
+            pixels = Tensor.concatenate(images.map { $0.unsqueezed(0) }, axis: 0)
+        }
+        return KosmosBatch(tokens: tokens, batch: sequences.count, length: length, padding: padding,
+                           slotPositions: slots, pixels: pixels, labels: labels)
+    }
+
+    /// Vision tower last_hidden_state [images, tokens, vision dim] → [images, num_image_tokens, dim].
+    public func imageEmbeddings(visionFeatures: Tensor) throws -> Tensor {
+        let resampled = try perceiver(visionFeatures)
+        let count = visionFeatures.shape[0]
+        return imageProj(resampled.reshaped([count, configuration.numImageTokens, configuration.resampler.dim]))
+    }
+
+    /// Logits [batch, length, vocab] of a batch.
+    public func logits(_ batch: KosmosBatch) throws -> Tensor {
+        let d = configuration.decoder.decoderEmbedDim
+        var embeddings: Tensor? = nil
+        if let pixels = batch.pixels {
+            let features = try visionModel(pixels).lastHiddenState
+            let images = try imageEmbeddings(visionFeatures: features)
+            let tokenEmbeddings = try decoder.embedTokens(batch.tokens).reshaped([-1, d])
+            embeddings = tokenEmbeddings.replacingRows(at: batch.slotPositions, with: images.reshaped([-1, d]))
+                .reshaped([batch.batch, batch.length, d])
+        }
+        return try decoder(tokens: batch.tokens, batch: batch.batch, length: batch.length,
+                           tokenEmbeddings: embeddings, keyPadding: batch.padding)
+    }
+
+    /// Mean next-token cross-entropy over the batch's labelled positions.
+    public func loss(_ batch: KosmosBatch) throws -> Tensor {
+        try logits(batch).reshaped([-1, configuration.vocabSize]).crossEntropy(targets: batch.labels)
+    }
+}
