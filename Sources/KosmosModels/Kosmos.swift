@@ -47,10 +47,27 @@ public struct KosmosConfiguration: Codable, Equatable, Sendable {
         imageTokenId = try c.decodeIfPresent(Int.self, forKey: .imageTokenId) ?? d.imageTokenId
         imageEndTokenId = try c.decodeIfPresent(Int.self, forKey: .imageEndTokenId) ?? d.imageEndTokenId
         imageSlotTokenId = try c.decodeIfPresent(Int.self, forKey: .imageSlotTokenId)
-        bosTokenId = try c.decodeIfPresent(Int.self, forKey: .bosTokenId) ?? d.bosTokenId
-        eosTokenId = try c.decodeIfPresent(Int.self, forKey: .eosTokenId) ?? d.eosTokenId
+        // An explicit null means "none" (T5 has no bos); an absent key takes the default.
+        bosTokenId = c.contains(.bosTokenId) ? try c.decodeIfPresent(Int.self, forKey: .bosTokenId) : d.bosTokenId
+        eosTokenId = c.contains(.eosTokenId) ? try c.decodeIfPresent(Int.self, forKey: .eosTokenId) : d.eosTokenId
         padTokenId = try c.decodeIfPresent(Int.self, forKey: .padTokenId) ?? d.padTokenId
         vocabSize = try c.decodeIfPresent(Int.self, forKey: .vocabSize) ?? d.vocabSize
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(modelType, forKey: .modelType)
+        try c.encode(decoder, forKey: .decoder)
+        try c.encode(vision, forKey: .vision)
+        try c.encode(resampler, forKey: .resampler)
+        try c.encode(numImageTokens, forKey: .numImageTokens)
+        try c.encode(imageTokenId, forKey: .imageTokenId)
+        try c.encode(imageEndTokenId, forKey: .imageEndTokenId)
+        try c.encodeIfPresent(imageSlotTokenId, forKey: .imageSlotTokenId)
+        try c.encode(bosTokenId, forKey: .bosTokenId)
+        try c.encode(eosTokenId, forKey: .eosTokenId)
+        try c.encode(padTokenId, forKey: .padTokenId)
+        try c.encode(vocabSize, forKey: .vocabSize)
     }
 
     public var slotTokenId: Int { imageSlotTokenId ?? padTokenId }

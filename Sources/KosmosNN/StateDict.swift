@@ -43,8 +43,10 @@ extension Module {
     /// under `prefix + "a.b.weight"`. Everything is checked before anything is copied, so on error
     /// the module is unchanged. F16/BF16 tensors are converted to float32.
     /// - Parameter strict: also reject tensors under `prefix` that the module does not have.
+    /// - Parameter ignoring: names that may be present without being expected (non-persistent
+    ///   buffers some writers store, such as position_ids).
     public func load(from source: SafeTensorsReadable, prefix: String = "", strict: Bool = true,
-                     sourceName: String = "checkpoint") throws {
+                     sourceName: String = "checkpoint", ignoring: Set<String> = []) throws {
         var problems = StateDictError(source: sourceName)
         let state = stateDict()
         // Tied tensors (one tensor under several names) need only one of their names in the file:
@@ -74,7 +76,7 @@ extension Module {
         }
         if strict {
             let expected = Set(names.values.joined())
-            problems.unexpected = source.names.filter { $0.hasPrefix(prefix) && !expected.contains($0) }
+            problems.unexpected = source.names.filter { $0.hasPrefix(prefix) && !expected.contains($0) && !ignoring.contains($0) }
         }
         guard problems.isEmpty else { throw problems }
         for (key, tensor) in plan {

@@ -72,3 +72,25 @@ single = torch.randn(2, 5, 32, dtype=torch.float64)
 out["single_media"] = single
 out["single_output"] = resampler(single)
 save("perceiver.safetensors", out)
+
+# Real transformers directories (save_pretrained) for the loading tests: a CLIPVisionModel
+# (transformers 5 writes its tensors without "vision_model.") and a full CLIPModel (vision_model.*,
+# text_model.*, projections). The expected last_hidden_state of one fixed input is stored beside.
+from transformers import CLIPConfig, CLIPModel, CLIPTextConfig
+
+torch.manual_seed(5)
+vision_config = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                 image_size=16, patch_size=4, attn_implementation="eager")
+single = CLIPVisionModel(vision_config).eval()
+single.save_pretrained(os.path.join(ROOT, "Tests", "Fixtures", "clip_vision_model"))
+full = CLIPModel(CLIPConfig(text_config=CLIPTextConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                                       num_attention_heads=2, vocab_size=50, max_position_embeddings=8).to_dict(),
+                            vision_config=vision_config.to_dict(), projection_dim=8)).eval()
+full.save_pretrained(os.path.join(ROOT, "Tests", "Fixtures", "clip_model"))
+probe = torch.randn(1, 3, 16, 16)
+with torch.no_grad():
+    save("clip_directories_expected.safetensors", {
+        "pixel_values": probe,
+        "vision_model_last_hidden_state": single(pixel_values=probe).last_hidden_state,
+        "clip_model_last_hidden_state": full.vision_model(pixel_values=probe).last_hidden_state,
+    })

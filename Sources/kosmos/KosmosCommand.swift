@@ -8,7 +8,7 @@ struct Kosmos: ParsableCommand {
         commandName: "kosmos",
         abstract: "Train and run Kosmos multimodal language models in Swift.",
         version: "0.1.0",
-        subcommands: [Bench.self]
+        subcommands: [Init.self, Info.self, Bench.self]
     )
 }
 

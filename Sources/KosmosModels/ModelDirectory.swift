@@ -1,0 +1,135 @@
+import Foundation
+import KosmosNN
+import KosmosTensor
+
+/// Problems with a model directory, naming the file.
+public enum ModelDirectoryError: Error, CustomStringConvertible {
+    case missingFile(URL, what: String)
+    case unreadableConfiguration(URL, reason: String)
+    case unknownModelType(String, URL, expected: [String])
+
+    public var description: String {
+        switch self {
+        case let .missingFile(url, what):
+            return "\(url.path): not found (\(what))"
+        case let .unreadableConfiguration(url, reason):
+            return "\(url.path): \(reason)"
+        case let .unknownModelType(type, url, expected):
+            return "\(url.path): model_type '\(type)' is not supported here (expected \(expected.joined(separator: " or ")))"
+        }
+    }
+}
+
+/// Reading and writing the files of a model directory.
+public enum ModelDirectory {
+    /// The weights of a directory: a sharded checkpoint if it has model.safetensors.index.json,
+    /// else model.safetensors.
+    public static func weights(in directory: URL) throws -> SafeTensorsReadable {
+        let index = directory.appendingPathComponent("model.safetensors.index.json")
+        let single = directory.appendingPathComponent("model.safetensors")
+        if FileManager.default.fileExists(atPath: index.path) || FileManager.default.fileExists(atPath: single.path) {
+            return try ShardedSafeTensors(directory: directory)
+        }
+        throw ModelDirectoryError.missingFile(single, what: "the model weights: model.safetensors or model.safetensors.index.json")
+    }
+
+    /// The `config.json` of a directory as JSON data, with its model_type.
+    public static func configuration(in directory: URL) throws -> (data: Data, modelType: String, url: URL) {
+        let url = directory.appendingPathComponent("config.json")
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            throw ModelDirectoryError.missingFile(url, what: "the model configuration")
+        }
+        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw ModelDirectoryError.unreadableConfiguration(url, reason: "not a JSON object")
+        }
+        guard let type = object["model_type"] as? String else {
+            throw ModelDirectoryError.unreadableConfiguration(url, reason: "no \"model_type\" string")
+        }
+        return (data, type, url)
+    }
+
+    /// Decodes JSON into a configuration type, turning decoding errors into messages with the field path.
+    public static func decode<T: Decodable>(_ type: T.Type, from data: Data, file: URL) throws -> T {
+        do {
+            return try JSONDecoder().decode(type, from: data)
+        } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context) {
+            let path = context.codingPath.map(\.stringValue).joined(separator: ".")
+            throw ModelDirectoryError.unreadableConfiguration(file, reason: "field \(path): \(context.debugDescription)")
+        } catch let DecodingError.dataCorrupted(context) {
+            let path = context.codingPath.map(\.stringValue).joined(separator: ".")
+            throw ModelDirectoryError.unreadableConfiguration(file, reason: "\(path.isEmpty ? "" : "field \(path): ")\(context.debugDescription)")
+        } catch {
+            throw ModelDirectoryError.unreadableConfiguration(file, reason: "\(error)")
+        }
+    }
+
+    /// Writes JSON atomically (temp file, fsync, rename), keys sorted for stable diffs.
+    public static func writeJSON<T: Encodable>(_ value: T, to url: URL) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try AtomicFile.write([UInt8](try encoder.encode(value)), to: url)
+    }
+
+    /// The tokenizer file of a directory, if any (tokenizer.model, then tokenizer.json, then
+    /// sentencepiece.bpe.model).
+    public static func tokenizerFile(in directory: URL) -> URL? {
+        for name in ["tokenizer.model", "tokenizer.json", "sentencepiece.bpe.model", "spiece.model"] {
+            let url = directory.appendingPathComponent(name)
+            if FileManager.default.fileExists(atPath: url.path) { return url }
+        }
+        return nil
+    }
+}
+
+extension KosmosModel {
+    /// Loads a Kosmos-1 directory (config.json with model_type "kosmos-1", weights by name).
+    public static func load(directory: URL) throws -> KosmosModel {
+        let (data, type, url) = try ModelDirectory.configuration(in: directory)
+        guard type == "kosmos-1" else { throw ModelDirectoryError.unknownModelType(type, url, expected: ["kosmos-1"]) }
+        let configuration = try ModelDirectory.decode(KosmosConfiguration.self, from: data, file: url)
+        let model = try KosmosModel(configuration: configuration, generator: RandomGenerator(seed: 0))
+        try model.load(from: try ModelDirectory.weights(in: directory), sourceName: directory.lastPathComponent)
+        model.eval()
+        return model
+    }
+
+    /// Writes config.json and model.safetensors into `directory` (created if needed).
+    public func save(directory: URL, dtype: SafeTensorsDType = .f32) throws {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try ModelDirectory.writeJSON(configuration, to: directory.appendingPathComponent("config.json"))
+        try save(to: directory.appendingPathComponent("model.safetensors"), dtype: dtype,
+                 metadata: ["format": "pt", "model_type": configuration.modelType])
+    }
+}
+
+extension CLIPVisionTransformer {
+    /// Loads the vision tower of a transformers CLIP directory: model_type "clip" (a CLIPModel; its
+    /// vision_config and the `vision_model.*` tensors) or "clip_vision_model" (a CLIPVisionModel,
+    /// whose tensors carry `vision_model.` when saved by transformers 4 and no prefix when saved by
+    /// transformers 5). Text-tower tensors of a CLIPModel are ignored.
+    public static func load(directory: URL) throws -> CLIPVisionTransformer {
+        let (data, type, url) = try ModelDirectory.configuration(in: directory)
+        let configuration: CLIPVisionConfiguration
+        switch type {
+        case "clip":
+            struct Full: Decodable {
+                let visionConfig: CLIPVisionConfiguration?
+                enum CodingKeys: String, CodingKey { case visionConfig = "vision_config" }
+            }
+            configuration = try ModelDirectory.decode(Full.self, from: data, file: url).visionConfig ?? CLIPVisionConfiguration()
+        case "clip_vision_model":
+            configuration = try ModelDirectory.decode(CLIPVisionConfiguration.self, from: data, file: url)
+        default:
+            throw ModelDirectoryError.unknownModelType(type, url, expected: ["clip", "clip_vision_model"])
+        }
+        let tower = try CLIPVisionTransformer(configuration: configuration, generator: RandomGenerator(seed: 0))
+        let weights = try ModelDirectory.weights(in: directory)
+        let prefixed = weights.entry("vision_model.embeddings.class_embedding") != nil
+        // A full CLIPModel also holds text_model.*, visual_projection and logit_scale, so only
+        // tensors under the prefix are checked; older checkpoints also store the position_ids buffer.
+        try tower.load(from: weights, prefix: prefixed ? "vision_model." : "", strict: true,
+                       sourceName: directory.lastPathComponent, ignoring: ["vision_model.embeddings.position_ids", "embeddings.position_ids"])
+        tower.eval()
+        return tower
+    }
+}

@@ -1,0 +1,95 @@
+import ArgumentParser
+import Foundation
+import KosmosModels
+import KosmosNN
+import KosmosTensor
+
+struct Init: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write a freshly initialised Kosmos-1 model directory (config.json + model.safetensors).",
+        discussion: "Presets: \(KosmosConfiguration.presetNames.joined(separator: ", ")). Weights are initialised as torchscale, transformers and flamingo-pytorch initialise them."
+    )
+
+    @Option(help: "Configuration preset.")
+    var preset: String
+
+    @Option(help: "Directory to create (must not exist or be empty).")
+    var out: String
+
+    @Option(help: "Seed for the initialisation.")
+    var seed: UInt64 = 0
+
+    @Option(help: "A tokenizer file (.model or tokenizer.json) to copy into the directory.")
+    var tokenizer: String?
+
+    func validate() throws {
+        guard KosmosConfiguration.preset(named: preset) != nil else {
+            throw ValidationError("unknown preset '\(preset)'; choose one of \(KosmosConfiguration.presetNames.joined(separator: ", "))")
+        }
+        if let tokenizer, !FileManager.default.fileExists(atPath: tokenizer) {
+            throw ValidationError("--tokenizer \(tokenizer): no such file")
+        }
+        let contents = (try? FileManager.default.contentsOfDirectory(atPath: out)) ?? []
+        guard contents.isEmpty else { throw ValidationError("--out \(out) exists and is not empty") }
+    }
+
+    func run() throws {
+        guard let configuration = KosmosConfiguration.preset(named: preset) else { return }
+        let directory = URL(fileURLWithPath: out)
+        print("initialising \(preset) (seed \(seed))...")
+        fflush(nil)
+        let model = try KosmosModel(configuration: configuration, generator: RandomGenerator(seed: seed))
+        print("writing \(model.parameterCount.formatted()) parameters to \(directory.path)...")
+        fflush(nil)
+        try model.save(directory: directory)
+        if let tokenizer {
+            let source = URL(fileURLWithPath: tokenizer)
+            let name = source.pathExtension == "json" ? "tokenizer.json" : "tokenizer.model"
+            try FileManager.default.copyItem(at: source, to: directory.appendingPathComponent(name))
+        }
+        print("done")
+    }
+}
+
+struct Info: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Summarise a model directory: configuration, parameters per component, stored dtypes."
+    )
+
+    @Option(help: "Model directory (config.json + model.safetensors or shards).")
+    var model: String
+
+    func run() throws {
+        let directory = URL(fileURLWithPath: model)
+        let (data, type, url) = try ModelDirectory.configuration(in: directory)
+        print("model_type: \(type)")
+        if type == "kosmos-1" {
+            let c = try ModelDirectory.decode(KosmosConfiguration.self, from: data, file: url)
+            try c.validate()
+            let d = c.decoder, v = c.vision, r = c.resampler
+            print("decoder: \(d.decoderLayers) layers × \(d.decoderEmbedDim), ffn \(d.decoderFfnEmbedDim), \(d.decoderAttentionHeads) heads, "
+                  + "xpos \(d.xposRelPos), subln \(d.subln), positions \(d.absolutePositions.rawValue), vocab \(c.vocabSize)")
+            print("vision: \(v.numHiddenLayers) layers × \(v.hiddenSize), patch \(v.patchSize) at \(v.imageSize)px (\(v.tokenCount) tokens), \(v.hiddenAct)")
+            print("resampler: depth \(r.depth), \(r.heads) heads × \(r.dimHead), \(r.numLatents) latents → \(c.numImageTokens) image tokens")
+            print("tokens: <image> \(c.imageTokenId), </image> \(c.imageEndTokenId), pad \(c.padTokenId), bos \(c.bosTokenId.map(String.init) ?? "none"), eos \(c.eosTokenId.map(String.init) ?? "none")")
+        }
+        let weights = try ModelDirectory.weights(in: directory)
+        var counts: [String: Int] = [:], dtypes: [String: Set<String>] = [:]
+        for name in weights.names {
+            guard let entry = weights.entry(name) else { continue }
+            let component = String(name.split(separator: ".").first ?? Substring(name))
+            counts[component, default: 0] += entry.elementCount
+            dtypes[component, default: []].insert(entry.dtype.rawValue)
+        }
+        print("parameters (stored tensors, by first name component):")
+        for component in counts.keys.sorted() {
+            print("  \(component): \(counts[component]!.formatted()) [\(dtypes[component]!.sorted().joined(separator: ", "))]")
+        }
+        print("  total: \(counts.values.reduce(0, +).formatted())")
+        if let tokenizer = ModelDirectory.tokenizerFile(in: directory) {
+            print("tokenizer: \(tokenizer.lastPathComponent)")
+        } else {
+            print("tokenizer: none in the directory")
+        }
+    }
+}
