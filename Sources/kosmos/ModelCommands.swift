@@ -93,3 +93,38 @@ struct Info: ParsableCommand {
         }
     }
 }
+
+struct ModelBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "model",
+        abstract: "Time random-initialised float32 models: ViT-L/14 encode, the 1.3B decoder forward, a small training step.",
+        discussion: "Compare with scripts/bench/pytorch_model.py on the same machine."
+    )
+
+    @Option(help: "Timed runs per case (after one warm-up).")
+    var repeats: Int = 3
+
+    @Option(help: "Cases to run, comma-separated: \(ModelBenchmark.cases.joined(separator: ", ")).")
+    var cases: String = ModelBenchmark.cases.joined(separator: ",")
+
+    func validate() throws {
+        guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1") }
+        for name in cases.split(separator: ",") where !ModelBenchmark.cases.contains(String(name)) {
+            throw ValidationError("unknown case '\(name)'; choose from \(ModelBenchmark.cases.joined(separator: ", "))")
+        }
+    }
+
+    func run() throws {
+        print("kernel threads: \(Parallel.threadCount), BLAS threads: \(BLAS.threadCount), runs: \(repeats)")
+        for name in cases.split(separator: ",") {
+            let result: ModelBenchmark.Result
+            switch name {
+            case "vit": result = try ModelBenchmark.visionTower(repeats: repeats)
+            case "decoder": result = try ModelBenchmark.decoderForward(repeats: repeats)
+            default: result = try ModelBenchmark.trainingStep(repeats: repeats)
+            }
+            print(String(format: "%-48@ best %.3f s  median %.3f s  %@", result.name as NSString, result.best, result.median, result.note as NSString))
+            fflush(nil)
+        }
+    }
+}

@@ -1,0 +1,93 @@
+import Foundation
+import KosmosNN
+import KosmosTensor
+
+/// Whole-model timings for `kosmos bench model` on random-initialised float32 models, in the shapes
+/// scripts/bench/pytorch_model.py measures PyTorch on. Printed, never asserted.
+public enum ModelBenchmark {
+    public struct Result: Sendable {
+        public let name: String
+        public let seconds: [Double]
+        public let note: String
+        public var best: Double { seconds.min() ?? 0 }
+        public var median: Double { seconds.sorted()[seconds.count / 2] }
+    }
+
+    public static let cases = ["vit", "decoder", "train"]
+
+    /// Peak resident memory of this process so far, in bytes.
+    public static func peakResidentBytes() -> Int {
+        var usage = rusage()
+        #if os(Linux)
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Int(usage.ru_maxrss) * 1024  // kilobytes on Linux
+        #else
+        getrusage(RUSAGE_SELF, &usage)
+        return Int(usage.ru_maxrss)  // bytes on macOS
+        #endif
+    }
+
+    static func time(_ repeats: Int, _ body: () throws -> Void) rethrows -> [Double] {
+        try body()  // warm-up
+        var times: [Double] = []
+        for _ in 0..<repeats {
+            let start = DispatchTime.now().uptimeNanoseconds
+            try body()
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        }
+        return times
+    }
+
+    /// ViT-L/14 encoding one 224×224 image.
+    public static func visionTower(repeats: Int) throws -> Result {
+        guard let preset = KosmosConfiguration.preset(named: "kosmos-1") else { throw ModelError.invalidInput("no kosmos-1 preset") }
+        let tower = try CLIPVisionTransformer(configuration: preset.vision, generator: RandomGenerator(seed: 0))
+        tower.eval()
+        let pixels = Tensor.randn([1, 3, 224, 224], generator: RandomGenerator(seed: 1))
+        let times = try time(repeats) { _ = try withoutGrad { try tower(pixels) } }
+        return Result(name: "ViT-L/14 encode, 1 image 224×224", seconds: times, note: "")
+    }
+
+    /// The kosmos-1 decoder (1.3B) forward over 128 tokens, logits included.
+    public static func decoderForward(repeats: Int) throws -> Result {
+        guard let preset = KosmosConfiguration.preset(named: "kosmos-1") else { throw ModelError.invalidInput("no kosmos-1 preset") }
+        var c = preset.decoder
+        c.dropout = 0
+        let before = peakResidentBytes()
+        let decoder = try MagnetoDecoder(configuration: c, generator: RandomGenerator(seed: 0))
+        decoder.eval()
+        let weightBytes = decoder.stateDict().reduce(0) { $0 + $1.tensor.count } * 4
+        let generator = RandomGenerator(seed: 2)
+        let tokens = (0..<128).map { _ in generator.nextInt(below: c.vocabSize) }
+        let times = try time(repeats) { _ = try withoutGrad { try decoder(tokens: tokens, batch: 1, length: 128) } }
+        let peak = peakResidentBytes()
+        let note = String(format: "weights %.2f GB, peak RSS %.2f GB (%.2f GB before building)",
+                          Double(weightBytes) / 1e9, Double(peak) / 1e9, Double(before) / 1e9)
+        return Result(name: "1.3B decoder forward, 128 tokens", seconds: times, note: note)
+    }
+
+    /// One training step (forward, backward, AdamW) of a 4-layer d=256 decoder, vocab 32,002, 8 × 128 tokens.
+    public static func trainingStep(repeats: Int) throws -> Result {
+        var c = DecoderConfiguration()
+        c.decoderLayers = 4
+        c.decoderEmbedDim = 256
+        c.decoderFfnEmbedDim = 1024
+        c.decoderAttentionHeads = 4
+        c.vocabSize = 32002
+        c.xposRelPos = true
+        let decoder = try MagnetoDecoder(configuration: c, generator: RandomGenerator(seed: 0))
+        let optimizer = AdamW(parameters: decoder.parameters(), learningRate: 1e-4)
+        let generator = RandomGenerator(seed: 3)
+        let tokens = (0..<(8 * 128)).map { _ in generator.nextInt(below: c.vocabSize) }
+        var targets: [Int] = []
+        for b in 0..<8 { for t in 0..<128 { targets.append(t + 1 < 128 ? tokens[b * 128 + t + 1] : -100) } }
+        let times = try time(repeats) {
+            optimizer.zeroGrad()
+            let logits = try decoder(tokens: tokens, batch: 8, length: 128)
+            let loss = logits.reshaped([-1, c.vocabSize]).crossEntropy(targets: targets)
+            loss.backward()
+            optimizer.step()
+        }
+        return Result(name: "train step, 4 layers d=256, vocab 32k, 8×128", seconds: times, note: "")
+    }
+}

@@ -1,0 +1,66 @@
+"""PyTorch CPU timings for the cases of `kosmos bench model` (float32, torch's default threads).
+
+Run: venv/bin/python scripts/bench/pytorch_model.py [--repeats 3]
+(venv: torch, transformers, torchscale, fairscale==0.4.0, timm)."""
+import argparse
+import resource
+import time
+import warnings
+
+warnings.filterwarnings("ignore")
+import torch
+import torch.nn.functional as F
+from torchscale.architecture.config import DecoderConfig
+from torchscale.architecture.decoder import Decoder
+from transformers import CLIPVisionConfig, CLIPVisionModel
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--repeats", type=int, default=3)
+parser.add_argument("--cases", default="vit,decoder,train")
+args = parser.parse_args()
+
+
+def timed(name, fn, note=""):
+    fn()
+    times = []
+    for _ in range(args.repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    times.sort()
+    print(f"{name:48s} best {times[0]:.3f} s  median {times[len(times) // 2]:.3f} s  {note}", flush=True)
+
+
+print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
+cases = args.cases.split(",")
+if "vit" in cases:
+    tower = CLIPVisionModel(CLIPVisionConfig(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24,
+                                             num_attention_heads=16, patch_size=14, image_size=224)).eval()
+    pixels = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        timed("ViT-L/14 encode, 1 image 224×224", lambda: tower(pixel_values=pixels))
+    del tower
+if "decoder" in cases:
+    config = DecoderConfig(decoder_embed_dim=2048, decoder_attention_heads=32, decoder_ffn_embed_dim=8192,
+                           decoder_layers=24, vocab_size=32002, xpos_rel_pos=True, subln=True)
+    decoder = Decoder(config, embed_tokens=torch.nn.Embedding(32002, 2048)).eval()
+    tokens = torch.randint(0, 32002, (1, 128))
+    with torch.no_grad():
+        timed("1.3B decoder forward, 128 tokens", lambda: decoder(tokens),
+              f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:.2f} GB")
+    del decoder
+if "train" in cases:
+    config = DecoderConfig(decoder_embed_dim=256, decoder_attention_heads=4, decoder_ffn_embed_dim=1024,
+                           decoder_layers=4, vocab_size=32002, xpos_rel_pos=True, subln=True)
+    decoder = Decoder(config, embed_tokens=torch.nn.Embedding(32002, 256))
+    opt = torch.optim.AdamW(decoder.parameters(), lr=1e-4)
+    tokens = torch.randint(0, 32002, (8, 128))
+    targets = torch.cat([tokens[:, 1:], torch.full((8, 1), -100)], dim=1)
+
+    def step():
+        opt.zero_grad()
+        logits, _ = decoder(tokens)
+        F.cross_entropy(logits.reshape(-1, 32002), targets.reshape(-1), ignore_index=-100).backward()
+        opt.step()
+
+    timed("train step, 4 layers d=256, vocab 32k, 8×128", step)
