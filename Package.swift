@@ -13,6 +13,7 @@ let package = Package(
     products: [
         .library(name: "KosmosTensor", targets: ["KosmosTensor"]),
         .library(name: "KosmosNN", targets: ["KosmosNN"]),
+        .library(name: "KosmosVision", targets: ["KosmosVision"]),
         .library(name: "KosmosModels", targets: ["KosmosModels"]),
         .executable(name: "kosmos", targets: ["kosmos"]),
     ],
@@ -36,6 +37,22 @@ let package = Package(
             dependencies: ["KosmosTensor"],
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
+        // libjpeg-turbo and libpng (Debian: libjpeg62-turbo-dev, libpng-dev). Their error handlers
+        // longjmp, which Swift cannot cross, so a small C target catches errors and returns status.
+        .systemLibrary(
+            name: "CImageCodecs",
+            providers: [.apt(["libjpeg62-turbo-dev", "libpng-dev"])]
+        ),
+        .target(
+            name: "CImageCodecsSupport",
+            dependencies: ["CImageCodecs"],
+            linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("png16")]
+        ),
+        .target(
+            name: "KosmosVision",
+            dependencies: ["CImageCodecs", "CImageCodecsSupport"],
+            swiftSettings: [.swiftLanguageMode(.v5)]
+        ),
         .target(
             name: "KosmosModels",
             dependencies: ["KosmosNN", "KosmosTensor"],
@@ -47,6 +64,7 @@ let package = Package(
                 "KosmosTensor",
                 "KosmosNN",
                 "KosmosModels",
+                "KosmosVision",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -58,6 +76,11 @@ let package = Package(
         .testTarget(
             name: "KosmosModelsTests",
             dependencies: ["KosmosModels", "KosmosNN", "KosmosTensor"],
+            swiftSettings: [.swiftLanguageMode(.v5)]
+        ),
+        .testTarget(
+            name: "KosmosVisionTests",
+            dependencies: ["KosmosVision"],
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
         .testTarget(

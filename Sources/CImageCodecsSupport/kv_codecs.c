@@ -1,0 +1,319 @@
+// See kv_codecs.h for why this file exists: setjmp/longjmp error recovery for libjpeg and libpng.
+#include "kv_codecs.h"
+
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jpeglib.h>
+#include <jerror.h>
+#include <png.h>
+
+static void kv_set_message(kv_image_info *info, const char *text) {
+    snprintf(info->message, sizeof(info->message), "%s", text);
+}
+
+// MARK: JPEG
+
+typedef struct {
+    struct jpeg_error_mgr pub;
+    jmp_buf jump;
+    int truncated;
+    kv_image_info *info;
+} kv_jpeg_error;
+
+// libjpeg's default error_exit prints and calls exit(); ours records the message and jumps back.
+static void kv_jpeg_error_exit(j_common_ptr cinfo) {
+    kv_jpeg_error *err = (kv_jpeg_error *)cinfo->err;
+    char buffer[JMSG_LENGTH_MAX];
+    (*cinfo->err->format_message)(cinfo, buffer);
+    kv_set_message(err->info, buffer);
+    longjmp(err->jump, 1);
+}
+
+// Warnings (level -1) are tolerated like PIL tolerates them, except premature end of data: libjpeg
+// would pad the image with grey, whereas PIL refuses truncated files, so we stop with an error.
+static void kv_jpeg_emit_message(j_common_ptr cinfo, int msg_level) {
+    kv_jpeg_error *err = (kv_jpeg_error *)cinfo->err;
+    if (msg_level < 0) {
+        err->pub.num_warnings++;
+        if (err->pub.msg_code == JWRN_JPEG_EOF) {
+            err->truncated = 1;
+            kv_set_message(err->info, "JPEG data ends before the image does");
+            longjmp(err->jump, 1);
+        }
+    }
+}
+
+static void kv_jpeg_silent_output(j_common_ptr cinfo) { (void)cinfo; }
+
+static int kv_jpeg_run(const unsigned char *data, size_t size, kv_image_info *info,
+                       unsigned char *exif, int exifCapacity, unsigned char *out, size_t outSize) {
+    struct jpeg_decompress_struct cinfo;
+    kv_jpeg_error err;
+    memset(info, 0, sizeof(*info));
+    if (size < 3 || data[0] != 0xFF || data[1] != 0xD8 || data[2] != 0xFF) {
+        kv_set_message(info, "not a JPEG (no SOI marker)");
+        return KV_NOT_THIS_FORMAT;
+    }
+    memset(&cinfo, 0, sizeof(cinfo));
+    cinfo.err = jpeg_std_error(&err.pub);
+    err.pub.error_exit = kv_jpeg_error_exit;
+    err.pub.emit_message = kv_jpeg_emit_message;
+    err.pub.output_message = kv_jpeg_silent_output;
+    err.truncated = 0;
+    err.info = info;
+    if (setjmp(err.jump)) {
+        jpeg_destroy_decompress(&cinfo);
+        return err.truncated ? KV_TRUNCATED : KV_CORRUPT;
+    }
+    jpeg_create_decompress(&cinfo);
+    jpeg_mem_src(&cinfo, data, (unsigned long)size);
+    if (exif != NULL) {
+        jpeg_save_markers(&cinfo, JPEG_APP0 + 1, 0xFFFF);
+    }
+    jpeg_read_header(&cinfo, TRUE);
+    info->width = (int)cinfo.image_width;
+    info->height = (int)cinfo.image_height;
+    info->sawAdobeMarker = cinfo.saw_Adobe_marker ? 1 : 0;
+    info->bytesPerSample = 1;
+    switch (cinfo.jpeg_color_space) {
+    case JCS_GRAYSCALE:
+        cinfo.out_color_space = JCS_GRAYSCALE;
+        info->channels = 1;
+        break;
+    case JCS_CMYK:
+    case JCS_YCCK:
+        cinfo.out_color_space = JCS_CMYK;
+        info->channels = 4;
+        break;
+    default:
+        cinfo.out_color_space = JCS_RGB;
+        info->channels = 3;
+        break;
+    }
+    if (exif != NULL) {
+        for (jpeg_saved_marker_ptr m = cinfo.marker_list; m != NULL; m = m->next) {
+            if (m->marker == JPEG_APP0 + 1 && m->data_length >= 6 && memcmp(m->data, "Exif\0\0", 6) == 0) {
+                int n = (int)m->data_length - 6;
+                if (n > exifCapacity) n = exifCapacity;
+                memcpy(exif, m->data + 6, (size_t)n);
+                info->exifLength = n;
+                break;
+            }
+        }
+    }
+    if (out == NULL) {
+        jpeg_destroy_decompress(&cinfo);
+        return KV_OK;
+    }
+    // Stated explicitly so a libjpeg built with other defaults still matches PIL.
+    cinfo.dct_method = JDCT_ISLOW;
+    cinfo.do_fancy_upsampling = TRUE;
+    jpeg_start_decompress(&cinfo);
+    size_t rowBytes = (size_t)cinfo.output_width * (size_t)cinfo.output_components;
+    if ((int)cinfo.output_components != info->channels
+        || (size_t)cinfo.output_height * rowBytes > outSize) {
+        kv_set_message(info, "output buffer too small for the decoded image");
+        jpeg_destroy_decompress(&cinfo);
+        return KV_BUFFER_TOO_SMALL;
+    }
+    while (cinfo.output_scanline < cinfo.output_height) {
+        JSAMPROW row = out + (size_t)cinfo.output_scanline * rowBytes;
+        jpeg_read_scanlines(&cinfo, &row, 1);
+    }
+    jpeg_finish_decompress(&cinfo);
+    jpeg_destroy_decompress(&cinfo);
+    return KV_OK;
+}
+
+int kv_jpeg_read_header(const unsigned char *data, size_t size, kv_image_info *info,
+                        unsigned char *exif, int exifCapacity) {
+    return kv_jpeg_run(data, size, info, exif, exifCapacity, NULL, 0);
+}
+
+int kv_jpeg_decode(const unsigned char *data, size_t size, kv_image_info *info,
+                   unsigned char *out, size_t outSize) {
+    if (out == NULL) {
+        memset(info, 0, sizeof(*info));
+        kv_set_message(info, "no output buffer");
+        return KV_BUFFER_TOO_SMALL;
+    }
+    return kv_jpeg_run(data, size, info, NULL, 0, out, outSize);
+}
+
+int kv_jpeg_encode(const unsigned char *pixels, int width, int height, int channels, int quality,
+                   unsigned char **outData, unsigned long *outSize, kv_image_info *info) {
+    struct jpeg_compress_struct cinfo;
+    kv_jpeg_error err;
+    // jpeg_mem_dest may reallocate the buffer; volatile so the value after a longjmp is the latest.
+    unsigned char *volatile buffer = NULL;
+    unsigned long size = 0;
+    memset(info, 0, sizeof(*info));
+    *outData = NULL;
+    *outSize = 0;
+    if (width <= 0 || height <= 0 || (channels != 1 && channels != 3) || pixels == NULL) {
+        kv_set_message(info, "invalid image to encode");
+        return KV_CORRUPT;
+    }
+    memset(&cinfo, 0, sizeof(cinfo));
+    cinfo.err = jpeg_std_error(&err.pub);
+    err.pub.error_exit = kv_jpeg_error_exit;
+    err.pub.output_message = kv_jpeg_silent_output;
+    err.truncated = 0;
+    err.info = info;
+    if (setjmp(err.jump)) {
+        jpeg_destroy_compress(&cinfo);
+        free(buffer);
+        return KV_CORRUPT;
+    }
+    jpeg_create_compress(&cinfo);
+    jpeg_mem_dest(&cinfo, (unsigned char **)&buffer, &size);
+    cinfo.image_width = (JDIMENSION)width;
+    cinfo.image_height = (JDIMENSION)height;
+    cinfo.input_components = channels;
+    cinfo.in_color_space = channels == 1 ? JCS_GRAYSCALE : JCS_RGB;
+    jpeg_set_defaults(&cinfo);
+    jpeg_set_quality(&cinfo, quality, TRUE);
+    jpeg_start_compress(&cinfo, TRUE);
+    size_t rowBytes = (size_t)width * (size_t)channels;
+    while (cinfo.next_scanline < cinfo.image_height) {
+        JSAMPROW row = (JSAMPROW)(pixels + (size_t)cinfo.next_scanline * rowBytes);
+        jpeg_write_scanlines(&cinfo, &row, 1);
+    }
+    jpeg_finish_compress(&cinfo);
+    jpeg_destroy_compress(&cinfo);
+    *outData = buffer;
+    *outSize = size;
+    return KV_OK;
+}
+
+void kv_free(void *pointer) { free(pointer); }
+
+// MARK: PNG
+
+typedef struct {
+    jmp_buf jump;
+    const unsigned char *data;
+    size_t size;
+    size_t offset;
+    int truncated;
+    kv_image_info *info;
+} kv_png_ctx;
+
+// libpng's error callback must not return; jump back to kv_png_run with the message recorded.
+static void kv_png_error(png_structp png, png_const_charp message) {
+    kv_png_ctx *ctx = (kv_png_ctx *)png_get_error_ptr(png);
+    if (!ctx->truncated) kv_set_message(ctx->info, message);
+    longjmp(ctx->jump, 1);
+}
+
+// Warnings (e.g. odd ancillary chunks) are ignored, as PIL ignores them.
+static void kv_png_warning(png_structp png, png_const_charp message) {
+    (void)png;
+    (void)message;
+}
+
+static void kv_png_read(png_structp png, png_bytep out, size_t length) {
+    kv_png_ctx *ctx = (kv_png_ctx *)png_get_io_ptr(png);
+    if (length > ctx->size - ctx->offset) {
+        ctx->truncated = 1;
+        kv_set_message(ctx->info, "PNG data ends before the image does");
+        png_error(png, "truncated");
+    }
+    memcpy(out, ctx->data + ctx->offset, length);
+    ctx->offset += length;
+}
+
+static int kv_png_run(const unsigned char *data, size_t size, kv_image_info *info,
+                      unsigned char *out, size_t outSize) {
+    static const unsigned char signature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+    kv_png_ctx ctx;
+    png_structp png = NULL;
+    png_infop pinfo = NULL;
+    png_bytep *volatile rows = NULL;
+    memset(info, 0, sizeof(*info));
+    if (size < 8 || memcmp(data, signature, 8) != 0) {
+        kv_set_message(info, "not a PNG (bad signature)");
+        return KV_NOT_THIS_FORMAT;
+    }
+    ctx.data = data;
+    ctx.size = size;
+    ctx.offset = 0;
+    ctx.truncated = 0;
+    ctx.info = info;
+    png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &ctx, kv_png_error, kv_png_warning);
+    if (png == NULL) {
+        kv_set_message(info, "libpng could not allocate its state");
+        return KV_OUT_OF_MEMORY;
+    }
+    pinfo = png_create_info_struct(png);
+    if (pinfo == NULL) {
+        png_destroy_read_struct(&png, NULL, NULL);
+        kv_set_message(info, "libpng could not allocate its state");
+        return KV_OUT_OF_MEMORY;
+    }
+    if (setjmp(ctx.jump)) {
+        free(rows);
+        png_destroy_read_struct(&png, &pinfo, NULL);
+        return ctx.truncated ? KV_TRUNCATED : KV_CORRUPT;
+    }
+    png_set_read_fn(png, &ctx, kv_png_read);
+    png_read_info(png, pinfo);
+    png_uint_32 width = 0, height = 0;
+    int bitDepth = 0, colorType = 0, interlace = 0;
+    png_get_IHDR(png, pinfo, &width, &height, &bitDepth, &colorType, &interlace, NULL, NULL);
+    info->width = (int)width;
+    info->height = (int)height;
+    // Transformations chosen to reproduce PIL's modes and its convert("RGB"):
+    //  - palette expanded to RGB (transparency becomes a 4th channel that Swift drops);
+    //  - 1/2/4-bit grey scaled to 0...255 (PIL's "1", "L;2", "L;4" raw modes do the same);
+    //  - 16-bit samples keep their high byte (PIL's ";16B" raw modes), except 16-bit grey without
+    //    alpha, which PIL opens as I;16 and clips to 255 when converting; Swift does that clip;
+    //  - no gamma or colour management (PIL applies none).
+    if (colorType == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
+    if (colorType == PNG_COLOR_TYPE_GRAY && bitDepth < 8) png_set_expand_gray_1_2_4_to_8(png);
+    if (bitDepth == 16 && colorType != PNG_COLOR_TYPE_GRAY) png_set_strip_16(png);
+    if (interlace != PNG_INTERLACE_NONE) png_set_interlace_handling(png);
+    png_read_update_info(png, pinfo);
+    info->channels = (int)png_get_channels(png, pinfo);
+    info->bytesPerSample = png_get_bit_depth(png, pinfo) == 16 ? 2 : 1;
+    if (out == NULL) {
+        png_destroy_read_struct(&png, &pinfo, NULL);
+        return KV_OK;
+    }
+    size_t rowBytes = png_get_rowbytes(png, pinfo);
+    if (rowBytes != (size_t)width * (size_t)info->channels * (size_t)info->bytesPerSample
+        || rowBytes * (size_t)height > outSize) {
+        kv_set_message(info, "output buffer too small for the decoded image");
+        png_destroy_read_struct(&png, &pinfo, NULL);
+        return KV_BUFFER_TOO_SMALL;
+    }
+    rows = malloc(sizeof(png_bytep) * (size_t)height);
+    if (rows == NULL) {
+        kv_set_message(info, "out of memory for row pointers");
+        png_destroy_read_struct(&png, &pinfo, NULL);
+        return KV_OUT_OF_MEMORY;
+    }
+    for (png_uint_32 y = 0; y < height; y++) rows[y] = out + (size_t)y * rowBytes;
+    png_read_image(png, rows);
+    free(rows);
+    rows = NULL;
+    png_destroy_read_struct(&png, &pinfo, NULL);
+    return KV_OK;
+}
+
+int kv_png_read_header(const unsigned char *data, size_t size, kv_image_info *info) {
+    return kv_png_run(data, size, info, NULL, 0);
+}
+
+int kv_png_decode(const unsigned char *data, size_t size, kv_image_info *info,
+                  unsigned char *out, size_t outSize) {
+    if (out == NULL) {
+        memset(info, 0, sizeof(*info));
+        kv_set_message(info, "no output buffer");
+        return KV_BUFFER_TOO_SMALL;
+    }
+    return kv_png_run(data, size, info, out, outSize);
+}
