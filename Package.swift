@@ -13,6 +13,7 @@ let package = Package(
     products: [
         .library(name: "KosmosTensor", targets: ["KosmosTensor"]),
         .library(name: "KosmosNN", targets: ["KosmosNN"]),
+        .library(name: "KosmosTokenizers", targets: ["KosmosTokenizers"]),
         .library(name: "KosmosVision", targets: ["KosmosVision"]),
         .library(name: "KosmosModels", targets: ["KosmosModels"]),
         .executable(name: "kosmos", targets: ["kosmos"]),
@@ -37,6 +38,8 @@ let package = Package(
             dependencies: ["KosmosTensor"],
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
+        // SentencePiece and HF tokenizer.json; Foundation only.
+        .target(name: "KosmosTokenizers"),
         // libjpeg-turbo and libpng (Debian: libjpeg62-turbo-dev, libpng-dev). Their error handlers
         // longjmp, which Swift cannot cross, so a small C target catches errors and returns status.
         .systemLibrary(
@@ -55,7 +58,7 @@ let package = Package(
         ),
         .target(
             name: "KosmosModels",
-            dependencies: ["KosmosNN", "KosmosTensor"],
+            dependencies: ["KosmosNN", "KosmosTensor", "KosmosVision"],
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
         .executableTarget(
@@ -65,6 +68,7 @@ let package = Package(
                 "KosmosNN",
                 "KosmosModels",
                 "KosmosVision",
+                "KosmosTokenizers",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -77,6 +81,10 @@ let package = Package(
             name: "KosmosModelsTests",
             dependencies: ["KosmosModels", "KosmosNN", "KosmosTensor"],
             swiftSettings: [.swiftLanguageMode(.v5)]
+        ),
+        .testTarget(
+            name: "KosmosTokenizersTests",
+            dependencies: ["KosmosTokenizers"]
         ),
         .testTarget(
             name: "KosmosVisionTests",

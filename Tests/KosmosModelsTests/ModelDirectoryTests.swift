@@ -100,4 +100,27 @@ final class ModelDirectoryTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("decoder.layers.0.ffn.fc1.weight has shape [96, 32], the model expects [64, 32]"), "\(error)")
         }
     }
+
+    /// What `kosmos encode-image` does, end to end: a JPEG through the directory's
+    /// preprocessor_config.json and the tower, against CLIPImageProcessor + CLIPVisionModel.
+    func testEncodeImageMatchesTransformers() throws {
+        let expected = try modelFixture("clip_encode_image_expected.safetensors")
+        let model = fixtureDirectory("clip_vision_model")
+        let tower = try CLIPVisionTransformer.load(directory: model)
+        let input = try ImageInput(modelDirectory: model, imageSize: tower.configuration.imageSize)
+        let pixels = try input.load(fixtureDirectory("images/inputs/rgb_640x480.jpg")).unsqueezed(0)
+        assertAllClose(pixels.scalars, try expected.floats("pixel_values"), rtol: 0, atol: 1e-6, "pixel_values")
+        let last = try withoutGrad { try tower(pixels).lastHiddenState }
+        assertAllClose(last.scalars, try expected.floats("last_hidden_state"), rtol: 1e-5, atol: 1e-5, "last_hidden_state")
+    }
+
+    func testPromptTokensPlaceImagesAndCheckTheCount() throws {
+        let model = try KosmosModel(configuration: KosmosParityTests.tinyConfiguration(), generator: RandomGenerator(seed: 0))
+        let encode: (String) -> [Int] = { text in text.split(separator: " ").map { Int($0.count) + 2 } }
+        XCTAssertEqual(try model.promptTokens("ab <image> abc", imageCount: 1, encode: encode),
+                       [1, 4, 38, 0, 0, 0, 0, 39, 5])
+        XCTAssertThrowsError(try model.promptTokens("<image><image>", imageCount: 1, encode: encode)) { error in
+            XCTAssertTrue("\(error)".contains("2 <image> marker(s) but 1 image(s)"), "\(error)")
+        }
+    }
 }

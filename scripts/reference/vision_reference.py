@@ -94,3 +94,19 @@ with torch.no_grad():
         "vision_model_last_hidden_state": single(pixel_values=probe).last_hidden_state,
         "clip_model_last_hidden_state": full.vision_model(pixel_values=probe).last_hidden_state,
     })
+
+# End to end, as `kosmos encode-image` runs it: a real image file through CLIPImageProcessor (the
+# PIL implementation, as transformers 5 names it) saved beside the CLIPVisionModel directory, then
+# the tower.
+from PIL import Image
+from transformers import CLIPImageProcessorPil
+
+processor = CLIPImageProcessorPil(size={"shortest_edge": 16}, crop_size={"height": 16, "width": 16})
+processor.save_pretrained(os.path.join(ROOT, "Tests", "Fixtures", "clip_vision_model"))
+image_path = os.path.join(ROOT, "Tests", "Fixtures", "images", "inputs", "rgb_640x480.jpg")
+pixels = processor(images=Image.open(image_path).convert("RGB"), return_tensors="pt")["pixel_values"]
+with torch.no_grad():
+    save("clip_encode_image_expected.safetensors", {
+        "pixel_values": pixels,
+        "last_hidden_state": single(pixel_values=pixels).last_hidden_state,
+    })

@@ -1,0 +1,66 @@
+import Foundation
+import KosmosTensor
+import KosmosVision
+
+extension Tensor {
+    /// Preprocessed pixel values [channels, height, width] as a tensor.
+    public convenience init(_ pixels: PixelValues) {
+        self.init(shape: pixels.shape, scalars: pixels.values)
+    }
+}
+
+/// Turns image files into the pixel values a vision tower of `imageSize` expects: the directory's
+/// preprocessor_config.json when it has one (transformers' CLIPImageProcessor fields), else
+/// OpenAI CLIP's preprocessing at that size.
+public struct ImageInput {
+    public let preprocessor: CLIPPreprocessor
+    public let imageSize: Int
+
+    public init(modelDirectory: URL?, imageSize: Int, decodeOptions: DecodeOptions = DecodeOptions()) throws {
+        var config = CLIPPreprocessorConfig()
+        let file = modelDirectory?.appendingPathComponent("preprocessor_config.json")
+        if let file, FileManager.default.fileExists(atPath: file.path) {
+            config = try CLIPPreprocessorConfig(contentsOf: file)
+        } else {
+            config.size = .shortestEdge(imageSize)
+            config.cropHeight = imageSize
+            config.cropWidth = imageSize
+        }
+        preprocessor = CLIPPreprocessor(config: config, decodeOptions: decodeOptions)
+        self.imageSize = imageSize
+    }
+
+    /// Decodes and preprocesses one image file to [3, imageSize, imageSize].
+    public func load(_ url: URL) throws -> Tensor {
+        let pixels = try preprocessor.preprocess(contentsOf: url)
+        guard pixels.shape == [3, imageSize, imageSize] else {
+            throw ModelError.invalidInput("\(url.path): preprocessing gives \(pixels.shape), the vision tower expects [3, \(imageSize), \(imageSize)] (check preprocessor_config.json)")
+        }
+        return Tensor(pixels)
+    }
+}
+
+extension KosmosModel {
+    /// Token ids for a prompt whose `<image>` markers say where each image goes, in order: text
+    /// segments are encoded one by one with `encode` (so each starts as a fresh piece of text, as a
+    /// SentencePiece tokenizer adds its dummy prefix per segment), each marker becomes `<image>`,
+    /// num_image_tokens slots and `</image>`, and BOS is prepended when the configuration has one.
+    public func promptTokens(_ prompt: String, imageCount: Int, encode: (String) -> [Int]) throws -> [Int] {
+        let c = configuration
+        let segments = prompt.components(separatedBy: "<image>")
+        let markers = segments.count - 1
+        guard markers == imageCount else {
+            throw ModelError.invalidInput("the prompt has \(markers) <image> marker(s) but \(imageCount) image(s) were given")
+        }
+        var tokens: [Int] = c.bosTokenId.map { [$0] } ?? []
+        for (index, segment) in segments.enumerated() {
+            if index > 0 {
+                tokens.append(c.imageTokenId)
+                tokens += [Int](repeating: c.slotTokenId, count: c.numImageTokens)
+                tokens.append(c.imageEndTokenId)
+            }
+            if !segment.isEmpty { tokens += encode(segment) }
+        }
+        return tokens
+    }
+}
