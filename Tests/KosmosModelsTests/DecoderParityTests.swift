@@ -146,6 +146,23 @@ final class DecoderParityTests: XCTestCase {
         XCTAssertEqual(layer.selfAttnLayerNorm.weight?.scalars, [Float](repeating: 1, count: 64))
     }
 
+    /// The sinusoidal table equals fairseq's as transformers' Kosmos-2 builds it (padding_idx 1,
+    /// positions from 2), and is added to the embeddings.
+    func testSinusoidalPositionsMatchFairseqTable() throws {
+        var c = configuration("subln")
+        c.absolutePositions = .sinusoidal
+        let decoder = try MagnetoDecoder(configuration: c, generator: RandomGenerator(seed: 0))
+        let table = decoder.sinusoidalPositions(length: 12)
+        assertAllClose(table.scalars, try modelFixture("sinusoidal_positions.safetensors").floats("positions"),
+                       rtol: 1e-6, atol: 1e-7, "sinusoidal positions")
+        decoder.eval()
+        let tokens = [3, 4, 5]
+        let withPositions = try withoutGrad { try decoder.embed(tokens: tokens, batch: 1, length: 3) }
+        let plain = try withoutGrad { try decoder.embedTokens(tokens, shape: [1, 3]) }
+        assertAllClose(withPositions.scalars, withoutGrad { plain + table.narrowed(axis: 0, start: 0, length: 3) }.scalars,
+                       rtol: 0, atol: 0, "embeddings + positions")
+    }
+
     func testConfigurationDecodesTorchscaleNamesWithDefaults() throws {
         let json = #"{"decoder_layers": 3, "decoder_embed_dim": 64, "decoder_attention_heads": 8, "vocab_size": 100, "xpos_rel_pos": true}"#
         let c = try JSONDecoder().decode(DecoderConfiguration.self, from: Data(json.utf8))

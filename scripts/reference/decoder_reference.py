@@ -96,3 +96,12 @@ for variant in VARIANTS:
     save_file({k: v.contiguous().clone() for k, v in out.items()}, path,
               metadata={"generator": "scripts/reference/decoder_reference.py"})
     print("wrote", path, f"loss {loss.item():.6f}")
+
+# fairseq's sinusoidal position table as transformers' Kosmos-2 implements it (the decoder's
+# `absolute_positions: "sinusoidal"`): rows for positions padding_idx+1 .. padding_idx+12, dim 32.
+from transformers.models.kosmos2.modeling_kosmos2 import Kosmos2TextSinusoidalPositionalEmbedding
+
+table = Kosmos2TextSinusoidalPositionalEmbedding.get_embedding(PAD + 1 + 12, DIM, PAD)
+path = os.path.join(ROOT, "Tests", "Fixtures", "sinusoidal_positions.safetensors")
+save_file({"positions": table[PAD + 1:].contiguous().clone()}, path, metadata={"generator": "scripts/reference/decoder_reference.py"})
+print("wrote", path)
