@@ -61,6 +61,7 @@ let package = Package(
             dependencies: ["KosmosNN", "KosmosTensor", "KosmosVision"],
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
+        .target(name: "KosmosData", dependencies: ["KosmosTokenizers", "KosmosVision"], swiftSettings: [.swiftLanguageMode(.v5)]),
         .executableTarget(
             name: "kosmos",
             dependencies: [
@@ -69,6 +70,7 @@ let package = Package(
                 "KosmosModels",
                 "KosmosVision",
                 "KosmosTokenizers",
+                "KosmosData",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -91,6 +93,7 @@ let package = Package(
             dependencies: ["KosmosVision"],
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
+        .testTarget(name: "KosmosDataTests", dependencies: ["KosmosData", "KosmosTokenizers", "KosmosVision"], swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(
             name: "KosmosNNTests",
             dependencies: ["KosmosNN", "KosmosTensor"],

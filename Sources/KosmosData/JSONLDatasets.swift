@@ -1,0 +1,106 @@
+import Foundation
+
+/// The lines of a JSONL file (plain, or gzip when it starts with the gzip magic), as byte ranges.
+/// Blank lines are not records (a trailing newline is not a sample).
+struct JSONLines {
+    let data: Data
+    let ranges: [Range<Int>]
+    var skips = SkipCounts()
+
+    init(url: URL) throws {
+        var raw: Data
+        do { raw = try Data(contentsOf: url, options: .mappedIfSafe) } catch {
+            throw DataError.unreadable(path: url.path, reason: error.localizedDescription)
+        }
+        if Gzip.isGzip(raw) {
+            do { raw = try Gzip.decompress(raw) } catch {
+                // The whole file is unusable; report it as one skip rather than failing the run.
+                skips.add(.corruptGzip)
+                raw = Data()
+            }
+        }
+        data = raw
+        var rs: [Range<Int>] = []
+        raw.withUnsafeBytes { (b: UnsafeRawBufferPointer) in
+            var start = 0
+            for i in 0...b.count {
+                if i == b.count || b[i] == 0x0A {
+                    var s = start, e = i
+                    while s < e, b[s] == 0x20 || b[s] == 0x09 || b[s] == 0x0D { s += 1 }
+                    while e > s, b[e - 1] == 0x20 || b[e - 1] == 0x09 || b[e - 1] == 0x0D { e -= 1 }
+                    if e > s { rs.append(start..<i) }
+                    start = i + 1
+                }
+            }
+        }
+        ranges = rs
+    }
+
+    func object(at i: Int) throws -> [String: Any] {
+        let r = ranges[i]
+        let line = data.subdata(in: (data.startIndex + r.lowerBound)..<(data.startIndex + r.upperBound))
+        guard let obj = try? JSONSerialization.jsonObject(with: line, options: []) as? [String: Any] else {
+            throw SkipReason.malformedJSON
+        }
+        return obj
+    }
+}
+
+/// `{"text": ...}` per line: the Pile's format.
+public final class TextJSONLDataset: Dataset {
+    public let url: URL
+    let lines: JSONLines
+    public var name: String { url.lastPathComponent }
+    public var count: Int { lines.ranges.count }
+    public var indexingSkips: SkipCounts { lines.skips }
+
+    public init(url: URL) throws {
+        self.url = url
+        lines = try JSONLines(url: url)
+    }
+
+    public func sample(at index: Int) throws -> Sample {
+        let obj = try lines.object(at: index)
+        guard let text = obj["text"] as? String else { throw SkipReason.missingText }
+        guard !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { throw SkipReason.emptyText }
+        return Sample(kind: .text, segments: [.text(text)], id: "\(name):\(index + 1)")
+    }
+}
+
+/// `{"segments": [{"text": ...}, {"image": "relative/path.jpg"}, ...]}` per line; image paths are
+/// relative to the JSONL file's folder (absolute paths are used as given).
+public final class InterleavedJSONLDataset: Dataset {
+    public let url: URL
+    let lines: JSONLines
+    let baseDirectory: URL
+    public var name: String { url.lastPathComponent }
+    public var count: Int { lines.ranges.count }
+    public var indexingSkips: SkipCounts { lines.skips }
+
+    public init(url: URL) throws {
+        self.url = url
+        baseDirectory = url.deletingLastPathComponent()
+        lines = try JSONLines(url: url)
+    }
+
+    public func sample(at index: Int) throws -> Sample {
+        let obj = try lines.object(at: index)
+        guard let list = obj["segments"] as? [Any] else { throw SkipReason.malformedSegment }
+        var segments: [Segment] = []
+        for item in list {
+            guard let seg = item as? [String: Any] else { throw SkipReason.malformedSegment }
+            if let text = seg["text"] as? String {
+                // An empty text segment carries nothing; dropping it keeps the document valid.
+                if !text.isEmpty { segments.append(.text(text)) }
+            } else if let path = seg["image"] as? String, !path.isEmpty {
+                let u = path.hasPrefix("/") ? URL(fileURLWithPath: path) : baseDirectory.appendingPathComponent(path)
+                guard FileManager.default.fileExists(atPath: u.path) else { throw SkipReason.missingImage }
+                segments.append(.image(.file(u)))
+            } else {
+                throw SkipReason.malformedSegment
+            }
+        }
+        guard !segments.isEmpty else { throw SkipReason.emptyDocument }
+        return Sample(kind: .interleaved, segments: segments, id: "\(name):\(index + 1)")
+    }
+}

@@ -1,0 +1,245 @@
+import Foundation
+import KosmosTokenizers
+import KosmosVision
+
+/// The ids a packed sequence is built from. Image ids come from the caller because they depend on
+/// the model's vocabulary layout (Kosmos-X appends `<image>`/`</image>`; Kosmos-2 has its own).
+public struct PackingTokens: Equatable, Sendable {
+    public var bos: Int?
+    public var eos: Int?
+    public var image: Int
+    public var imageEnd: Int
+    /// Placeholder id filled by the connector's N image embeddings.
+    public var slot: Int
+    public var pad: Int
+    public var slotsPerImage: Int
+    public init(bos: Int?, eos: Int?, image: Int, imageEnd: Int, slot: Int, pad: Int, slotsPerImage: Int) {
+        self.bos = bos; self.eos = eos; self.image = image; self.imageEnd = imageEnd
+        self.slot = slot; self.pad = pad; self.slotsPerImage = slotsPerImage
+    }
+    /// BOS / EOS from the tokenizer's declared special ids.
+    public init(tokenizer: Tokenizer, image: Int, imageEnd: Int, slot: Int, pad: Int, slotsPerImage: Int) {
+        self.init(bos: tokenizer.specialIds.bos, eos: tokenizer.specialIds.eos, image: image, imageEnd: imageEnd,
+                  slot: slot, pad: pad, slotsPerImage: slotsPerImage)
+    }
+}
+
+public let ignoreIndex = -100
+
+/// A sample tokenized and with its images decoded and preprocessed: what the packer places.
+public struct PreparedSample: @unchecked Sendable {
+    public var kind: SampleKind
+    public var tokens: [Int]
+    public var images: [PixelValues]
+    public var id: String
+    /// The source iterator's position just after this sample: resuming there continues with the next one.
+    public var positionAfter: DatasetPosition?
+}
+
+/// Sample -> `<s> text <image> [slot x N] </image> text </s>` ids plus preprocessed images.
+public struct SamplePreparer {
+    public let tokenizer: Tokenizer
+    public let tokens: PackingTokens
+    public let maxLength: Int
+    public let preprocessor: CLIPPreprocessor
+
+    public init(tokenizer: Tokenizer, tokens: PackingTokens, maxLength: Int, preprocessor: CLIPPreprocessor = CLIPPreprocessor()) throws {
+        guard maxLength >= 2, tokens.slotsPerImage >= 0 else {
+            throw DataError.invalidArgument("maxLength must be at least 2 and slotsPerImage non-negative")
+        }
+        self.tokenizer = tokenizer; self.tokens = tokens; self.maxLength = maxLength; self.preprocessor = preprocessor
+    }
+
+    /// Ids only (no decoding): used by tests and by `inspect` to count tokens cheaply.
+    public func tokenIds(_ sample: Sample) -> [Int] {
+        var ids: [Int] = []
+        if let b = tokens.bos { ids.append(b) }
+        for seg in sample.segments {
+            switch seg {
+            case .text(let t): ids += tokenizer.encode(t)
+            case .image:
+                ids.append(tokens.image)
+                ids += [Int](repeating: tokens.slot, count: tokens.slotsPerImage)
+                ids.append(tokens.imageEnd)
+            }
+        }
+        if let e = tokens.eos { ids.append(e) }
+        return ids
+    }
+
+    /// Throws a `SkipReason`: an image that cannot be decoded, or an image sample that cannot fit.
+    /// A text-only sample longer than `maxLength` is truncated to it (its tail is lost, as in GPT-style packing).
+    public func prepare(_ sample: Sample, positionAfter: DatasetPosition? = nil) throws -> PreparedSample {
+        var ids = tokenIds(sample)
+        if ids.count > maxLength {
+            if sample.imageCount > 0 { throw SkipReason.imageSampleTooLong }
+            ids = Array(ids.prefix(maxLength))
+        }
+        var images: [PixelValues] = []
+        for seg in sample.segments {
+            guard case .image(let src) = seg else { continue }
+            do {
+                switch src {
+                case .file(let u): images.append(try preprocessor.preprocess(contentsOf: u))
+                case .data(let d, let n): images.append(try preprocessor.preprocess(data: d, source: n))
+                case .decoded(let img): images.append(try preprocessor.preprocess(img, source: "synthetic"))
+                }
+            } catch let e as ImageError {
+                if case .fileNotFound = e { throw SkipReason.missingImage }
+                throw SkipReason.unreadableImage
+            } catch {
+                throw SkipReason.unreadableImage
+            }
+        }
+        return PreparedSample(kind: sample.kind, tokens: ids, images: images, id: sample.id, positionAfter: positionAfter)
+    }
+}
+
+/// Anything that hands out prepared samples in a fixed order: a synchronous source or the prefetching loader.
+public protocol PreparedSampleSource: AnyObject {
+    func next() -> PreparedSample?
+    var skips: SkipCounts { get }
+}
+
+/// Reads and prepares on the caller's thread.
+public final class SynchronousSource: PreparedSampleSource {
+    public let iterator: DatasetIterator
+    public let preparer: SamplePreparer
+    private var prepareSkips = SkipCounts()
+    public var skips: SkipCounts { var s = iterator.skips; s.merge(prepareSkips); return s }
+    public init(iterator: DatasetIterator, preparer: SamplePreparer) { self.iterator = iterator; self.preparer = preparer }
+    public func next() -> PreparedSample? {
+        while let s = iterator.next() {
+            do { return try preparer.prepare(s, positionAfter: iterator.position) } catch let r as SkipReason {
+                prepareSkips.add(r)
+            } catch { prepareSkips.add(.unreadableImage) }
+        }
+        return nil
+    }
+}
+
+public struct PackerState: Codable, Equatable, Sendable {
+    public var positions: [DatasetPosition?]
+    public var tokensTaken: [Int]
+}
+
+public struct PackedSequence: @unchecked Sendable {
+    /// Exactly `maxLength` ids, padded with `pad`.
+    public var tokens: [Int]
+    /// `labels[i]` is the id at i+1, or -100 (see `SequencePacker.labels`).
+    public var labels: [Int]
+    /// In the order of their `<image>` tokens.
+    public var images: [PixelValues]
+    /// Ids of the samples packed, in order.
+    public var sampleIds: [String]
+    /// Real (non-pad) tokens per kind, for mixing statistics.
+    public var tokensByKind: [SampleKind: Int]
+}
+
+/// Packs whole samples into fixed-length sequences, mixing sources by share of tokens.
+/// A sample that does not fit in what is left of a sequence starts the next one (no splitting, so
+/// every `<image>` has all its slots in the same sequence as its pixels).
+public final class SequencePacker {
+    public let maxLength: Int
+    public let tokens: PackingTokens
+    let sources: [PreparedSampleSource]
+    let weights: [Double]
+    public private(set) var tokensTaken: [Int]
+    var exhausted: [Bool]
+    var pending: (source: Int, sample: PreparedSample)?
+    /// Per source, the iterator position after the last sample placed in an emitted sequence.
+    var consumed: [DatasetPosition?]
+
+    /// `weights` are normalised; e.g. [0.5, 0.5, 0.2] gives 5/12, 5/12, 2/12 of the tokens.
+    /// `resume`: a `state` saved earlier; the sources must then be built with iterators resumed from
+    /// `state.positions` (fresh iterators where a position is nil).
+    public init(sources: [(PreparedSampleSource, Double)], maxLength: Int, tokens: PackingTokens,
+                resume: PackerState? = nil) throws {
+        guard !sources.isEmpty, sources.allSatisfy({ $0.1 > 0 && $0.1.isFinite }) else {
+            throw DataError.invalidArgument("the packer needs at least one source, each with a positive weight")
+        }
+        guard maxLength >= 2 else { throw DataError.invalidArgument("maxLength must be at least 2") }
+        let total = sources.reduce(0) { $0 + $1.1 }
+        self.sources = sources.map(\.0)
+        weights = sources.map { $0.1 / total }
+        self.maxLength = maxLength; self.tokens = tokens
+        tokensTaken = [Int](repeating: 0, count: sources.count)
+        exhausted = [Bool](repeating: false, count: sources.count)
+        consumed = [DatasetPosition?](repeating: nil, count: sources.count)
+        if let r = resume {
+            guard r.tokensTaken.count == sources.count, r.positions.count == sources.count else {
+                throw DataError.invalidArgument("saved packer state has \(r.tokensTaken.count) sources, the packer \(sources.count)")
+            }
+            tokensTaken = r.tokensTaken
+            consumed = r.positions
+        }
+    }
+
+    /// What to save to resume exactly after the last emitted sequence. A sample read but not yet
+    /// placed (the one that did not fit) is not counted as consumed, so it is read again on resume.
+    public var state: PackerState { PackerState(positions: consumed, tokensTaken: tokensTaken) }
+
+    public var skips: SkipCounts { sources.reduce(into: SkipCounts()) { $0.merge($1.skips) } }
+
+    /// Deficit scheduling: the source furthest below its share of tokens goes next (ties: lowest
+    /// index). Deterministic, so packing needs no random numbers to be reproducible.
+    func pickSource() -> Int? {
+        var best: Int?, bestRatio = Double.infinity
+        for k in sources.indices where !exhausted[k] {
+            let r = Double(tokensTaken[k]) / weights[k]
+            if r < bestRatio { bestRatio = r; best = k }
+        }
+        return best
+    }
+
+    public func next() -> PackedSequence? {
+        var ids: [Int] = [], images: [PixelValues] = [], sampleIds: [String] = []
+        var byKind: [SampleKind: Int] = [:]
+        while true {
+            if pending == nil {
+                guard let k = pickSource() else { break }
+                guard let s = sources[k].next() else { exhausted[k] = true; continue }
+                pending = (k, s)
+            }
+            guard let (k, s) = pending else { break }
+            var sampleTokens = s.tokens
+            if sampleTokens.count > maxLength {
+                // Preparer normally guarantees this; guard anyway since sources are pluggable.
+                if !s.images.isEmpty { pending = nil; continue }
+                sampleTokens = Array(sampleTokens.prefix(maxLength))
+            }
+            if ids.count + sampleTokens.count > maxLength { break }
+            ids += sampleTokens; images += s.images; sampleIds.append(s.id)
+            byKind[s.kind, default: 0] += sampleTokens.count
+            tokensTaken[k] += sampleTokens.count
+            if let p = s.positionAfter { consumed[k] = p }
+            pending = nil
+        }
+        if ids.isEmpty { return nil }
+        let real = ids.count
+        ids += [Int](repeating: tokens.pad, count: maxLength - real)
+        return PackedSequence(tokens: ids, labels: SequencePacker.labels(ids, realLength: real, tokens: tokens),
+                              images: images, sampleIds: sampleIds, tokensByKind: byKind)
+    }
+
+    public func nextBatch(_ size: Int) -> [PackedSequence] {
+        var batch: [PackedSequence] = []
+        while batch.count < size, let s = next() { batch.append(s) }
+        return batch
+    }
+
+    /// Next-token targets: labels[i] = ids[i+1], except -100 where position i is an image slot,
+    /// where it predicts into an image slot (the `<image>` token and the slots themselves), on
+    /// padding, and at the last real position (its next token is not in this sequence).
+    public static func labels(_ ids: [Int], realLength: Int, tokens: PackingTokens) -> [Int] {
+        var labels = [Int](repeating: ignoreIndex, count: ids.count)
+        if realLength >= 2 {
+            for i in 0..<(realLength - 1) {
+                let target = ids[i + 1]
+                if ids[i] == tokens.slot || target == tokens.slot { continue }
+                labels[i] = target
+            }
+        }
+        return labels
+    }
+}
