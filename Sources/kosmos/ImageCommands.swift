@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import KosmosData
+import KosmosTokenizers
 import KosmosVision
 
 /// `kosmos bench data`: images per second for JPEG decode + CLIP preprocessing (the data loader's work).
@@ -23,6 +25,9 @@ struct DataBenchmark: ParsableCommand {
 
     @Option(help: "A preprocessor_config.json to use instead of CLIP's defaults.")
     var config: String?
+
+    @Option(help: "A tokenizer file: also measure the full loader (COCO dataset → decode, preprocess, tokenize on the loader's workers).")
+    var tokenizer: String?
 
     func validate() throws {
         guard threads >= 1, threads <= 256 else { throw ValidationError("--threads must be between 1 and 256") }
@@ -55,6 +60,13 @@ struct DataBenchmark: ParsableCommand {
         let dec = try VisionBenchmark.run(images: data, repeats: repeats, threads: threads, preprocessor: preprocessor,
                                           decodeOnly: true)
         print(String(format: "threads: %d  decode only: %.1f images/s", dec.threads, dec.imagesPerSecond))
+        if let tokenizer {
+            let loaded = try LoaderBenchmark.run(images: data, passes: repeats, workers: threads,
+                                                 tokenizer: try TokenizerLoader.load(URL(fileURLWithPath: tokenizer)),
+                                                 preprocessor: preprocessor)
+            print(String(format: "loader, %d workers: %d images in %.3f s: %.1f images/s",
+                         threads, loaded.images, loaded.seconds, Double(loaded.images) / loaded.seconds))
+        }
         if threads > 1 {
             let one = try VisionBenchmark.run(images: data, repeats: max(1, repeats / 2), threads: 1, preprocessor: preprocessor)
             print(String(format: "threads: 1  images: %d  seconds: %.3f  images/s: %.1f",
