@@ -23,13 +23,16 @@ public final class RandomGenerator {
         s0 = splitmix(); s1 = splitmix(); s2 = splitmix(); s3 = splitmix()
     }
 
-    /// The four state words, for checkpoints.
-    public var state: [UInt64] {
-        get { [s0, s1, s2, s3] }
-        set {
-            precondition(newValue.count == 4 && newValue.contains { $0 != 0 }, "RandomGenerator state must be 4 words, not all zero")
-            s0 = newValue[0]; s1 = newValue[1]; s2 = newValue[2]; s3 = newValue[3]
+    /// The four state words, for checkpoints (restore them with `restore(state:)`).
+    public var state: [UInt64] { [s0, s1, s2, s3] }
+
+    /// Continues the stream from saved state words. They come from files, so a wrong count or the
+    /// all-zero state (a fixed point of xoshiro) is an error, not a crash.
+    public func restore(state words: [UInt64]) throws {
+        guard words.count == 4, words.contains(where: { $0 != 0 }) else {
+            throw RandomGeneratorError.invalidState(words.count == 4 ? "all four words are zero" : "\(words.count) words, expected 4")
         }
+        s0 = words[0]; s1 = words[1]; s2 = words[2]; s3 = words[3]
     }
 
     @inline(__always) private static func rotl(_ x: UInt64, _ k: UInt64) -> UInt64 {
@@ -103,6 +106,16 @@ public final class RandomGenerator {
     /// Fills `buffer` with values uniform in [low, high).
     public func fillUniform(_ buffer: UnsafeMutableBufferPointer<Float>, low: Float = 0, high: Float = 1) {
         for i in 0..<buffer.count { buffer[i] = low + (high - low) * nextFloat() }
+    }
+}
+
+public enum RandomGeneratorError: Error, CustomStringConvertible, Equatable {
+    case invalidState(String)
+
+    public var description: String {
+        switch self {
+        case let .invalidState(why): return "invalid random generator state: \(why)"
+        }
     }
 }
 

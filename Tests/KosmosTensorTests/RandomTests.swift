@@ -43,8 +43,10 @@ final class RandomTests: XCTestCase {
         let saved = g.state
         let expected = (0..<5).map { _ in g.next() }
         let restored = RandomGenerator(seed: 0)
-        restored.state = saved
+        XCTAssertNoThrow(try restored.restore(state: saved))
         XCTAssertEqual((0..<5).map { _ in restored.next() }, expected)
+        XCTAssertThrowsError(try restored.restore(state: [0, 0, 0, 0]))
+        XCTAssertThrowsError(try restored.restore(state: [1, 2, 3]))
     }
 
     /// Moments of 200k draws within about five standard errors of the true values.
