@@ -19,6 +19,15 @@ extension Tensor {
         for t in targets where t != ignoreIndex {
             precondition(t >= 0 && t < classes, "crossEntropy: target \(t) outside 0..<\(classes)")
         }
+        if rows == 0 {
+            // Nothing to average: PyTorch's mean over no elements is NaN, its sum 0.
+            let out = Tensor(reduction == .mean ? .nan : 0)
+            if Tensor.needsGrad(self) {
+                let s = shape
+                out.recorded("cross_entropy", [self]) { _ in [Tensor.zeros(s)] }
+            }
+            return out
+        }
         var rowLoss = [Float](repeating: 0, count: rows)
         var logSumExps = [Float](repeating: 0, count: rows)
         let x = pointer

@@ -219,3 +219,11 @@ extension EngineTests {
         } } } } } }
     }
 }
+
+extension EngineTests {
+    func testCrossEntropyOfNoRows() {
+        let empty = Tensor.zeros([0, 5])
+        XCTAssertTrue(empty.crossEntropy(targets: []).item().isNaN)
+        XCTAssertEqual(empty.crossEntropy(targets: [], reduction: .sum).item(), 0)
+    }
+}
