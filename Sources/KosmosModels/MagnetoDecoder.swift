@@ -55,6 +55,26 @@ public final class XPos: Module {
     }
 }
 
+/// The keys and values one attention layer has seen, [batch, heads, positions, head dim], kept
+/// un-rotated as torchscale's incremental decoding keeps them (xPos is re-applied to all keys at each
+/// step, centred on the current length).
+public final class LayerKVCache {
+    public internal(set) var keys: Tensor?
+    public internal(set) var values: Tensor?
+    public init() {}
+}
+
+/// Everything a decoder needs to continue a sequence one step at a time without recomputing it.
+public final class DecoderCache {
+    public let layers: [LayerKVCache]
+    /// Positions already processed.
+    public internal(set) var length = 0
+
+    public init(layers: Int) {
+        self.layers = (0..<layers).map { _ in LayerKVCache() }
+    }
+}
+
 /// torchscale's MultiheadAttention used as causal self-attention, with sub-LN (`inner_attn_ln`
 /// on the concatenated heads before `out_proj`) and optional xPos.
 public final class MagnetoSelfAttention: Module {
@@ -87,8 +107,10 @@ public final class MagnetoSelfAttention: Module {
         if let xpos { registerModule("xpos", xpos) }
     }
 
-    /// x [batch, length, dim] → [batch, length, dim]; causal; `keyPadding` batch × length flags.
-    public func callAsFunction(_ x: Tensor, keyPadding: [Bool]? = nil) -> Tensor {
+    /// x [batch, length, dim] → [batch, length, dim]; causal. With a cache, x holds the new
+    /// positions only: they attend to the cached ones too, and are appended to the cache.
+    /// `keyPadding` has batch × (all key positions) flags.
+    public func callAsFunction(_ x: Tensor, keyPadding: [Bool]? = nil, cache: LayerKVCache? = nil) -> Tensor {
         let batch = x.shape[0], length = x.shape[1], dim = x.shape[2]
         func splitHeads(_ t: Tensor) -> Tensor {
             t.reshaped([batch, length, heads, headDim]).permuted([0, 2, 1, 3])
@@ -96,10 +118,21 @@ public final class MagnetoSelfAttention: Module {
         // The reference scales q before xPos and the product (q *= head_dim^-0.5).
         var q = splitHeads(qProj(x).scaled(by: Foundation.pow(Float(headDim), -0.5)))
         var k = splitHeads(kProj(x))
-        let v = splitHeads(vProj(x))
+        var v = splitHeads(vProj(x))
+        if let cache {
+            if let pastKeys = cache.keys, let pastValues = cache.values {
+                k = Tensor.concatenate([pastKeys, k], axis: 2)
+                v = Tensor.concatenate([pastValues, v], axis: 2)
+            }
+            cache.keys = k.detached()
+            cache.values = v.detached()
+        }
         if let xpos {
+            // Queries are the last `length` of the key positions: torchscale's offset src_len − 1
+            // for one new token, 0 on the first step.
+            let offset = k.shape[2] - length
             k = xpos(k, offset: 0, downscale: true)
-            q = xpos(q, offset: 0, downscale: false)
+            q = xpos(q, offset: offset, downscale: false)
         }
         let scores = Tensor.matmul(q, k, transposeB: true)
         var probabilities = scores.maskedSoftmax(scale: 1, causal: true, keyPadding: keyPadding)
@@ -167,11 +200,11 @@ public final class MagnetoDecoderLayer: Module {
         registerModule("dropout_module", dropout)
     }
 
-    public func callAsFunction(_ input: Tensor, keyPadding: [Bool]? = nil) -> Tensor {
+    public func callAsFunction(_ input: Tensor, keyPadding: [Bool]? = nil, cache: LayerKVCache? = nil) -> Tensor {
         var x = input
         var residual = x
         if normalizeBefore { x = selfAttnLayerNorm(x) }
-        x = residual + dropout(selfAttn(x, keyPadding: keyPadding))
+        x = residual + dropout(selfAttn(x, keyPadding: keyPadding, cache: cache))
         if !normalizeBefore { x = selfAttnLayerNorm(x) }
         residual = x
         if normalizeBefore { x = finalLayerNorm(x) }
@@ -247,7 +280,9 @@ public final class MagnetoDecoder: Module {
     /// Token embeddings (scaled), plus absolute positions, layernorm_embedding and dropout, as
     /// Decoder.forward_embedding. `tokenEmbeddings` [batch, length, dim] replaces the table lookup
     /// (Kosmos places image embeddings in it); positions still follow the token positions.
-    public func embed(tokens: [Int], batch: Int, length: Int, tokenEmbeddings: Tensor? = nil) throws -> Tensor {
+    /// `positionOffset` is the number of positions before these tokens (a cache's length).
+    public func embed(tokens: [Int], batch: Int, length: Int, tokenEmbeddings: Tensor? = nil,
+                      positionOffset: Int = 0) throws -> Tensor {
         guard tokens.count == batch * length else {
             throw ModelError.invalidInput("\(tokens.count) token ids for a batch of \(batch) × \(length)")
         }
@@ -258,26 +293,27 @@ public final class MagnetoDecoder: Module {
             break
         case .learned:
             guard let embedPositions else { break }
-            guard length + 2 <= embedPositions.count else {
-                throw ModelError.sequenceTooLong(length: length, maximum: embedPositions.count - 2)
+            let end = positionOffset + length
+            guard end + 2 <= embedPositions.count else {
+                throw ModelError.sequenceTooLong(length: end, maximum: embedPositions.count - 2)
             }
             // torchscale's PositionalEmbedding: positions 2..<length+2 whatever the padding.
-            x = x + embedPositions.weight.gatherRows(Array(2..<(length + 2)), indexShape: [length])
+            x = x + embedPositions.weight.gatherRows(Array((positionOffset + 2)..<(end + 2)), indexShape: [length])
         case .sinusoidal:
-            x = x + sinusoidalPositions(length: length)
+            x = x + sinusoidalPositions(length: length, offset: positionOffset)
         }
         if let layernormEmbedding { x = layernormEmbedding(x) }
         return dropout(x)
     }
 
-    /// fairseq's sinusoidal table rows for positions padding_idx+1 ..< padding_idx+1+length.
-    func sinusoidalPositions(length: Int) -> Tensor {
+    /// fairseq's sinusoidal table rows for positions padding_idx+1+offset ..< padding_idx+1+offset+length.
+    func sinusoidalPositions(length: Int, offset: Int = 0) -> Tensor {
         let d = configuration.decoderEmbedDim, half = d / 2
         // In float32 like fairseq's get_embedding: exp(arange(half) · −ln(10000)/(half−1)).
         let negativeStep = Float(-(Foundation.log(Double(10000)) / Double(max(half - 1, 1))))
         var values = [Float](repeating: 0, count: length * d)
         for row in 0..<length {
-            let position = Float(configuration.paddingIdx + 1 + row)
+            let position = Float(configuration.paddingIdx + 1 + offset + row)
             for i in 0..<half {
                 let frequency = Foundation.exp(Float(i) * negativeStep)
                 let angle = position * frequency
@@ -288,19 +324,32 @@ public final class MagnetoDecoder: Module {
         return Tensor(shape: [length, d], scalars: values)
     }
 
-    /// Hidden states after the final layer norm: [batch, length, dim].
+    /// Hidden states after the final layer norm: [batch, length, dim]. With a cache, `tokens` are
+    /// the new positions only, they see the cached ones, and the cache grows by `length`;
+    /// `keyPadding` then covers all positions (cached + new).
     public func features(tokens: [Int], batch: Int, length: Int, tokenEmbeddings: Tensor? = nil,
-                         keyPadding: [Bool]? = nil) throws -> Tensor {
-        var x = try embed(tokens: tokens, batch: batch, length: length, tokenEmbeddings: tokenEmbeddings)
-        for layer in layers.items { x = layer(x, keyPadding: keyPadding) }
+                         keyPadding: [Bool]? = nil, cache: DecoderCache? = nil) throws -> Tensor {
+        if let cache, cache.layers.count != layers.count {
+            throw ModelError.invalidInput("a cache for \(cache.layers.count) layers used with a \(layers.count)-layer decoder")
+        }
+        let offset = cache?.length ?? 0
+        if let keyPadding, keyPadding.count != batch * (offset + length) {
+            throw ModelError.invalidInput("key padding has \(keyPadding.count) flags for \(batch) × \(offset + length) positions")
+        }
+        var x = try embed(tokens: tokens, batch: batch, length: length, tokenEmbeddings: tokenEmbeddings, positionOffset: offset)
+        for (i, layer) in layers.items.enumerated() { x = layer(x, keyPadding: keyPadding, cache: cache?.layers[i]) }
         if let layerNorm { x = layerNorm(x) }
+        cache?.length += length
         return x
     }
 
     /// Logits [batch, length, vocab].
     public func callAsFunction(tokens: [Int], batch: Int, length: Int, tokenEmbeddings: Tensor? = nil,
-                               keyPadding: [Bool]? = nil) throws -> Tensor {
+                               keyPadding: [Bool]? = nil, cache: DecoderCache? = nil) throws -> Tensor {
         outputProjection(try features(tokens: tokens, batch: batch, length: length,
-                                      tokenEmbeddings: tokenEmbeddings, keyPadding: keyPadding))
+                                      tokenEmbeddings: tokenEmbeddings, keyPadding: keyPadding, cache: cache))
     }
+
+    /// An empty cache for this decoder.
+    public func makeCache() -> DecoderCache { DecoderCache(layers: layers.count) }
 }

@@ -42,7 +42,7 @@ func assertGradientClose(_ actual: [Float], _ expected: [Float], _ label: String
 /// logits and loss to 1e-5 relative, every parameter's gradient to 1e-4 relative (DESIGN.md), and
 /// the losses of ten AdamW steps, which both sides run in float32, to 1e-4 relative.
 final class DecoderParityTests: XCTestCase {
-    func configuration(_ variant: String) -> DecoderConfiguration {
+    static func configuration(_ variant: String) -> DecoderConfiguration {
         var c = DecoderConfiguration()
         c.decoderEmbedDim = 32
         c.decoderAttentionHeads = 4
@@ -73,7 +73,7 @@ final class DecoderParityTests: XCTestCase {
 
     func check(_ variant: String) throws {
         let fixture = try modelFixture("decoder_\(variant).safetensors")
-        let decoder = try MagnetoDecoder(configuration: configuration(variant), generator: RandomGenerator(seed: 0))
+        let decoder = try MagnetoDecoder(configuration: Self.configuration(variant), generator: RandomGenerator(seed: 0))
         try decoder.load(from: fixture, prefix: "model.", sourceName: variant)
         decoder.eval()
         let tokens = try fixture.int64s("tokens").map { Int($0) }
@@ -96,7 +96,7 @@ final class DecoderParityTests: XCTestCase {
         XCTAssertGreaterThan(checked, 20)
 
         // Ten AdamW steps from the same float32 weights.
-        let fresh = try MagnetoDecoder(configuration: configuration(variant), generator: RandomGenerator(seed: 0))
+        let fresh = try MagnetoDecoder(configuration: Self.configuration(variant), generator: RandomGenerator(seed: 0))
         try fresh.load(from: fixture, prefix: "model.", sourceName: variant)
         fresh.eval()
         let optimizer = AdamW(parameters: fresh.parameters(), learningRate: 1e-3, beta1: 0.9, beta2: 0.98, eps: 1e-6, weightDecay: 0.01)
@@ -119,7 +119,7 @@ final class DecoderParityTests: XCTestCase {
     func testTiedInputOutputEmbedding() throws { try check("xpos_tied") }
 
     func testMagnetoInitialisationScalesTheRightParameters() throws {
-        var c = configuration("xpos_subln")
+        var c = Self.configuration("xpos_subln")
         c.decoderLayers = 24
         c.decoderEmbedDim = 64
         c.decoderAttentionHeads = 4
@@ -149,7 +149,7 @@ final class DecoderParityTests: XCTestCase {
     /// The sinusoidal table equals fairseq's as transformers' Kosmos-2 builds it (padding_idx 1,
     /// positions from 2), and is added to the embeddings.
     func testSinusoidalPositionsMatchFairseqTable() throws {
-        var c = configuration("subln")
+        var c = Self.configuration("subln")
         c.absolutePositions = .sinusoidal
         let decoder = try MagnetoDecoder(configuration: c, generator: RandomGenerator(seed: 0))
         let table = decoder.sinusoidalPositions(length: 12)
