@@ -233,8 +233,9 @@ public final class KosmosModel: Module {
         return imageProj(resampled.reshaped([count, configuration.numImageTokens, configuration.resampler.dim]))
     }
 
-    /// Logits [batch, length, vocab] of a batch.
-    public func logits(_ batch: KosmosBatch) throws -> Tensor {
+    /// Logits [batch, length, vocab] of a batch. With a cache (generation), the batch's positions
+    /// are appended to it.
+    public func logits(_ batch: KosmosBatch, cache: DecoderCache? = nil) throws -> Tensor {
         let d = configuration.decoder.decoderEmbedDim
         var embeddings: Tensor? = nil
         if let pixels = batch.pixels {
@@ -245,7 +246,7 @@ public final class KosmosModel: Module {
                 .reshaped([batch.batch, batch.length, d])
         }
         return try decoder(tokens: batch.tokens, batch: batch.batch, length: batch.length,
-                           tokenEmbeddings: embeddings, keyPadding: batch.padding)
+                           tokenEmbeddings: embeddings, keyPadding: cache == nil ? batch.padding : nil, cache: cache)
     }
 
     /// Mean next-token cross-entropy over the batch's labelled positions.

@@ -4,6 +4,21 @@ import KosmosModels
 import KosmosTensor
 import KosmosTokenizers
 
+/// Loads the tokenizer for a model and warns when its vocabulary cannot be the model's (the model
+/// may add its image tokens after the tokenizer's pieces, so only a larger tokenizer, or a much
+/// smaller one, is suspicious).
+func loadTokenizer(for model: KosmosModel, directory: URL, explicit: String?) throws -> Tokenizer {
+    guard let url = explicit.map(URL.init(fileURLWithPath:)) ?? ModelDirectory.tokenizerFile(in: directory) else {
+        throw ValidationError("no tokenizer in \(directory.path); pass --tokenizer")
+    }
+    let tokenizer = try TokenizerLoader.load(url)
+    let modelVocabulary = model.configuration.vocabSize
+    if tokenizer.vocabularySize > modelVocabulary || tokenizer.vocabularySize + 8 < modelVocabulary {
+        FileHandle.standardError.write(Data("warning: \(url.lastPathComponent) has \(tokenizer.vocabularySize) tokens, the model \(modelVocabulary); ids the tokenizer does not know decode to nothing\n".utf8))
+    }
+    return tokenizer
+}
+
 struct Forward: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run a Kosmos-1 model on a prompt (with images) and write input_ids, logits and image features to safetensors.",
@@ -28,10 +43,7 @@ struct Forward: ParsableCommand {
     func run() throws {
         let directory = URL(fileURLWithPath: model)
         let kosmos = try KosmosModel.load(directory: directory)
-        guard let tokenizerURL = tokenizer.map(URL.init(fileURLWithPath:)) ?? ModelDirectory.tokenizerFile(in: directory) else {
-            throw ValidationError("no tokenizer in \(model); pass --tokenizer")
-        }
-        let textTokenizer = try TokenizerLoader.load(tokenizerURL)
+        let textTokenizer = try loadTokenizer(for: kosmos, directory: directory, explicit: tokenizer)
         let input = try ImageInput(modelDirectory: directory, imageSize: kosmos.configuration.vision.imageSize)
         let images = try image.map { try input.load(URL(fileURLWithPath: $0)) }
         let tokens = try kosmos.promptTokens(prompt, imageCount: images.count, encode: textTokenizer.encode)
@@ -85,5 +97,79 @@ struct EncodeImage: ParsableCommand {
         try writer.add(name: "last_hidden_state", tensor: last)
         try withExtendedLifetime((pixels, last)) { try writer.write(to: URL(fileURLWithPath: out)) }
         print("pixel_values \(pixels.shape), last_hidden_state \(last.shape) → \(out)")
+    }
+}
+
+struct Generate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Continue a prompt (with images) with a Kosmos-1 model, streaming the text as it is produced.",
+        discussion: "`<image>` in the prompt marks where each --image goes. Greedy by default; --temperature > 0 samples (with --top-k, --top-p, --seed)."
+    )
+
+    @Option(help: "Kosmos-1 model directory.")
+    var model: String
+
+    @Option(help: "Prompt text; <image> marks each image's place.")
+    var prompt: String
+
+    @Option(help: "Image file (JPEG or PNG); repeat for several.")
+    var image: [String] = []
+
+    @Option(help: "Tokenizer file (default: the one in the model directory).")
+    var tokenizer: String?
+
+    @Option(name: .customLong("max-tokens"), help: "Most new tokens.")
+    var maxTokens = 32
+
+    @Option(help: "0 is greedy; otherwise the sampling temperature.")
+    var temperature: Float = 0
+
+    @Option(name: .customLong("top-k"), help: "Sample among the k most likely tokens.")
+    var topK: Int?
+
+    @Option(name: .customLong("top-p"), help: "Nucleus sampling mass.")
+    var topP: Float?
+
+    @Option(name: .customLong("repetition-penalty"), help: "> 1 discourages repeated tokens.")
+    var repetitionPenalty: Float = 1
+
+    @Option(name: .customLong("no-repeat-ngram-size"), help: "Never repeat an n-gram of this size (0: off).")
+    var noRepeatNgramSize = 0
+
+    @Option(help: "Seed for sampling.")
+    var seed: UInt64 = 0
+
+    func run() throws {
+        let directory = URL(fileURLWithPath: model)
+        let kosmos = try KosmosModel.load(directory: directory)
+        let textTokenizer = try loadTokenizer(for: kosmos, directory: directory, explicit: tokenizer)
+        let input = try ImageInput(modelDirectory: directory, imageSize: kosmos.configuration.vision.imageSize)
+        let images = try image.map { try input.load(URL(fileURLWithPath: $0)) }
+        let tokens = try kosmos.promptTokens(prompt, imageCount: images.count, encode: textTokenizer.encode)
+        var options = GenerationOptions()
+        options.maxNewTokens = maxTokens
+        options.temperature = temperature
+        options.topK = topK
+        options.topP = topP
+        options.repetitionPenalty = repetitionPenalty
+        options.noRepeatNgramSize = noRepeatNgramSize
+        options.seed = seed
+        var generated: [Int] = []
+        var printed = ""
+        let eos = kosmos.configuration.eosTokenId
+        _ = try kosmos.generate(KosmosSequence(tokens: tokens, images: images), options: options) { id in
+            if id != eos { generated.append(id) }
+            // Decode everything so far and print what is new: pieces can merge across tokens.
+            let text = textTokenizer.decode(generated)
+            if text.hasPrefix(printed) {
+                print(text.dropFirst(printed.count), terminator: "")
+            } else {
+                print("\n" + text, terminator: "")
+            }
+            printed = text
+            fflush(nil)
+            return true
+        }
+        print("")
     }
 }
