@@ -101,24 +101,34 @@ extension KosmosModel {
     /// Returns the new ids (EOS included when it ended the text).
     public func generate(_ sequence: KosmosSequence, options: GenerationOptions = GenerationOptions(),
                          onToken: (Int) -> Bool = { _ in true }) throws -> [Int] {
-        try options.validate()
         let batch = try makeBatch([sequence])
-        let sampler = TokenSampler(options: options)
         let cache = decoder.makeCache()
-        var history = sequence.tokens
-        var generated: [Int] = []
-        try withoutGrad {
-            var row = try logits(batch, cache: cache).narrowed(axis: 1, start: batch.length - 1, length: 1).scalars
-            while generated.count < options.maxNewTokens {
-                let next = sampler.next(logits: row, history: history)
-                generated.append(next)
-                history.append(next)
-                if !onToken(next) { break }
-                if options.stopAtEOS, next == configuration.eosTokenId { break }
-                if generated.count == options.maxNewTokens { break }
-                row = try decoder(tokens: [next], batch: 1, length: 1, cache: cache).scalars
-            }
-        }
-        return generated
+        return try runGeneration(prompt: sequence.tokens, eos: configuration.eosTokenId, options: options, onToken: onToken,
+                                 prefill: { try logits(batch, cache: cache) },
+                                 step: { next in try decoder(tokens: [next], batch: 1, length: 1, cache: cache) })
     }
+}
+
+/// The decoding loop shared by the models: `prefill` returns logits [1, length, vocab] for the
+/// prompt (filling a cache), `step` the logits [1, 1, vocab] after one more token.
+func runGeneration(prompt: [Int], eos: Int?, options: GenerationOptions, onToken: (Int) -> Bool,
+                   prefill: () throws -> Tensor, step: (Int) throws -> Tensor) throws -> [Int] {
+    try options.validate()
+    let sampler = TokenSampler(options: options)
+    var history = prompt
+    var generated: [Int] = []
+    try withoutGrad {
+        let first = try prefill()
+        var row = first.narrowed(axis: 1, start: first.shape[1] - 1, length: 1).scalars
+        while generated.count < options.maxNewTokens {
+            let next = sampler.next(logits: row, history: history)
+            generated.append(next)
+            history.append(next)
+            if !onToken(next) { break }
+            if options.stopAtEOS, next == eos { break }
+            if generated.count == options.maxNewTokens { break }
+            row = try step(next).scalars
+        }
+    }
+    return generated
 }

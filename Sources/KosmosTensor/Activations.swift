@@ -131,3 +131,26 @@ extension Tensor {
         unary(QuickGeluKernel.self, "quick_gelu") { x, _, g in binaryResult(QuickGeluBackwardKernel.self, x, g) }
     }
 }
+
+extension Tensor {
+    /// max(x, minimum) element-wise; the gradient passes where x > minimum (torch.clamp_min).
+    public func clampedMin(_ minimum: Float) -> Tensor {
+        let out = Tensor.uninitialized(shape)
+        let x = pointer, o = out.pointer
+        for i in 0..<count { o[i] = x[i] > minimum ? x[i] : minimum }
+        if Tensor.needsGrad(self) {
+            let input = self
+            out.recorded("clamp_min", [self]) { g in
+                let dx = Tensor.uninitialized(g.shape)
+                for i in 0..<g.count { dx.pointer[i] = input.pointer[i] > minimum ? g.pointer[i] : 0 }
+                return [dx]
+            }
+        }
+        return out
+    }
+
+    /// x / max(‖x‖₂, eps) along the last axis (torch.nn.functional.normalize).
+    public func l2Normalized(eps: Float = 1e-12) -> Tensor {
+        self / square().sum(axis: -1, keepDims: true).sqrt().clampedMin(eps)
+    }
+}

@@ -145,3 +145,10 @@ extension GradCheckTests {
         gradCheck("replacing rows", [randn([5, 3]), randn([2, 3])]) { $0[0].replacingRows(at: [3, 1], with: $0[1]) }
     }
 }
+
+extension GradCheckTests {
+    func testClampAndL2Normalize() {
+        gradCheck("clamp_min", [awayFromZero([20])]) { $0[0].clampedMin(0) }
+        gradCheck("l2 normalize", [randn([3, 7])]) { $0[0].l2Normalized() }
+    }
+}
