@@ -141,11 +141,6 @@ struct Generate: ParsableCommand {
 
     func run() throws {
         let directory = URL(fileURLWithPath: model)
-        let kosmos = try KosmosModel.load(directory: directory)
-        let textTokenizer = try loadTokenizer(for: kosmos, directory: directory, explicit: tokenizer)
-        let input = try ImageInput(modelDirectory: directory, imageSize: kosmos.configuration.vision.imageSize)
-        let images = try image.map { try input.load(URL(fileURLWithPath: $0)) }
-        let tokens = try kosmos.promptTokens(prompt, imageCount: images.count, encode: textTokenizer.encode)
         var options = GenerationOptions()
         options.maxNewTokens = maxTokens
         options.temperature = temperature
@@ -154,22 +149,62 @@ struct Generate: ParsableCommand {
         options.repetitionPenalty = repetitionPenalty
         options.noRepeatNgramSize = noRepeatNgramSize
         options.seed = seed
-        var generated: [Int] = []
-        var printed = ""
-        let eos = kosmos.configuration.eosTokenId
-        _ = try kosmos.generate(KosmosSequence(tokens: tokens, images: images), options: options) { id in
-            if id != eos { generated.append(id) }
-            // Decode everything so far and print what is new: pieces can merge across tokens.
-            let text = textTokenizer.decode(generated)
-            if text.hasPrefix(printed) {
-                print(text.dropFirst(printed.count), terminator: "")
-            } else {
-                print("\n" + text, terminator: "")
-            }
-            printed = text
-            fflush(nil)
-            return true
+        let (_, type, _) = try ModelDirectory.configuration(in: directory)
+        if type == "kosmos-2" {
+            try runKosmos2(directory: directory, options: options)
+            return
         }
+        let kosmos = try KosmosModel.load(directory: directory)
+        let textTokenizer = try loadTokenizer(for: kosmos, directory: directory, explicit: tokenizer)
+        let input = try ImageInput(modelDirectory: directory, imageSize: kosmos.configuration.vision.imageSize)
+        let images = try image.map { try input.load(URL(fileURLWithPath: $0)) }
+        let tokens = try kosmos.promptTokens(prompt, imageCount: images.count, encode: textTokenizer.encode)
+        let stream = TextStream(tokenizer: textTokenizer, eos: kosmos.configuration.eosTokenId)
+        _ = try kosmos.generate(KosmosSequence(tokens: tokens, images: images), options: options, onToken: stream.add)
         print("")
+    }
+
+    /// Kosmos-2: the prompt is built as Kosmos2Processor builds it (`<s><image>` + slots + `</image>`
+    /// + text, e.g. "<grounding> An image of") and tokenized whole with the directory's tokenizer.
+    func runKosmos2(directory: URL, options: GenerationOptions) throws {
+        let kosmos2 = try Kosmos2Model.load(directory: directory)
+        guard let tokenizerURL = tokenizer.map(URL.init(fileURLWithPath:)) ?? ModelDirectory.tokenizerFile(in: directory) else {
+            throw ValidationError("no tokenizer in \(model); pass --tokenizer")
+        }
+        let textTokenizer = try TokenizerLoader.load(tokenizerURL)
+        guard image.count == 1 else { throw ValidationError("Kosmos-2 takes exactly one --image") }
+        guard let imageToken = textTokenizer.id(of: "<image>"), let unknown = textTokenizer.specialIds.unk else {
+            throw ValidationError("\(tokenizerURL.lastPathComponent) has no <image> or <unk> token: not a Kosmos-2 tokenizer")
+        }
+        let input = try ImageInput(modelDirectory: directory, imageSize: kosmos2.configuration.vision.imageSize)
+        let pixels = try input.load(URL(fileURLWithPath: image[0])).unsqueezed(0)
+        var tokens = textTokenizer.encode(kosmos2.promptText(prompt.replacingOccurrences(of: "<image>", with: "")))
+        let positions = try kosmos2.imageSlots(in: &tokens, imageTokenId: imageToken, unknownTokenId: unknown)
+        let stream = TextStream(tokenizer: textTokenizer, eos: kosmos2.configuration.text.eosTokenId)
+        _ = try kosmos2.generate(tokens: tokens, imagePositions: positions, pixels: pixels, options: options, onToken: stream.add)
+        print("")
+    }
+}
+
+/// Prints generated text as it grows: decodes all ids so far and prints what is new (pieces can
+/// merge across tokens, so decoding token by token would be wrong).
+final class TextStream {
+    let tokenizer: Tokenizer
+    let eos: Int?
+    var ids: [Int] = []
+    var printed = ""
+
+    init(tokenizer: Tokenizer, eos: Int?) {
+        self.tokenizer = tokenizer
+        self.eos = eos
+    }
+
+    func add(_ id: Int) -> Bool {
+        if id != eos { ids.append(id) }
+        let text = tokenizer.decode(ids)
+        print(text.hasPrefix(printed) ? String(text.dropFirst(printed.count)) : "\n" + text, terminator: "")
+        printed = text
+        fflush(nil)
+        return true
     }
 }
