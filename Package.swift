@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "KosmosTokenizers", targets: ["KosmosTokenizers"]),
         .library(name: "KosmosVision", targets: ["KosmosVision"]),
         .library(name: "KosmosModels", targets: ["KosmosModels"]),
+        .library(name: "KosmosEval", targets: ["KosmosEval"]),
         .executable(name: "kosmos", targets: ["kosmos"]),
     ],
     dependencies: [
@@ -62,6 +63,8 @@ let package = Package(
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
         .target(name: "KosmosData", dependencies: ["KosmosTokenizers", "KosmosVision"], swiftSettings: [.swiftLanguageMode(.v5)]),
+        // Caption and VQA metrics equal to pycocoevalcap and the official VQA evaluation; Foundation only.
+        .target(name: "KosmosEval"),
         .executableTarget(
             name: "kosmos",
             dependencies: [
@@ -71,6 +74,7 @@ let package = Package(
                 "KosmosVision",
                 "KosmosTokenizers",
                 "KosmosData",
+                "KosmosEval",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -94,6 +98,10 @@ let package = Package(
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
         .testTarget(name: "KosmosDataTests", dependencies: ["KosmosData", "KosmosTokenizers", "KosmosVision"], swiftSettings: [.swiftLanguageMode(.v5)]),
+        .testTarget(
+            name: "KosmosEvalTests",
+            dependencies: ["KosmosEval"]
+        ),
         .testTarget(
             name: "KosmosNNTests",
             dependencies: ["KosmosNN", "KosmosTensor"],
