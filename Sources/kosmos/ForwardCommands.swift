@@ -19,13 +19,9 @@ func loadTokenizer(for model: KosmosModel, directory: URL, explicit: String?) th
     return tokenizer
 }
 
-struct Forward: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Run a Kosmos-1 model on a prompt (with images) and write input_ids, logits and image features to safetensors.",
-        discussion: "`<image>` in the prompt marks where each --image goes, in order. Use it to check a converted checkpoint against PyTorch."
-    )
-
-    @Option(help: "Kosmos-1 model directory.")
+/// The model, prompt, images and tokenizer options `forward` and `generate` share.
+struct PromptOptions: ParsableArguments {
+    @Option(help: "Model directory (Kosmos-1; `generate` also takes Kosmos-2).")
     var model: String
 
     @Option(help: "Prompt text; <image> marks each image's place.")
@@ -37,18 +33,34 @@ struct Forward: ParsableCommand {
     @Option(help: "Tokenizer file (default: the one in the model directory).")
     var tokenizer: String?
 
-    @Option(help: "Output .safetensors file.")
-    var out: String
+    var directory: URL { URL(fileURLWithPath: model) }
 
-    func run() throws {
-        let directory = URL(fileURLWithPath: model)
+    /// Loads the Kosmos-1 model, its tokenizer and the images, and builds the prompt's token ids.
+    func loadKosmos() throws -> (model: KosmosModel, tokenizer: Tokenizer, images: [Tensor], tokens: [Int]) {
         let kosmos = try KosmosModel.load(directory: directory)
         let textTokenizer = try loadTokenizer(for: kosmos, directory: directory, explicit: tokenizer)
         let input = try ImageInput(modelDirectory: directory, imageSize: kosmos.configuration.vision.imageSize)
         let images = try image.map { try input.load(URL(fileURLWithPath: $0)) }
         let tokens = try kosmos.promptTokens(prompt, imageCount: images.count, encode: textTokenizer.encode)
+        return (kosmos, textTokenizer, images, tokens)
+    }
+}
+
+struct Forward: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a Kosmos-1 model on a prompt (with images) and write input_ids, logits and image features to safetensors.",
+        discussion: "`<image>` in the prompt marks where each --image goes, in order. Use it to check a converted checkpoint against PyTorch."
+    )
+
+    @OptionGroup var input: PromptOptions
+
+    @Option(help: "Output .safetensors file.")
+    var out: String
+
+    func run() throws {
+        let (kosmos, _, images, tokens) = try input.loadKosmos()
         let batch = try kosmos.makeBatch([KosmosSequence(tokens: tokens, images: images)])
-        var writer = SafeTensorsWriter(metadata: ["prompt": prompt, "model": directory.lastPathComponent])
+        var writer = SafeTensorsWriter(metadata: ["prompt": input.prompt, "model": input.directory.lastPathComponent])
         var keep: [Tensor] = []
         try withoutGrad {
             if let pixels = batch.pixels {
@@ -102,21 +114,11 @@ struct EncodeImage: ParsableCommand {
 
 struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Continue a prompt (with images) with a Kosmos-1 model, streaming the text as it is produced.",
+        abstract: "Continue a prompt (with images) with a Kosmos-1 or Kosmos-2 model, streaming the text as it is produced.",
         discussion: "`<image>` in the prompt marks where each --image goes. Greedy by default; --temperature > 0 samples (with --top-k, --top-p, --seed)."
     )
 
-    @Option(help: "Kosmos-1 model directory.")
-    var model: String
-
-    @Option(help: "Prompt text; <image> marks each image's place.")
-    var prompt: String
-
-    @Option(help: "Image file (JPEG or PNG); repeat for several.")
-    var image: [String] = []
-
-    @Option(help: "Tokenizer file (default: the one in the model directory).")
-    var tokenizer: String?
+    @OptionGroup var input: PromptOptions
 
     @Option(name: .customLong("max-tokens"), help: "Most new tokens.")
     var maxTokens = 32
@@ -140,7 +142,6 @@ struct Generate: ParsableCommand {
     var seed: UInt64 = 0
 
     func run() throws {
-        let directory = URL(fileURLWithPath: model)
         var options = GenerationOptions()
         options.maxNewTokens = maxTokens
         options.temperature = temperature
@@ -149,16 +150,12 @@ struct Generate: ParsableCommand {
         options.repetitionPenalty = repetitionPenalty
         options.noRepeatNgramSize = noRepeatNgramSize
         options.seed = seed
-        let (_, type, _) = try ModelDirectory.configuration(in: directory)
+        let (_, type, _) = try ModelDirectory.configuration(in: input.directory)
         if type == "kosmos-2" {
-            try runKosmos2(directory: directory, options: options)
+            try runKosmos2(directory: input.directory, options: options)
             return
         }
-        let kosmos = try KosmosModel.load(directory: directory)
-        let textTokenizer = try loadTokenizer(for: kosmos, directory: directory, explicit: tokenizer)
-        let input = try ImageInput(modelDirectory: directory, imageSize: kosmos.configuration.vision.imageSize)
-        let images = try image.map { try input.load(URL(fileURLWithPath: $0)) }
-        let tokens = try kosmos.promptTokens(prompt, imageCount: images.count, encode: textTokenizer.encode)
+        let (kosmos, textTokenizer, images, tokens) = try input.loadKosmos()
         let stream = TextStream(tokenizer: textTokenizer, eos: kosmos.configuration.eosTokenId)
         _ = try kosmos.generate(KosmosSequence(tokens: tokens, images: images), options: options, onToken: stream.add)
         print("")
@@ -168,17 +165,17 @@ struct Generate: ParsableCommand {
     /// + text, e.g. "<grounding> An image of") and tokenized whole with the directory's tokenizer.
     func runKosmos2(directory: URL, options: GenerationOptions) throws {
         let kosmos2 = try Kosmos2Model.load(directory: directory)
-        guard let tokenizerURL = tokenizer.map(URL.init(fileURLWithPath:)) ?? ModelDirectory.tokenizerFile(in: directory) else {
-            throw ValidationError("no tokenizer in \(model); pass --tokenizer")
+        guard let tokenizerURL = input.tokenizer.map(URL.init(fileURLWithPath:)) ?? ModelDirectory.tokenizerFile(in: directory) else {
+            throw ValidationError("no tokenizer in \(input.model); pass --tokenizer")
         }
         let textTokenizer = try TokenizerLoader.load(tokenizerURL)
-        guard image.count == 1 else { throw ValidationError("Kosmos-2 takes exactly one --image") }
+        guard input.image.count == 1 else { throw ValidationError("Kosmos-2 takes exactly one --image") }
         guard let imageToken = textTokenizer.id(of: "<image>"), let unknown = textTokenizer.specialIds.unk else {
             throw ValidationError("\(tokenizerURL.lastPathComponent) has no <image> or <unk> token: not a Kosmos-2 tokenizer")
         }
-        let input = try ImageInput(modelDirectory: directory, imageSize: kosmos2.configuration.vision.imageSize)
-        let pixels = try input.load(URL(fileURLWithPath: image[0])).unsqueezed(0)
-        var tokens = textTokenizer.encode(kosmos2.promptText(prompt.replacingOccurrences(of: "<image>", with: "")))
+        let images = try ImageInput(modelDirectory: directory, imageSize: kosmos2.configuration.vision.imageSize)
+        let pixels = try images.load(URL(fileURLWithPath: input.image[0])).unsqueezed(0)
+        var tokens = textTokenizer.encode(kosmos2.promptText(input.prompt.replacingOccurrences(of: "<image>", with: "")))
         let positions = try kosmos2.imageSlots(in: &tokens, imageTokenId: imageToken, unknownTokenId: unknown)
         let stream = TextStream(tokenizer: textTokenizer, eos: kosmos2.configuration.text.eosTokenId)
         _ = try kosmos2.generate(tokens: tokens, imagePositions: positions, pixels: pixels, options: options, onToken: stream.add)
