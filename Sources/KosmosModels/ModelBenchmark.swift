@@ -13,7 +13,7 @@ public enum ModelBenchmark {
         public var median: Double { seconds.sorted()[seconds.count / 2] }
     }
 
-    public static let cases = ["vit", "decoder", "train"]
+    public static let cases = ["vit", "decoder", "train", "generate"]
 
     /// Peak resident memory of this process so far, in bytes.
     public static func peakResidentBytes() -> Int {
@@ -99,5 +99,40 @@ public enum ModelBenchmark {
         let note = String(format: "(fastest phases: forward %.3f, loss %.3f, backward %.3f, AdamW %.3f s)",
                           phases[0], phases[1], phases[2], phases[3])
         return Result(name: "train step, 4 layers d=256, vocab 32k, 8×128", seconds: times, note: note)
+    }
+
+    /// KV-cached greedy decoding with the kosmos-1 decoder (1.3B): a 64-token prompt, then 64 new
+    /// tokens; the note gives tokens/s and the fraction of the memory-bandwidth bound (every step
+    /// reads all weights once) at `bandwidth` bytes/s.
+    public static func generation(repeats: Int, bandwidth: Double = 24e9) throws -> Result {
+        guard let preset = KosmosConfiguration.preset(named: "kosmos-1") else { throw ModelError.invalidInput("no kosmos-1 preset") }
+        var c = preset.decoder
+        c.dropout = 0
+        let decoder = try MagnetoDecoder(configuration: c, generator: RandomGenerator(seed: 0))
+        decoder.eval()
+        let weightBytes = Double(decoder.parameterCount * 4)
+        let generator = RandomGenerator(seed: 4)
+        let prompt = (0..<64).map { _ in generator.nextInt(below: c.vocabSize) }
+        var options = GenerationOptions()
+        options.maxNewTokens = 64
+        options.stopAtEOS = false
+        var decodeSeconds: [Double] = []
+        let times = try time(repeats) {
+            let cache = decoder.makeCache()
+            var stepStart = 0.0
+            _ = try runGeneration(prompt: prompt, eos: nil, options: options, onToken: { _ in
+                if stepStart == 0 { stepStart = Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+                return true
+            }, prefill: { try decoder(tokens: prompt, batch: 1, length: 64, cache: cache) },
+               step: { next in try decoder(tokens: [next], batch: 1, length: 1, cache: cache) })
+            decodeSeconds.append(Double(DispatchTime.now().uptimeNanoseconds) / 1e9 - stepStart)
+        }
+        // 63 cached steps follow the first token (which comes from the prefill).
+        let best = decodeSeconds.min() ?? 0
+        let tokensPerSecond = 63 / best
+        let bound = bandwidth / weightBytes
+        let note = String(format: "decode %.2f tokens/s (%.0f%% of the %.2f tokens/s bandwidth bound at %.0f GB/s)",
+                          tokensPerSecond, 100 * tokensPerSecond / bound, bound, bandwidth / 1e9)
+        return Result(name: "1.3B decoder, 64-token prompt + 64 new (greedy)", seconds: times, note: note)
     }
 }

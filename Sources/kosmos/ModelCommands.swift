@@ -121,6 +121,7 @@ struct ModelBench: ParsableCommand {
             switch name {
             case "vit": result = try ModelBenchmark.visionTower(repeats: repeats)
             case "decoder": result = try ModelBenchmark.decoderForward(repeats: repeats)
+            case "generate": result = try ModelBenchmark.generation(repeats: repeats)
             default: result = try ModelBenchmark.trainingStep(repeats: repeats)
             }
             print(String(format: "%-48@ best %.3f s  median %.3f s  %@", result.name as NSString, result.best, result.median, result.note as NSString))
