@@ -17,6 +17,11 @@ public struct GenerationOptions: Sendable, Equatable {
     public var noRepeatNgramSize = 0
     public var seed: UInt64 = 0
     public var stopAtEOS = true
+    /// > 1: beam search with this many beams (greedy scoring; sampling options are ignored), as
+    /// transformers' beam search with early_stopping False.
+    public var numBeams = 1
+    /// Beam scores are divided by (new tokens)^lengthPenalty when a hypothesis finishes.
+    public var lengthPenalty: Float = 1
 
     public init() {}
 
@@ -28,6 +33,8 @@ public struct GenerationOptions: Sendable, Equatable {
         if let topP, !(topP > 0 && topP <= 1) { throw fail("top-p must be in (0, 1]") }
         guard repetitionPenalty > 0, repetitionPenalty.isFinite else { throw fail("repetition penalty must be positive") }
         guard noRepeatNgramSize >= 0 else { throw fail("no-repeat n-gram size must not be negative") }
+        guard numBeams >= 1 && numBeams <= 64 else { throw fail("beams must be between 1 and 64") }
+        guard lengthPenalty.isFinite else { throw fail("length penalty must be finite") }
     }
 }
 
@@ -44,6 +51,12 @@ public struct TokenSampler {
     /// The next token after `history` (the whole sequence so far, prompt included).
     public func next(logits row: [Float], history: [Int]) -> Int {
         var logits = row
+        process(&logits, history: history)
+        return pick(logits)
+    }
+
+    /// Repetition penalty and n-gram bans, as transformers' logits processors apply them.
+    func process(_ logits: inout [Float], history: [Int]) {
         if options.repetitionPenalty != 1 {
             for id in Set(history) where id >= 0 && id < logits.count {
                 logits[id] = logits[id] > 0 ? logits[id] / options.repetitionPenalty : logits[id] * options.repetitionPenalty
@@ -58,6 +71,9 @@ public struct TokenSampler {
                 if banned >= 0 && banned < logits.count { logits[banned] = -.infinity }
             }
         }
+    }
+
+    func pick(_ logits: [Float]) -> Int {
         if options.temperature == 0 {
             return Self.argmax(logits)
         }
@@ -97,28 +113,36 @@ public struct TokenSampler {
 
 extension KosmosModel {
     /// Continues `sequence` (its images encoded once, in the prefill) one token at a time with the
-    /// decoder's KV cache. `onToken` sees each new id as it is chosen and returns false to stop.
-    /// Returns the new ids (EOS included when it ended the text).
+    /// decoder's KV cache. `onToken` sees each new id as it is chosen and returns false to stop
+    /// (with beam search it sees the final tokens at the end). Returns the new ids (EOS included
+    /// when it ended the text).
     public func generate(_ sequence: KosmosSequence, options: GenerationOptions = GenerationOptions(),
                          onToken: (Int) -> Bool = { _ in true }) throws -> [Int] {
         let batch = try makeBatch([sequence])
-        let cache = decoder.makeCache()
         return try runGeneration(prompt: sequence.tokens, eos: configuration.eosTokenId, options: options, onToken: onToken,
-                                 prefill: { try logits(batch, cache: cache) },
-                                 step: { next in try decoder(tokens: [next], batch: 1, length: 1, cache: cache) })
+                                 makeCache: decoder.makeCache,
+                                 prefill: { cache in try logits(batch, cache: cache) },
+                                 step: { next, cache in try decoder(tokens: [next], batch: 1, length: 1, cache: cache) })
     }
 }
 
 /// The decoding loop shared by the models: `prefill` returns logits [1, length, vocab] for the
 /// prompt (filling a cache), `step` the logits [1, 1, vocab] after one more token.
 func runGeneration(prompt: [Int], eos: Int?, options: GenerationOptions, onToken: (Int) -> Bool,
-                   prefill: () throws -> Tensor, step: (Int) throws -> Tensor) throws -> [Int] {
+                   makeCache: () -> DecoderCache,
+                   prefill: (DecoderCache) throws -> Tensor, step: (Int, DecoderCache) throws -> Tensor) throws -> [Int] {
     try options.validate()
+    if options.numBeams > 1 {
+        let tokens = try beamSearch(prompt: prompt, eos: eos, options: options, makeCache: makeCache, prefill: prefill, step: step)
+        for id in tokens where !onToken(id) { break }
+        return tokens
+    }
     let sampler = TokenSampler(options: options)
+    let cache = makeCache()
     var history = prompt
     var generated: [Int] = []
     try withoutGrad {
-        let first = try prefill()
+        let first = try prefill(cache)
         var row = first.narrowed(axis: 1, start: first.shape[1] - 1, length: 1).scalars
         while generated.count < options.maxNewTokens {
             let next = sampler.next(logits: row, history: history)
@@ -127,8 +151,101 @@ func runGeneration(prompt: [Int], eos: Int?, options: GenerationOptions, onToken
             if !onToken(next) { break }
             if options.stopAtEOS, next == eos { break }
             if generated.count == options.maxNewTokens { break }
-            row = try step(next).scalars
+            row = try step(next, cache).scalars
         }
     }
     return generated
+}
+
+extension DecoderCache {
+    /// A cache that continues from the same positions (the tensors are shared, never written in place).
+    func copy() -> DecoderCache {
+        let c = DecoderCache(layers: layers.count)
+        for (mine, theirs) in zip(c.layers, layers) {
+            mine.keys = theirs.keys
+            mine.values = theirs.values
+        }
+        c.length = length
+        return c
+    }
+}
+
+/// Beam search as transformers 5 runs it (generation/utils.py `_beam_search`, early_stopping
+/// False): log-softmax scores accumulated per beam, the top 2·beams continuations kept, those ending
+/// in EOS (or reaching the length limit) finished with score / (new tokens)^length_penalty, the best
+/// `beams` unfinished ones continued, and the early-stop heuristic on the best running score.
+func beamSearch(prompt: [Int], eos: Int?, options: GenerationOptions, makeCache: () -> DecoderCache,
+                prefill: (DecoderCache) throws -> Tensor, step: (Int, DecoderCache) throws -> Tensor) throws -> [Int] {
+    struct Beam { var tokens: [Int]; var score: Float; var cache: DecoderCache; var logits: [Float] }
+    let beams = options.numBeams
+    let processor = TokenSampler(options: options)
+    let maxLength = prompt.count + options.maxNewTokens
+    let beamsToKeep = Swift.max(2, 1 + (eos == nil || !options.stopAtEOS ? 0 : 1)) * beams
+    let penalty = Double(options.lengthPenalty)
+    var finished: [(tokens: [Int], score: Float, done: Bool)] = Array(repeating: ([], -1e9, false), count: beams)
+    return try withoutGrad {
+        let cache = makeCache()
+        let first = try prefill(cache)
+        var running = [Beam(tokens: prompt, score: 0,
+                            cache: cache, logits: first.narrowed(axis: 1, start: first.shape[1] - 1, length: 1).scalars)]
+        var improvementPossible = true
+        var currentLength = prompt.count
+        while improvementPossible && currentLength < maxLength {
+            // Accumulated log-probabilities of every continuation of every running beam.
+            var candidates: [(score: Float, beam: Int, token: Int)] = []
+            for (b, beam) in running.enumerated() {
+                var scores = Tensor(shape: [beam.logits.count], scalars: beam.logits).logSoftmax().scalars
+                processor.process(&scores, history: beam.tokens)
+                for (v, s) in scores.enumerated() where s > -.infinity { candidates.append((s + beam.score, b, v)) }
+            }
+            candidates.sort { $0.score > $1.score || ($0.score == $1.score && ($0.beam, $0.token) < ($1.beam, $1.token)) }
+            let top = Array(candidates.prefix(beamsToKeep))
+            let hits = top.map { c in (options.stopAtEOS && c.token == eos) || currentLength + 1 >= maxLength }
+            // Finished hypotheses: only among the first `beams` candidates, normalised by length.
+            let newTokens = Double(currentLength + 1 - prompt.count)
+            var merged = finished
+            for (i, c) in top.enumerated() {
+                var score = Float(Double(c.score) / Foundation.pow(newTokens, penalty))
+                if !improvementPossible { score += -1e9 }
+                let justFinished = hits[i] && i < beams
+                if !justFinished { score += -1e9 }
+                merged.append((running[c.beam].tokens + [c.token], score, justFinished))
+            }
+            // Stable: equal scores keep their order, as torch.topk over a merged list does in practice.
+            let mergedOrder = merged.indices.sorted { a, b in
+                merged[a].score > merged[b].score || (merged[a].score == merged[b].score && a < b)
+            }
+            finished = mergedOrder.prefix(beams).map { merged[$0] }
+            // The best unfinished continuations run on (a finished one only fills a gap, at −1e9).
+            var runOn: [(score: Float, beam: Int, token: Int)] = []
+            for (i, c) in top.enumerated() {
+                let adjusted: Float = hits[i] ? c.score - 1e9 : c.score
+                runOn.append((adjusted, c.beam, c.token))
+            }
+            let runOrder = runOn.indices.sorted { a, b in
+                runOn[a].score > runOn[b].score || (runOn[a].score == runOn[b].score && a < b)
+            }
+            let next = runOrder.prefix(beams).map { runOn[$0] }
+            currentLength += 1
+            if hits.allSatisfy({ $0 }) { break }
+            var nextRunning: [Beam] = []
+            for c in next {
+                let parent = running[c.beam]
+                let cache = parent.cache.copy()
+                let logits = currentLength < maxLength ? try step(c.token, cache).scalars : []
+                nextRunning.append(Beam(tokens: parent.tokens + [c.token], score: c.score, cache: cache, logits: logits))
+            }
+            running = nextRunning
+            // Early-stop heuristic: can the best running beam still beat the worst finished one?
+            let best = Double(running[0].score) / Foundation.pow(Double(currentLength - prompt.count), penalty)
+            let worstFinished = finished.map(\.score).min() ?? -1e9
+            improvementPossible = improvementPossible && finished.contains { slot in
+                best > Double(slot.done ? worstFinished : -1e9)
+            }
+        }
+        guard let best = finished.first, best.done else {
+            return Array(running[0].tokens.dropFirst(prompt.count))
+        }
+        return Array(best.tokens.dropFirst(prompt.count))
+    }
 }

@@ -237,9 +237,9 @@ public final class Kosmos2Model: Module {
     /// Continues tokens (with one image) using the KV cache, as KosmosModel.generate.
     public func generate(tokens: [Int], imagePositions: [Int], pixels: Tensor?, options: GenerationOptions = GenerationOptions(),
                          onToken: (Int) -> Bool = { _ in true }) throws -> [Int] {
-        let cache = textModel.makeCache()
-        return try runGeneration(prompt: tokens, eos: configuration.text.eosTokenId, options: options, onToken: onToken,
-                                 prefill: { try logits(tokens: tokens, imagePositions: imagePositions, pixels: pixels, cache: cache) },
-                                 step: { next in try textModel(tokens: [next], batch: 1, length: 1, cache: cache) })
+        try runGeneration(prompt: tokens, eos: configuration.text.eosTokenId, options: options, onToken: onToken,
+                          makeCache: textModel.makeCache,
+                          prefill: { cache in try logits(tokens: tokens, imagePositions: imagePositions, pixels: pixels, cache: cache) },
+                          step: { next, cache in try textModel(tokens: [next], batch: 1, length: 1, cache: cache) })
     }
 }

@@ -123,8 +123,8 @@ public enum ModelBenchmark {
             _ = try runGeneration(prompt: prompt, eos: nil, options: options, onToken: { _ in
                 if stepStart == 0 { stepStart = Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
                 return true
-            }, prefill: { try decoder(tokens: prompt, batch: 1, length: 64, cache: cache) },
-               step: { next in try decoder(tokens: [next], batch: 1, length: 1, cache: cache) })
+            }, makeCache: { cache }, prefill: { cache in try decoder(tokens: prompt, batch: 1, length: 64, cache: cache) },
+               step: { next, cache in try decoder(tokens: [next], batch: 1, length: 1, cache: cache) })
             decodeSeconds.append(Double(DispatchTime.now().uptimeNanoseconds) / 1e9 - stepStart)
         }
         // 63 cached steps follow the first token (which comes from the prefill).

@@ -141,6 +141,12 @@ struct Generate: ParsableCommand {
     @Option(help: "Seed for sampling.")
     var seed: UInt64 = 0
 
+    @Option(help: "Beam search with this many beams (1: greedy or sampling). The text is printed when the search ends.")
+    var beams = 1
+
+    @Option(name: .customLong("length-penalty"), help: "Beam scores are divided by (new tokens)^penalty.")
+    var lengthPenalty: Float = 1
+
     func run() throws {
         var options = GenerationOptions()
         options.maxNewTokens = maxTokens
@@ -150,6 +156,8 @@ struct Generate: ParsableCommand {
         options.repetitionPenalty = repetitionPenalty
         options.noRepeatNgramSize = noRepeatNgramSize
         options.seed = seed
+        options.numBeams = beams
+        options.lengthPenalty = lengthPenalty
         let (_, type, _) = try ModelDirectory.configuration(in: input.directory)
         if type == "kosmos-2" {
             try runKosmos2(directory: input.directory, options: options)

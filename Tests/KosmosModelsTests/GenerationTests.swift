@@ -92,6 +92,41 @@ final class GenerationTests: XCTestCase {
         }
     }
 
+    /// Log-probability of `continuation` after the prompt (prefill, then the cache step by step,
+    /// which equals a full pass — IncrementalDecodingTests — and accepts any token ids).
+    func logProbability(_ model: KosmosModel, _ continuation: [Int]) throws -> Double {
+        let batch = try model.makeBatch([sequence()])
+        let cache = model.decoder.makeCache()
+        return try withoutGrad {
+            var row = try model.logits(batch, cache: cache).narrowed(axis: 1, start: batch.length - 1, length: 1)
+            var total = 0.0
+            for id in continuation {
+                total += Double(row.logSoftmax().scalars[id])
+                row = try model.decoder(tokens: [id], batch: 1, length: 1, cache: cache)
+            }
+            return total
+        }
+    }
+
+    /// With no EOS, beam search returns a continuation at least as likely as greedy's, and with
+    /// enough beams for two tokens (40 × 40 candidates fit in 40 beams) it finds the best pair.
+    func testBeamSearchFindsLikelierContinuations() throws {
+        let model = try tinyModel()
+        model.eval()
+        var options = GenerationOptions()
+        options.maxNewTokens = 2
+        options.stopAtEOS = false
+        let greedy = try model.generate(sequence(), options: options)
+        options.numBeams = 40
+        let beam = try model.generate(sequence(), options: options)
+        XCTAssertEqual(beam.count, 2)
+        let beamScore = try logProbability(model, beam)
+        XCTAssertGreaterThanOrEqual(beamScore, try logProbability(model, greedy) - 1e-5)
+        var best = -Double.infinity
+        for a in 0..<40 { for b in [0, 1, 5, 9, 17, 33, 39] { best = max(best, try logProbability(model, [a, b])) } }
+        XCTAssertGreaterThanOrEqual(beamScore, best - 1e-5)
+    }
+
     func testInvalidOptionsAreErrors() throws {
         let model = try tinyModel()
         var options = GenerationOptions()

@@ -30,6 +30,25 @@ final class Kosmos2Tests: XCTestCase {
         XCTAssertEqual(generated, try expected.int64s("greedy").map { Int($0) })
     }
 
+    /// Beam search equals transformers' generate(num_beams=…, early_stopping=False) with the cache:
+    /// 3 beams; 2 beams with no_repeat_ngram_size 3; 4 beams with length_penalty 0.6 (8 new tokens, EOS 2).
+    func testBeamSearchMatchesTransformers() throws {
+        let expected = try modelFixture("kosmos2_expected.safetensors")
+        let model = try Kosmos2Model.load(directory: directory())
+        let tokens = try expected.int64s("input_ids").map { Int($0) }
+        let positions = try expected.int64s("image_positions").map { Int($0) }
+        let pixels = try expected.tensor("pixel_values")
+        for (name, beams, ngram, penalty) in [("beam3", 3, 0, Float(1)), ("beam2_ngram3", 2, 3, 1), ("beam4_lp", 4, 0, 0.6)] {
+            var options = GenerationOptions()
+            options.maxNewTokens = 8
+            options.numBeams = beams
+            options.noRepeatNgramSize = ngram
+            options.lengthPenalty = penalty
+            let out = try model.generate(tokens: tokens, imagePositions: positions, pixels: pixels, options: options)
+            XCTAssertEqual(out, try expected.int64s(name).map { Int($0) }, name)
+        }
+    }
+
     func testPromptLayoutFollowsTheProcessor() throws {
         let model = try Kosmos2Model.load(directory: directory())
         XCTAssertEqual(model.promptText("  An image of "), "<s><image> <image> <image> <image> <image> </image> An image of")

@@ -4,7 +4,8 @@ Run from the repository root: venv/bin/python scripts/reference/kosmos2_referenc
 Writes Tests/Fixtures/kosmos2_tiny/ (config.json + model.safetensors via save_pretrained) and
 Tests/Fixtures/kosmos2_expected.safetensors: `input_ids` [1, L], `image_positions`, `pixel_values`
 [1, 3, 16, 16], `image_embeds` [1, 4, 32], `logits` [1, L, vocab] (float32 model), and
-`greedy` — 6 tokens from model.generate(do_sample=False, no_repeat_ngram_size=0) with the KV cache.
+`greedy` — 6 tokens from model.generate(do_sample=False, no_repeat_ngram_size=0) with the KV cache,
+and beam-search outputs (`beam3`, `beam2_ngram3`, `beam4_lp`; up to 8 new tokens, EOS 2, early_stopping False).
 """
 import os
 import warnings
@@ -42,7 +43,16 @@ with torch.no_grad():
     greedy = model.generate(pixel_values=pixels, input_ids=input_ids, image_embeds_position_mask=mask,
                             attention_mask=torch.ones_like(input_ids), max_new_tokens=6, do_sample=False,
                             no_repeat_ngram_size=0, eos_token_id=None, use_cache=True)
-save_file({"input_ids": input_ids, "image_positions": torch.tensor(positions), "pixel_values": pixels,
+    beams = {}
+    for name, kwargs in {"beam3": dict(num_beams=3), "beam2_ngram3": dict(num_beams=2, no_repeat_ngram_size=3),
+                         "beam4_lp": dict(num_beams=4, length_penalty=0.6)}.items():
+        settings = {"no_repeat_ngram_size": 0, **kwargs}
+        out_beam = model.generate(pixel_values=pixels, input_ids=input_ids, image_embeds_position_mask=mask,
+                                  attention_mask=torch.ones_like(input_ids), max_new_tokens=8, do_sample=False,
+                                  early_stopping=False, use_cache=True, **settings)
+        beams[name] = out_beam[:, input_ids.shape[1]:].contiguous()
+        print(name, beams[name].tolist())
+save_file({**beams, "input_ids": input_ids, "image_positions": torch.tensor(positions), "pixel_values": pixels,
            "image_embeds": out.image_embeds.contiguous(), "logits": out.logits.contiguous(),
            "greedy": greedy[:, input_ids.shape[1]:].contiguous()},
           os.path.join(ROOT, "Tests", "Fixtures", "kosmos2_expected.safetensors"),
