@@ -3,6 +3,7 @@ import Foundation
 import KosmosModels
 import KosmosTensor
 import KosmosTokenizers
+import KosmosVision
 
 /// Loads the tokenizer for a model and warns when its vocabulary cannot be the model's (the model
 /// may add its image tokens after the tokenizer's pieces, so only a larger tokenizer, or a much
@@ -169,25 +170,89 @@ struct Generate: ParsableCommand {
         print("")
     }
 
-    /// Kosmos-2: the prompt is built as Kosmos2Processor builds it (`<s><image>` + slots + `</image>`
-    /// + text, e.g. "<grounding> An image of") and tokenized whole with the directory's tokenizer.
     func runKosmos2(directory: URL, options: GenerationOptions) throws {
-        let kosmos2 = try Kosmos2Model.load(directory: directory)
-        guard let tokenizerURL = input.tokenizer.map(URL.init(fileURLWithPath:)) ?? ModelDirectory.tokenizerFile(in: directory) else {
-            throw ValidationError("no tokenizer in \(input.model); pass --tokenizer")
-        }
-        let textTokenizer = try TokenizerLoader.load(tokenizerURL)
         guard input.image.count == 1 else { throw ValidationError("Kosmos-2 takes exactly one --image") }
-        guard let imageToken = textTokenizer.id(of: "<image>"), let unknown = textTokenizer.specialIds.unk else {
-            throw ValidationError("\(tokenizerURL.lastPathComponent) has no <image> or <unk> token: not a Kosmos-2 tokenizer")
-        }
-        let images = try ImageInput(modelDirectory: directory, imageSize: kosmos2.configuration.vision.imageSize)
-        let pixels = try images.load(URL(fileURLWithPath: input.image[0])).unsqueezed(0)
-        var tokens = textTokenizer.encode(kosmos2.promptText(input.prompt.replacingOccurrences(of: "<image>", with: "")))
-        let positions = try kosmos2.imageSlots(in: &tokens, imageTokenId: imageToken, unknownTokenId: unknown)
-        let stream = TextStream(tokenizer: textTokenizer, eos: kosmos2.configuration.text.eosTokenId)
-        _ = try kosmos2.generate(tokens: tokens, imagePositions: positions, pixels: pixels, options: options, onToken: stream.add)
+        let prepared = try Kosmos2Input(directory: directory, tokenizer: input.tokenizer, image: input.image[0], prompt: input.prompt)
+        let stream = TextStream(tokenizer: prepared.tokenizer, eos: prepared.model.configuration.text.eosTokenId)
+        _ = try prepared.generate(options: options, onToken: stream.add)
         print("")
+    }
+}
+
+/// A Kosmos-2 model, its tokenizer, one image and a prompt built as Kosmos2Processor builds it
+/// (`<s><image>` + 64 image slots + `</image>` + text, e.g. "<grounding> An image of"), tokenized whole.
+struct Kosmos2Input {
+    let model: Kosmos2Model
+    let tokenizer: Tokenizer
+    let tokens: [Int]
+    let positions: [Int]
+    let pixels: Tensor
+
+    init(directory: URL, tokenizer explicit: String?, image: String, prompt: String) throws {
+        model = try Kosmos2Model.load(directory: directory)
+        guard let url = explicit.map(URL.init(fileURLWithPath:)) ?? ModelDirectory.tokenizerFile(in: directory) else {
+            throw ValidationError("no tokenizer in \(directory.path); pass --tokenizer")
+        }
+        tokenizer = try TokenizerLoader.load(url)
+        guard let imageToken = tokenizer.id(of: "<image>"), let unknown = tokenizer.specialIds.unk else {
+            throw ValidationError("\(url.lastPathComponent) has no <image> or <unk> token: not a Kosmos-2 tokenizer")
+        }
+        let images = try ImageInput(modelDirectory: directory, imageSize: model.configuration.vision.imageSize)
+        pixels = try images.load(URL(fileURLWithPath: image)).unsqueezed(0)
+        var ids = tokenizer.encode(model.promptText(prompt.replacingOccurrences(of: "<image>", with: "")))
+        positions = try model.imageSlots(in: &ids, imageTokenId: imageToken, unknownTokenId: unknown)
+        tokens = ids
+    }
+
+    func generate(options: GenerationOptions, onToken: (Int) -> Bool = { _ in true }) throws -> [Int] {
+        try model.generate(tokens: tokens, imagePositions: positions, pixels: pixels, options: options, onToken: onToken)
+    }
+}
+
+struct Ground: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Caption an image with Kosmos-2 and print the grounded phrases with their boxes as JSON.",
+        discussion: "Boxes are given normalised to [0, 1] and in pixels of the original image (x1, y1, x2, y2)."
+    )
+
+    @Option(help: "transformers Kosmos-2 directory.")
+    var model: String
+
+    @Argument(help: "Image file (JPEG or PNG).")
+    var image: String
+
+    @Option(help: "Prompt (Kosmos2Processor adds the image).")
+    var prompt = "<grounding> An image of"
+
+    @Option(help: "Tokenizer file (default: the one in the model directory).")
+    var tokenizer: String?
+
+    @Option(name: .customLong("max-tokens"), help: "Most new tokens.")
+    var maxTokens = 64
+
+    func run() throws {
+        let prepared = try Kosmos2Input(directory: URL(fileURLWithPath: model), tokenizer: tokenizer, image: image, prompt: prompt)
+        var options = GenerationOptions()
+        options.maxNewTokens = maxTokens
+        options.noRepeatNgramSize = 3  // the converted checkpoint's generation default
+        let eos = prepared.model.configuration.text.eosTokenId
+        let generated = try prepared.generate(options: options).filter { $0 != eos }
+        let (text, entities) = Grounding.postProcess(prepared.tokenizer.decode(generated))
+        let size = try ImageDecoder.decode(contentsOf: URL(fileURLWithPath: image))
+        struct Output: Encodable {
+            struct Entity: Encodable { let phrase: String; let start: Int; let end: Int; let boxes: [[Double]]; let pixelBoxes: [[Int]] }
+            let text: String
+            let entities: [Entity]
+        }
+        let output = Output(text: text, entities: entities.map { e in
+            Output.Entity(phrase: e.phrase, start: e.start, end: e.end, boxes: e.boxes, pixelBoxes: e.boxes.map { b in
+                [Int((b[0] * Double(size.width)).rounded()), Int((b[1] * Double(size.height)).rounded()),
+                 Int((b[2] * Double(size.width)).rounded()), Int((b[3] * Double(size.height)).rounded())]
+            })
+        })
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        print(String(decoding: try encoder.encode(output), as: UTF8.self))
     }
 }
 
