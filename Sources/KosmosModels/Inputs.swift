@@ -10,8 +10,9 @@ extension Tensor {
 }
 
 /// Turns image files into the pixel values a vision tower of `imageSize` expects: the directory's
-/// preprocessor_config.json when it has one (transformers' CLIPImageProcessor fields), else
-/// OpenAI CLIP's preprocessing at that size.
+/// preprocessor_config.json when it has one (transformers' CLIPImageProcessor fields), else the
+/// "image_processor" section of a processor_config.json (as newer transformers save processors),
+/// else OpenAI CLIP's preprocessing at that size.
 public struct ImageInput {
     public let preprocessor: CLIPPreprocessor
     public let imageSize: Int
@@ -19,8 +20,14 @@ public struct ImageInput {
     public init(modelDirectory: URL?, imageSize: Int, decodeOptions: DecodeOptions = DecodeOptions()) throws {
         var config = CLIPPreprocessorConfig()
         let file = modelDirectory?.appendingPathComponent("preprocessor_config.json")
+        let processorFile = modelDirectory?.appendingPathComponent("processor_config.json")
         if let file, FileManager.default.fileExists(atPath: file.path) {
             config = try CLIPPreprocessorConfig(contentsOf: file)
+        } else if let processorFile, let data = FileManager.default.contents(atPath: processorFile.path),
+                  let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                  let section = object["image_processor"] as? [String: Any] {
+            config = try CLIPPreprocessorConfig(json: try JSONSerialization.data(withJSONObject: section),
+                                                source: processorFile.path + " (image_processor)")
         } else {
             config.size = .shortestEdge(imageSize)
             config.cropHeight = imageSize

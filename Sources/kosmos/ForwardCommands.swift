@@ -148,6 +148,12 @@ struct Generate: ParsableCommand {
     @Option(name: .customLong("length-penalty"), help: "Beam scores are divided by (new tokens)^penalty.")
     var lengthPenalty: Float = 1
 
+    @Option(help: "Stop when the generated text contains this string (repeat for several); it is cut off.")
+    var stop: [String] = []
+
+    @Flag(help: "Print one JSON object {ids, text} at the end instead of streaming text.")
+    var json = false
+
     func run() throws {
         var options = GenerationOptions()
         options.maxNewTokens = maxTokens
@@ -165,17 +171,17 @@ struct Generate: ParsableCommand {
             return
         }
         let (kosmos, textTokenizer, images, tokens) = try input.loadKosmos()
-        let stream = TextStream(tokenizer: textTokenizer, eos: kosmos.configuration.eosTokenId)
+        let stream = TextStream(tokenizer: textTokenizer, eos: kosmos.configuration.eosTokenId, stops: stop, quiet: json)
         _ = try kosmos.generate(KosmosSequence(tokens: tokens, images: images), options: options, onToken: stream.add)
-        print("")
+        stream.finish()
     }
 
     func runKosmos2(directory: URL, options: GenerationOptions) throws {
         guard input.image.count == 1 else { throw ValidationError("Kosmos-2 takes exactly one --image") }
         let prepared = try Kosmos2Input(directory: directory, tokenizer: input.tokenizer, image: input.image[0], prompt: input.prompt)
-        let stream = TextStream(tokenizer: prepared.tokenizer, eos: prepared.model.configuration.text.eosTokenId)
+        let stream = TextStream(tokenizer: prepared.tokenizer, eos: prepared.model.configuration.text.eosTokenId, stops: stop, quiet: json)
         _ = try prepared.generate(options: options, onToken: stream.add)
-        print("")
+        stream.finish()
     }
 }
 
@@ -257,24 +263,102 @@ struct Ground: ParsableCommand {
 }
 
 /// Prints generated text as it grows: decodes all ids so far and prints what is new (pieces can
-/// merge across tokens, so decoding token by token would be wrong).
+/// merge across tokens, so decoding token by token would be wrong). Stops the generation when a stop
+/// string appears (the text is cut before it); with `quiet`, prints one JSON object at the end.
 final class TextStream {
     let tokenizer: Tokenizer
     let eos: Int?
+    let stops: [String]
+    let quiet: Bool
     var ids: [Int] = []
     var printed = ""
+    var text = ""
 
-    init(tokenizer: Tokenizer, eos: Int?) {
+    init(tokenizer: Tokenizer, eos: Int?, stops: [String] = [], quiet: Bool = false) {
         self.tokenizer = tokenizer
         self.eos = eos
+        self.stops = stops.filter { !$0.isEmpty }
+        self.quiet = quiet
     }
 
     func add(_ id: Int) -> Bool {
-        if id != eos { ids.append(id) }
-        let text = tokenizer.decode(ids)
-        print(text.hasPrefix(printed) ? String(text.dropFirst(printed.count)) : "\n" + text, terminator: "")
-        printed = text
-        fflush(nil)
-        return true
+        ids.append(id)
+        text = tokenizer.decode(ids.filter { $0 != eos })
+        var stopped = false
+        if let cut = stops.compactMap({ text.range(of: $0)?.lowerBound }).min() {
+            text = String(text[..<cut])
+            stopped = true
+        }
+        if !quiet {
+            print(text.hasPrefix(printed) ? String(text.dropFirst(printed.count)) : "\n" + text, terminator: "")
+            printed = text
+            fflush(nil)
+        }
+        return !stopped
+    }
+
+    func finish() {
+        if quiet {
+            struct Output: Encodable { let ids: [Int]; let text: String }
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            if let data = try? encoder.encode(Output(ids: ids, text: text)) { print(String(decoding: data, as: UTF8.self)) }
+        } else {
+            print("")
+        }
+    }
+}
+
+struct Caption: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Caption images: prompt \"An image of\", beam search (5 beams), one line per image.",
+        discussion: "Works with Kosmos-1 and Kosmos-2 directories (Kosmos-2 uses its processor's prompt layout)."
+    )
+
+    @Option(help: "Kosmos-1 or Kosmos-2 model directory.")
+    var model: String
+
+    @Argument(help: "Image files (JPEG or PNG).")
+    var images: [String]
+
+    @Option(help: "Prompt.")
+    var prompt = "An image of"
+
+    @Option(help: "Beams.")
+    var beams = 5
+
+    @Option(name: .customLong("max-tokens"), help: "Most new tokens.")
+    var maxTokens = 30
+
+    @Option(help: "Tokenizer file (default: the one in the model directory).")
+    var tokenizer: String?
+
+    func validate() throws {
+        guard !images.isEmpty else { throw ValidationError("give at least one image") }
+    }
+
+    func run() throws {
+        let directory = URL(fileURLWithPath: model)
+        var options = GenerationOptions()
+        options.numBeams = beams
+        options.maxNewTokens = maxTokens
+        let (_, type, _) = try ModelDirectory.configuration(in: directory)
+        for path in images {
+            let caption: String
+            if type == "kosmos-2" {
+                let prepared = try Kosmos2Input(directory: directory, tokenizer: tokenizer, image: path, prompt: prompt)
+                let eos = prepared.model.configuration.text.eosTokenId
+                caption = Grounding.postProcess(prepared.tokenizer.decode(try prepared.generate(options: options).filter { $0 != eos })).text
+            } else {
+                var input = try PromptOptions.parse(["--model", model, "--prompt", "<image>" + prompt, "--image", path]
+                                                    + (tokenizer.map { ["--tokenizer", $0] } ?? []))
+                input.prompt = "<image>" + prompt
+                let (kosmos, textTokenizer, loaded, tokens) = try input.loadKosmos()
+                let eos = kosmos.configuration.eosTokenId
+                caption = textTokenizer.decode(try kosmos.generate(KosmosSequence(tokens: tokens, images: loaded), options: options).filter { $0 != eos })
+            }
+            print("\(path)\t\(prompt) \(caption.trimmingCharacters(in: .whitespaces))")
+            fflush(nil)
+        }
     }
 }

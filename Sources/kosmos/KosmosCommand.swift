@@ -8,14 +8,14 @@ struct Kosmos: ParsableCommand {
         commandName: "kosmos",
         abstract: "Train and run Kosmos multimodal language models in Swift.",
         version: "0.1.0",
-        subcommands: [Init.self, Info.self, Forward.self, Generate.self, Ground.self, EncodeImage.self, Tokenize.self, Detokenize.self, Bench.self, DataCommand.self, Eval.self]
+        subcommands: [Init.self, Info.self, Forward.self, Generate.self, Caption.self, Ground.self, EncodeImage.self, Tokenize.self, Detokenize.self, Bench.self, DataCommand.self, Eval.self]
     )
 }
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure the speed of the engine's building blocks.",
-        subcommands: [Gemm.self, Kernels.self, ModelBench.self, DataBenchmark.self, TokenizeBenchmark.self]
+        subcommands: [Gemm.self, Kernels.self, ModelBench.self, GenerateBench.self, DataBenchmark.self, TokenizeBenchmark.self]
     )
 }
 

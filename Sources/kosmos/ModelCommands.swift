@@ -129,3 +129,19 @@ struct ModelBench: ParsableCommand {
         }
     }
 }
+
+struct GenerateBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate",
+        abstract: "Decode tokens/s of the 1.3B Kosmos-1 decoder with the KV cache (64-token prompt, 64 new tokens).",
+        discussion: "Compare with scripts/bench/pytorch_generate.py (torchscale incremental decoding)."
+    )
+
+    @Option(help: "Timed runs (after one warm-up).")
+    var repeats: Int = 1
+
+    func run() throws {
+        let result = try ModelBenchmark.generation(repeats: Swift.max(1, repeats))
+        print(String(format: "%@: best %.3f s, %@", result.name as NSString, result.best, result.note as NSString))
+    }
+}

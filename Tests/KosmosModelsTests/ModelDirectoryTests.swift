@@ -114,6 +114,18 @@ final class ModelDirectoryTests: XCTestCase {
         assertAllClose(last.scalars, try expected.floats("last_hidden_state"), rtol: 1e-5, atol: 1e-5, "last_hidden_state")
     }
 
+    /// Newer transformers save the image processor inside processor_config.json.
+    func testImageInputReadsTheImageProcessorSectionOfProcessorConfig() throws {
+        let source = fixtureDirectory("clip_vision_model")
+        let section = try JSONSerialization.jsonObject(with: Data(contentsOf: source.appendingPathComponent("preprocessor_config.json")))
+        try JSONSerialization.data(withJSONObject: ["image_processor": section, "processor_class": "CLIPProcessor"])
+            .write(to: directory.appendingPathComponent("processor_config.json"))
+        let input = try ImageInput(modelDirectory: directory, imageSize: 16)
+        let pixels = try input.load(fixtureDirectory("images/inputs/rgb_640x480.jpg"))
+        let expected = try modelFixture("clip_encode_image_expected.safetensors")
+        assertAllClose(pixels.scalars, try expected.floats("pixel_values"), rtol: 0, atol: 1e-6, "pixel_values via processor_config.json")
+    }
+
     func testPromptTokensPlaceImagesAndCheckTheCount() throws {
         let model = try KosmosModel(configuration: KosmosParityTests.tinyConfiguration(), generator: RandomGenerator(seed: 0))
         let encode: (String) -> [Int] = { text in text.split(separator: " ").map { Int($0.count) + 2 } }
