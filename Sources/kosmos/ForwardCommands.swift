@@ -38,12 +38,9 @@ struct PromptOptions: ParsableArguments {
 
     /// Loads the Kosmos-1 model, its tokenizer and the images, and builds the prompt's token ids.
     func loadKosmos() throws -> (model: KosmosModel, tokenizer: Tokenizer, images: [Tensor], tokens: [Int]) {
-        let kosmos = try KosmosModel.load(directory: directory)
-        let textTokenizer = try loadTokenizer(for: kosmos, directory: directory, explicit: tokenizer)
-        let input = try ImageInput(modelDirectory: directory, imageSize: kosmos.configuration.vision.imageSize)
-        let images = try image.map { try input.load(URL(fileURLWithPath: $0)) }
-        let tokens = try kosmos.promptTokens(prompt, imageCount: images.count, encode: textTokenizer.encode)
-        return (kosmos, textTokenizer, images, tokens)
+        let session = try KosmosSession(directory: directory, tokenizer: tokenizer)
+        let sequence = try session.sequence(prompt: prompt, images: image)
+        return (session.model, session.tokenizer, sequence.images, sequence.tokens)
     }
 }
 
@@ -178,40 +175,61 @@ struct Generate: ParsableCommand {
 
     func runKosmos2(directory: URL, options: GenerationOptions) throws {
         guard input.image.count == 1 else { throw ValidationError("Kosmos-2 takes exactly one --image") }
-        let prepared = try Kosmos2Input(directory: directory, tokenizer: input.tokenizer, image: input.image[0], prompt: input.prompt)
-        let stream = TextStream(tokenizer: prepared.tokenizer, eos: prepared.model.configuration.text.eosTokenId, stops: stop, quiet: json)
-        _ = try prepared.generate(options: options, onToken: stream.add)
+        let session = try Kosmos2Session(directory: directory, tokenizer: input.tokenizer)
+        let stream = TextStream(tokenizer: session.tokenizer, eos: session.model.configuration.text.eosTokenId, stops: stop, quiet: json)
+        _ = try session.generate(image: input.image[0], prompt: input.prompt, options: options, onToken: stream.add)
         stream.finish()
     }
 }
 
-/// A Kosmos-2 model, its tokenizer, one image and a prompt built as Kosmos2Processor builds it
-/// (`<s><image>` + 64 image slots + `</image>` + text, e.g. "<grounding> An image of"), tokenized whole.
-struct Kosmos2Input {
+/// A loaded Kosmos-2 model with its tokenizer and image preprocessing.
+struct Kosmos2Session {
     let model: Kosmos2Model
     let tokenizer: Tokenizer
-    let tokens: [Int]
-    let positions: [Int]
-    let pixels: Tensor
+    let images: ImageInput
+    let imageToken: Int
+    let unknownToken: Int
 
-    init(directory: URL, tokenizer explicit: String?, image: String, prompt: String) throws {
+    init(directory: URL, tokenizer explicit: String?) throws {
         model = try Kosmos2Model.load(directory: directory)
         guard let url = explicit.map(URL.init(fileURLWithPath:)) ?? ModelDirectory.tokenizerFile(in: directory) else {
             throw ValidationError("no tokenizer in \(directory.path); pass --tokenizer")
         }
         tokenizer = try TokenizerLoader.load(url)
-        guard let imageToken = tokenizer.id(of: "<image>"), let unknown = tokenizer.specialIds.unk else {
+        guard let image = tokenizer.id(of: "<image>"), let unknown = tokenizer.specialIds.unk else {
             throw ValidationError("\(url.lastPathComponent) has no <image> or <unk> token: not a Kosmos-2 tokenizer")
         }
-        let images = try ImageInput(modelDirectory: directory, imageSize: model.configuration.vision.imageSize)
-        pixels = try images.load(URL(fileURLWithPath: image)).unsqueezed(0)
-        var ids = tokenizer.encode(model.promptText(prompt.replacingOccurrences(of: "<image>", with: "")))
-        positions = try model.imageSlots(in: &ids, imageTokenId: imageToken, unknownTokenId: unknown)
-        tokens = ids
+        imageToken = image
+        unknownToken = unknown
+        images = try ImageInput(modelDirectory: directory, imageSize: model.configuration.vision.imageSize)
     }
 
-    func generate(options: GenerationOptions, onToken: (Int) -> Bool = { _ in true }) throws -> [Int] {
-        try model.generate(tokens: tokens, imagePositions: positions, pixels: pixels, options: options, onToken: onToken)
+    /// Generates for one image and a prompt built as Kosmos2Processor builds it
+    /// (`<s><image>` + 64 image slots + `</image>` + text, e.g. "<grounding> An image of"), tokenized whole.
+    func generate(image: String, prompt: String, options: GenerationOptions, onToken: (Int) -> Bool = { _ in true }) throws -> [Int] {
+        let pixels = try images.load(URL(fileURLWithPath: image)).unsqueezed(0)
+        var ids = tokenizer.encode(model.promptText(prompt.replacingOccurrences(of: "<image>", with: "")))
+        let positions = try model.imageSlots(in: &ids, imageTokenId: imageToken, unknownTokenId: unknownToken)
+        return try model.generate(tokens: ids, imagePositions: positions, pixels: pixels, options: options, onToken: onToken)
+    }
+}
+
+/// A loaded Kosmos-1 model with its tokenizer and image preprocessing.
+struct KosmosSession {
+    let model: KosmosModel
+    let tokenizer: Tokenizer
+    let images: ImageInput
+
+    init(directory: URL, tokenizer explicit: String?) throws {
+        model = try KosmosModel.load(directory: directory)
+        tokenizer = try loadTokenizer(for: model, directory: directory, explicit: explicit)
+        images = try ImageInput(modelDirectory: directory, imageSize: model.configuration.vision.imageSize)
+    }
+
+    /// The prompt's tokens (`<image>` marks each image) and the loaded images.
+    func sequence(prompt: String, images paths: [String]) throws -> KosmosSequence {
+        let loaded = try paths.map { try images.load(URL(fileURLWithPath: $0)) }
+        return KosmosSequence(tokens: try model.promptTokens(prompt, imageCount: loaded.count, encode: tokenizer.encode), images: loaded)
     }
 }
 
@@ -237,13 +255,13 @@ struct Ground: ParsableCommand {
     var maxTokens = 64
 
     func run() throws {
-        let prepared = try Kosmos2Input(directory: URL(fileURLWithPath: model), tokenizer: tokenizer, image: image, prompt: prompt)
+        let session = try Kosmos2Session(directory: URL(fileURLWithPath: model), tokenizer: tokenizer)
         var options = GenerationOptions()
         options.maxNewTokens = maxTokens
         options.noRepeatNgramSize = 3  // the converted checkpoint's generation default
-        let eos = prepared.model.configuration.text.eosTokenId
-        let generated = try prepared.generate(options: options).filter { $0 != eos }
-        let (text, entities) = Grounding.postProcess(prepared.tokenizer.decode(generated))
+        let eos = session.model.configuration.text.eosTokenId
+        let generated = try session.generate(image: image, prompt: prompt, options: options).filter { $0 != eos }
+        let (text, entities) = Grounding.postProcess(session.tokenizer.decode(generated))
         let size = try ImageDecoder.decode(contentsOf: URL(fileURLWithPath: image))
         struct Output: Encodable {
             struct Entity: Encodable { let phrase: String; let start: Int; let end: Int; let boxes: [[Double]]; let pixelBoxes: [[Int]] }
@@ -343,19 +361,20 @@ struct Caption: ParsableCommand {
         options.numBeams = beams
         options.maxNewTokens = maxTokens
         let (_, type, _) = try ModelDirectory.configuration(in: directory)
+        let kosmos2 = type == "kosmos-2" ? try Kosmos2Session(directory: directory, tokenizer: tokenizer) : nil
+        let kosmos1 = type == "kosmos-2" ? nil : try KosmosSession(directory: directory, tokenizer: tokenizer)
         for path in images {
             let caption: String
-            if type == "kosmos-2" {
-                let prepared = try Kosmos2Input(directory: directory, tokenizer: tokenizer, image: path, prompt: prompt)
-                let eos = prepared.model.configuration.text.eosTokenId
-                caption = Grounding.postProcess(prepared.tokenizer.decode(try prepared.generate(options: options).filter { $0 != eos })).text
+            if let kosmos2 {
+                let eos = kosmos2.model.configuration.text.eosTokenId
+                let ids = try kosmos2.generate(image: path, prompt: prompt, options: options).filter { $0 != eos }
+                caption = Grounding.postProcess(kosmos2.tokenizer.decode(ids)).text
+            } else if let kosmos1 {
+                let eos = kosmos1.model.configuration.eosTokenId
+                let ids = try kosmos1.model.generate(try kosmos1.sequence(prompt: "<image>" + prompt, images: [path]), options: options)
+                caption = kosmos1.tokenizer.decode(ids.filter { $0 != eos })
             } else {
-                var input = try PromptOptions.parse(["--model", model, "--prompt", "<image>" + prompt, "--image", path]
-                                                    + (tokenizer.map { ["--tokenizer", $0] } ?? []))
-                input.prompt = "<image>" + prompt
-                let (kosmos, textTokenizer, loaded, tokens) = try input.loadKosmos()
-                let eos = kosmos.configuration.eosTokenId
-                caption = textTokenizer.decode(try kosmos.generate(KosmosSequence(tokens: tokens, images: loaded), options: options).filter { $0 != eos })
+                continue
             }
             print("\(path)\t\(prompt) \(caption.trimmingCharacters(in: .whitespaces))")
             fflush(nil)
