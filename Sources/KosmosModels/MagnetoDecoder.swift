@@ -333,6 +333,11 @@ public final class MagnetoDecoder: Module {
             throw ModelError.invalidInput("a cache for \(cache.layers.count) layers used with a \(layers.count)-layer decoder")
         }
         let offset = cache?.length ?? 0
+        // The context the model was configured (and trained) for; a longer sequence is refused
+        // rather than silently run past its positions.
+        if offset + length > configuration.maxTargetPositions {
+            throw ModelError.sequenceTooLong(length: offset + length, maximum: configuration.maxTargetPositions)
+        }
         if let keyPadding, keyPadding.count != batch * (offset + length) {
             throw ModelError.invalidInput("key padding has \(keyPadding.count) flags for \(batch) × \(offset + length) positions")
         }

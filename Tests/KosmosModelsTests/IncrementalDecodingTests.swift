@@ -50,4 +50,14 @@ final class IncrementalDecodingTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("8 positions"), "\(error)")
         }
     }
+
+    func testSequencesLongerThanTheContextAreRefused() throws {
+        let decoder = try MagnetoDecoder(configuration: DecoderParityTests.configuration("xpos_subln"), generator: RandomGenerator(seed: 3))
+        XCTAssertThrowsError(try decoder(tokens: [Int](repeating: 3, count: 17), batch: 1, length: 17)) { error in
+            XCTAssertEqual(error as? ModelError, .sequenceTooLong(length: 17, maximum: 16))
+        }
+        let cache = decoder.makeCache()
+        _ = try withoutGrad { try decoder(tokens: [Int](repeating: 3, count: 16), batch: 1, length: 16, cache: cache) }
+        XCTAssertThrowsError(try decoder(tokens: [3], batch: 1, length: 1, cache: cache))
+    }
 }
