@@ -30,9 +30,12 @@ public struct CaptionEvaluation: Sendable {
     public struct Annotations: Sendable {
         public var imageOrder: [Int]
         public var captions: [Int: [String]]
-        public init(imageOrder: [Int], captions: [Int: [String]]) {
+        /// `file_name` of each image id, where the file gives one (to caption the images).
+        public var fileNames: [Int: String] = [:]
+        public init(imageOrder: [Int], captions: [Int: [String]], fileNames: [Int: String] = [:]) {
             self.imageOrder = imageOrder
             self.captions = captions
+            self.fileNames = fileNames
         }
     }
 
@@ -46,10 +49,13 @@ public struct CaptionEvaluation: Sendable {
         let images = try r.array(r.field(root, "images", at: "$"), at: "$.images")
         var order: [Int] = []
         var known = Set<Int>()
+        var files: [Int: String] = [:]
         for (i, img) in images.enumerated() {
             let loc = "$.images[\(i)]"
-            let id = try r.int(r.object(img, at: loc), "id", at: loc)
+            let object = try r.object(img, at: loc)
+            let id = try r.int(object, "id", at: loc)
             if known.insert(id).inserted { order.append(id) }
+            if let name = object["file_name"] as? String { files[id] = name }
         }
         let anns = try r.array(r.field(root, "annotations", at: "$"), at: "$.annotations")
         var caps: [Int: [String]] = [:]
@@ -59,7 +65,7 @@ public struct CaptionEvaluation: Sendable {
             let id = try r.int(o, "image_id", at: loc)
             caps[id, default: []].append(try r.string(o, "caption", at: loc))
         }
-        return Annotations(imageOrder: order, captions: caps)
+        return Annotations(imageOrder: order, captions: caps, fileNames: files)
     }
 
     /// Predictions in the COCO results format, `[{"image_id": Int, "caption": String}]`.

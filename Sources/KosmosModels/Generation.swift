@@ -249,3 +249,22 @@ func beamSearch(prompt: [Int], eos: Int?, options: GenerationOptions, makeCache:
         return Array(best.tokens.dropFirst(prompt.count))
     }
 }
+
+extension KosmosModel {
+    /// Perplexity of text token sequences: exp(total next-token negative log-likelihood / number of
+    /// predicted tokens), each sequence run on its own. Returns the perplexity and the token count.
+    public func perplexity(of sequences: [[Int]]) throws -> (perplexity: Double, tokens: Int) {
+        var totalLoss = 0.0, count = 0
+        try withoutGrad {
+            for tokens in sequences where tokens.count >= 2 {
+                let batch = try makeBatch([KosmosSequence(tokens: tokens)])
+                let loss = try logits(batch).reshaped([-1, configuration.vocabSize])
+                    .crossEntropy(targets: batch.labels, reduction: .sum).item()
+                totalLoss += Double(loss)
+                count += batch.labels.filter { $0 != -100 }.count
+            }
+        }
+        guard count > 0 else { throw ModelError.invalidInput("no text with at least two tokens to measure perplexity on") }
+        return (Foundation.exp(totalLoss / Double(count)), count)
+    }
+}

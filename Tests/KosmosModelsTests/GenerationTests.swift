@@ -127,6 +127,22 @@ final class GenerationTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(beamScore, best - 1e-5)
     }
 
+    /// Perplexity pools the negative log-likelihood over all predicted tokens of all texts.
+    func testPerplexityIsTheExponentOfTheMeanTokenLoss() throws {
+        let model = try tinyModel()
+        model.eval()
+        let texts = [[1, 5, 6, 7], [1, 9, 10], [3]]
+        let (perplexity, tokens) = try model.perplexity(of: texts)
+        XCTAssertEqual(tokens, 5)
+        var total = 0.0
+        for text in texts.prefix(2) {
+            let batch = try model.makeBatch([KosmosSequence(tokens: text)])
+            total += Double(try withoutGrad { try model.loss(batch) }.item()) * Double(text.count - 1)
+        }
+        XCTAssertEqual(perplexity, Foundation.exp(total / 5), accuracy: 1e-4 * perplexity)
+        XCTAssertThrowsError(try model.perplexity(of: [[1]]))
+    }
+
     func testInvalidOptionsAreErrors() throws {
         let model = try tinyModel()
         var options = GenerationOptions()
