@@ -56,6 +56,26 @@ public struct VQAEvaluation: Sendable {
         public var answers: [Answer]
     }
 
+    /// One question of a VQA v2 questions file.
+    public struct Question: Sendable, Equatable {
+        public var questionID: Int
+        public var imageID: Int
+        public var text: String
+    }
+
+    /// The questions, in file order, with their image ids and text (to ask a model).
+    public static func loadQuestionList(_ url: URL) throws -> [Question] {
+        let r = JSONReader(path: url.path)
+        let root = try r.object(r.load(url), at: "$")
+        let qs = try r.array(r.field(root, "questions", at: "$"), at: "$.questions")
+        return try qs.enumerated().map { i, q in
+            let loc = "$.questions[\(i)]"
+            let o = try r.object(q, at: loc)
+            return Question(questionID: try r.int(o, "question_id", at: loc), imageID: try r.int(o, "image_id", at: loc),
+                            text: try r.string(o, "question", at: loc))
+        }
+    }
+
     public static func loadQuestions(_ url: URL) throws -> Set<Int> {
         let r = JSONReader(path: url.path)
         let root = try r.object(r.load(url), at: "$")

@@ -67,11 +67,8 @@ struct EvalCaptions: ParsableCommand {
                 caption = kosmos1.tokenizer.decode(generated.filter { $0 != eos })
             }
             predictions[id] = (prompt + " " + caption.trimmingCharacters(in: .whitespaces)).trimmingCharacters(in: .whitespaces)
-            let elapsed = Date().timeIntervalSince(start)
-            let eta = elapsed / Double(i + 1) * Double(ids.count - i - 1)
-            FileHandle.standardError.write(Data(String(format: "\r[%d/%d] %.1f s elapsed, ETA %.0f s ", i + 1, ids.count, elapsed, eta).utf8))
+            reportProgress(i + 1, of: ids.count, since: start)
         }
-        FileHandle.standardError.write(Data("\n".utf8))
         let result = try CaptionEvaluation.evaluate(annotations: anns, predictions: predictions)
         print("images captioned and scored: \(result.perImage.count)")
         for name in CaptionEvaluation.metricNames {
@@ -109,6 +106,9 @@ struct EvalPerplexity: ParsableCommand {
     @Option(help: "Tokenizer file (default: the one in the model directory).")
     var tokenizer: String?
 
+    @Option(help: "Write the result as JSON here.")
+    var out: String?
+
     func run() throws {
         let session = try KosmosSession(directory: URL(fileURLWithPath: model), tokenizer: tokenizer)
         let c = session.model.configuration
@@ -123,5 +123,161 @@ struct EvalPerplexity: ParsableCommand {
         let (perplexity, tokens) = try session.model.perplexity(of: sequences)
         print(String(format: "texts: %d  predicted tokens: %d  perplexity: %.4f", sequences.count, tokens, perplexity))
         if iterator.skips.total > 0 { print("skipped: \(iterator.skips)") }
+        if let out {
+            try writeJSON(["texts": sequences.count, "tokens": tokens, "perplexity": perplexity,
+                           "skipped": iterator.skips.total], to: out)
+        }
+    }
+}
+
+/// Writes a JSON object (keys sorted) and says so.
+func writeJSON(_ object: [String: Any], to path: String) throws {
+    try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: path))
+    print("wrote \(path)")
+}
+
+/// Prints "[i/n] elapsed, ETA" on one terminal line.
+func reportProgress(_ done: Int, of total: Int, since start: Date) {
+    let elapsed = Date().timeIntervalSince(start)
+    let eta = elapsed / Double(done) * Double(total - done)
+    FileHandle.standardError.write(Data(String(format: "\r[%d/%d] %.1f s elapsed, ETA %.0f s ", done, total, elapsed, eta).utf8))
+    if done == total { FileHandle.standardError.write(Data("\n".utf8)) }
+}
+
+/// `kosmos eval vqa`: answer VQA v2 questions with a Kosmos-1 model ("Question: {q} Answer:",
+/// greedy, to EOS or a newline) and score them as the official evaluation does.
+struct EvalVQA: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vqa",
+        abstract: "Answer VQA v2 questions with a Kosmos-1 model and score VQA accuracy."
+    )
+
+    @Option(help: "Kosmos-1 model directory.")
+    var model: String
+
+    @Option(help: "VQA v2 questions JSON.")
+    var questions: String
+
+    @Option(help: "VQA v2 annotations JSON.")
+    var annotations: String
+
+    @Option(help: "Folder of the images.")
+    var images: String
+
+    @Option(name: .customLong("image-pattern"), help: "Image file name from the image id (printf style).")
+    var imagePattern = "COCO_val2014_%012d.jpg"
+
+    @Option(help: "Answer only the first N questions.")
+    var limit: Int?
+
+    @Option(name: .customLong("max-tokens"), help: "Most tokens per answer.")
+    var maxTokens = 10
+
+    @Option(help: "Tokenizer file (default: the one in the model directory).")
+    var tokenizer: String?
+
+    @Option(help: "Write predictions and scores as JSON here.")
+    var out: String?
+
+    func run() throws {
+        let list = Array(try VQAEvaluation.loadQuestionList(URL(fileURLWithPath: questions)).prefix(limit ?? Int.max))
+        let anns = try VQAEvaluation.loadAnnotations(URL(fileURLWithPath: annotations))
+        let session = try KosmosSession(directory: URL(fileURLWithPath: model), tokenizer: tokenizer)
+        var options = GenerationOptions()
+        options.maxNewTokens = maxTokens
+        var predictions: [(Int, String)] = []
+        let start = Date()
+        for (i, q) in list.enumerated() where anns[q.questionID] != nil {
+            let path = URL(fileURLWithPath: images).appendingPathComponent(String(format: imagePattern, q.imageID)).path
+            let stream = TextStream(tokenizer: session.tokenizer, eos: session.model.configuration.eosTokenId, stops: ["\n"], quiet: true)
+            _ = try session.model.generate(try session.sequence(prompt: "<image>Question: \(q.text) Answer:", images: [path]),
+                                           options: options, onToken: stream.add)
+            predictions.append((q.questionID, stream.text.trimmingCharacters(in: .whitespaces)))
+            reportProgress(i + 1, of: list.count, since: start)
+        }
+        let result = try VQAEvaluation.evaluate(annotations: anns, predictions: predictions)
+        print("questions answered and scored: \(result.perQuestion.count)")
+        print(String(format: "overall accuracy: %.2f", VQAEvaluation.reported(result.overall)))
+        for k in result.perAnswerType.keys.sorted() {
+            print("  " + k.padding(toLength: 20, withPad: " ", startingAt: 0) + String(format: "%.2f", VQAEvaluation.reported(result.perAnswerType[k] ?? 0)))
+        }
+        if let out {
+            let scores = try JSONSerialization.jsonObject(with: try result.jsonData())
+            let answers = predictions.map { ["question_id": $0.0, "answer": $0.1] as [String: Any] }
+            try JSONSerialization.data(withJSONObject: ["predictions": answers, "scores": scores], options: [.prettyPrinted, .sortedKeys])
+                .write(to: URL(fileURLWithPath: out))
+            print("wrote \(out)")
+        }
+    }
+}
+
+/// `kosmos eval classify`: zero-shot classification by ranking "The photo of the {class}" by the
+/// model's likelihood of the class name after the image and the prompt (the Kosmos-1 paper's setup).
+struct EvalClassify: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "classify",
+        abstract: "Zero-shot image classification with a Kosmos-1 model: top-1 and top-5 accuracy.",
+        discussion: "IMAGES holds one folder per class (the folder name, with _ as spaces, is the class name) with the images inside."
+    )
+
+    @Option(help: "Kosmos-1 model directory.")
+    var model: String
+
+    @Option(help: "Folder with one sub-folder of images per class.")
+    var images: String
+
+    @Option(help: "Prompt before the class name.")
+    var prompt = "The photo of the"
+
+    @Option(help: "Classify only the first N images.")
+    var limit: Int?
+
+    @Option(help: "Tokenizer file (default: the one in the model directory).")
+    var tokenizer: String?
+
+    @Option(help: "Write the accuracies and per-image predictions as JSON here.")
+    var out: String?
+
+    func run() throws {
+        let root = URL(fileURLWithPath: images)
+        let classes = try FileManager.default.contentsOfDirectory(atPath: root.path).sorted().filter {
+            var isDirectory: ObjCBool = false
+            return FileManager.default.fileExists(atPath: root.appendingPathComponent($0).path, isDirectory: &isDirectory) && isDirectory.boolValue
+        }
+        guard classes.count >= 2 else { throw ValidationError("\(images) needs at least two class folders") }
+        var items: [(path: String, label: Int)] = []
+        for (label, name) in classes.enumerated() {
+            for file in try FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent(name).path).sorted()
+            where ["jpg", "jpeg", "png"].contains((file as NSString).pathExtension.lowercased()) {
+                items.append((root.appendingPathComponent(name).appendingPathComponent(file).path, label))
+            }
+        }
+        items = Array(items.prefix(limit ?? Int.max))
+        guard !items.isEmpty else { throw ValidationError("no .jpg/.jpeg/.png images under \(images)") }
+        let session = try KosmosSession(directory: URL(fileURLWithPath: model), tokenizer: tokenizer)
+        // Class names as continuations of the prompt: the tokens of "prompt name" after those of "prompt".
+        let promptTokens = session.tokenizer.encode(prompt)
+        let continuations = classes.map { name -> [Int] in
+            let full = session.tokenizer.encode(prompt + " " + name.replacingOccurrences(of: "_", with: " "))
+            return full.starts(with: promptTokens) ? Array(full.dropFirst(promptTokens.count)) : full
+        }
+        var top1 = 0, top5 = 0
+        var perImage: [[String: Any]] = []
+        let start = Date()
+        for (i, item) in items.enumerated() {
+            let sequence = try session.sequence(prompt: "<image>" + prompt, images: [item.path])
+            let scores = try session.model.logLikelihoods(of: continuations, after: sequence)
+            let ranking = scores.indices.sorted { scores[$0] > scores[$1] }
+            if ranking.first == item.label { top1 += 1 }
+            if ranking.prefix(5).contains(item.label) { top5 += 1 }
+            perImage.append(["image": item.path, "label": classes[item.label], "top5": ranking.prefix(5).map { classes[$0] }])
+            reportProgress(i + 1, of: items.count, since: start)
+        }
+        print(String(format: "images: %d  classes: %d  top-1: %.2f%%  top-5: %.2f%%", items.count, classes.count,
+                     100 * Double(top1) / Double(items.count), 100 * Double(top5) / Double(items.count)))
+        if let out {
+            try writeJSON(["images": items.count, "classes": classes.count, "top1": Double(top1) / Double(items.count),
+                           "top5": Double(top5) / Double(items.count), "predictions": perImage], to: out)
+        }
     }
 }

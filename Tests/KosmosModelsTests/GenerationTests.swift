@@ -143,6 +143,18 @@ final class GenerationTests: XCTestCase {
         XCTAssertThrowsError(try model.perplexity(of: [[1]]))
     }
 
+    /// Scoring continuations from one shared prefill equals scoring each with its own cache.
+    func testLogLikelihoodsOfContinuations() throws {
+        let model = try tinyModel()
+        model.eval()
+        let candidates = [[5, 6], [7], [9, 10, 11]]
+        let scores = try model.logLikelihoods(of: candidates, after: sequence())
+        XCTAssertEqual(scores.count, 3)
+        for (candidate, score) in zip(candidates, scores) {
+            XCTAssertEqual(score, try logProbability(model, candidate), accuracy: 1e-4)
+        }
+    }
+
     func testInvalidOptionsAreErrors() throws {
         let model = try tinyModel()
         var options = GenerationOptions()
