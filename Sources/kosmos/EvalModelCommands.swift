@@ -48,24 +48,13 @@ struct EvalCaptions: ParsableCommand {
         var options = GenerationOptions()
         options.numBeams = beams
         options.maxNewTokens = maxTokens
-        let (_, type, _) = try ModelDirectory.configuration(in: directory)
-        let kosmos2 = type == "kosmos-2" ? try Kosmos2Session(directory: directory, tokenizer: tokenizer) : nil
-        let kosmos1 = type == "kosmos-2" ? nil : try KosmosSession(directory: directory, tokenizer: tokenizer)
+        let captioner = try Captioner(directory: directory, tokenizer: tokenizer)
         var predictions: [Int: String] = [:]
         let start = Date()
         for (i, id) in ids.enumerated() {
             guard let file = anns.fileNames[id] else { throw ValidationError("image \(id) has no file_name in \(annotations)") }
             let path = URL(fileURLWithPath: images).appendingPathComponent(file).path
-            var caption = ""
-            if let kosmos2 {
-                let eos = kosmos2.model.configuration.text.eosTokenId
-                let generated = try kosmos2.generate(image: path, prompt: prompt, options: options).filter { $0 != eos }
-                caption = Grounding.postProcess(kosmos2.tokenizer.decode(generated)).text
-            } else if let kosmos1 {
-                let eos = kosmos1.model.configuration.eosTokenId
-                let generated = try kosmos1.model.generate(try kosmos1.sequence(prompt: "<image>" + prompt, images: [path]), options: options)
-                caption = kosmos1.tokenizer.decode(generated.filter { $0 != eos })
-            }
+            let caption = try captioner.caption(path, prompt: prompt, options: options)
             predictions[id] = (prompt + " " + caption.trimmingCharacters(in: .whitespaces)).trimmingCharacters(in: .whitespaces)
             reportProgress(i + 1, of: ids.count, since: start)
         }

@@ -327,6 +327,31 @@ final class TextStream {
     }
 }
 
+/// Captions images with a Kosmos-1 or a Kosmos-2 directory, loaded once.
+struct Captioner {
+    let kosmos1: KosmosSession?
+    let kosmos2: Kosmos2Session?
+
+    init(directory: URL, tokenizer: String?) throws {
+        let (_, type, _) = try ModelDirectory.configuration(in: directory)
+        kosmos2 = type == "kosmos-2" ? try Kosmos2Session(directory: directory, tokenizer: tokenizer) : nil
+        kosmos1 = type == "kosmos-2" ? nil : try KosmosSession(directory: directory, tokenizer: tokenizer)
+    }
+
+    /// The text generated after the image and `prompt` (Kosmos-2's grounding markup removed).
+    func caption(_ path: String, prompt: String, options: GenerationOptions) throws -> String {
+        if let kosmos2 {
+            let eos = kosmos2.model.configuration.text.eosTokenId
+            let ids = try kosmos2.generate(image: path, prompt: prompt, options: options).filter { $0 != eos }
+            return Grounding.postProcess(kosmos2.tokenizer.decode(ids)).text
+        }
+        guard let kosmos1 else { return "" }
+        let eos = kosmos1.model.configuration.eosTokenId
+        let ids = try kosmos1.model.generate(try kosmos1.sequence(prompt: "<image>" + prompt, images: [path]), options: options)
+        return kosmos1.tokenizer.decode(ids.filter { $0 != eos })
+    }
+}
+
 struct Caption: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Caption images: prompt \"An image of\", beam search (5 beams), one line per image.",
@@ -360,22 +385,9 @@ struct Caption: ParsableCommand {
         var options = GenerationOptions()
         options.numBeams = beams
         options.maxNewTokens = maxTokens
-        let (_, type, _) = try ModelDirectory.configuration(in: directory)
-        let kosmos2 = type == "kosmos-2" ? try Kosmos2Session(directory: directory, tokenizer: tokenizer) : nil
-        let kosmos1 = type == "kosmos-2" ? nil : try KosmosSession(directory: directory, tokenizer: tokenizer)
+        let captioner = try Captioner(directory: directory, tokenizer: tokenizer)
         for path in images {
-            let caption: String
-            if let kosmos2 {
-                let eos = kosmos2.model.configuration.text.eosTokenId
-                let ids = try kosmos2.generate(image: path, prompt: prompt, options: options).filter { $0 != eos }
-                caption = Grounding.postProcess(kosmos2.tokenizer.decode(ids)).text
-            } else if let kosmos1 {
-                let eos = kosmos1.model.configuration.eosTokenId
-                let ids = try kosmos1.model.generate(try kosmos1.sequence(prompt: "<image>" + prompt, images: [path]), options: options)
-                caption = kosmos1.tokenizer.decode(ids.filter { $0 != eos })
-            } else {
-                continue
-            }
+            let caption = try captioner.caption(path, prompt: prompt, options: options)
             print("\(path)\t\(prompt) \(caption.trimmingCharacters(in: .whitespaces))")
             fflush(nil)
         }
