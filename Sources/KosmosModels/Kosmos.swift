@@ -235,12 +235,13 @@ public final class KosmosModel: Module {
 
     /// Logits [batch, length, vocab] of a batch. With a cache (generation), the batch's positions
     /// are appended to it.
-    public func logits(_ batch: KosmosBatch, cache: DecoderCache? = nil) throws -> Tensor {
+    /// `imageEmbeddings` [images, num_image_tokens, dim] skips the image path when the caller
+    /// already ran it (`kosmos forward` writes the features too).
+    public func logits(_ batch: KosmosBatch, cache: DecoderCache? = nil, imageEmbeddings precomputed: Tensor? = nil) throws -> Tensor {
         let d = configuration.decoder.decoderEmbedDim
         var embeddings: Tensor? = nil
         if let pixels = batch.pixels {
-            let features = try visionModel(pixels).lastHiddenState
-            let images = try imageEmbeddings(visionFeatures: features)
+            let images = try precomputed ?? imageEmbeddings(visionFeatures: try visionModel(pixels).lastHiddenState)
             let tokenEmbeddings = try decoder.embedTokens(batch.tokens).reshaped([-1, d])
             embeddings = tokenEmbeddings.replacingRows(at: batch.slotPositions, with: images.reshaped([-1, d]))
                 .reshaped([batch.batch, batch.length, d])

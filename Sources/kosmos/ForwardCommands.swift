@@ -61,15 +61,18 @@ struct Forward: ParsableCommand {
         var writer = SafeTensorsWriter(metadata: ["prompt": input.prompt, "model": input.directory.lastPathComponent])
         var keep: [Tensor] = []
         try withoutGrad {
+            var embeds: Tensor? = nil
             if let pixels = batch.pixels {
                 let features = try kosmos.visionModel(pixels).lastHiddenState
-                let embeds = try kosmos.imageEmbeddings(visionFeatures: features)
-                keep += [pixels, features, embeds]
+                let images = try kosmos.imageEmbeddings(visionFeatures: features)
+                embeds = images
+                keep += [pixels, features, images]
                 try writer.add(name: "pixel_values", tensor: pixels)
                 try writer.add(name: "image_features", tensor: features)
-                try writer.add(name: "image_embeds", tensor: embeds)
+                try writer.add(name: "image_embeds", tensor: images)
             }
-            let logits = try kosmos.logits(batch)
+            // The image path ran once above; its embeddings go straight into the logits.
+            let logits = try kosmos.logits(batch, imageEmbeddings: embeds)
             keep.append(logits)
             try writer.add(name: "logits", tensor: logits)
         }
