@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "KosmosVision", targets: ["KosmosVision"]),
         .library(name: "KosmosModels", targets: ["KosmosModels"]),
         .library(name: "KosmosEval", targets: ["KosmosEval"]),
+        .library(name: "KosmosTraining", targets: ["KosmosTraining"]),
         .executable(name: "kosmos", targets: ["kosmos"]),
     ],
     dependencies: [
@@ -63,6 +64,12 @@ let package = Package(
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
         .target(name: "KosmosData", dependencies: ["KosmosTokenizers", "KosmosVision"], swiftSettings: [.swiftLanguageMode(.v5)]),
+        // The trainer: configuration, optimizer steps, checkpoints, metrics (above models and data).
+        .target(
+            name: "KosmosTraining",
+            dependencies: ["KosmosModels", "KosmosData", "KosmosNN", "KosmosTensor", "KosmosTokenizers", "KosmosVision"],
+            swiftSettings: [.swiftLanguageMode(.v5)]
+        ),
         // Caption and VQA metrics equal to pycocoevalcap and the official VQA evaluation; Foundation only.
         .target(name: "KosmosEval"),
         .executableTarget(
@@ -75,6 +82,7 @@ let package = Package(
                 "KosmosTokenizers",
                 "KosmosData",
                 "KosmosEval",
+                "KosmosTraining",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -101,6 +109,11 @@ let package = Package(
         .testTarget(
             name: "KosmosEvalTests",
             dependencies: ["KosmosEval"]
+        ),
+        .testTarget(
+            name: "KosmosTrainingTests",
+            dependencies: ["KosmosTraining", "KosmosModels", "KosmosData", "KosmosNN", "KosmosTensor", "KosmosTokenizers", "KosmosVision"],
+            swiftSettings: [.swiftLanguageMode(.v5)]
         ),
         .testTarget(
             name: "KosmosNNTests",

@@ -126,6 +126,8 @@ public struct PackerState: Codable, Equatable, Sendable {
 public struct PackedSequence: @unchecked Sendable {
     /// Exactly `maxLength` ids, padded with `pad`.
     public var tokens: [Int]
+    /// Real (non-padding) ids at the start of `tokens`.
+    public var length: Int
     /// `labels[i]` is the id at i+1, or -100 (see `SequencePacker.labels`).
     public var labels: [Int]
     /// In the order of their `<image>` tokens.
@@ -218,7 +220,7 @@ public final class SequencePacker {
         if ids.isEmpty { return nil }
         let real = ids.count
         ids += [Int](repeating: tokens.pad, count: maxLength - real)
-        return PackedSequence(tokens: ids, labels: SequencePacker.labels(ids, realLength: real, tokens: tokens),
+        return PackedSequence(tokens: ids, length: real, labels: SequencePacker.labels(ids, realLength: real, tokens: tokens),
                               images: images, sampleIds: sampleIds, tokensByKind: byKind)
     }
 

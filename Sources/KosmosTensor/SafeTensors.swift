@@ -17,9 +17,10 @@ import Darwin
 
 // MARK: - Data types
 
-/// The element types Kosmos reads and writes. Compute is float32, so F16/BF16 are converted on load.
+/// The element types Kosmos reads and writes. Compute is float32, so F16/BF16/F64 are converted on load.
 public enum SafeTensorsDType: String, Sendable, CaseIterable {
     case f32 = "F32"
+    case f64 = "F64"
     case f16 = "F16"
     case bf16 = "BF16"
     case i64 = "I64"
@@ -32,7 +33,7 @@ public enum SafeTensorsDType: String, Sendable, CaseIterable {
         switch self {
         case .f32, .i32: return 4
         case .f16, .bf16: return 2
-        case .i64: return 8
+        case .i64, .f64: return 8
         case .u8, .bool: return 1
         }
     }
@@ -40,7 +41,7 @@ public enum SafeTensorsDType: String, Sendable, CaseIterable {
     /// Whether `copyFloats`/`floats` can read this dtype.
     public var isFloatingPoint: Bool {
         switch self {
-        case .f32, .f16, .bf16: return true
+        case .f32, .f16, .bf16, .f64: return true
         case .i64, .i32, .u8, .bool: return false
         }
     }
@@ -48,7 +49,7 @@ public enum SafeTensorsDType: String, Sendable, CaseIterable {
     /// Dtypes the safetensors format defines that Kosmos does not read. Used only to tell the user
     /// "valid but unsupported" apart from "not a dtype at all", which point at different fixes.
     static let otherFormatDTypes: Set<String> = [
-        "F64", "I8", "I16", "U16", "U32", "U64", "F8_E4M3", "F8_E5M2", "F8_E8M0", "F6_E2M3",
+        "I8", "I16", "U16", "U32", "U64", "F8_E4M3", "F8_E5M2", "F8_E8M0", "F6_E2M3",
         "F6_E3M2", "F4", "C64",
     ]
 }
@@ -248,7 +249,7 @@ public final class SafeTensorsFile: SafeTensorsReadable, @unchecked Sendable {
                 }
                 result.append(Int64(byte))
             }
-        case .f32, .f16, .bf16:
+        case .f32, .f16, .bf16, .f64:
             break  // rejected above
         }
         return result
@@ -1128,6 +1129,11 @@ public enum HalfPrecision {
         case .bf16:
             for index in 0..<count {
                 destination[index] = float(fromBF16: UInt16(littleEndian: source.loadUnaligned(fromByteOffset: index * 2, as: UInt16.self)))
+            }
+        case .f64:
+            // Rounded to nearest, as torch's .float() does.
+            for index in 0..<count {
+                destination[index] = Float(Double(bitPattern: UInt64(littleEndian: source.loadUnaligned(fromByteOffset: index * 8, as: UInt64.self))))
             }
         case .i64, .i32, .u8, .bool:
             return

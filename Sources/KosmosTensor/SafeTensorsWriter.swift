@@ -189,6 +189,12 @@ public struct SafeTensorsWriter {
                                            toByteOffset: slot * 2, as: UInt16.self)
                     }
                 }
+            case .f64:
+                try streamConverted(count: floats.count, elementSize: 8, to: file) { staging, range in
+                    for (slot, index) in range.enumerated() {
+                        staging.storeBytes(of: Double(floats[index]).bitPattern.littleEndian, toByteOffset: slot * 8, as: UInt64.self)
+                    }
+                }
             case .i64, .i32, .u8, .bool:
                 break  // rejected in add
             }

@@ -1,0 +1,263 @@
+import Foundation
+import KosmosData
+import KosmosModels
+import KosmosNN
+import KosmosTensor
+import KosmosTokenizers
+import KosmosVision
+
+/// What the trainer reports after each optimizer step (for progress displays).
+public struct StepReport: Sendable {
+    public var step: Int
+    public var totalSteps: Int
+    public var result: TrainingStep.Result
+    /// Throughput since the run (or the resumption) started.
+    public var tokensPerSecond: Double
+    public var imagesPerSecond: Double
+    public var elapsed: Double
+    /// Seconds left at the current pace.
+    public var eta: Double
+    /// Set when this step wrote a checkpoint.
+    public var checkpoint: URL?
+}
+
+/// `kosmos train`: builds the model, the data pipeline and the optimizer from a
+/// `TrainingConfiguration`, trains, logs metrics, and checkpoints so that a run killed at any
+/// moment and resumed gives bit-identical weights and losses to one that was never interrupted.
+public final class Trainer {
+    public let configuration: TrainingConfiguration
+    public let model: KosmosModel
+    public let tokenizer: Tokenizer
+    public let tokenizerFile: URL
+    public let stepper: TrainingStep
+    public let store: CheckpointStore
+    /// The generator dropout draws from (saved in checkpoints).
+    let generator: RandomGenerator
+    let packer: SequencePacker
+    let loaders: [PrefetchingLoader]
+    let modelDirectory: URL?
+    public private(set) var step = 0
+    public private(set) var resumedFrom: URL?
+    var tokensSeen = 0, imagesSeen = 0
+    var logLossSum = 0.0, logSteps = 0
+
+    public var metricsURL: URL { store.directory.appendingPathComponent("metrics.jsonl") }
+
+    /// Builds everything; with `resume`, continues from the newest complete checkpoint in the run folder.
+    public init(configuration c: TrainingConfiguration, resume: Bool) throws {
+        configuration = c
+        store = CheckpointStore(directory: URL(fileURLWithPath: c.checkpoint.directory))
+        var state: TrainerState? = nil
+        var checkpoint: URL? = nil
+        if resume {
+            guard let newest = store.newest else { throw TrainingError.noCheckpoint(directory: store.directory.path) }
+            checkpoint = newest.url
+            let savedConfig: TrainingConfiguration = try Trainer.readJSON(newest.url.appendingPathComponent("training_config.json"))
+            let differences = c.resumeIncompatibilities(with: savedConfig)
+            guard differences.isEmpty else { throw TrainingError.resumeMismatch(path: newest.url.path, fields: differences) }
+            state = try Trainer.readJSON(newest.url.appendingPathComponent("trainer_state.json"))
+        }
+        resumedFrom = checkpoint
+
+        // The model: initialised from the seed (so dropout's generator continues deterministically
+        // after initialisation), then, when resuming or fine-tuning, given the saved weights.
+        generator = RandomGenerator(seed: c.train.seed)
+        modelDirectory = c.model.from.map { URL(fileURLWithPath: $0) }
+        let modelConfiguration: KosmosConfiguration
+        if let preset = c.model.preset {
+            modelConfiguration = KosmosConfiguration.preset(named: preset)!
+        } else if let inline = c.model.config {
+            modelConfiguration = inline
+        } else {
+            let (data, type, url) = try ModelDirectory.configuration(in: modelDirectory!)
+            guard type == "kosmos-1" else { throw ModelDirectoryError.unknownModelType(type, url, expected: ["kosmos-1"]) }
+            modelConfiguration = try ModelDirectory.decode(KosmosConfiguration.self, from: data, file: url)
+        }
+        model = try KosmosModel(configuration: modelConfiguration, generator: generator)
+        if let weightsFrom = checkpoint ?? modelDirectory {
+            try model.load(from: try ModelDirectory.weights(in: weightsFrom), sourceName: weightsFrom.lastPathComponent)
+        }
+        model.train()
+        model.applyVisionFreeze(c.freezePolicy)
+
+        // The tokenizer: the configured file, else the fine-tuned model's.
+        guard let file = c.tokenizer.map({ URL(fileURLWithPath: $0) }) ?? modelDirectory.flatMap(ModelDirectory.tokenizerFile(in:)) else {
+            throw ConfigurationError(field: "tokenizer", reason: "required: \(c.model.from ?? "the model") has no tokenizer file")
+        }
+        tokenizerFile = file
+        tokenizer = try TokenizerLoader.load(file)
+        if tokenizer.vocabularySize > modelConfiguration.vocabSize {
+            throw ConfigurationError(field: "tokenizer", reason: "\(file.lastPathComponent) has \(tokenizer.vocabularySize) tokens but the model's vocabulary is \(modelConfiguration.vocabSize)")
+        }
+
+        let schedule = LearningRateSchedule(kind: LearningRateSchedule.Kind(rawValue: c.schedule.kind)!, peak: c.optimizer.lr,
+                                            warmupSteps: c.schedule.warmupSteps, totalSteps: c.train.steps)
+        stepper = TrainingStep(model: model, optimizer: c.optimizer, schedule: schedule)
+
+        (packer, loaders) = try Trainer.makeData(c, model: modelConfiguration, tokenizer: tokenizer,
+                                                 modelDirectory: modelDirectory, resume: state?.data)
+        if let state, let checkpoint {
+            do {
+                try generator.restore(state: state.rngState)
+                try stepper.optimizer.loadState(named: stepper.trainable.map { ($0.name, $0.tensor) }, steps: state.optimizerSteps,
+                                                from: checkpoint.appendingPathComponent("optimizer.safetensors"))
+            } catch let e as TrainingError {
+                throw e
+            } catch {
+                throw TrainingError.checkpointRead(path: checkpoint.path, reason: "\(error)")
+            }
+            step = state.step
+            tokensSeen = state.tokensSeen
+            imagesSeen = state.imagesSeen
+            logLossSum = state.logLossSum
+            logSteps = state.logSteps
+        }
+    }
+
+    deinit { for l in loaders { l.stop(timeout: 1) } }
+
+    static func readJSON<T: Decodable>(_ url: URL) throws -> T {
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            throw TrainingError.checkpointRead(path: url.path, reason: "missing")
+        }
+        do { return try JSONDecoder().decode(T.self, from: data) } catch {
+            throw TrainingError.checkpointRead(path: url.path, reason: "\(error)")
+        }
+    }
+
+    /// One loader and iterator per source, mixed by the packer. Each source's order is seeded by
+    /// the run's seed and its index, so adding a source does not reshuffle the others.
+    static func makeData(_ c: TrainingConfiguration, model m: KosmosConfiguration, tokenizer: Tokenizer,
+                         modelDirectory: URL?, resume: PackerState?) throws -> (SequencePacker, [PrefetchingLoader]) {
+        let tokens = PackingTokens(bos: m.bosTokenId, eos: m.eosTokenId, image: m.imageTokenId, imageEnd: m.imageEndTokenId,
+                                   slot: m.slotTokenId, pad: m.padTokenId, slotsPerImage: m.numImageTokens)
+        let preprocessor = try ImageInput(modelDirectory: modelDirectory, imageSize: m.vision.imageSize).preprocessor
+        let preparer = try SamplePreparer(tokenizer: tokenizer, tokens: tokens, maxLength: c.data.sequenceLength, preprocessor: preprocessor)
+        if let r = resume, r.positions.count != c.data.sources.count {
+            throw TrainingError.checkpointRead(path: c.checkpoint.directory, reason: "saved data state has \(r.positions.count) sources, the configuration \(c.data.sources.count)")
+        }
+        var loaders: [PrefetchingLoader] = []
+        var sources: [(PreparedSampleSource, Double)] = []
+        for (i, s) in c.data.sources.enumerated() {
+            var dataset: Dataset
+            do {
+                if s.path == "synthetic" || s.path.hasPrefix("synthetic:") {
+                    let n = s.path.split(separator: ":").dropFirst().first.flatMap { Int($0) } ?? 10_000
+                    dataset = try SyntheticShapesDataset(scenes: n, baseSeed: s.syntheticSeed,
+                                                         mode: SyntheticShapesDataset.Mode(rawValue: s.syntheticMode) ?? .captions,
+                                                         width: m.vision.imageSize, height: m.vision.imageSize)
+                } else {
+                    dataset = try DataFormat.open(s.path, imageDirectory: s.imageDir)
+                }
+            } catch {
+                throw TrainingError.data("data.sources[\(i)] \(s.path): \(error)")
+            }
+            if !s.captionPrefix.isEmpty { dataset = PrefixedCaptions(dataset, prefix: s.captionPrefix) }
+            let seed = c.train.seed &+ UInt64(i) &* 0x9E37_79B9
+            let iterator = try DatasetIterator(dataset: dataset, seed: seed, shuffle: c.data.shuffle, epochs: nil,
+                                               resumeFrom: resume?.positions[i] ?? nil)
+            let loader = try PrefetchingLoader(iterator: iterator, preparer: preparer,
+                                               capacity: max(16, 2 * c.data.batchSize * c.train.gradAccumulation),
+                                               workers: c.data.workers)
+            loaders.append(loader)
+            sources.append((loader, s.weight))
+        }
+        let packer = try SequencePacker(sources: sources, maxLength: c.data.sequenceLength, tokens: tokens, resume: resume)
+        return (packer, loaders)
+    }
+
+    /// The next micro-batch from the packer, as the model's batch.
+    func nextBatch() throws -> KosmosBatch {
+        let packed = packer.nextBatch(configuration.data.batchSize)
+        guard !packed.isEmpty else {
+            throw TrainingError.data("the data sources gave no usable sample (skipped: \(packer.skips))")
+        }
+        let sequences = packed.map { p in
+            KosmosSequence(tokens: Array(p.tokens.prefix(p.length)), images: p.images.map { Tensor($0) })
+        }
+        return try model.makeBatch(sequences)
+    }
+
+    /// Trains until `train.steps` (or `stopAfter` more steps, for tests), logging and checkpointing.
+    public func run(stopAfter: Int? = nil, report: (StepReport) -> Void = { _ in }) throws {
+        let total = configuration.train.steps
+        try FileManager.default.createDirectory(at: store.directory, withIntermediateDirectories: true)
+        store.removePartials()
+        let metrics = try MetricsLog(url: metricsURL, truncatingAfter: step)
+        let start = Date()
+        var runTokens = 0, runImages = 0, runSteps = 0
+        let last = stopAfter.map { min(total, step + $0) } ?? total
+        while step < last {
+            var micro: [KosmosBatch] = []
+            for _ in 0..<configuration.train.gradAccumulation { micro.append(try nextBatch()) }
+            let result = try stepper.step(index: step, microBatches: micro)
+            step += 1
+            guard result.loss.isFinite else { throw TrainingError.diverged(step: step, loss: result.loss) }
+            tokensSeen += result.tokens; imagesSeen += result.images
+            runTokens += result.tokens; runImages += result.images; runSteps += 1
+            logLossSum += result.loss; logSteps += 1
+            let elapsed = Date().timeIntervalSince(start)
+            if step % configuration.log.every == 0 || step == total {
+                try metrics.append(MetricsRecord(step: step, loss: logLossSum / Double(logSteps), lr: result.learningRate,
+                                                 gradNorm: result.gradNorm, tokens: tokensSeen, images: imagesSeen,
+                                                 tokensPerSecond: Double(runTokens) / max(elapsed, 1e-9),
+                                                 imagesPerSecond: Double(runImages) / max(elapsed, 1e-9), elapsed: elapsed))
+                logLossSum = 0; logSteps = 0
+            }
+            var saved: URL? = nil
+            if (configuration.checkpoint.every > 0 && step % configuration.checkpoint.every == 0) || step == total {
+                saved = try saveCheckpoint()
+            }
+            let pace = elapsed / Double(runSteps)
+            report(StepReport(step: step, totalSteps: total, result: result,
+                              tokensPerSecond: Double(runTokens) / max(elapsed, 1e-9),
+                              imagesPerSecond: Double(runImages) / max(elapsed, 1e-9), elapsed: elapsed,
+                              eta: pace * Double(total - step), checkpoint: saved))
+        }
+    }
+
+    /// Writes checkpoint `step` (model directory + optimizer + trainer state) atomically.
+    @discardableResult
+    public func saveCheckpoint() throws -> URL {
+        let named = stepper.trainable.map { ($0.name, $0.tensor) }
+        return try store.write(step: step, keep: configuration.checkpoint.keep) { dir in
+            try model.save(directory: dir)
+            try copyFile(tokenizerFile, to: dir.appendingPathComponent(tokenizerFile.pathExtension == "json" ? "tokenizer.json" : "tokenizer.model"))
+            if let source = modelDirectory {
+                for name in ["preprocessor_config.json", "processor_config.json"] {
+                    let f = source.appendingPathComponent(name)
+                    if FileManager.default.fileExists(atPath: f.path) { try copyFile(f, to: dir.appendingPathComponent(name)) }
+                }
+            }
+            let steps = try stepper.optimizer.saveState(named: named, to: dir.appendingPathComponent("optimizer.safetensors"))
+            let state = TrainerState(step: step, rngState: generator.state, data: packer.state, optimizerSteps: steps,
+                                     tokensSeen: tokensSeen, imagesSeen: imagesSeen, logLossSum: logLossSum, logSteps: logSteps)
+            try ModelDirectory.writeJSON(state, to: dir.appendingPathComponent("trainer_state.json"))
+            try ModelDirectory.writeJSON(configuration, to: dir.appendingPathComponent("training_config.json"))
+        }
+    }
+
+    func copyFile(_ from: URL, to: URL) throws {
+        guard let data = FileManager.default.contents(atPath: from.path) else {
+            throw AtomicFileError(path: from.path, operation: "reading", reason: "cannot read")
+        }
+        try AtomicFile.write([UInt8](data), to: to)
+    }
+}
+
+/// An image-caption source whose caption text gets a fixed prefix ("An image of").
+final class PrefixedCaptions: Dataset {
+    let base: Dataset
+    let prefix: String
+    init(_ base: Dataset, prefix: String) { self.base = base; self.prefix = prefix }
+    var name: String { base.name }
+    var count: Int { base.count }
+    var indexingSkips: SkipCounts { base.indexingSkips }
+    func sample(at index: Int) throws -> Sample {
+        var s = try base.sample(at: index)
+        guard s.kind == .imageCaption, let i = s.segments.lastIndex(where: { if case .text = $0 { return true } else { return false } }),
+              case .text(let t) = s.segments[i] else { return s }
+        s.segments[i] = .text(prefix + " " + t)
+        return s
+    }
+}

@@ -1,0 +1,466 @@
+import Foundation
+import KosmosModels
+
+/// Why a training configuration was refused. Every message names the field (`optimizer.lr`) so the
+/// user can fix the file or the `--set` override without guessing.
+public struct ConfigurationError: Error, CustomStringConvertible, LocalizedError, Equatable {
+    public let field: String
+    public let reason: String
+    public init(field: String, reason: String) { self.field = field; self.reason = reason }
+    public var description: String { field.isEmpty ? reason : "\(field): \(reason)" }
+    public var errorDescription: String? { description }
+}
+
+/// `kosmos train --config FILE` (docs/training.md). Every section has defaults; the file only
+/// needs what differs. Field names are snake_case in JSON.
+public struct TrainingConfiguration: Codable, Equatable, Sendable {
+    /// Where the model comes from: exactly one of a preset name, an inline Kosmos-1 configuration,
+    /// or an existing model directory (fine-tuning).
+    public struct Model: Codable, Equatable, Sendable {
+        public var preset: String?
+        public var config: KosmosConfiguration?
+        public var from: String?
+        public init(preset: String? = nil, config: KosmosConfiguration? = nil, from: String? = nil) {
+            self.preset = preset; self.config = config; self.from = from
+        }
+    }
+
+    /// One data source. `path` is a file or folder in a format of docs/data.md, or `synthetic:N`
+    /// (N synthetic shapes scenes); `weight` is its share of the training tokens.
+    public struct Source: Codable, Equatable, Sendable {
+        public var path: String
+        public var weight: Double = 1
+        /// COCO captions JSON: the folder of the images (default: next to the JSON).
+        public var imageDir: String?
+        /// Synthetic shapes: scene i is drawn with seed `syntheticSeed + i`, at the vision tower's size.
+        public var syntheticSeed: UInt64 = 0
+        /// Synthetic shapes: "captions" (default) or "questions".
+        public var syntheticMode: String = "captions"
+        /// Text prepended to every caption of an image-caption source ("An image of"), so that the
+        /// trained model continues `kosmos caption`'s prompt. Empty: none.
+        public var captionPrefix: String = ""
+        public init(path: String) { self.path = path }
+        enum CodingKeys: String, CodingKey {
+            case path, weight
+            case imageDir = "image_dir", syntheticSeed = "synthetic_seed", syntheticMode = "synthetic_mode"
+            case captionPrefix = "caption_prefix"
+        }
+    }
+
+    public struct Data: Codable, Equatable, Sendable {
+        public var sources: [Source] = []
+        /// Packed sequence length in tokens (image slots included).
+        public var sequenceLength = 512
+        /// Sequences per micro-batch.
+        public var batchSize = 8
+        public var shuffle = true
+        /// Background threads decoding and preprocessing images.
+        public var workers = 2
+        public init() {}
+        enum CodingKeys: String, CodingKey {
+            case sources, shuffle, workers
+            case sequenceLength = "sequence_length", batchSize = "batch_size"
+        }
+    }
+
+    public struct Optimizer: Codable, Equatable, Sendable {
+        /// Peak learning rate (the paper's 2e-4).
+        public var lr = 2e-4
+        public var beta1 = 0.9
+        public var beta2 = 0.98
+        public var eps = 1e-6
+        public var weightDecay = 0.01
+        /// Clip the global gradient norm to this; 0 disables clipping.
+        public var maxGradNorm = 1.0
+        public init() {}
+        enum CodingKeys: String, CodingKey {
+            case lr, beta1, beta2, eps
+            case weightDecay = "weight_decay", maxGradNorm = "max_grad_norm"
+        }
+    }
+
+    public struct Schedule: Codable, Equatable, Sendable {
+        /// "linear" (warmup then linear decay to 0), "cosine" or "constant" (after warmup).
+        public var kind = "linear"
+        public var warmupSteps = 375
+        public init() {}
+        enum CodingKeys: String, CodingKey { case kind, warmupSteps = "warmup_steps" }
+    }
+
+    public struct Train: Codable, Equatable, Sendable {
+        /// Optimizer steps.
+        public var steps = 1000
+        /// Micro-batches per optimizer step.
+        public var gradAccumulation = 1
+        /// Seeds the model initialisation, dropout and the data order.
+        public var seed: UInt64 = 0
+        /// "none", "all" or "all-but-last-layer" (the paper's choice for a pretrained CLIP).
+        public var visionFreeze = VisionFreezePolicy.allButLastLayer.rawValue
+        public init() {}
+        enum CodingKeys: String, CodingKey {
+            case steps, seed
+            case gradAccumulation = "grad_accumulation", visionFreeze = "vision_freeze"
+        }
+    }
+
+    public struct Checkpoint: Codable, Equatable, Sendable {
+        /// The run's folder: checkpoints (step-NNNNNNNN/), metrics.jsonl and final/ live here.
+        public var directory = "runs/kosmos"
+        /// Save every N optimizer steps (0: only at the end).
+        public var every = 500
+        /// Keep the newest K checkpoints (the final model is kept separately).
+        public var keep = 3
+        public init() {}
+    }
+
+    public struct Log: Codable, Equatable, Sendable {
+        /// Write a metrics line every N steps.
+        public var every = 10
+        public init() {}
+    }
+
+    public var model = Model(preset: "kosmos-tiny")
+    /// A SentencePiece .model or tokenizer.json; defaults to the model directory's tokenizer when
+    /// fine-tuning (`model.from`).
+    public var tokenizer: String?
+    public var data = Data()
+    public var optimizer = Optimizer()
+    public var schedule = Schedule()
+    public var train = Train()
+    public var checkpoint = Checkpoint()
+    public var log = Log()
+
+    public init() {}
+
+    // MARK: Reading, with strict keys and overrides
+
+    /// Reads a configuration file and applies `overrides` ("optimizer.lr=1e-4"), rejecting unknown
+    /// keys, wrong types and impossible values before any work starts. Relative paths in the file
+    /// are resolved against the file's folder.
+    public static func load(file: URL?, overrides: [String] = []) throws -> TrainingConfiguration {
+        var tree: [String: Any] = [:]
+        if let file {
+            guard let data = FileManager.default.contents(atPath: file.path) else {
+                throw ConfigurationError(field: "", reason: "\(file.path): cannot read the configuration file")
+            }
+            do {
+                guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+                    throw ConfigurationError(field: "", reason: "\(file.path): the configuration must be a JSON object")
+                }
+                tree = object
+            } catch let e as ConfigurationError {
+                throw e
+            } catch {
+                throw ConfigurationError(field: "", reason: "\(file.path): not valid JSON (\(error.localizedDescription))")
+            }
+        }
+        for o in overrides { try applyOverride(o, to: &tree) }
+        try checkKeys(tree, schema: schema, path: "")
+        let json = try JSONSerialization.data(withJSONObject: tree)
+        var configuration: TrainingConfiguration
+        do {
+            configuration = try JSONDecoder().decode(TrainingConfiguration.self, from: json)
+        } catch let DecodingError.typeMismatch(type, context) {
+            throw ConfigurationError(field: fieldPath(context.codingPath), reason: "expected \(typeName(type))")
+        } catch let DecodingError.valueNotFound(type, context) {
+            throw ConfigurationError(field: fieldPath(context.codingPath), reason: "expected \(typeName(type)), found null")
+        } catch let DecodingError.dataCorrupted(context) {
+            throw ConfigurationError(field: fieldPath(context.codingPath), reason: context.debugDescription)
+        } catch let DecodingError.keyNotFound(key, context) {
+            throw ConfigurationError(field: fieldPath(context.codingPath + [key]), reason: "missing")
+        }
+        if let file { configuration.resolvePaths(relativeTo: file.deletingLastPathComponent()) }
+        try configuration.validate()
+        return configuration
+    }
+
+    /// "a.b.c=value": value is JSON when it parses as JSON (numbers, true/false, null, arrays,
+    /// quoted strings), else a plain string.
+    static func applyOverride(_ text: String, to tree: inout [String: Any]) throws {
+        guard let eq = text.firstIndex(of: "=") else {
+            throw ConfigurationError(field: text, reason: "an override is KEY=VALUE, e.g. optimizer.lr=1e-4")
+        }
+        let key = String(text[..<eq]), raw = String(text[text.index(after: eq)...])
+        let parts = key.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+        guard !parts.isEmpty, parts.allSatisfy({ !$0.isEmpty }) else {
+            throw ConfigurationError(field: key, reason: "not a field path (use dots: optimizer.lr)")
+        }
+        let value: Any = (try? JSONSerialization.jsonObject(with: Foundation.Data(raw.utf8), options: [.fragmentsAllowed])) ?? raw
+        func set(_ node: inout [String: Any], _ i: Int) throws {
+            if i == parts.count - 1 { node[parts[i]] = value; return }
+            var child: [String: Any]
+            if let existing = node[parts[i]] {
+                guard let dict = existing as? [String: Any] else {
+                    throw ConfigurationError(field: parts[0...i].joined(separator: "."), reason: "is not a section, cannot set \(key)")
+                }
+                child = dict
+            } else {
+                child = [:]
+            }
+            try set(&child, i + 1)
+            node[parts[i]] = child
+        }
+        try set(&tree, 0)
+    }
+
+    /// Known keys and value types per section (checked before decoding, so every message carries
+    /// the field's path); the inline model configuration is checked by its own decoder.
+    indirect enum Schema { case object([String: Schema]), array(Schema), integer, number, bool, string, any }
+
+    static let schema: Schema = .object([
+        "model": .object(["preset": .string, "config": .any, "from": .string]),
+        "tokenizer": .string,
+        "data": .object([
+            "sources": .array(.object(["path": .string, "weight": .number, "image_dir": .string, "synthetic_seed": .integer,
+                                       "synthetic_mode": .string, "caption_prefix": .string])),
+            "sequence_length": .integer, "batch_size": .integer, "shuffle": .bool, "workers": .integer,
+        ]),
+        "optimizer": .object(["lr": .number, "beta1": .number, "beta2": .number, "eps": .number, "weight_decay": .number,
+                              "max_grad_norm": .number]),
+        "schedule": .object(["kind": .string, "warmup_steps": .integer]),
+        "train": .object(["steps": .integer, "grad_accumulation": .integer, "seed": .integer, "vision_freeze": .string]),
+        "checkpoint": .object(["directory": .string, "every": .integer, "keep": .integer]),
+        "log": .object(["every": .integer]),
+    ])
+
+    static func checkKeys(_ value: Any, schema: Schema, path: String) throws {
+        func expected(_ what: String) -> ConfigurationError {
+            ConfigurationError(field: path, reason: "expected \(what), found \(describe(value))")
+        }
+        switch schema {
+        case .any:
+            return
+        case .string:
+            guard value is String else { throw expected("a string") }
+        case .bool:
+            guard let n = value as? NSNumber, isBoolean(n) else { throw expected("true or false") }
+        case .number:
+            guard let n = value as? NSNumber, !isBoolean(n) else { throw expected("a number") }
+        case .integer:
+            guard let n = value as? NSNumber, !isBoolean(n), n.doubleValue.rounded() == n.doubleValue,
+                  abs(n.doubleValue) < 9.0e18 else { throw expected("an integer") }
+        case .object(let fields):
+            guard let dict = value as? [String: Any] else { throw expected("an object") }
+            for (key, child) in dict {
+                let childPath = path.isEmpty ? key : "\(path).\(key)"
+                guard let s = fields[key] else {
+                    let known = fields.keys.sorted().joined(separator: ", ")
+                    throw ConfigurationError(field: childPath, reason: "unknown key (known here: \(known))")
+                }
+                try checkKeys(child, schema: s, path: childPath)
+            }
+        case .array(let element):
+            guard let items = value as? [Any] else { throw expected("an array") }
+            for (i, item) in items.enumerated() { try checkKeys(item, schema: element, path: "\(path)[\(i)]") }
+        }
+    }
+
+    static func isBoolean(_ n: NSNumber) -> Bool {
+        #if canImport(Darwin)
+        return CFGetTypeID(n) == CFBooleanGetTypeID()
+        #else
+        // swift-corelibs-foundation's JSONSerialization stores true/false as Bool-typed numbers
+        // ("c"); integers and reals come as "q" and "d".
+        return String(cString: n.objCType) == "c"
+        #endif
+    }
+
+    static func describe(_ value: Any) -> String {
+        switch value {
+        case is String: return "a string"
+        case let n as NSNumber: return isBoolean(n) ? "\(n.boolValue)" : "\(n)"
+        case is [Any]: return "an array"
+        case is [String: Any]: return "an object"
+        case is NSNull: return "null"
+        default: return "\(value)"
+        }
+    }
+
+    static func fieldPath(_ path: [CodingKey]) -> String {
+        var out = ""
+        for key in path {
+            if let i = key.intValue { out += "[\(i)]" } else { out += out.isEmpty ? key.stringValue : ".\(key.stringValue)" }
+        }
+        return out
+    }
+
+    static func typeName(_ type: Any.Type) -> String {
+        switch type {
+        case is Double.Type, is Float.Type: return "a number"
+        case is Int.Type, is UInt64.Type: return "an integer"
+        case is Bool.Type: return "true or false"
+        case is String.Type: return "a string"
+        default:
+            let name = "\(type)"
+            return name.hasPrefix("Array") ? "an array" : (name.hasPrefix("Dictionary") ? "an object" : "a \(name)")
+        }
+    }
+
+    mutating func resolvePaths(relativeTo base: URL) {
+        func resolve(_ p: String) -> String {
+            p.hasPrefix("/") || p.hasPrefix("synthetic") ? p : base.appendingPathComponent(p).standardizedFileURL.path
+        }
+        tokenizer = tokenizer.map(resolve)
+        model.from = model.from.map(resolve)
+        for i in data.sources.indices {
+            data.sources[i].path = resolve(data.sources[i].path)
+            data.sources[i].imageDir = data.sources[i].imageDir.map(resolve)
+        }
+        checkpoint.directory = resolve(checkpoint.directory)
+    }
+
+    // MARK: Validation
+
+    public var freezePolicy: VisionFreezePolicy { VisionFreezePolicy(rawValue: train.visionFreeze) ?? .allButLastLayer }
+
+    /// Impossible values, with the field named.
+    public func validate() throws {
+        func fail(_ field: String, _ why: String) -> ConfigurationError { ConfigurationError(field: field, reason: why) }
+        let choices = [model.preset != nil, model.config != nil, model.from != nil].filter { $0 }.count
+        guard choices == 1 else { throw fail("model", "give exactly one of preset, config or from") }
+        if let p = model.preset, KosmosConfiguration.preset(named: p) == nil {
+            throw fail("model.preset", "unknown preset '\(p)' (known: \(KosmosConfiguration.presetNames.joined(separator: ", ")))")
+        }
+        if let c = model.config {
+            do { try c.validate() } catch { throw fail("model.config", "\(error)") }
+        }
+        if tokenizer == nil && model.from == nil { throw fail("tokenizer", "required (a SentencePiece .model or tokenizer.json)") }
+        guard !data.sources.isEmpty else { throw fail("data.sources", "give at least one data source") }
+        for (i, s) in data.sources.enumerated() {
+            guard s.weight > 0 && s.weight.isFinite else { throw fail("data.sources[\(i)].weight", "must be a positive number") }
+            guard s.syntheticMode == "captions" || s.syntheticMode == "questions" else {
+                throw fail("data.sources[\(i)].synthetic_mode", "must be \"captions\" or \"questions\"")
+            }
+        }
+        guard data.sequenceLength >= 2 else { throw fail("data.sequence_length", "must be at least 2") }
+        guard data.batchSize >= 1 else { throw fail("data.batch_size", "must be at least 1") }
+        guard data.workers >= 1 else { throw fail("data.workers", "must be at least 1") }
+        guard optimizer.lr > 0 && optimizer.lr.isFinite else { throw fail("optimizer.lr", "must be a positive number") }
+        guard (0..<1).contains(optimizer.beta1) else { throw fail("optimizer.beta1", "must be in [0, 1)") }
+        guard (0..<1).contains(optimizer.beta2) else { throw fail("optimizer.beta2", "must be in [0, 1)") }
+        guard optimizer.eps > 0 else { throw fail("optimizer.eps", "must be positive") }
+        guard optimizer.weightDecay >= 0 && optimizer.weightDecay.isFinite else { throw fail("optimizer.weight_decay", "must not be negative") }
+        guard optimizer.maxGradNorm >= 0 && optimizer.maxGradNorm.isFinite else { throw fail("optimizer.max_grad_norm", "must not be negative (0 disables clipping)") }
+        guard LearningRateSchedule.Kind(rawValue: schedule.kind) != nil else {
+            throw fail("schedule.kind", "'\(schedule.kind)' is not one of linear, cosine, constant")
+        }
+        guard schedule.warmupSteps >= 0 else { throw fail("schedule.warmup_steps", "must not be negative") }
+        guard train.steps >= 1 else { throw fail("train.steps", "must be at least 1") }
+        guard schedule.warmupSteps < train.steps || schedule.kind == "constant" else {
+            throw fail("schedule.warmup_steps", "\(schedule.warmupSteps) leaves no decay within train.steps \(train.steps)")
+        }
+        guard train.gradAccumulation >= 1 else { throw fail("train.grad_accumulation", "must be at least 1") }
+        guard VisionFreezePolicy(rawValue: train.visionFreeze) != nil else {
+            throw fail("train.vision_freeze", "'\(train.visionFreeze)' is not one of none, all, all-but-last-layer")
+        }
+        guard !checkpoint.directory.isEmpty else { throw fail("checkpoint.directory", "must not be empty") }
+        guard checkpoint.every >= 0 else { throw fail("checkpoint.every", "must not be negative (0: only at the end)") }
+        guard checkpoint.keep >= 1 else { throw fail("checkpoint.keep", "must be at least 1") }
+        guard log.every >= 1 else { throw fail("log.every", "must be at least 1") }
+    }
+
+    /// The fields that must not change between a run and its resumption: everything that decides
+    /// the numbers (model, data, optimizer, schedule, steps, seed). Checkpointing and logging may change.
+    public func resumeIncompatibilities(with saved: TrainingConfiguration) -> [String] {
+        var out: [String] = []
+        if model != saved.model { out.append("model") }
+        if tokenizer != saved.tokenizer { out.append("tokenizer") }
+        if data != saved.data { out.append("data") }
+        if optimizer != saved.optimizer { out.append("optimizer") }
+        if schedule != saved.schedule { out.append("schedule") }
+        if train != saved.train { out.append("train") }
+        return out
+    }
+}
+
+// Decoding with defaults for absent keys (the synthesized init would require every key).
+extension TrainingConfiguration {
+    enum CodingKeys: String, CodingKey { case model, tokenizer, data, optimizer, schedule, train, checkpoint, log }
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init()
+        model = try c.decodeIfPresent(Model.self, forKey: .model) ?? model
+        tokenizer = try c.decodeIfPresent(String.self, forKey: .tokenizer)
+        data = try c.decodeIfPresent(Data.self, forKey: .data) ?? data
+        optimizer = try c.decodeIfPresent(Optimizer.self, forKey: .optimizer) ?? optimizer
+        schedule = try c.decodeIfPresent(Schedule.self, forKey: .schedule) ?? schedule
+        train = try c.decodeIfPresent(Train.self, forKey: .train) ?? train
+        checkpoint = try c.decodeIfPresent(Checkpoint.self, forKey: .checkpoint) ?? checkpoint
+        log = try c.decodeIfPresent(Log.self, forKey: .log) ?? log
+    }
+}
+
+extension TrainingConfiguration.Source {
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        path = try c.decode(String.self, forKey: .path)
+        weight = try c.decodeIfPresent(Double.self, forKey: .weight) ?? 1
+        imageDir = try c.decodeIfPresent(String.self, forKey: .imageDir)
+        syntheticSeed = try c.decodeIfPresent(UInt64.self, forKey: .syntheticSeed) ?? 0
+        syntheticMode = try c.decodeIfPresent(String.self, forKey: .syntheticMode) ?? "captions"
+        captionPrefix = try c.decodeIfPresent(String.self, forKey: .captionPrefix) ?? ""
+    }
+}
+
+extension TrainingConfiguration.Data {
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init()
+        sources = try c.decodeIfPresent([TrainingConfiguration.Source].self, forKey: .sources) ?? sources
+        sequenceLength = try c.decodeIfPresent(Int.self, forKey: .sequenceLength) ?? sequenceLength
+        batchSize = try c.decodeIfPresent(Int.self, forKey: .batchSize) ?? batchSize
+        shuffle = try c.decodeIfPresent(Bool.self, forKey: .shuffle) ?? shuffle
+        workers = try c.decodeIfPresent(Int.self, forKey: .workers) ?? workers
+    }
+}
+
+extension TrainingConfiguration.Optimizer {
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init()
+        lr = try c.decodeIfPresent(Double.self, forKey: .lr) ?? lr
+        beta1 = try c.decodeIfPresent(Double.self, forKey: .beta1) ?? beta1
+        beta2 = try c.decodeIfPresent(Double.self, forKey: .beta2) ?? beta2
+        eps = try c.decodeIfPresent(Double.self, forKey: .eps) ?? eps
+        weightDecay = try c.decodeIfPresent(Double.self, forKey: .weightDecay) ?? weightDecay
+        maxGradNorm = try c.decodeIfPresent(Double.self, forKey: .maxGradNorm) ?? maxGradNorm
+    }
+}
+
+extension TrainingConfiguration.Schedule {
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init()
+        kind = try c.decodeIfPresent(String.self, forKey: .kind) ?? kind
+        warmupSteps = try c.decodeIfPresent(Int.self, forKey: .warmupSteps) ?? warmupSteps
+    }
+}
+
+extension TrainingConfiguration.Train {
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init()
+        steps = try c.decodeIfPresent(Int.self, forKey: .steps) ?? steps
+        gradAccumulation = try c.decodeIfPresent(Int.self, forKey: .gradAccumulation) ?? gradAccumulation
+        seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? seed
+        visionFreeze = try c.decodeIfPresent(String.self, forKey: .visionFreeze) ?? visionFreeze
+    }
+}
+
+extension TrainingConfiguration.Checkpoint {
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init()
+        directory = try c.decodeIfPresent(String.self, forKey: .directory) ?? directory
+        every = try c.decodeIfPresent(Int.self, forKey: .every) ?? every
+        keep = try c.decodeIfPresent(Int.self, forKey: .keep) ?? keep
+    }
+}
+
+extension TrainingConfiguration.Log {
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init()
+        every = try c.decodeIfPresent(Int.self, forKey: .every) ?? every
+    }
+}

@@ -1,0 +1,67 @@
+import Foundation
+import KosmosModels
+import KosmosNN
+import KosmosTensor
+
+/// One optimizer step of a Kosmos model over one or more micro-batches: gradient accumulation
+/// weighted by labelled tokens (so k micro-batches give the gradient of their combined batch's mean
+/// loss), clipping by global norm, the scheduled learning rate, and AdamW with decayed and
+/// non-decayed groups (`ParameterGroups`).
+public final class TrainingStep {
+    public let model: KosmosModel
+    public let optimizer: AdamW
+    public let schedule: LearningRateSchedule
+    public let maxGradNorm: Double
+    /// Trainable parameters by state-dict name (tied tensors once), in the optimizer's order.
+    public let trainable: [(name: String, tensor: Tensor)]
+
+    public struct Result: Equatable, Sendable {
+        /// Mean cross-entropy over the step's labelled tokens.
+        public var loss: Double
+        /// Global gradient norm before clipping.
+        public var gradNorm: Double
+        public var learningRate: Double
+        public var labelledTokens: Int
+        /// Non-padding tokens and images in the step's batches (throughput).
+        public var tokens: Int
+        public var images: Int
+    }
+
+    public init(model: KosmosModel, optimizer settings: TrainingConfiguration.Optimizer, schedule: LearningRateSchedule) {
+        self.model = model
+        self.schedule = schedule
+        maxGradNorm = settings.maxGradNorm
+        let named = model.namedParameters().filter { $0.tensor.requiresGrad }
+        trainable = named.map { (name: $0.name, tensor: $0.tensor) }
+        let (decayed, plain) = ParameterGroups.split(named)
+        optimizer = AdamW(groups: [AdamW.Group(parameters: decayed.map(\.1), weightDecay: Float(settings.weightDecay)),
+                                   AdamW.Group(parameters: plain.map(\.1), weightDecay: 0)],
+                          learningRate: Float(schedule.peak), beta1: Float(settings.beta1), beta2: Float(settings.beta2),
+                          eps: Float(settings.eps))
+    }
+
+    /// Runs forward and backward on every micro-batch, then clips and updates. `index` is the
+    /// 0-based number of the optimizer step (it picks the learning rate).
+    public func step(index: Int, microBatches: [KosmosBatch]) throws -> Result {
+        guard !microBatches.isEmpty else { throw TrainingError.data("a training step needs at least one micro-batch") }
+        let counts = microBatches.map { b in b.labels.reduce(0) { $1 == -100 ? $0 : $0 + 1 } }
+        let total = counts.reduce(0, +)
+        guard total > 0 else { throw TrainingError.data("step \(index + 1): no position in the batch has a target (sequences too short?)") }
+        optimizer.zeroGrad()
+        var loss = 0.0
+        for (batch, n) in zip(microBatches, counts) where n > 0 {
+            let weight = Double(n) / Double(total)
+            let l = try model.loss(batch)
+            loss += Double(l.item()) * weight
+            l.scaled(by: Float(weight)).backward()
+        }
+        let norm = GradientClipping.clip(trainable.map(\.tensor), maxNorm: maxGradNorm)
+        let lr = schedule.learningRate(step: index)
+        optimizer.learningRate = Float(lr)
+        optimizer.step()
+        optimizer.zeroGrad()
+        let tokens = microBatches.reduce(0) { $0 + $1.padding.reduce(0) { $1 ? $0 : $0 + 1 } }
+        let images = microBatches.reduce(0) { $0 + ($1.pixels?.shape[0] ?? 0) }
+        return Result(loss: loss, gradNorm: norm, learningRate: lr, labelledTokens: total, tokens: tokens, images: images)
+    }
+}

@@ -1,0 +1,160 @@
+import ArgumentParser
+import Foundation
+import KosmosModels
+import KosmosTensor
+import KosmosTraining
+import KosmosVision
+
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train a Kosmos model from a JSON configuration (docs/training.md).",
+        discussion: """
+        Checkpoints go to checkpoint.directory as step-NNNNNNNN/ folders (each a model folder that \
+        caption/generate/eval accept, plus optimizer and data state); `latest` points at the newest. \
+        metrics.jsonl there has one line per logged step (`kosmos plot` draws it).
+        """
+    )
+
+    @Option(help: "The training configuration (JSON).")
+    var config: String?
+
+    @Option(name: .customLong("set"), help: ArgumentHelp("Override a field, e.g. --set optimizer.lr=1e-4 (repeatable).", valueName: "KEY=VALUE"))
+    var overrides: [String] = []
+
+    @Flag(help: "Continue from the newest complete checkpoint in checkpoint.directory.")
+    var resume = false
+
+    @Flag(help: "Print the effective configuration and exit without training.")
+    var dryRun = false
+
+    func run() throws {
+        guard config != nil || !overrides.isEmpty else {
+            throw ValidationError("give --config FILE (and/or --set KEY=VALUE overrides); see docs/training.md")
+        }
+        let configuration = try TrainingConfiguration.load(file: config.map { URL(fileURLWithPath: $0) }, overrides: overrides)
+        if dryRun {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(configuration), as: UTF8.self))
+            return
+        }
+        let trainer = try Trainer(configuration: configuration, resume: resume)
+        let trainable = trainer.stepper.trainable.reduce(0) { $0 + $1.tensor.count }
+        var header = "model: \(trainer.model.parameterCount) parameters (\(trainable) trained), tokenizer \(trainer.tokenizerFile.lastPathComponent)"
+        if let from = trainer.resumedFrom { header += "\nresuming from \(from.path) at step \(trainer.step)" }
+        FileHandle.standardError.write(Data((header + "\n").utf8))
+        let display = ProgressDisplay(every: configuration.log.every)
+        let start = Date()
+        try trainer.run { display.update($0) }
+        display.finish()
+        let seconds = Date().timeIntervalSince(start)
+        print("trained to step \(trainer.step) in \(ProgressDisplay.duration(seconds)); model: \(trainer.store.newest?.url.path ?? "?")")
+        print("metrics: \(trainer.metricsURL.path)")
+    }
+}
+
+struct EvalShapes: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "shapes",
+        abstract: "Caption held-out synthetic shapes scenes with a Kosmos-1 model and report exact-match accuracy.",
+        discussion: """
+        Scene i is drawn with seed --seed + i at the vision tower's image size; the training demo \
+        draws its scenes from seeds below 1,000,000, so the default seeds were never trained on.
+        """
+    )
+
+    @Option(help: "Kosmos-1 model directory (e.g. runs/shapes-demo/latest).")
+    var model: String
+
+    @Option(help: "Held-out scenes to caption.")
+    var count = 200
+
+    @Option(help: "Seed of the first held-out scene.")
+    var seed: UInt64 = 1_000_000_000
+
+    @Option(help: "Prompt after the image (the demo trains captions as \"An image of ...\").")
+    var prompt = "An image of"
+
+    @Option(help: "Beams (1: greedy).")
+    var beams = 1
+
+    @Option(help: "Examples to print next to the truth.")
+    var show = 10
+
+    @Option(help: "Write the accuracy and every caption to this JSON file.")
+    var out: String?
+
+    func validate() throws {
+        guard count >= 1 else { throw ValidationError("--count must be at least 1") }
+        guard beams >= 1 else { throw ValidationError("--beams must be at least 1") }
+    }
+
+    func run() throws {
+        let session = try KosmosSession(directory: URL(fileURLWithPath: model), tokenizer: nil)
+        let size = session.model.configuration.vision.imageSize
+        let eos = session.model.configuration.eosTokenId
+        var options = GenerationOptions()
+        options.maxNewTokens = 24
+        options.numBeams = beams
+        let promptTokens = try session.model.promptTokens("<image>" + prompt, imageCount: 1, encode: session.tokenizer.encode)
+        struct Row: Codable { let seed: UInt64; let truth: String; let predicted: String; let correct: Bool }
+        var rows: [Row] = []
+        let start = Date()
+        for i in 0..<count {
+            let scene = SyntheticShapes.scene(seed: seed &+ UInt64(i), width: size, height: size)
+            let pixels = Tensor(try session.images.preprocessor.preprocess(scene.image, source: "scene \(i)"))
+            let ids = try session.model.generate(KosmosSequence(tokens: promptTokens, images: [pixels]), options: options)
+            let predicted = session.tokenizer.decode(ids.filter { $0 != eos }).trimmingCharacters(in: .whitespaces)
+            rows.append(Row(seed: seed &+ UInt64(i), truth: scene.caption, predicted: predicted, correct: predicted == scene.caption))
+        }
+        let seconds = Date().timeIntervalSince(start)
+        let correct = rows.filter(\.correct).count
+        for r in rows.prefix(show) {
+            print("\(r.correct ? "ok  " : "MISS") \(r.predicted)\n     truth: \(r.truth)")
+        }
+        let accuracy = Double(correct) / Double(rows.count)
+        print(String(format: "exact match: %d/%d = %.1f%% (%.1f s, %.0f ms per caption)", correct, rows.count, 100 * accuracy,
+                     seconds, 1000 * seconds / Double(rows.count)))
+        if let out {
+            struct Report: Codable { let accuracy: Double; let correct: Int; let count: Int; let captions: [Row] }
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try encoder.encode(Report(accuracy: accuracy, correct: correct, count: rows.count, captions: rows))
+                .write(to: URL(fileURLWithPath: out))
+        }
+    }
+}
+
+struct Plot: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Draw the loss and learning-rate curves of a metrics.jsonl as an SVG.",
+        discussion: "The loss panel shows the raw loss faintly and a bias-corrected exponential moving average boldly (as TensorBoard smooths)."
+    )
+
+    @Argument(help: "metrics.jsonl written by kosmos train.")
+    var metrics: String
+
+    @Option(name: .shortAndLong, help: "The SVG file to write.")
+    var output: String
+
+    @Option(help: "Smoothing of the loss curve, in [0, 1) (0: none).")
+    var smoothing = 0.9
+
+    @Option(help: "Title (default: the metrics file's folder).")
+    var title: String?
+
+    func run() throws {
+        let url = URL(fileURLWithPath: metrics)
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            throw ValidationError("\(metrics): cannot read the file")
+        }
+        let svg: String
+        do {
+            svg = try MetricsPlot.svg(jsonl: data, smoothing: smoothing, title: title ?? url.deletingLastPathComponent().lastPathComponent)
+        } catch {
+            throw ValidationError("\(metrics): \(error)")
+        }
+        try AtomicFile.write(Array(svg.utf8), to: URL(fileURLWithPath: output))
+        print("wrote \(output)")
+    }
+}

@@ -1,0 +1,91 @@
+import Foundation
+import XCTest
+@testable import KosmosTraining
+
+final class ResumeTests: XCTestCase {
+    /// Straight N steps vs k steps, a new Trainer (as a new process would build it) resumed from the
+    /// checkpoint, then N: identical weight bytes, optimizer state and logged losses.
+    func testResumeInProcessIsBitIdentical() throws {
+        let straightDir = try TrainingTestSupport.temporaryDirectory("straight")
+        let resumedDir = try TrainingTestSupport.temporaryDirectory("resumed")
+        defer { for d in [straightDir, resumedDir] { try? FileManager.default.removeItem(at: d) } }
+
+        try Trainer(configuration: try TrainingTestSupport.tinyConfiguration(directory: straightDir, steps: 8, checkpointEvery: 3), resume: false).run()
+
+        let c = try TrainingTestSupport.tinyConfiguration(directory: resumedDir, steps: 8, checkpointEvery: 3)
+        let first = try Trainer(configuration: c, resume: false)
+        try first.run(stopAfter: 5)   // checkpoint at 3; steps 4 and 5 are lost as if killed
+        XCTAssertEqual(first.step, 5)
+        let second = try Trainer(configuration: c, resume: true)
+        XCTAssertEqual(second.step, 3)
+        XCTAssertEqual(second.resumedFrom?.lastPathComponent, "step-00000003")
+        try second.run()
+
+        for file in ["model.safetensors", "optimizer.safetensors", "trainer_state.json"] {
+            XCTAssertEqual(try TrainingTestSupport.bytes(straightDir.appendingPathComponent("step-00000008/\(file)")),
+                           try TrainingTestSupport.bytes(resumedDir.appendingPathComponent("step-00000008/\(file)")), file)
+        }
+        let straight = try TrainingTestSupport.loggedLosses(straightDir.appendingPathComponent("metrics.jsonl"))
+        let resumed = try TrainingTestSupport.loggedLosses(resumedDir.appendingPathComponent("metrics.jsonl"))
+        XCTAssertEqual(straight.keys.sorted(), [2, 4, 6, 8])
+        XCTAssertEqual(straight, resumed)
+        // The model folder of a checkpoint is a model directory the other commands load.
+        XCTAssertNoThrow(try KosmosModelLoadCheck.load(straightDir.appendingPathComponent("latest")))
+    }
+
+    func testResumeRefusesChangedSettingsAndMissingCheckpoints() throws {
+        let dir = try TrainingTestSupport.temporaryDirectory("refuse")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var c = try TrainingTestSupport.tinyConfiguration(directory: dir, steps: 4, checkpointEvery: 2)
+        XCTAssertThrowsError(try Trainer(configuration: c, resume: true)) { e in
+            XCTAssertTrue("\(e)".contains("no complete checkpoint"), "\(e)")
+        }
+        try Trainer(configuration: c, resume: false).run(stopAfter: 2)
+        c.optimizer.lr = 1e-2
+        XCTAssertThrowsError(try Trainer(configuration: c, resume: true)) { e in
+            XCTAssertTrue("\(e)".contains("different optimizer settings"), "\(e)")
+        }
+    }
+
+    /// A write that fails midway (as when the disk fills) leaves no partial checkpoint, keeps the
+    /// previous one loadable, and says so.
+    func testFailedCheckpointWriteKeepsThePreviousOne() throws {
+        let dir = try TrainingTestSupport.temporaryDirectory("enospc")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let store = CheckpointStore(directory: dir)
+        _ = try store.write(step: 1, keep: 3) { d in try Data("one".utf8).write(to: d.appendingPathComponent("x")) }
+        struct DiskFull: Error, CustomStringConvertible { var description: String { "No space left on device" } }
+        XCTAssertThrowsError(try store.write(step: 2, keep: 3) { d in
+            try Data("two".utf8).write(to: d.appendingPathComponent("x"))
+            throw DiskFull()
+        }) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("No space left on device"), text)
+            XCTAssertTrue(text.contains("step-00000001 is intact"), text)
+        }
+        XCTAssertEqual(store.complete().map(\.step), [1])
+        let names = try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted()
+        XCTAssertEqual(names, ["latest", "step-00000001"])
+        XCTAssertEqual(try String(contentsOf: dir.appendingPathComponent("latest/x"), encoding: .utf8), "one")
+    }
+
+    func testUnmarkedFoldersAreNeverLoadedAndOldOnesArePruned() throws {
+        let dir = try TrainingTestSupport.temporaryDirectory("prune")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let store = CheckpointStore(directory: dir)
+        for s in 1...4 { _ = try store.write(step: s, keep: 2) { _ in } }
+        XCTAssertEqual(store.complete().map(\.step), [3, 4])
+        // A folder without its marker (a crash between rename and marker cannot happen, but a
+        // hand-copied or half-deleted one can) and a partial folder are ignored.
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent("step-00000009"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent(".step-00000010.partial-1"), withIntermediateDirectories: true)
+        XCTAssertEqual(store.newest?.step, 4)
+        store.removePartials()
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent(".step-00000010.partial-1").path))
+    }
+}
+
+import KosmosModels
+enum KosmosModelLoadCheck {
+    static func load(_ url: URL) throws { _ = try KosmosModel.load(directory: url) }
+}
