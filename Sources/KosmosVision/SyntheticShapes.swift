@@ -43,12 +43,17 @@ public enum SyntheticShapes {
     }
 
     /// Two shapes of different kinds, one above / below / left of / right of the other.
+    ///
+    /// The caption names the shapes in the fixed order circle, square, triangle ("a red square
+    /// below a blue triangle", never "a blue triangle above a red square"), so every image has
+    /// exactly one correct caption and exact-match accuracy is a fair measure.
     public static func scene(seed: UInt64, width: Int = 224, height: Int = 224) -> Scene {
         var rng = SplitMix64(seed: seed)
         let shapes = Shape.allCases
-        let s1 = shapes[rng.below(3)]
+        var s1 = shapes[rng.below(3)]
         var s2 = shapes[rng.below(3)]
         if s2 == s1 { s2 = shapes[(shapes.firstIndex(of: s1).map { $0 + 1 } ?? 0) % 3] }
+        if shapes.firstIndex(of: s2)! < shapes.firstIndex(of: s1)! { swap(&s1, &s2) }
         let c1 = rng.below(colors.count)
         var c2 = rng.below(colors.count)
         if c2 == c1 { c2 = (c1 + 1) % colors.count }

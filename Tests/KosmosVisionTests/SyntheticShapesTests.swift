@@ -17,6 +17,9 @@ final class SyntheticShapesTests: XCTestCase {
             XCTAssertEqual(a.caption, b.caption)
             XCTAssertEqual(a.items.count, 2)
             XCTAssertNotEqual(a.items[0].shape, a.items[1].shape)
+            // One caption per image: shapes are named circle before square before triangle.
+            let order = SyntheticShapes.Shape.allCases
+            XCTAssertLessThan(order.firstIndex(of: a.items[0].shape)!, order.firstIndex(of: a.items[1].shape)!)
             XCTAssertTrue(a.caption.hasPrefix("a \(a.items[0].color) \(a.items[0].shape.rawValue) "), a.caption)
             XCTAssertTrue(a.caption.hasSuffix(" a \(a.items[1].color) \(a.items[1].shape.rawValue)"), a.caption)
             for item in a.items {
