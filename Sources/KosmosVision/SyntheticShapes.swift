@@ -68,7 +68,7 @@ public enum SyntheticShapes {
         let item2 = Item(shape: s2, color: colors[c2].name,
                          centerX: vertical ? width / 2 + jitter(width / 3) : width * b / 4,
                          centerY: vertical ? height * b / 4 : height / 2 + jitter(height / 3), radius: r)
-        var pixels = [UInt8](repeating: 255, count: width * height * 3)
+        var pixels = background(width: width, height: height)
         for (item, ci) in [(item1, c1), (item2, c2)] { draw(item, colors[ci].rgb, into: &pixels, width: width, height: height) }
         let relation = vertical ? (firstBefore ? "above" : "below") : (firstBefore ? "to the left of" : "to the right of")
         let caption = "a \(item1.color) \(item1.shape.rawValue) \(relation) a \(item2.color) \(item2.shape.rawValue)"
@@ -80,6 +80,24 @@ public enum SyntheticShapes {
         ]
         return Scene(image: RGBImage(width: width, height: height, pixels: pixels), items: [item1, item2],
                      caption: caption, questions: questions)
+    }
+
+    /// A near-white background whose red falls off downwards and green rightwards (by up to 64
+    /// levels), so every patch of an image shows where it is. A vision tower trained from scratch
+    /// then binds "circle" to "top" within a patch, as it binds "circle" to "red"; on a plain white
+    /// background the demo's tower learned colours and shapes perfectly within 1,500 steps but
+    /// answered "above" vs "below" by chance.
+    static func background(width: Int, height: Int) -> [UInt8] {
+        var pixels = [UInt8](repeating: 255, count: width * height * 3)
+        for y in 0..<height {
+            let red = UInt8(255 - (64 * y) / max(1, height - 1))
+            for x in 0..<width {
+                let o = (y * width + x) * 3
+                pixels[o] = red
+                pixels[o + 1] = UInt8(255 - (64 * x) / max(1, width - 1))
+            }
+        }
+        return pixels
     }
 
     static func contains(_ item: Item, _ x: Int, _ y: Int) -> Bool {

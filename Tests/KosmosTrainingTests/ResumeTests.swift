@@ -89,3 +89,28 @@ import KosmosModels
 enum KosmosModelLoadCheck {
     static func load(_ url: URL) throws { _ = try KosmosModel.load(directory: url) }
 }
+
+final class DataMixTests: XCTestCase {
+    /// Every data format of docs/data.md in one run: text JSONL, gzipped text, COCO captions (with a
+    /// corrupt image that is skipped), WebDataset shards and interleaved documents.
+    func testTrainsOnAMixOfEveryFormat() throws {
+        let dir = try TrainingTestSupport.temporaryDirectory("mix")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let data = TrainingTestSupport.fixtures.appendingPathComponent("data")
+        var c = try TrainingTestSupport.tinyConfiguration(directory: dir, steps: 4, checkpointEvery: 0)
+        c.data.sources = ["text.jsonl", "text.jsonl.gz", "images/captions.json", "shards", "interleaved.jsonl"].map {
+            TrainingConfiguration.Source(path: data.appendingPathComponent($0).path)
+        }
+        c.data.sequenceLength = 64
+        let trainer = try Trainer(configuration: c, resume: false)
+        var reports: [StepReport] = []
+        try trainer.run { reports.append($0) }
+        XCTAssertEqual(reports.count, 4)
+        XCTAssertTrue(reports.allSatisfy { $0.result.loss.isFinite && $0.result.loss > 0 })
+        XCTAssertGreaterThan(reports.reduce(0) { $0 + $1.result.images }, 0, "image sources contributed images")
+        XCTAssertEqual(trainer.store.newest?.step, 4, "the end of the run is always checkpointed")
+        let state: TrainerState = try JSONDecoder().decode(TrainerState.self, from: Data(contentsOf: dir.appendingPathComponent("latest/trainer_state.json")))
+        XCTAssertEqual(state.data.positions.count, 5)
+        XCTAssertGreaterThan(state.data.tokensTaken.filter { $0 > 0 }.count, 2, "several sources were mixed")
+    }
+}
