@@ -93,7 +93,7 @@ let package = Package(
         ),
         .testTarget(
             name: "KosmosModelsTests",
-            dependencies: ["KosmosModels", "KosmosNN", "KosmosTensor"],
+            dependencies: ["KosmosModels", "KosmosNN", "KosmosTensor", "KosmosTokenizers"],
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
         .testTarget(

@@ -195,10 +195,11 @@ struct Kosmos2Session {
 
     init(directory: URL, tokenizer explicit: String?) throws {
         model = try Kosmos2Model.load(directory: directory)
-        guard let url = explicit.map(URL.init(fileURLWithPath:)) ?? ModelDirectory.tokenizerFile(in: directory) else {
-            throw ValidationError("no tokenizer in \(directory.path); pass --tokenizer")
+        // tokenizer.json, else sentencepiece.bpe.model (read in Kosmos-2's layout).
+        guard let url = explicit.map(URL.init(fileURLWithPath:)) ?? TokenizerLoader.kosmos2TokenizerFile(in: directory) else {
+            throw ValidationError("no tokenizer in \(directory.path) (tokenizer.json or sentencepiece.bpe.model); pass --tokenizer")
         }
-        tokenizer = try TokenizerLoader.load(url)
+        tokenizer = try TokenizerLoader.loadKosmos2(url)
         guard let image = tokenizer.id(of: "<image>"), let unknown = tokenizer.specialIds.unk else {
             throw ValidationError("\(url.lastPathComponent) has no <image> or <unk> token: not a Kosmos-2 tokenizer")
         }
