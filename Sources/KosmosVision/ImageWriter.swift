@@ -44,15 +44,26 @@ public enum ImageWriter {
         }
     }
 
-    /// Encodes and writes `image` (to a temporary file in the same directory, then renamed, so a
-    /// failure leaves any earlier file in place).
-    public static func write(_ image: RGBImage, to url: URL, jpegQuality: Int = 92) throws {
+    /// Checks, before any work is done, that `url` names a .png/.jpg file in an existing directory
+    /// and is not itself a directory; returns the format.
+    @discardableResult
+    public static func checkDestination(_ url: URL) throws -> Format {
         let format = try format(for: url)
         let directory = url.deletingLastPathComponent()
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory.path, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw ImageWriteError(destination: url.path, reason: "directory \(directory.path) does not exist; create it or choose another path")
         }
+        if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), isDirectory.boolValue {
+            throw ImageWriteError(destination: url.path, reason: "it is a directory; give a file name ending in .png or .jpg")
+        }
+        return format
+    }
+
+    /// Encodes and writes `image` (to a temporary file in the same directory, then renamed, so a
+    /// failure leaves any earlier file in place).
+    public static func write(_ image: RGBImage, to url: URL, jpegQuality: Int = 92) throws {
+        let format = try checkDestination(url)
         let data = format == .png ? try PNGEncoder.encode(image) : try JPEGEncoder.encode(image, quality: jpegQuality)
         do {
             try data.write(to: url, options: .atomic)

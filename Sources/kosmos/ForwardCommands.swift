@@ -258,6 +258,13 @@ struct Ground: ParsableCommand {
     @Option(name: .customLong("max-tokens"), help: "Most new tokens.")
     var maxTokens = 64
 
+    @Option(help: "Also write the image with each phrase's boxes and label drawn (.png, or .jpg for JPEG).")
+    var draw: String?
+
+    func validate() throws {
+        if let draw { try validateDrawDestination(draw) }
+    }
+
     func run() throws {
         let session = try Kosmos2Session(directory: URL(fileURLWithPath: model), tokenizer: tokenizer)
         var options = GenerationOptions()
@@ -281,6 +288,7 @@ struct Ground: ParsableCommand {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         print(String(decoding: try encoder.encode(output), as: UTF8.self))
+        if let draw { try drawGrounding(output.entities.map { ($0.phrase, $0.pixelBoxes) }, on: size, to: draw) }
     }
 }
 
