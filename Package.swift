@@ -115,6 +115,13 @@ let package = Package(
             dependencies: ["KosmosTraining", "KosmosModels", "KosmosData", "KosmosNN", "KosmosTensor", "KosmosTokenizers", "KosmosVision"],
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
+        // Runs the built `kosmos` executable as a child process (it must be built first:
+        // `swift build --build-tests` builds it) and compares its output with the library calls.
+        .testTarget(
+            name: "KosmosCLITests",
+            dependencies: ["KosmosModels", "KosmosTensor", "KosmosTokenizers", "KosmosVision"],
+            swiftSettings: [.swiftLanguageMode(.v5)]
+        ),
         .testTarget(
             name: "KosmosNNTests",
             dependencies: ["KosmosNN", "KosmosTensor"],

@@ -65,6 +65,22 @@ final class Kosmos2TokenizerRouteTests: XCTestCase {
         }
     }
 
+    /// Decoding agrees too: text after a tag keeps its leading space on both routes (tokenizer.json's
+    /// Metaspace decoder strips only the very first one), so grounded phrases read the same.
+    func testBothRoutesDecodeAlike() throws {
+        let cases = try JSONDecoder().decode(Cases.self, from: Data(contentsOf: Self.fixtures.appendingPathComponent("kosmos2_prompts.json"))).cases
+        let sentencePiece = try TokenizerLoader.loadKosmos2(Self.sentencePiece)
+        let json = try TokenizerLoader.loadKosmos2(Self.tokenizerJSON)
+        var sequences = cases.map(\.ids) + cases.map { Array($0.ids.dropFirst(7)) }
+        sequences.append(json.encode("<phrase> a snowman</phrase><object><patch_index_0044><patch_index_0863></object> warming himself"))
+        sequences.append(json.encode(" An image of<phrase> a dog</phrase> and 東京 café"))
+        for ids in sequences {
+            XCTAssertEqual(sentencePiece.decode(ids), json.decode(ids), "\(ids)")
+        }
+        XCTAssertEqual(sentencePiece.decode(sequences[sequences.count - 2]),
+                       "<phrase> a snowman</phrase><object><patch_index_0044><patch_index_0863></object> warming himself")
+    }
+
     /// Another model's tokenizer.json (no <image>) is refused, naming the file.
     func testATokenizerWithoutKosmos2TokensIsRefused() throws {
         let llama = Self.fixtures.appendingPathComponent("tokenizers/hf_llama_bpe.tokenizer.json")
