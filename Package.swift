@@ -55,7 +55,7 @@ let package = Package(
         ),
         .target(
             name: "KosmosVision",
-            dependencies: ["CImageCodecs", "CImageCodecsSupport"],
+            dependencies: ["CImageCodecs", "CImageCodecsSupport", "KosmosTensor"],
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
         .target(

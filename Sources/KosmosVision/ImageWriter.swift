@@ -1,5 +1,6 @@
 import CImageCodecsSupport
 import Foundation
+import KosmosTensor
 
 /// PNG encoding through libpng (8-bit RGB, no interlacing), as lossless output for drawn images.
 public enum PNGEncoder {
@@ -60,15 +61,15 @@ public enum ImageWriter {
         return format
     }
 
-    /// Encodes and writes `image` (to a temporary file in the same directory, then renamed, so a
-    /// failure leaves any earlier file in place).
+    /// Encodes and writes `image` atomically (`AtomicFile`: a temporary file in the same directory,
+    /// fsynced, then renamed), so a failure or a kill leaves any earlier file in place.
     public static func write(_ image: RGBImage, to url: URL, jpegQuality: Int = 92) throws {
         let format = try checkDestination(url)
         let data = format == .png ? try PNGEncoder.encode(image) : try JPEGEncoder.encode(image, quality: jpegQuality)
         do {
-            try data.write(to: url, options: .atomic)
+            try AtomicFile.write([UInt8](data), to: url)
         } catch {
-            throw ImageWriteError(destination: url.path, reason: "\(error.localizedDescription) (is the directory writable, and the path not a directory?)")
+            throw ImageWriteError(destination: url.path, reason: "\(error) (is the directory writable?)")
         }
     }
 }

@@ -347,9 +347,14 @@ final class CLITests: XCTestCase {
         }
     }
 
+    /// With tokenizer.json and with only sentencepiece.bpe.model.
     func testKosmos2CaptionAndChatEqualTheLibrary() throws {
-        let library = try Kosmos2(Self.kosmos2)
-        let caption = try succeed(["caption", "--model", Self.kosmos2.path, Self.image.path])
+        for directory in [Self.kosmos2!, Self.kosmos2SentencePiece!] { try captionAndChat(directory) }
+    }
+
+    func captionAndChat(_ directory: URL) throws {
+        let library = try Kosmos2(directory)
+        let caption = try succeed(["caption", "--model", directory.path, Self.image.path])
         var options = GenerationOptions()
         options.numBeams = 5
         options.maxNewTokens = 30
@@ -359,7 +364,7 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(caption.stdout, "\(Self.image.path)\tAn image of \(text)\n")
 
         let input = "hello\n/image \(Self.image.path)\n<grounding> An image of\n/reset\n/quit\n"
-        let chat = try succeed(["chat", "--model", Self.kosmos2.path, "--max-tokens", "6"], input: input)
+        let chat = try succeed(["chat", "--model", directory.path, "--max-tokens", "6"], input: input)
         var chatOptions = GenerationOptions()
         chatOptions.maxNewTokens = 6
         let reply = try chatReply({ _ = try library.generate(Self.image, "<grounding> An image of\n", chatOptions, onToken: $0) },

@@ -61,6 +61,17 @@ final class Kosmos2UntiedTests: XCTestCase {
         try assertMatchesTransformers(model)
     }
 
+    /// The head stored as a top-level `lm_head.weight` is found too.
+    func testTopLevelHeadNameIsRead() throws {
+        let dir = try temporaryCopy(config: { _ in }, weights: { file in
+            var writer = try Self.copy(file, without: "text_model.lm_head.weight")
+            let head = "text_model.lm_head.weight"
+            try writer.add(name: "lm_head.weight", dtype: .f32, shape: file.entry(head)!.shape, bytes: try file.withRawBytes(head) { Array($0) })
+            return writer
+        })
+        try assertMatchesTransformers(try Kosmos2Model.load(directory: dir))
+    }
+
     /// A configuration that says "tied" while the file holds a different head: transformers'
     /// from_pretrained keeps them apart (and warns), so do we.
     func testDifferingHeadInATiedConfigurationIsKeptSeparate() throws {
