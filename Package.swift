@@ -55,7 +55,7 @@ let package = Package(
         ),
         .target(
             name: "KosmosVision",
-            dependencies: ["CImageCodecs", "CImageCodecsSupport"],
+            dependencies: ["CImageCodecs", "CImageCodecsSupport", "KosmosTensor"],
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
         .target(
@@ -93,7 +93,7 @@ let package = Package(
         ),
         .testTarget(
             name: "KosmosModelsTests",
-            dependencies: ["KosmosModels", "KosmosNN", "KosmosTensor"],
+            dependencies: ["KosmosModels", "KosmosNN", "KosmosTensor", "KosmosTokenizers"],
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
         .testTarget(
@@ -113,6 +113,13 @@ let package = Package(
         .testTarget(
             name: "KosmosTrainingTests",
             dependencies: ["KosmosTraining", "KosmosModels", "KosmosData", "KosmosNN", "KosmosTensor", "KosmosTokenizers", "KosmosVision"],
+            swiftSettings: [.swiftLanguageMode(.v5)]
+        ),
+        // Runs the built `kosmos` executable as a child process (it must be built first:
+        // `swift build --build-tests` builds it) and compares its output with the library calls.
+        .testTarget(
+            name: "KosmosCLITests",
+            dependencies: ["KosmosModels", "KosmosTensor", "KosmosTokenizers", "KosmosVision"],
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
         .testTarget(

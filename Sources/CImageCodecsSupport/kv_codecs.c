@@ -317,3 +317,92 @@ int kv_png_decode(const unsigned char *data, size_t size, kv_image_info *info,
     }
     return kv_png_run(data, size, info, out, outSize);
 }
+
+// MARK: PNG writing
+
+typedef struct {
+    jmp_buf jump;
+    unsigned char *data;
+    size_t size;
+    size_t capacity;
+    int outOfMemory;
+    kv_image_info *info;
+} kv_png_writer;
+
+static void kv_png_write_error(png_structp png, png_const_charp message) {
+    kv_png_writer *w = (kv_png_writer *)png_get_error_ptr(png);
+    if (!w->outOfMemory) kv_set_message(w->info, message);
+    longjmp(w->jump, 1);
+}
+
+static void kv_png_write(png_structp png, png_bytep bytes, size_t length) {
+    kv_png_writer *w = (kv_png_writer *)png_get_io_ptr(png);
+    if (length > w->capacity - w->size) {
+        size_t capacity = w->capacity ? w->capacity : 4096;
+        while (length > capacity - w->size) {
+            if (capacity > ((size_t)-1) / 2) { capacity = 0; break; }
+            capacity *= 2;
+        }
+        unsigned char *grown = capacity ? realloc(w->data, capacity) : NULL;
+        if (grown == NULL) {
+            w->outOfMemory = 1;
+            kv_set_message(w->info, "out of memory for the encoded PNG");
+            png_error(png, "out of memory");
+        }
+        w->data = grown;
+        w->capacity = capacity;
+    }
+    memcpy(w->data + w->size, bytes, length);
+    w->size += length;
+}
+
+static void kv_png_flush(png_structp png) { (void)png; }
+
+int kv_png_encode(const unsigned char *pixels, int width, int height, int channels,
+                  unsigned char **outData, size_t *outSize, kv_image_info *info) {
+    kv_png_writer w;
+    png_structp png = NULL;
+    png_infop pinfo = NULL;
+    memset(info, 0, sizeof(*info));
+    *outData = NULL;
+    *outSize = 0;
+    if (width <= 0 || height <= 0 || (channels != 1 && channels != 3) || pixels == NULL) {
+        kv_set_message(info, "invalid image to encode");
+        return KV_CORRUPT;
+    }
+    w.data = NULL;
+    w.size = 0;
+    w.capacity = 0;
+    w.outOfMemory = 0;
+    w.info = info;
+    png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &w, kv_png_write_error, kv_png_warning);
+    if (png == NULL) {
+        kv_set_message(info, "libpng could not allocate its state");
+        return KV_OUT_OF_MEMORY;
+    }
+    pinfo = png_create_info_struct(png);
+    if (pinfo == NULL) {
+        png_destroy_write_struct(&png, NULL);
+        kv_set_message(info, "libpng could not allocate its state");
+        return KV_OUT_OF_MEMORY;
+    }
+    if (setjmp(w.jump)) {
+        png_destroy_write_struct(&png, &pinfo);
+        free(w.data);
+        return w.outOfMemory ? KV_OUT_OF_MEMORY : KV_CORRUPT;
+    }
+    png_set_write_fn(png, &w, kv_png_write, kv_png_flush);
+    png_set_IHDR(png, pinfo, (png_uint_32)width, (png_uint_32)height, 8,
+                 channels == 1 ? PNG_COLOR_TYPE_GRAY : PNG_COLOR_TYPE_RGB,
+                 PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_write_info(png, pinfo);
+    size_t rowBytes = (size_t)width * (size_t)channels;
+    for (int y = 0; y < height; y++) {
+        png_write_row(png, (png_const_bytep)(pixels + (size_t)y * rowBytes));
+    }
+    png_write_end(png, pinfo);
+    png_destroy_write_struct(&png, &pinfo);
+    *outData = w.data;
+    *outSize = w.size;
+    return KV_OK;
+}

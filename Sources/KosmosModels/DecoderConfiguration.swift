@@ -123,7 +123,7 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         switch self {
         case let .invalidConfiguration(field, reason): return "configuration field \(field): \(reason)"
-        case let .sequenceTooLong(length, maximum): return "sequence of \(length) tokens is longer than the model's \(maximum) positions"
+        case let .sequenceTooLong(length, maximum): return "sequence of \(length) tokens is longer than the model's \(maximum) positions; shorten the input"
         case let .invalidInput(text): return text
         }
     }

@@ -23,12 +23,14 @@ public struct Kosmos2Configuration: Decodable, Sendable {
         public var padTokenId = 1
         public var bosTokenId = 0
         public var eosTokenId = 2
+        /// text_config's own tie_word_embeddings (transformers ties the head if it or the top level says so).
+        public var tieWordEmbeddings = true
 
         enum CodingKeys: String, CodingKey {
             case vocabSize = "vocab_size", maxPositionEmbeddings = "max_position_embeddings", embedDim = "embed_dim"
             case layers, ffnDim = "ffn_dim", attentionHeads = "attention_heads", activationFunction = "activation_function"
             case layerNormEps = "layer_norm_eps", scaleEmbedding = "scale_embedding", padTokenId = "pad_token_id"
-            case bosTokenId = "bos_token_id", eosTokenId = "eos_token_id"
+            case bosTokenId = "bos_token_id", eosTokenId = "eos_token_id", tieWordEmbeddings = "tie_word_embeddings"
         }
 
         public init() {}
@@ -48,12 +50,16 @@ public struct Kosmos2Configuration: Decodable, Sendable {
             padTokenId = try c.decodeIfPresent(Int.self, forKey: .padTokenId) ?? d.padTokenId
             bosTokenId = try c.decodeIfPresent(Int.self, forKey: .bosTokenId) ?? d.bosTokenId
             eosTokenId = try c.decodeIfPresent(Int.self, forKey: .eosTokenId) ?? d.eosTokenId
+            tieWordEmbeddings = try c.decodeIfPresent(Bool.self, forKey: .tieWordEmbeddings) ?? d.tieWordEmbeddings
         }
     }
 
     public var text = Text()
     public var vision = CLIPVisionConfiguration()
     public var latentQueryNum = 64
+    /// Whether the LM head is the token embeddings. transformers 5 ties it when the top level or
+    /// text_config says so; `Kosmos2Model.load` unties it anyway when the checkpoint holds a
+    /// different `text_model.lm_head.weight`, as transformers' from_pretrained does.
     public var tieWordEmbeddings = true
 
     enum CodingKeys: String, CodingKey {
@@ -76,10 +82,12 @@ public struct Kosmos2Configuration: Decodable, Sendable {
         if let v = try c.decodeIfPresent(CLIPVisionConfiguration.self, forKey: .vision) { vision = v }
         latentQueryNum = try c.decodeIfPresent(Int.self, forKey: .latentQueryNum) ?? latentQueryNum
         tieWordEmbeddings = try c.decodeIfPresent(Bool.self, forKey: .tieWordEmbeddings) ?? tieWordEmbeddings
+        tieWordEmbeddings = tieWordEmbeddings || text.tieWordEmbeddings
     }
 
     /// The text model as a MagnetoDecoder configuration: sub-LN, no xPos, sinusoidal positions
-    /// from padding_idx + 1, √d-scaled embeddings, the LM head tied to the embeddings.
+    /// from padding_idx + 1, √d-scaled embeddings, the LM head tied to the embeddings unless
+    /// `tieWordEmbeddings` is false (then it is the decoder's own output_projection).
     public var decoder: DecoderConfiguration {
         var d = DecoderConfiguration()
         d.decoderEmbedDim = text.embedDim
@@ -95,7 +103,7 @@ public struct Kosmos2Configuration: Decodable, Sendable {
         d.paddingIdx = text.padTokenId
         d.vocabSize = text.vocabSize
         d.maxTargetPositions = text.maxPositionEmbeddings
-        d.shareDecoderInputOutputEmbed = true
+        d.shareDecoderInputOutputEmbed = tieWordEmbeddings
         return d
     }
 }
@@ -161,16 +169,14 @@ public final class Kosmos2Model: Module {
     public let imageToTextProjection: Kosmos2ImageToTextProjection
 
     public init(configuration c: Kosmos2Configuration, generator: RandomGenerator) throws {
-        guard c.tieWordEmbeddings else {
-            throw ModelError.invalidConfiguration(field: "tie_word_embeddings", reason: "an untied LM head is not supported yet")
-        }
         configuration = c
         textModel = try MagnetoDecoder(configuration: c.decoder, generator: generator)
         visionModel = try CLIPVisionTransformer(configuration: c.vision, generator: generator)
         imageToTextProjection = Kosmos2ImageToTextProjection(configuration: c, generator: generator)
         super.init()
         // State-dict layout: text_model.model.* (the decoder), vision_model.model.* (the tower),
-        // image_to_text_projection.*; the LM head is tied to text_model.model.embed_tokens.
+        // image_to_text_projection.*; the LM head is tied to text_model.model.embed_tokens, or (untied)
+        // text_model.model.output_projection, which load(directory:) reads from text_model.lm_head.
         let text = Module(), vision = Module()
         text.registerModule("model", textModel)
         vision.registerModule("model", visionModel)
@@ -183,13 +189,16 @@ public final class Kosmos2Model: Module {
     public static func load(directory: URL) throws -> Kosmos2Model {
         let (data, type, url) = try ModelDirectory.configuration(in: directory)
         guard type == "kosmos-2" else { throw ModelDirectoryError.unknownModelType(type, url, expected: ["kosmos-2"]) }
-        let configuration = try ModelDirectory.decode(Kosmos2Configuration.self, from: data, file: url)
+        var configuration = try ModelDirectory.decode(Kosmos2Configuration.self, from: data, file: url)
+        let weights = try ModelDirectory.weights(in: directory)
+        // A tied head is text_model.lm_head.weight in the file (or absent); an untied one is read
+        // from there into the decoder's output projection. Position tables are computed, not stored.
+        let head = try Kosmos2HeadPlan(configuration: configuration, weights: weights, sourceName: directory.lastPathComponent)
+        configuration.tieWordEmbeddings = head.tied
         let model = try Kosmos2Model(configuration: configuration, generator: RandomGenerator(seed: 0))
-        // The decoder's tied output projection is text_model.lm_head.weight in the file (or absent);
-        // position tables are computed, not stored.
-        try model.load(from: try ModelDirectory.weights(in: directory), sourceName: directory.lastPathComponent,
-                       ignoring: ["text_model.lm_head.weight", "text_model.model.embed_positions.weights",
-                                  "vision_model.model.embeddings.position_ids"])
+        try model.load(from: head.source(weights), sourceName: directory.lastPathComponent,
+                       ignoring: head.ignored.union(["text_model.model.embed_positions.weights",
+                                                     "vision_model.model.embeddings.position_ids"]))
         model.eval()
         return model
     }

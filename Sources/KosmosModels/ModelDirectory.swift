@@ -11,7 +11,7 @@ public enum ModelDirectoryError: Error, CustomStringConvertible {
     public var description: String {
         switch self {
         case let .missingFile(url, what):
-            return "\(url.path): not found (\(what))"
+            return "\(url.path): not found (\(what)); a model directory holds config.json, the weights (model.safetensors, or shards listed in model.safetensors.index.json) and a tokenizer file: check the path, or convert or download the model again"
         case let .unreadableConfiguration(url, reason):
             return "\(url.path): \(reason)"
         case let .unknownModelType(type, url, expected):

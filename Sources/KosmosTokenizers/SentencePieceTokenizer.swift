@@ -344,7 +344,10 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
 
     // MARK: Decode (sentencepiece_processor.cc, Decode)
 
-    public func decode(_ ids: [Int]) -> String {
+    public func decode(_ ids: [Int]) -> String { decode(ids, atTextStart: true) }
+
+    /// `atTextStart` false: the ids continue earlier text, so the dummy-prefix space is kept.
+    func decode(_ ids: [Int], atTextStart: Bool) -> String {
         var out: [UInt8] = []
         var pendingBytes: [UInt8] = []
         let space = SentencePieceNormalizer.space
@@ -359,7 +362,7 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
         // skipped; with remove_extra_whitespaces the strip continues while nothing has been printed
         // yet, otherwise only the first printing piece is stripped; no trailing strip is done even
         // with treat_whitespace_as_suffix.
-        var atStart = true
+        var atStart = atTextStart
         for id in ids {
             guard id >= 0, id < types.count else { continue }  // out of range: use decodeChecked to reject
             switch types[id] {

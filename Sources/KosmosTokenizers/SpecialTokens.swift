@@ -121,6 +121,10 @@ public final class SpecialTokensTokenizer: Tokenizer, @unchecked Sendable {
     let addedByContent: [String: Int]
     let size: Int
     public let specialIds: SpecialTokenIds
+    /// Decode SentencePiece runs after earlier text as continuing it (keeping their leading space),
+    /// as a tokenizer.json Metaspace decoder does; set for the Kosmos-2 layout, whose
+    /// tokenizer.json route decodes that way.
+    var continuesTextAfterAddedTokens = false
 
     /// `idMap` maps each SentencePiece id to the id this tokenizer reports (identity when nil).
     public init(base: SentencePieceTokenizer, addedTokens: [AddedTokenSpec], idMap: [Int]? = nil,
@@ -180,7 +184,9 @@ public final class SpecialTokensTokenizer: Tokenizer, @unchecked Sendable {
         for (k, t) in Kosmos2Tokens.all.enumerated() {
             added.append(AddedTokenSpec(t, id: n + 2 + k, lstrip: true, special: false))
         }
-        return try SpecialTokensTokenizer(base: base, addedTokens: added, idMapSkippingPad: map)
+        let tokenizer = try SpecialTokensTokenizer(base: base, addedTokens: added, idMapSkippingPad: map)
+        tokenizer.continuesTextAfterAddedTokens = true
+        return tokenizer
     }
 
     private convenience init(base: SentencePieceTokenizer, addedTokens: [AddedTokenSpec], idMapSkippingPad map: [Int]) throws {
@@ -219,15 +225,20 @@ public final class SpecialTokensTokenizer: Tokenizer, @unchecked Sendable {
     public func decode(_ ids: [Int], skipSpecialTokens: Bool) -> String {
         var out = ""
         var run: [Int] = []
+        func flush() {
+            guard !run.isEmpty else { return }
+            out += base.decode(run, atTextStart: !(continuesTextAfterAddedTokens && !out.isEmpty))
+            run.removeAll()
+        }
         for id in ids {
             if let k = addedById[id] {
-                out += base.decode(run); run.removeAll()
+                flush()
                 if !(skipSpecialTokens && addedTokens[k].special) { out += addedTokens[k].content }
             } else if let b = toBase[id] {
                 run.append(b)
             }
         }
-        out += base.decode(run)
+        flush()
         return out
     }
 }

@@ -78,7 +78,9 @@ struct Chat: ParsableCommand {
             _ = try kosmos2.generate(image: image, prompt: transcript, options: options, onToken: stream.add)
         } else if let kosmos1 {
             stream = TextStream(tokenizer: kosmos1.tokenizer, eos: kosmos1.model.configuration.eosTokenId, stops: ["\n"])
-            _ = try kosmos1.model.generate(try kosmos1.sequence(prompt: transcript, images: images), options: options, onToken: stream.add)
+            let sequence = try kosmos1.sequence(prompt: transcript, images: images)
+            let fitted = try fitToContext(options, promptLength: sequence.tokens.count, context: kosmos1.model.configuration.decoder.maxTargetPositions)
+            _ = try kosmos1.model.generate(sequence, options: fitted, onToken: stream.add)
         } else {
             return ""
         }

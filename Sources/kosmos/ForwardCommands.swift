@@ -10,7 +10,7 @@ import KosmosVision
 /// smaller one, is suspicious).
 func loadTokenizer(for model: KosmosModel, directory: URL, explicit: String?) throws -> Tokenizer {
     guard let url = explicit.map(URL.init(fileURLWithPath:)) ?? ModelDirectory.tokenizerFile(in: directory) else {
-        throw ValidationError("no tokenizer in \(directory.path); pass --tokenizer")
+        throw CommandError("no tokenizer in \(directory.path) (tokenizer.model or tokenizer.json); copy the model's tokenizer there or pass --tokenizer FILE")
     }
     let tokenizer = try TokenizerLoader.load(url)
     let modelVocabulary = model.configuration.vocabSize
@@ -154,6 +154,8 @@ struct Generate: ParsableCommand {
     @Flag(help: "Print one JSON object {ids, text} at the end instead of streaming text.")
     var json = false
 
+    func validate() throws { try validateBeams(beams) }
+
     func run() throws {
         var options = GenerationOptions()
         options.maxNewTokens = maxTokens
@@ -172,7 +174,8 @@ struct Generate: ParsableCommand {
         }
         let (kosmos, textTokenizer, images, tokens) = try input.loadKosmos()
         let stream = TextStream(tokenizer: textTokenizer, eos: kosmos.configuration.eosTokenId, stops: stop, quiet: json)
-        _ = try kosmos.generate(KosmosSequence(tokens: tokens, images: images), options: options, onToken: stream.add)
+        let fitted = try fitToContext(options, promptLength: tokens.count, context: kosmos.configuration.decoder.maxTargetPositions)
+        _ = try kosmos.generate(KosmosSequence(tokens: tokens, images: images), options: fitted, onToken: stream.add)
         stream.finish()
     }
 
@@ -195,12 +198,13 @@ struct Kosmos2Session {
 
     init(directory: URL, tokenizer explicit: String?) throws {
         model = try Kosmos2Model.load(directory: directory)
-        guard let url = explicit.map(URL.init(fileURLWithPath:)) ?? ModelDirectory.tokenizerFile(in: directory) else {
-            throw ValidationError("no tokenizer in \(directory.path); pass --tokenizer")
+        // tokenizer.json, else sentencepiece.bpe.model (read in Kosmos-2's layout).
+        guard let url = explicit.map(URL.init(fileURLWithPath:)) ?? TokenizerLoader.kosmos2TokenizerFile(in: directory) else {
+            throw CommandError("no tokenizer in \(directory.path) (tokenizer.json or sentencepiece.bpe.model); copy the model's tokenizer there or pass --tokenizer FILE")
         }
-        tokenizer = try TokenizerLoader.load(url)
+        tokenizer = try TokenizerLoader.loadKosmos2(url)
         guard let image = tokenizer.id(of: "<image>"), let unknown = tokenizer.specialIds.unk else {
-            throw ValidationError("\(url.lastPathComponent) has no <image> or <unk> token: not a Kosmos-2 tokenizer")
+            throw CommandError("\(url.lastPathComponent) has no <image> or <unk> token: not a Kosmos-2 tokenizer")
         }
         imageToken = image
         unknownToken = unknown
@@ -213,7 +217,8 @@ struct Kosmos2Session {
         let pixels = try images.load(URL(fileURLWithPath: image)).unsqueezed(0)
         var ids = tokenizer.encode(model.promptText(prompt.replacingOccurrences(of: "<image>", with: "")))
         let positions = try model.imageSlots(in: &ids, imageTokenId: imageToken, unknownTokenId: unknownToken)
-        return try model.generate(tokens: ids, imagePositions: positions, pixels: pixels, options: options, onToken: onToken)
+        let fitted = try fitToContext(options, promptLength: ids.count, context: model.configuration.text.maxPositionEmbeddings)
+        return try model.generate(tokens: ids, imagePositions: positions, pixels: pixels, options: fitted, onToken: onToken)
     }
 }
 
@@ -257,6 +262,13 @@ struct Ground: ParsableCommand {
     @Option(name: .customLong("max-tokens"), help: "Most new tokens.")
     var maxTokens = 64
 
+    @Option(help: "Also write the image with each phrase's boxes and label drawn (.png, or .jpg for JPEG).")
+    var draw: String?
+
+    func validate() throws {
+        if let draw { try validateDrawDestination(draw) }
+    }
+
     func run() throws {
         let session = try Kosmos2Session(directory: URL(fileURLWithPath: model), tokenizer: tokenizer)
         var options = GenerationOptions()
@@ -280,6 +292,7 @@ struct Ground: ParsableCommand {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         print(String(decoding: try encoder.encode(output), as: UTF8.self))
+        if let draw { try drawGrounding(output.entities.map { ($0.phrase, $0.pixelBoxes) }, on: size, to: draw) }
     }
 }
 
@@ -350,7 +363,9 @@ struct Captioner {
         }
         guard let kosmos1 else { return "" }
         let eos = kosmos1.model.configuration.eosTokenId
-        let ids = try kosmos1.model.generate(try kosmos1.sequence(prompt: "<image>" + prompt, images: [path]), options: options)
+        let sequence = try kosmos1.sequence(prompt: "<image>" + prompt, images: [path])
+        let fitted = try fitToContext(options, promptLength: sequence.tokens.count, context: kosmos1.model.configuration.decoder.maxTargetPositions)
+        let ids = try kosmos1.model.generate(sequence, options: fitted)
         return kosmos1.tokenizer.decode(ids.filter { $0 != eos })
     }
 }
@@ -381,6 +396,7 @@ struct Caption: ParsableCommand {
 
     func validate() throws {
         guard !images.isEmpty else { throw ValidationError("give at least one image") }
+        try validateBeams(beams)
     }
 
     func run() throws {

@@ -45,6 +45,11 @@ int kv_jpeg_encode(const unsigned char *pixels, int width, int height, int chann
                    unsigned char **outData, unsigned long *outSize, kv_image_info *info);
 void kv_free(void *pointer);
 
+// Encodes 8-bit RGB (channels 3) or greyscale (channels 1) as a non-interlaced PNG with libpng's
+// default compression. On KV_OK *outData is a malloc'ed buffer of *outSize bytes (free with kv_free).
+int kv_png_encode(const unsigned char *pixels, int width, int height, int channels,
+                  unsigned char **outData, size_t *outSize, kv_image_info *info);
+
 int kv_png_read_header(const unsigned char *data, size_t size, kv_image_info *info);
 int kv_png_decode(const unsigned char *data, size_t size, kv_image_info *info,
                   unsigned char *out, size_t outSize);

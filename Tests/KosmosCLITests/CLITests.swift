@@ -1,0 +1,451 @@
+import Foundation
+import XCTest
+import KosmosModels
+import KosmosTensor
+import KosmosTokenizers
+import KosmosVision
+
+/// Runs the built `kosmos` executable (next to the test bundle; `swift build --build-tests` builds
+/// it) on tiny model directories and checks its output against the library calls it stands for.
+///
+/// - Kosmos-1: a tiny configuration (vocabulary 902: the 900-piece SentencePiece fixture plus
+///   `<image>`, `</image>`; 64 positions) written in-test with `KosmosModel.save(directory:)`.
+/// - Kosmos-2: Tests/Fixtures/kosmos2_scripted, whose greedy output after "… of" is a known
+///   grounding (scripts/reference/kosmos2_scripted_reference.py), with the Kosmos-2 tokenizer
+///   fixture as tokenizer.json or as sentencepiece.bpe.model.
+final class CLITests: XCTestCase {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures")
+    static let image = fixtures.appendingPathComponent("images/inputs/rgb8_224x224.png")
+    static let secondImage = fixtures.appendingPathComponent("images/inputs/palette_63x41.png")
+    static let kosmos1Tokenizer = fixtures.appendingPathComponent("tokenizers/uni_nmt_nfkc.model")
+
+    static var root: URL!
+    static var kosmos1: URL!
+    static var kosmos2: URL!
+    static var kosmos2SentencePiece: URL!
+
+    static var executable: URL {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("kosmos")
+    }
+
+    static func kosmos1Configuration() -> KosmosConfiguration {
+        var c = KosmosConfiguration()
+        c.vocabSize = 902
+        c.decoder.vocabSize = 902
+        c.decoder.decoderEmbedDim = 32
+        c.decoder.decoderAttentionHeads = 4
+        c.decoder.decoderFfnEmbedDim = 64
+        c.decoder.decoderLayers = 2
+        c.decoder.xposRelPos = true
+        c.decoder.subln = true
+        c.decoder.paddingIdx = 0
+        c.decoder.maxTargetPositions = 64
+        c.vision.hiddenSize = 24
+        c.vision.intermediateSize = 48
+        c.vision.numHiddenLayers = 2
+        c.vision.numAttentionHeads = 4
+        c.vision.imageSize = 16
+        c.vision.patchSize = 8
+        c.resampler.dim = 24
+        c.resampler.depth = 1
+        c.resampler.dimHead = 6
+        c.resampler.heads = 4
+        c.resampler.numLatents = 4
+        c.resampler.numMediaEmbeds = 1
+        c.resampler.ffMult = 2
+        c.numImageTokens = 4
+        c.imageTokenId = 900
+        c.imageEndTokenId = 901
+        c.padTokenId = 0
+        c.bosTokenId = 1
+        c.eosTokenId = 2
+        return c
+    }
+
+    override class func setUp() {
+        super.setUp()
+        let fm = FileManager.default
+        root = fm.temporaryDirectory.appendingPathComponent("kosmos-cli-\(UUID().uuidString)")
+        kosmos1 = root.appendingPathComponent("kosmos1")
+        kosmos2 = root.appendingPathComponent("kosmos2")
+        kosmos2SentencePiece = root.appendingPathComponent("kosmos2-sp")
+        do {
+            let model = try KosmosModel(configuration: kosmos1Configuration(), generator: RandomGenerator(seed: 7))
+            try model.save(directory: kosmos1)
+            try fm.copyItem(at: kosmos1Tokenizer, to: kosmos1.appendingPathComponent("tokenizer.model"))
+            for (dir, tokenizer, name) in [(kosmos2!, "hf_kosmos2_bpe.tokenizer.json", "tokenizer.json"),
+                                           (kosmos2SentencePiece!, "bpe_nmt_nfkc.model", "sentencepiece.bpe.model")] {
+                try fm.createDirectory(at: dir, withIntermediateDirectories: true)
+                for file in ["config.json", "model.safetensors"] {
+                    try fm.copyItem(at: fixtures.appendingPathComponent("kosmos2_scripted/\(file)"), to: dir.appendingPathComponent(file))
+                }
+                try fm.copyItem(at: fixtures.appendingPathComponent("tokenizers/\(tokenizer)"), to: dir.appendingPathComponent(name))
+            }
+        } catch {
+            XCTFail("setting up the model directories: \(error)")
+        }
+    }
+
+    override class func tearDown() {
+        if let root { try? FileManager.default.removeItem(at: root) }
+        super.tearDown()
+    }
+
+    override func setUpWithError() throws {
+        guard FileManager.default.isExecutableFile(atPath: Self.executable.path) else {
+            throw XCTSkip("\(Self.executable.path) not built; run `swift build --build-tests` first")
+        }
+    }
+
+    struct Run {
+        let status: Int32
+        let stdout: String
+        let stderr: String
+    }
+
+    /// Runs `kosmos` with `arguments`, feeding `input` on stdin.
+    func kosmos(_ arguments: [String], input: String? = nil) throws -> Run {
+        let process = Process()
+        process.executableURL = Self.executable
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe(), stdin = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = stdin
+        try process.run()
+        if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
+        try stdin.fileHandleForWriting.close()
+        // Read both pipes while the process runs, so neither can fill up and block it.
+        final class Box: @unchecked Sendable { var data = Data() }
+        let errorData = Box()
+        let group = DispatchGroup()
+        group.enter()
+        DispatchQueue.global().async {
+            errorData.data = err.fileHandleForReading.readDataToEndOfFile()
+            group.leave()
+        }
+        let outputData = out.fileHandleForReading.readDataToEndOfFile()
+        group.wait()
+        process.waitUntilExit()
+        return Run(status: process.terminationStatus, stdout: String(decoding: outputData, as: UTF8.self),
+                   stderr: String(decoding: errorData.data, as: UTF8.self))
+    }
+
+    func succeed(_ arguments: [String], input: String? = nil, file: StaticString = #filePath, line: UInt = #line) throws -> Run {
+        let run = try kosmos(arguments, input: input)
+        XCTAssertEqual(run.status, 0, "kosmos \(arguments.joined(separator: " ")): \(run.stderr)", file: file, line: line)
+        return run
+    }
+
+    func jsonObject(_ text: String) throws -> [String: Any] {
+        try XCTUnwrap(JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any], text)
+    }
+
+    // MARK: - Kosmos-1
+
+    struct Kosmos1 {
+        let model: KosmosModel
+        let tokenizer: Tokenizer
+        let images: ImageInput
+
+        init(_ directory: URL) throws {
+            model = try KosmosModel.load(directory: directory)
+            tokenizer = try TokenizerLoader.load(directory.appendingPathComponent("tokenizer.model"))
+            images = try ImageInput(modelDirectory: directory, imageSize: model.configuration.vision.imageSize)
+        }
+
+        func sequence(_ prompt: String, _ paths: [URL]) throws -> KosmosSequence {
+            let loaded = try paths.map { try images.load($0) }
+            return KosmosSequence(tokens: try model.promptTokens(prompt, imageCount: loaded.count, encode: tokenizer.encode), images: loaded)
+        }
+
+        func text(_ ids: [Int]) -> String { tokenizer.decode(ids.filter { $0 != model.configuration.eosTokenId }) }
+    }
+
+    func testKosmos1GenerateJSONEqualsTheLibrary() throws {
+        let library = try Kosmos1(Self.kosmos1)
+        let cases: [([String], (inout GenerationOptions) -> Void)] = [
+            ([], { _ in }),
+            (["--temperature", "0.9", "--top-k", "20", "--top-p", "0.95", "--seed", "3"],
+             { $0.temperature = 0.9; $0.topK = 20; $0.topP = 0.95; $0.seed = 3 }),
+            (["--beams", "3"], { $0.numBeams = 3 }),
+            (["--repetition-penalty", "1.3", "--no-repeat-ngram-size", "2"], { $0.repetitionPenalty = 1.3; $0.noRepeatNgramSize = 2 }),
+        ]
+        for (flags, configure) in cases {
+            let run = try succeed(["generate", "--model", Self.kosmos1.path, "--image", Self.image.path,
+                                   "--prompt", "<image>An image of", "--max-tokens", "8", "--json"] + flags)
+            let output = try jsonObject(run.stdout)
+            var options = GenerationOptions()
+            options.maxNewTokens = 8
+            configure(&options)
+            let expected = try library.model.generate(try library.sequence("<image>An image of", [Self.image]), options: options)
+            XCTAssertEqual(output["ids"] as? [Int], expected, "\(flags)")
+            XCTAssertEqual(output["text"] as? String, library.text(expected), "\(flags)")
+            XCTAssertFalse(expected.isEmpty)
+        }
+    }
+
+    func testKosmos1GenerateStreamsTheLibrarysText() throws {
+        let library = try Kosmos1(Self.kosmos1)
+        let run = try succeed(["generate", "--model", Self.kosmos1.path, "--image", Self.image.path, "--image", Self.secondImage.path,
+                               "--prompt", "<image> and <image> show", "--max-tokens", "10"])
+        var options = GenerationOptions()
+        options.maxNewTokens = 10
+        let ids = try library.model.generate(try library.sequence("<image> and <image> show", [Self.image, Self.secondImage]), options: options)
+        XCTAssertEqual(run.stdout, library.text(ids) + "\n")
+    }
+
+    func testKosmos1CaptionEqualsTheLibrary() throws {
+        let library = try Kosmos1(Self.kosmos1)
+        let run = try succeed(["caption", "--model", Self.kosmos1.path, Self.image.path, Self.secondImage.path, "--max-tokens", "6"])
+        var options = GenerationOptions()
+        options.numBeams = 5
+        options.maxNewTokens = 6
+        var expected = ""
+        for image in [Self.image, Self.secondImage] {
+            let ids = try library.model.generate(try library.sequence("<image>An image of", [image]), options: options)
+            expected += "\(image.path)\tAn image of \(library.text(ids).trimmingCharacters(in: .whitespaces))\n"
+        }
+        XCTAssertEqual(run.stdout, expected)
+    }
+
+    /// The reply `kosmos chat` streams: greedy, cut at (and stopped by) the first newline.
+    func chatReply(_ generate: ((Int) -> Bool) throws -> Void, decode: @escaping ([Int]) -> String, eos: Int?) rethrows -> String {
+        var ids: [Int] = [], text = ""
+        try generate { id in
+            ids.append(id)
+            text = decode(ids.filter { $0 != eos })
+            if let cut = text.range(of: "\n") { text = String(text[..<cut.lowerBound]); return false }
+            return true
+        }
+        return text
+    }
+
+    func testKosmos1ChatEqualsTheLibrary() throws {
+        let library = try Kosmos1(Self.kosmos1)
+        let input = "hello there\n/image \(Self.image.path)\nwhat is this\n/reset\nhi again\n/quit\n"
+        let run = try succeed(["chat", "--model", Self.kosmos1.path, "--max-tokens", "5"], input: input)
+        var options = GenerationOptions()
+        options.maxNewTokens = 5
+        func reply(_ transcript: String, _ images: [URL]) throws -> String {
+            let sequence = try library.sequence(transcript, images)
+            return try chatReply({ try library.model.generate(sequence, options: options, onToken: $0) },
+                                 decode: library.tokenizer.decode, eos: library.model.configuration.eosTokenId)
+        }
+        let first = try reply("hello there\n", [])
+        let second = try reply("hello there\n" + first + "\n<image>what is this\n", [Self.image])
+        let third = try reply("hi again\n", [])
+        let expected = "kosmos chat — /image PATH, /reset, /quit\n"
+            + "> " + first + "\n"
+            + "> (image attached to your next message)\n"
+            + "> " + second + "\n"
+            + "> (conversation cleared)\n"
+            + "> " + third + "\n"
+            + "> "
+        XCTAssertEqual(run.stdout, expected)
+    }
+
+    // MARK: - Kosmos-2
+
+    struct Kosmos2 {
+        let model: Kosmos2Model
+        let tokenizer: Tokenizer
+        let images: ImageInput
+
+        init(_ directory: URL) throws {
+            model = try Kosmos2Model.load(directory: directory)
+            tokenizer = try TokenizerLoader.loadKosmos2(try XCTUnwrap(TokenizerLoader.kosmos2TokenizerFile(in: directory)))
+            images = try ImageInput(modelDirectory: directory, imageSize: model.configuration.vision.imageSize)
+        }
+
+        func generate(_ image: URL, _ prompt: String, _ options: GenerationOptions, onToken: (Int) -> Bool = { _ in true }) throws -> [Int] {
+            let pixels = try images.load(image).unsqueezed(0)
+            var ids = tokenizer.encode(model.promptText(prompt))
+            let positions = try model.imageSlots(in: &ids, imageTokenId: tokenizer.id(of: "<image>")!, unknownTokenId: tokenizer.specialIds.unk!)
+            return try model.generate(tokens: ids, imagePositions: positions, pixels: pixels, options: options, onToken: onToken)
+        }
+
+        func text(_ ids: [Int]) -> String { tokenizer.decode(ids.filter { $0 != model.configuration.text.eosTokenId }) }
+    }
+
+    struct ScriptedExpectation: Decodable {
+        struct Entity: Decodable { let phrase: String; let start: Int; let end: Int; let boxes: [[Double]] }
+        let ids: [Int]
+        let decoded: String
+        let text: String
+        let entities: [Entity]
+    }
+
+    func scripted() throws -> ScriptedExpectation {
+        try JSONDecoder().decode(ScriptedExpectation.self,
+                                 from: Data(contentsOf: Self.fixtures.appendingPathComponent("kosmos2_scripted_expected.json")))
+    }
+
+    /// Both tokenizer routes: the same ids from the CLI, equal to transformers' generate() and to the library.
+    func testKosmos2GenerateJSONEqualsTransformersAndTheLibrary() throws {
+        let expected = try scripted()
+        for directory in [Self.kosmos2!, Self.kosmos2SentencePiece!] {
+            let run = try succeed(["generate", "--model", directory.path, "--image", Self.image.path,
+                                   "--prompt", "<grounding> An image of", "--max-tokens", "20", "--json"])
+            let output = try jsonObject(run.stdout)
+            XCTAssertEqual(output["ids"] as? [Int], expected.ids, directory.lastPathComponent)
+            let library = try Kosmos2(directory)
+            var options = GenerationOptions()
+            options.maxNewTokens = 20
+            let ids = try library.generate(Self.image, "<grounding> An image of", options)
+            XCTAssertEqual(ids, expected.ids)
+            XCTAssertEqual(output["text"] as? String, library.text(ids))
+            XCTAssertEqual(library.text(ids), expected.decoded)
+        }
+    }
+
+    func testKosmos2GroundPrintsTransformersEntities() throws {
+        let expected = try scripted()
+        let run = try succeed(["ground", "--model", Self.kosmos2SentencePiece.path, Self.image.path])
+        let output = try jsonObject(run.stdout)
+        XCTAssertEqual(output["text"] as? String, expected.text)
+        let entities = try XCTUnwrap(output["entities"] as? [[String: Any]])
+        XCTAssertEqual(entities.count, expected.entities.count)
+        XCTAssertEqual(expected.entities.first?.boxes.count, 2)
+        let size = try ImageDecoder.decode(contentsOf: Self.image)
+        for (got, want) in zip(entities, expected.entities) {
+            XCTAssertEqual(got["phrase"] as? String, want.phrase)
+            XCTAssertEqual(got["start"] as? Int, want.start)
+            XCTAssertEqual(got["end"] as? Int, want.end)
+            XCTAssertEqual(got["boxes"] as? [[Double]], want.boxes)
+            XCTAssertEqual(got["pixelBoxes"] as? [[Int]], want.boxes.map { b in
+                [Int((b[0] * Double(size.width)).rounded()), Int((b[1] * Double(size.height)).rounded()),
+                 Int((b[2] * Double(size.width)).rounded()), Int((b[3] * Double(size.height)).rounded())]
+            })
+        }
+    }
+
+    func testKosmos2GroundDrawsTheBoxes() throws {
+        let expected = try scripted()
+        for name in ["grounded.png", "grounded.jpg"] {
+            let out = Self.root.appendingPathComponent(name)
+            let run = try succeed(["ground", "--model", Self.kosmos2.path, Self.image.path, "--draw", out.path])
+            XCTAssertTrue(run.stderr.contains("drawn → \(out.path)"), run.stderr)
+            let drawn = try ImageDecoder.decode(contentsOf: out)
+            let original = try ImageDecoder.decode(contentsOf: Self.image)
+            XCTAssertEqual(drawn.width, original.width)
+            XCTAssertEqual(drawn.height, original.height)
+            guard name.hasSuffix(".png") else { continue }  // JPEG is lossy: size checked only
+            let boxes = expected.entities.map { entity in
+                LabeledBoxes(label: entity.phrase, boxes: entity.boxes.map { b in
+                    PixelBox(x1: Int((b[0] * 224).rounded()), y1: Int((b[1] * 224).rounded()),
+                             x2: Int((b[2] * 224).rounded()), y2: Int((b[3] * 224).rounded()))
+                })
+            }
+            XCTAssertEqual(drawn, BoxDrawing.draw(boxes, on: original))
+            XCTAssertNotEqual(drawn, original)
+            // The first box's top-left corner carries its colour; the centre of the image keeps its own.
+            let first = boxes[0].boxes[0]
+            let o = (first.y1 * 224 + first.x1) * 3
+            XCTAssertEqual(Array(drawn.pixels[o..<(o + 3)]), [BoxDrawing.palette[0].r, BoxDrawing.palette[0].g, BoxDrawing.palette[0].b])
+        }
+    }
+
+    /// With tokenizer.json and with only sentencepiece.bpe.model.
+    func testKosmos2CaptionAndChatEqualTheLibrary() throws {
+        for directory in [Self.kosmos2!, Self.kosmos2SentencePiece!] { try captionAndChat(directory) }
+    }
+
+    func captionAndChat(_ directory: URL) throws {
+        let library = try Kosmos2(directory)
+        let caption = try succeed(["caption", "--model", directory.path, Self.image.path])
+        var options = GenerationOptions()
+        options.numBeams = 5
+        options.maxNewTokens = 30
+        let ids = try library.generate(Self.image, "An image of", options)
+        let text = Grounding.postProcess(library.text(ids)).text.trimmingCharacters(in: .whitespaces)
+        XCTAssertEqual(text, "dog")
+        XCTAssertEqual(caption.stdout, "\(Self.image.path)\tAn image of \(text)\n")
+
+        let input = "hello\n/image \(Self.image.path)\n<grounding> An image of\n/reset\n/quit\n"
+        let chat = try succeed(["chat", "--model", directory.path, "--max-tokens", "6"], input: input)
+        var chatOptions = GenerationOptions()
+        chatOptions.maxNewTokens = 6
+        let reply = try chatReply({ _ = try library.generate(Self.image, "<grounding> An image of\n", chatOptions, onToken: $0) },
+                                  decode: library.tokenizer.decode, eos: library.model.configuration.text.eosTokenId)
+        let expected = "kosmos chat — /image PATH, /reset, /quit\n"
+            + "> error: Kosmos-2 needs an image first: /image PATH\n"
+            + "> (image attached to your next message)\n"
+            + "> " + reply + "\n"
+            + "> (conversation cleared)\n"
+            + "> "
+        XCTAssertEqual(chat.stdout, expected)
+    }
+
+    // MARK: - Bad inputs
+
+    func assertFails(_ arguments: [String], saying phrases: [String], file: StaticString = #filePath, line: UInt = #line) throws {
+        let run = try kosmos(arguments)
+        XCTAssertNotEqual(run.status, 0, "kosmos \(arguments.joined(separator: " ")) succeeded: \(run.stdout)", file: file, line: line)
+        for phrase in phrases {
+            XCTAssertTrue(run.stderr.contains(phrase), "kosmos \(arguments.joined(separator: " ")): \(run.stderr.debugDescription) lacks \(phrase.debugDescription)",
+                          file: file, line: line)
+        }
+        XCTAssertFalse(run.stderr.contains("Fatal error"), run.stderr, file: file, line: line)
+    }
+
+    func testMissingModelFilesAreNamedWithWhatToDo() throws {
+        let fm = FileManager.default
+        let noWeights = Self.root.appendingPathComponent("no-weights")
+        let noTokenizer = Self.root.appendingPathComponent("no-tokenizer")
+        let noTokenizer2 = Self.root.appendingPathComponent("no-tokenizer-2")
+        for (dir, source, files) in [(noWeights, Self.kosmos1!, ["config.json", "tokenizer.model"]),
+                                     (noTokenizer, Self.kosmos1!, ["config.json", "model.safetensors"]),
+                                     (noTokenizer2, Self.kosmos2!, ["config.json", "model.safetensors"])] {
+            try fm.createDirectory(at: dir, withIntermediateDirectories: true)
+            for file in files { try fm.copyItem(at: source.appendingPathComponent(file), to: dir.appendingPathComponent(file)) }
+        }
+        try assertFails(["generate", "--model", noWeights.path, "--prompt", "hi"],
+                        saying: ["model.safetensors: not found", "check the path"])
+        try assertFails(["caption", "--model", Self.root.appendingPathComponent("nowhere").path, Self.image.path],
+                        saying: ["config.json: not found", "check the path"])
+        try assertFails(["generate", "--model", noTokenizer.path, "--prompt", "hi"],
+                        saying: ["no tokenizer in", "pass --tokenizer"])
+        try assertFails(["ground", "--model", noTokenizer2.path, Self.image.path],
+                        saying: ["no tokenizer in", "sentencepiece.bpe.model", "pass --tokenizer"])
+    }
+
+    func testImagesThatDoNotDecodeAreNamed() throws {
+        let notImage = Self.fixtures.appendingPathComponent("images/bad/notimage.txt").path
+        let truncated = Self.fixtures.appendingPathComponent("images/bad/truncated.png").path
+        try assertFails(["generate", "--model", Self.kosmos1.path, "--image", notImage, "--prompt", "<image>x"],
+                        saying: ["notimage.txt", "not a JPEG or PNG", "convert it"])
+        try assertFails(["ground", "--model", Self.kosmos2.path, truncated], saying: ["truncated.png", "truncated", "re-download"])
+        try assertFails(["caption", "--model", Self.kosmos2.path, Self.root.appendingPathComponent("missing.jpg").path],
+                        saying: ["missing.jpg: no such file"])
+    }
+
+    func testPromptsLongerThanTheContextAreRefused() throws {
+        let long = String(repeating: "the quick brown fox ", count: 40)
+        try assertFails(["generate", "--model", Self.kosmos1.path, "--prompt", long], saying: ["model's context is 64 positions", "shorten the prompt"])
+        try assertFails(["generate", "--model", Self.kosmos2.path, "--image", Self.image.path, "--prompt", long],
+                        saying: ["model's context is 96 positions", "shorten the prompt"])
+        // A prompt that fits but leaves less room than --max-tokens: generation is cut to the context.
+        let run = try succeed(["generate", "--model", Self.kosmos1.path, "--prompt", "hello", "--max-tokens", "500", "--json"])
+        XCTAssertTrue(run.stderr.contains("--max-tokens 500 lowered to"), run.stderr)
+        let library = try Kosmos1(Self.kosmos1)
+        let prompt = try library.sequence("hello", []).tokens.count
+        var options = GenerationOptions()
+        options.maxNewTokens = 64 - prompt
+        let expected = try library.model.generate(try library.sequence("hello", []), options: options)
+        XCTAssertEqual(try jsonObject(run.stdout)["ids"] as? [Int], expected)
+    }
+
+    func testBeamCountsOutsideTheLimitAreRefused() throws {
+        try assertFails(["generate", "--model", Self.kosmos1.path, "--prompt", "hi", "--beams", "65"], saying: ["--beams 65", "1 to 64"])
+        try assertFails(["caption", "--model", Self.kosmos2.path, Self.image.path, "--beams", "0"], saying: ["--beams 0", "1 to 64"])
+    }
+
+    func testBadDrawDestinationsAreRefusedBeforeTheModelRuns() throws {
+        try assertFails(["ground", "--model", Self.kosmos2.path, Self.image.path, "--draw", Self.root.appendingPathComponent("no/dir/out.png").path],
+                        saying: ["--draw", "does not exist", "create it or choose another path"])
+        try assertFails(["ground", "--model", Self.kosmos2.path, Self.image.path, "--draw", Self.root.appendingPathComponent("out.gif").path],
+                        saying: ["name the output .png or .jpg"])
+    }
+}
