@@ -9,6 +9,7 @@ public enum TrainingError: Error, CustomStringConvertible, LocalizedError {
     case checkpointRead(path: String, reason: String)
     case resumeMismatch(path: String, fields: [String])
     case noCheckpoint(directory: String)
+    case runExists(directory: String, step: Int)
     case data(String)
     case diverged(step: Int, loss: Double)
 
@@ -23,6 +24,8 @@ public enum TrainingError: Error, CustomStringConvertible, LocalizedError {
             return "\(path) was trained with different \(fields.joined(separator: ", ")) settings; resume with the configuration it saved (training_config.json there) or start a new run directory"
         case let .noCheckpoint(directory):
             return "--resume: no complete checkpoint in \(directory) (a folder step-NNNNNNNN with a COMPLETE marker)"
+        case let .runExists(directory, step):
+            return "\(directory) already holds a run (newest checkpoint: step \(step)); pass --resume to continue it, or set checkpoint.directory to a new folder"
         case let .data(s):
             return s
         case let .diverged(step, loss):

@@ -56,6 +56,9 @@ public final class Trainer {
             let differences = c.resumeIncompatibilities(with: savedConfig)
             guard differences.isEmpty else { throw TrainingError.resumeMismatch(path: newest.url.path, fields: differences) }
             state = try Trainer.readJSON(newest.url.appendingPathComponent("trainer_state.json"))
+        } else if let existing = store.newest {
+            // Starting over in a folder with checkpoints would interleave two runs' files.
+            throw TrainingError.runExists(directory: store.directory.path, step: existing.step)
         }
         resumedFrom = checkpoint
 

@@ -82,7 +82,7 @@ public enum SyntheticShapes {
                      caption: caption, questions: questions)
     }
 
-    /// A near-white background whose red falls off downwards and green rightwards (by up to 64
+    /// A near-white background whose red falls off downwards and green rightwards (by up to 128
     /// levels), so every patch of an image shows where it is. A vision tower trained from scratch
     /// then binds "circle" to "top" within a patch, as it binds "circle" to "red"; on a plain white
     /// background the demo's tower learned colours and shapes perfectly within 1,500 steps but
@@ -90,11 +90,11 @@ public enum SyntheticShapes {
     static func background(width: Int, height: Int) -> [UInt8] {
         var pixels = [UInt8](repeating: 255, count: width * height * 3)
         for y in 0..<height {
-            let red = UInt8(255 - (64 * y) / max(1, height - 1))
+            let red = UInt8(255 - (128 * y) / max(1, height - 1))
             for x in 0..<width {
                 let o = (y * width + x) * 3
                 pixels[o] = red
-                pixels[o + 1] = UInt8(255 - (64 * x) / max(1, width - 1))
+                pixels[o + 1] = UInt8(255 - (128 * x) / max(1, width - 1))
             }
         }
         return pixels

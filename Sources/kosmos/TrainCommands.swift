@@ -84,6 +84,9 @@ struct EvalShapes: ParsableCommand {
     @Option(help: "Write the accuracy and every caption to this JSON file.")
     var out: String?
 
+    @Option(name: .customLong("save-images"), help: "Write the shown scenes as PNG files into this folder (to try with kosmos caption).")
+    var saveImages: String?
+
     func validate() throws {
         guard count >= 1 else { throw ValidationError("--count must be at least 1") }
         guard beams >= 1 else { throw ValidationError("--beams must be at least 1") }
@@ -106,6 +109,11 @@ struct EvalShapes: ParsableCommand {
             let ids = try session.model.generate(KosmosSequence(tokens: promptTokens, images: [pixels]), options: options)
             let predicted = session.tokenizer.decode(ids.filter { $0 != eos }).trimmingCharacters(in: .whitespaces)
             rows.append(Row(seed: seed &+ UInt64(i), truth: scene.caption, predicted: predicted, correct: predicted == scene.caption))
+            if let saveImages, i < show {
+                let folder = URL(fileURLWithPath: saveImages)
+                try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+                try ImageWriter.write(scene.image, to: folder.appendingPathComponent("scene-\(seed &+ UInt64(i)).png"))
+            }
         }
         let seconds = Date().timeIntervalSince(start)
         let correct = rows.filter(\.correct).count

@@ -41,6 +41,9 @@ final class ResumeTests: XCTestCase {
             XCTAssertTrue("\(e)".contains("no complete checkpoint"), "\(e)")
         }
         try Trainer(configuration: c, resume: false).run(stopAfter: 2)
+        XCTAssertThrowsError(try Trainer(configuration: c, resume: false)) { e in
+            XCTAssertTrue("\(e)".contains("already holds a run (newest checkpoint: step 2); pass --resume"), "\(e)")
+        }
         c.optimizer.lr = 1e-2
         XCTAssertThrowsError(try Trainer(configuration: c, resume: true)) { e in
             XCTAssertTrue("\(e)".contains("different optimizer settings"), "\(e)")
