@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Layering follows shared/DESIGN.md: arrows only point down
-// (CBLAS <- KosmosTensor <- KosmosNN <- KosmosModels <- kosmos).
+// (CBLAS <- KosmosTensor <- KosmosNN <- KosmosModels <- KosmosTraining / KosmosServer <- kosmos).
 //
 // KosmosTensor and KosmosNN stay in Swift 5 language mode: their kernels hand raw pointers to
 // `DispatchQueue.concurrentPerform` workers and keep process-wide settings (grad mode, thread
@@ -18,10 +18,14 @@ let package = Package(
         .library(name: "KosmosModels", targets: ["KosmosModels"]),
         .library(name: "KosmosEval", targets: ["KosmosEval"]),
         .library(name: "KosmosTraining", targets: ["KosmosTraining"]),
+        .library(name: "KosmosServer", targets: ["KosmosServer"]),
         .executable(name: "kosmos", targets: ["kosmos"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // The HTTP server (KosmosServer) and its request log.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // OpenBLAS on Linux (Debian: libopenblas-dev). On macOS the code uses Accelerate instead.
@@ -72,6 +76,18 @@ let package = Package(
         ),
         // Caption and VQA metrics equal to pycocoevalcap and the official VQA evaluation; Foundation only.
         .target(name: "KosmosEval"),
+        // The OpenAI-compatible HTTP server (`kosmos serve`): one scheduler loop owns the model and
+        // batches decoding steps across requests. Swift 5 mode: the model types it drives are
+        // non-Sendable classes from Swift 5 targets, confined to the scheduler's thread.
+        .target(
+            name: "KosmosServer",
+            dependencies: [
+                "KosmosModels", "KosmosTensor", "KosmosTokenizers", "KosmosVision",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: [.swiftLanguageMode(.v5)]
+        ),
         .executableTarget(
             name: "kosmos",
             dependencies: [
@@ -83,6 +99,7 @@ let package = Package(
                 "KosmosData",
                 "KosmosEval",
                 "KosmosTraining",
+                "KosmosServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -120,6 +137,11 @@ let package = Package(
         .testTarget(
             name: "KosmosCLITests",
             dependencies: ["KosmosModels", "KosmosTensor", "KosmosTokenizers", "KosmosVision"],
+            swiftSettings: [.swiftLanguageMode(.v5)]
+        ),
+        .testTarget(
+            name: "KosmosServerTests",
+            dependencies: ["KosmosServer", "KosmosModels", "KosmosTensor", "KosmosTokenizers"],
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
         .testTarget(

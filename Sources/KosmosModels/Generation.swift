@@ -296,3 +296,165 @@ extension KosmosModel {
         }
     }
 }
+
+/// Sequences decoded together, one token each per step, in one decoder pass (`MagnetoDecoder.step`):
+/// every member has its own KV cache, sampler and options; a member joins after its prompt is
+/// prefilled on its own, and leaves the batch when it finishes (EOS, its token limit, the model's
+/// context, or `finish(_:)`), so members can come and go between steps (continuous batching).
+/// Each member's tokens equal what `runGeneration` picks for it alone. Not thread-safe: one owner
+/// drives it, as it drives the model.
+public final class DecodingBatch {
+    public enum FinishReason: String, Sendable {
+        /// The model produced its end-of-sequence token.
+        case endOfSequence = "stop"
+        /// `maxNewTokens` new tokens, or the model's context is full.
+        case length
+        /// The owner ended it (`finish(_:)`): a stop string, a cancelled request.
+        case stopped
+    }
+
+    public final class Member {
+        public let promptLength: Int
+        public let options: GenerationOptions
+        /// New token ids so far (EOS included when it ended the sequence).
+        public fileprivate(set) var generated: [Int] = []
+        /// Set when the member has left the batch.
+        public fileprivate(set) var finishReason: FinishReason?
+        public var isFinished: Bool { finishReason != nil }
+        /// Whatever the owner wants to keep with the sequence (a request, an index).
+        public var userInfo: Any?
+        let sampler: TokenSampler
+        let cache: DecoderCache
+        fileprivate var history: [Int]
+
+        init(prompt: [Int], options: GenerationOptions, cache: DecoderCache) {
+            promptLength = prompt.count
+            self.options = options
+            sampler = TokenSampler(options: options)
+            history = prompt
+            self.cache = cache
+        }
+
+        /// The positions the member's cache holds.
+        public var cachedLength: Int { cache.length }
+    }
+
+    public let decoder: MagnetoDecoder
+    public let eos: Int?
+    /// Members still decoding, in the order they joined.
+    public private(set) var running: [Member] = []
+
+    public init(decoder: MagnetoDecoder, eos: Int?) {
+        self.decoder = decoder
+        self.eos = eos
+    }
+
+    /// Prefills `prompt` on its own into a fresh cache (`prefill` returns logits [1, length, vocab]
+    /// for it, as `runGeneration`'s prefill does), picks the first new token, and adds the sequence
+    /// to the batch unless that already finished it. Beam search is not batched (numBeams must be 1).
+    @discardableResult
+    public func add(prompt: [Int], options: GenerationOptions, prefill: (DecoderCache) throws -> Tensor) throws -> Member {
+        try options.validate()
+        guard options.numBeams == 1 else {
+            throw ModelError.invalidInput("beam search is not batched; generate with several beams one prompt at a time")
+        }
+        let member = Member(prompt: prompt, options: options, cache: decoder.makeCache())
+        guard options.maxNewTokens > 0 else {
+            member.finishReason = .length
+            return member
+        }
+        let logits = try withoutGrad { try prefill(member.cache) }
+        guard logits.rank == 3, logits.shape[0] == 1, logits.shape[1] >= 1 else {
+            throw ModelError.invalidInput("prefill returned logits of shape \(logits.shape); expected [1, length, vocab]")
+        }
+        accept(member, logits: logits.narrowed(axis: 1, start: logits.shape[1] - 1, length: 1).scalars)
+        if !member.isFinished { running.append(member) }
+        return member
+    }
+
+    /// Ends a member now; it leaves the batch before the next step.
+    public func finish(_ member: Member, reason: FinishReason = .stopped) {
+        guard !member.isFinished else { return }
+        member.finishReason = reason
+        running.removeAll { $0 === member }
+    }
+
+    /// One decoder pass over every running member: each gets its next token (the last of its
+    /// `generated`). Returns the members stepped; those that finished have left `running`.
+    @discardableResult
+    public func step() throws -> [Member] {
+        // A member whose cache is at the model's context cannot take one more position.
+        for member in running where member.cache.length >= decoder.configuration.maxTargetPositions {
+            finish(member, reason: .length)
+        }
+        let members = running
+        guard !members.isEmpty else { return [] }
+        let logits = try withoutGrad {
+            try decoder.step(tokens: members.map { $0.generated[$0.generated.count - 1] }, caches: members.map(\.cache))
+        }
+        let vocabulary = logits.shape[1]
+        let scalars = logits.scalars
+        for (i, member) in members.enumerated() {
+            accept(member, logits: Array(scalars[(i * vocabulary)..<((i + 1) * vocabulary)]))
+            if member.isFinished { running.removeAll { $0 === member } }
+        }
+        return members
+    }
+
+    /// Picks the member's next token from its logits row, as `runGeneration` does.
+    private func accept(_ member: Member, logits row: [Float]) {
+        let next = member.sampler.next(logits: row, history: member.history)
+        member.generated.append(next)
+        member.history.append(next)
+        if member.options.stopAtEOS, next == eos {
+            member.finishReason = .endOfSequence
+        } else if member.generated.count >= member.options.maxNewTokens {
+            member.finishReason = .length
+        }
+    }
+}
+
+/// Generates for several prompts at once: each prompt is prefilled alone (`prefill(i, cache)`
+/// returns logits [1, length, vocab] for prompt i), then all advance together, one batched
+/// decoder step per token. `onToken(i, id)` sees each new id of prompt i and returns false to stop
+/// that prompt. Beam search runs one prompt at a time. Returns the new ids per prompt, in order.
+func runBatchedGeneration(prompts: [[Int]], eos: Int?, options: GenerationOptions, decoder: MagnetoDecoder,
+                          onToken: (Int, Int) -> Bool,
+                          prefill: (Int, DecoderCache) throws -> Tensor) throws -> [[Int]] {
+    try options.validate()
+    if options.numBeams > 1 {
+        return try prompts.indices.map { i in
+            try runGeneration(prompt: prompts[i], eos: eos, options: options, onToken: { onToken(i, $0) },
+                              makeCache: decoder.makeCache, prefill: { try prefill(i, $0) },
+                              step: { next, cache in try decoder(tokens: [next], batch: 1, length: 1, cache: cache) })
+        }
+    }
+    let batch = DecodingBatch(decoder: decoder, eos: eos)
+    var members: [DecodingBatch.Member] = []
+    for (i, prompt) in prompts.enumerated() {
+        let member = try batch.add(prompt: prompt, options: options) { try prefill(i, $0) }
+        member.userInfo = i
+        members.append(member)
+        if let id = member.generated.last, !onToken(i, id) { batch.finish(member) }
+    }
+    while !batch.running.isEmpty {
+        for member in try batch.step() {
+            guard let i = member.userInfo as? Int, let id = member.generated.last else { continue }
+            if !onToken(i, id) { batch.finish(member) }
+        }
+    }
+    return members.map(\.generated)
+}
+
+extension KosmosModel {
+    /// Generates for several sequences together (see `runBatchedGeneration`): each is prefilled
+    /// (its images encoded) alone, then all decode in one batched step per token. The result for
+    /// each sequence equals `generate(_:options:onToken:)` on it alone.
+    public func generate(_ sequences: [KosmosSequence], options: GenerationOptions = GenerationOptions(),
+                         onToken: (Int, Int) -> Bool = { _, _ in true }) throws -> [[Int]] {
+        let batches = try sequences.map { try makeBatch([$0]) }
+        return try runBatchedGeneration(prompts: sequences.map(\.tokens), eos: configuration.eosTokenId, options: options,
+                                        decoder: decoder, onToken: onToken,
+                                        prefill: { i, cache in try logits(batches[i], cache: cache) })
+    }
+}

@@ -252,3 +252,32 @@ public final class Kosmos2Model: Module {
                           step: { next, cache in try textModel(tokens: [next], batch: 1, length: 1, cache: cache) })
     }
 }
+
+/// One Kosmos-2 generation input: token ids whose `imagePositions` take the image's embeddings.
+public struct Kosmos2Prompt {
+    public var tokens: [Int]
+    public var imagePositions: [Int]
+    /// [1, 3, size, size], or nil for text only.
+    public var pixels: Tensor?
+
+    public init(tokens: [Int], imagePositions: [Int], pixels: Tensor?) {
+        self.tokens = tokens
+        self.imagePositions = imagePositions
+        self.pixels = pixels
+    }
+}
+
+extension Kosmos2Model {
+    /// Generates for several prompts together: each is prefilled alone, then all decode in one
+    /// batched decoder step per token (beam search: one prompt at a time). Each result equals
+    /// `generate(tokens:imagePositions:pixels:options:onToken:)` on that prompt alone.
+    public func generate(_ prompts: [Kosmos2Prompt], options: GenerationOptions = GenerationOptions(),
+                         onToken: (Int, Int) -> Bool = { _, _ in true }) throws -> [[Int]] {
+        try runBatchedGeneration(prompts: prompts.map(\.tokens), eos: configuration.text.eosTokenId, options: options,
+                                 decoder: textModel, onToken: onToken,
+                                 prefill: { i, cache in
+                                     try logits(tokens: prompts[i].tokens, imagePositions: prompts[i].imagePositions,
+                                                pixels: prompts[i].pixels, cache: cache)
+                                 })
+    }
+}

@@ -112,13 +112,40 @@ public final class MagnetoSelfAttention: Module {
     /// `keyPadding` has batch × (all key positions) flags.
     public func callAsFunction(_ x: Tensor, keyPadding: [Bool]? = nil, cache: LayerKVCache? = nil) -> Tensor {
         let batch = x.shape[0], length = x.shape[1], dim = x.shape[2]
+        // The reference scales q before xPos and the product (q *= head_dim^-0.5).
+        let attention = attend(query: qProj(x).scaled(by: Foundation.pow(Float(headDim), -0.5)), key: kProj(x), value: vProj(x),
+                               keyPadding: keyPadding, cache: cache)
+        return output(attention.reshaped([batch, length, dim]))
+    }
+
+    /// One new position for each of n independent sequences: row i of x [n, 1, dim] continues the
+    /// sequence whose keys and values are in `caches[i]` (each of its own length). The projections
+    /// run once over all n rows; attention runs per sequence against its own cache, with xPos
+    /// centred on that sequence's length. Each cache grows by one position.
+    public func step(_ x: Tensor, caches: [LayerKVCache]) -> Tensor {
+        let n = x.shape[0], dim = x.shape[2]
+        precondition(x.shape[1] == 1 && caches.count == n, "step takes one position per sequence and one cache per row")
+        let queries = qProj(x).scaled(by: Foundation.pow(Float(headDim), -0.5)), keys = kProj(x), values = vProj(x)
+        var rows: [Tensor] = []
+        rows.reserveCapacity(n)
+        for (i, cache) in caches.enumerated() {
+            func row(_ t: Tensor) -> Tensor { n == 1 ? t : t.narrowed(axis: 0, start: i, length: 1) }
+            rows.append(attend(query: row(queries), key: row(keys), value: row(values), keyPadding: nil, cache: cache))
+        }
+        let attention = n == 1 ? rows[0] : Tensor.concatenate(rows, axis: 0)
+        return output(attention.reshaped([n, 1, dim]))
+    }
+
+    /// Attention of projected (and scaled) queries over keys and values [batch, length, dim], the
+    /// cached positions first; returns the heads merged [batch, length, dim] before sub-LN.
+    func attend(query: Tensor, key: Tensor, value: Tensor, keyPadding: [Bool]?, cache: LayerKVCache?) -> Tensor {
+        let batch = query.shape[0], length = query.shape[1], dim = query.shape[2]
         func splitHeads(_ t: Tensor) -> Tensor {
             t.reshaped([batch, length, heads, headDim]).permuted([0, 2, 1, 3])
         }
-        // The reference scales q before xPos and the product (q *= head_dim^-0.5).
-        var q = splitHeads(qProj(x).scaled(by: Foundation.pow(Float(headDim), -0.5)))
-        var k = splitHeads(kProj(x))
-        var v = splitHeads(vProj(x))
+        var q = splitHeads(query)
+        var k = splitHeads(key)
+        var v = splitHeads(value)
         if let cache {
             if let pastKeys = cache.keys, let pastValues = cache.values {
                 k = Tensor.concatenate([pastKeys, k], axis: 2)
@@ -139,9 +166,12 @@ public final class MagnetoSelfAttention: Module {
         if isTraining && attentionDropout > 0 {
             probabilities = probabilities.dropout(probability: attentionDropout, generator: generator)
         }
-        var attention = Tensor.matmul(probabilities, v).permuted([0, 2, 1, 3]).reshaped([batch, length, dim])
-        if let innerAttnLn { attention = innerAttnLn(attention) }
-        return outProj(attention)
+        return Tensor.matmul(probabilities, v).permuted([0, 2, 1, 3]).reshaped([batch, length, dim])
+    }
+
+    /// Sub-LN over the merged heads, then out_proj.
+    func output(_ attention: Tensor) -> Tensor {
+        outProj(innerAttnLn.map { $0(attention) } ?? attention)
     }
 }
 
@@ -201,10 +231,19 @@ public final class MagnetoDecoderLayer: Module {
     }
 
     public func callAsFunction(_ input: Tensor, keyPadding: [Bool]? = nil, cache: LayerKVCache? = nil) -> Tensor {
+        forward(input) { selfAttn($0, keyPadding: keyPadding, cache: cache) }
+    }
+
+    /// One new position for each of n independent sequences (x [n, 1, dim]), see `MagnetoSelfAttention.step`.
+    public func step(_ input: Tensor, caches: [LayerKVCache]) -> Tensor {
+        forward(input) { selfAttn.step($0, caches: caches) }
+    }
+
+    func forward(_ input: Tensor, attention: (Tensor) -> Tensor) -> Tensor {
         var x = input
         var residual = x
         if normalizeBefore { x = selfAttnLayerNorm(x) }
-        x = residual + dropout(selfAttn(x, keyPadding: keyPadding, cache: cache))
+        x = residual + dropout(attention(x))
         if !normalizeBefore { x = selfAttnLayerNorm(x) }
         residual = x
         if normalizeBefore { x = finalLayerNorm(x) }
@@ -353,6 +392,49 @@ public final class MagnetoDecoder: Module {
                                keyPadding: [Bool]? = nil, cache: DecoderCache? = nil) throws -> Tensor {
         outputProjection(try features(tokens: tokens, batch: batch, length: length,
                                       tokenEmbeddings: tokenEmbeddings, keyPadding: keyPadding, cache: cache))
+    }
+
+    /// Advances n independent sequences by one token each in one pass: `tokens[i]` is appended to
+    /// the sequence cached in `caches[i]` (every cache of its own length, each a distinct object).
+    /// The linear layers (projections, FFN, output projection) run as one product over the n rows,
+    /// so the weights are read once per step for all sequences; attention runs per sequence against
+    /// its own cache, with its own position offset. Returns logits [n, vocab]; each cache grows by one.
+    public func step(tokens: [Int], caches: [DecoderCache]) throws -> Tensor {
+        let n = tokens.count
+        guard n > 0 else { throw ModelError.invalidInput("a decoding step over no sequences") }
+        guard caches.count == n else { throw ModelError.invalidInput("\(n) tokens for \(caches.count) caches") }
+        guard Set(caches.map(ObjectIdentifier.init)).count == n else {
+            throw ModelError.invalidInput("the same cache appears twice in one decoding step")
+        }
+        for cache in caches {
+            if cache.layers.count != layers.count {
+                throw ModelError.invalidInput("a cache for \(cache.layers.count) layers used with a \(layers.count)-layer decoder")
+            }
+            if cache.length + 1 > configuration.maxTargetPositions {
+                throw ModelError.sequenceTooLong(length: cache.length + 1, maximum: configuration.maxTargetPositions)
+            }
+        }
+        let d = configuration.decoderEmbedDim
+        var x = try embedTokens(tokens, shape: [n, 1])
+        if embedScale != 1 { x = x.scaled(by: embedScale) }
+        let offsets = caches.map(\.length)
+        switch configuration.absolutePositions {
+        case .none:
+            break
+        case .learned:
+            if let embedPositions {
+                // Checked above: length + 1 ≤ max_target_positions, and the table has 2 more rows.
+                x = x + embedPositions.weight.gatherRows(offsets.map { $0 + 2 }, indexShape: [n, 1])
+            }
+        case .sinusoidal:
+            x = x + Tensor.concatenate(offsets.map { sinusoidalPositions(length: 1, offset: $0) }, axis: 0).reshaped([n, 1, d])
+        }
+        if let layernormEmbedding { x = layernormEmbedding(x) }
+        x = dropout(x)
+        for (i, layer) in layers.items.enumerated() { x = layer.step(x, caches: caches.map { $0.layers[i] }) }
+        if let layerNorm { x = layerNorm(x) }
+        for cache in caches { cache.length += 1 }
+        return outputProjection(x).reshaped([n, configuration.vocabSize])
     }
 
     /// An empty cache for this decoder.

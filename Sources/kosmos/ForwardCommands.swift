@@ -25,8 +25,8 @@ struct PromptOptions: ParsableArguments {
     @Option(help: "Model directory (Kosmos-1; `generate` also takes Kosmos-2).")
     var model: String
 
-    @Option(help: "Prompt text; <image> marks each image's place.")
-    var prompt: String
+    @Option(help: "Prompt text; <image> marks each image's place. `generate` takes several (repeat --prompt): they are decoded together, batched.")
+    var prompt: [String]
 
     @Option(help: "Image file (JPEG or PNG); repeat for several.")
     var image: [String] = []
@@ -36,11 +36,36 @@ struct PromptOptions: ParsableArguments {
 
     var directory: URL { URL(fileURLWithPath: model) }
 
-    /// Loads the Kosmos-1 model, its tokenizer and the images, and builds the prompt's token ids.
+    /// The one prompt of a command that takes one.
+    var singlePrompt: String { prompt.first ?? "" }
+
+    func validate() throws {
+        guard !prompt.isEmpty else { throw ValidationError("give a --prompt") }
+    }
+
+    /// Loads the Kosmos-1 model, its tokenizer and the images, and builds the (first) prompt's token ids.
     func loadKosmos() throws -> (model: KosmosModel, tokenizer: Tokenizer, images: [Tensor], tokens: [Int]) {
         let session = try KosmosSession(directory: directory, tokenizer: tokenizer)
-        let sequence = try session.sequence(prompt: prompt, images: image)
+        let sequence = try session.sequence(prompt: singlePrompt, images: image)
         return (session.model, session.tokenizer, sequence.images, sequence.tokens)
+    }
+
+    /// The images of each prompt: the `<image>` markers of all prompts take the --image files in order.
+    func imagesPerPrompt() throws -> [[String]] {
+        var remaining = image[...]
+        var result: [[String]] = []
+        for text in prompt {
+            let markers = text.components(separatedBy: "<image>").count - 1
+            guard remaining.count >= markers else {
+                throw ValidationError("the prompts have more <image> markers than the \(image.count) --image file(s)")
+            }
+            result.append(Array(remaining.prefix(markers)))
+            remaining = remaining.dropFirst(markers)
+        }
+        guard remaining.isEmpty else {
+            throw ValidationError("\(image.count) --image file(s) for \(image.count - remaining.count) <image> marker(s) in the prompts")
+        }
+        return result
     }
 }
 
@@ -55,10 +80,14 @@ struct Forward: ParsableCommand {
     @Option(help: "Output .safetensors file.")
     var out: String
 
+    func validate() throws {
+        guard input.prompt.count == 1 else { throw ValidationError("forward takes one --prompt") }
+    }
+
     func run() throws {
         let (kosmos, _, images, tokens) = try input.loadKosmos()
         let batch = try kosmos.makeBatch([KosmosSequence(tokens: tokens, images: images)])
-        var writer = SafeTensorsWriter(metadata: ["prompt": input.prompt, "model": input.directory.lastPathComponent])
+        var writer = SafeTensorsWriter(metadata: ["prompt": input.singlePrompt, "model": input.directory.lastPathComponent])
         var keep: [Tensor] = []
         try withoutGrad {
             var embeds: Tensor? = nil
@@ -151,7 +180,7 @@ struct Generate: ParsableCommand {
     @Option(help: "Stop when the generated text contains this string (repeat for several); it is cut off.")
     var stop: [String] = []
 
-    @Flag(help: "Print one JSON object {ids, text} at the end instead of streaming text.")
+    @Flag(help: "Print one JSON object {ids, text} at the end instead of streaming text (an array of them for several prompts).")
     var json = false
 
     func validate() throws { try validateBeams(beams) }
@@ -172,6 +201,16 @@ struct Generate: ParsableCommand {
             try runKosmos2(directory: input.directory, options: options)
             return
         }
+        if input.prompt.count > 1 {
+            let session = try KosmosSession(directory: input.directory, tokenizer: input.tokenizer)
+            let sequences = try zip(input.prompt, try input.imagesPerPrompt()).map { try session.sequence(prompt: $0, images: $1) }
+            let streams = sequences.map { _ in
+                TextStream(tokenizer: session.tokenizer, eos: session.model.configuration.eosTokenId, stops: stop, quiet: true)
+            }
+            _ = try session.model.generate(sequences, options: options) { i, id in streams[i].add(id) }
+            TextStream.finish(streams, json: json)
+            return
+        }
         let (kosmos, textTokenizer, images, tokens) = try input.loadKosmos()
         let stream = TextStream(tokenizer: textTokenizer, eos: kosmos.configuration.eosTokenId, stops: stop, quiet: json)
         let fitted = try fitToContext(options, promptLength: tokens.count, context: kosmos.configuration.decoder.maxTargetPositions)
@@ -179,11 +218,25 @@ struct Generate: ParsableCommand {
         stream.finish()
     }
 
+    /// Kosmos-2 takes one image per prompt: one --image for all prompts, or one per prompt.
     func runKosmos2(directory: URL, options: GenerationOptions) throws {
-        guard input.image.count == 1 else { throw ValidationError("Kosmos-2 takes exactly one --image") }
+        let prompts = input.prompt
+        guard input.image.count == 1 || input.image.count == prompts.count else {
+            throw ValidationError("Kosmos-2 takes exactly one --image (or one per --prompt)")
+        }
         let session = try Kosmos2Session(directory: directory, tokenizer: input.tokenizer)
-        let stream = TextStream(tokenizer: session.tokenizer, eos: session.model.configuration.text.eosTokenId, stops: stop, quiet: json)
-        _ = try session.generate(image: input.image[0], prompt: input.prompt, options: options, onToken: stream.add)
+        let eos = session.model.configuration.text.eosTokenId
+        if prompts.count > 1 {
+            let inputs = try prompts.indices.map { i in
+                try session.prompt(image: input.image[input.image.count == 1 ? 0 : i], text: prompts[i])
+            }
+            let streams = prompts.map { _ in TextStream(tokenizer: session.tokenizer, eos: eos, stops: stop, quiet: true) }
+            _ = try session.model.generate(inputs, options: options) { i, id in streams[i].add(id) }
+            TextStream.finish(streams, json: json)
+            return
+        }
+        let stream = TextStream(tokenizer: session.tokenizer, eos: eos, stops: stop, quiet: json)
+        _ = try session.generate(image: input.image[0], prompt: prompts[0], options: options, onToken: stream.add)
         stream.finish()
     }
 }
@@ -214,11 +267,18 @@ struct Kosmos2Session {
     /// Generates for one image and a prompt built as Kosmos2Processor builds it
     /// (`<s><image>` + 64 image slots + `</image>` + text, e.g. "<grounding> An image of"), tokenized whole.
     func generate(image: String, prompt: String, options: GenerationOptions, onToken: (Int) -> Bool = { _ in true }) throws -> [Int] {
+        let input = try self.prompt(image: image, text: prompt)
+        let fitted = try fitToContext(options, promptLength: input.tokens.count, context: model.configuration.text.maxPositionEmbeddings)
+        return try model.generate(tokens: input.tokens, imagePositions: input.imagePositions, pixels: input.pixels,
+                                  options: fitted, onToken: onToken)
+    }
+
+    /// The model input for one image file and a prompt.
+    func prompt(image: String, text: String) throws -> Kosmos2Prompt {
         let pixels = try images.load(URL(fileURLWithPath: image)).unsqueezed(0)
-        var ids = tokenizer.encode(model.promptText(prompt.replacingOccurrences(of: "<image>", with: "")))
+        var ids = tokenizer.encode(model.promptText(text.replacingOccurrences(of: "<image>", with: "")))
         let positions = try model.imageSlots(in: &ids, imageTokenId: imageToken, unknownTokenId: unknownToken)
-        let fitted = try fitToContext(options, promptLength: ids.count, context: model.configuration.text.maxPositionEmbeddings)
-        return try model.generate(tokens: ids, imagePositions: positions, pixels: pixels, options: fitted, onToken: onToken)
+        return Kosmos2Prompt(tokens: ids, imagePositions: positions, pixels: pixels)
     }
 }
 
@@ -329,6 +389,21 @@ final class TextStream {
             fflush(nil)
         }
         return !stopped
+    }
+
+    /// Prints the finished texts of several prompts in order: one line each (newlines inside a
+    /// text escaped as \\n), or with `json` one array of {ids, text} objects.
+    static func finish(_ streams: [TextStream], json: Bool) {
+        if json {
+            struct Output: Encodable { let ids: [Int]; let text: String }
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            if let data = try? encoder.encode(streams.map { Output(ids: $0.ids, text: $0.text) }) {
+                print(String(decoding: data, as: UTF8.self))
+            }
+        } else {
+            for stream in streams { print(stream.text.replacingOccurrences(of: "\n", with: "\\n")) }
+        }
     }
 
     func finish() {

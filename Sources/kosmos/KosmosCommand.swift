@@ -3,19 +3,19 @@ import Foundation
 import KosmosTensor
 
 @main
-struct Kosmos: ParsableCommand {
+struct Kosmos: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kosmos",
         abstract: "Train and run Kosmos multimodal language models in Swift.",
         version: "0.1.0",
-        subcommands: [Init.self, Info.self, Forward.self, Generate.self, Caption.self, Ground.self, Chat.self, EncodeImage.self, Tokenize.self, Detokenize.self, Train.self, Plot.self, Bench.self, DataCommand.self, Eval.self]
+        subcommands: [Init.self, Info.self, Forward.self, Generate.self, Caption.self, Ground.self, Chat.self, Serve.self, EncodeImage.self, Tokenize.self, Detokenize.self, Train.self, Plot.self, Bench.self, DataCommand.self, Eval.self]
     )
 }
 
-struct Bench: ParsableCommand {
+struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure the speed of the engine's building blocks.",
-        subcommands: [Gemm.self, Kernels.self, ModelBench.self, GenerateBench.self, DataBenchmark.self, TokenizeBenchmark.self]
+        subcommands: [Gemm.self, Kernels.self, ModelBench.self, GenerateBench.self, ServeBench.self, DataBenchmark.self, TokenizeBenchmark.self]
     )
 }
 

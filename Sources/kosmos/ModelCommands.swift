@@ -140,7 +140,45 @@ struct GenerateBench: ParsableCommand {
     @Option(help: "Timed runs (after one warm-up).")
     var repeats: Int = 1
 
+    @Option(help: "Batch sizes, comma-separated (e.g. 1,4,16): time the batched decoding step (MagnetoDecoder.step) over that many sequences at once instead.")
+    var batch: String?
+
+    @Option(help: "Decoder for --batch: small (12 layers × 768, vocab 32k) or kosmos-1 (1.3B).")
+    var size = "small"
+
+    @Option(help: "Timed decoding steps per run with --batch.")
+    var steps = 32
+
+    func validate() throws {
+        if let batch {
+            let sizes = batch.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard !sizes.isEmpty, sizes.allSatisfy({ ($0 ?? 0) >= 1 && ($0 ?? 0) <= 256 }) else {
+                throw ValidationError("--batch takes sizes from 1 to 256, comma-separated, e.g. 1,4,16")
+            }
+        }
+        guard ["small", "kosmos-1"].contains(size) else { throw ValidationError("--size is small or kosmos-1") }
+        guard steps >= 1 && steps <= 1024 else { throw ValidationError("--steps must be between 1 and 1024") }
+    }
+
     func run() throws {
+        if let batch {
+            var c = ModelBenchmark.smallDecoderConfiguration()
+            if size == "kosmos-1", let preset = KosmosConfiguration.preset(named: "kosmos-1") {
+                c = preset.decoder
+                c.dropout = 0
+            }
+            print("decoder: \(c.decoderLayers) layers × \(c.decoderEmbedDim), vocab \(c.vocabSize); kernel threads \(Parallel.threadCount), BLAS threads \(BLAS.threadCount)")
+            var first: Double?
+            for size in batch.split(separator: ",").compactMap({ Int($0.trimmingCharacters(in: .whitespaces)) }) {
+                let result = try ModelBenchmark.batchedDecoding(batch: size, configuration: c, steps: steps, repeats: Swift.max(1, repeats))
+                let tokensPerSecond = Double(size * steps) / result.best
+                if first == nil { first = tokensPerSecond }
+                print(String(format: "%@, %.2f× the tokens/s of the first batch size", result.note as NSString,
+                             tokensPerSecond / (first ?? tokensPerSecond)))
+                fflush(nil)
+            }
+            return
+        }
         let result = try ModelBenchmark.generation(repeats: Swift.max(1, repeats))
         print(String(format: "%@: best %.3f s, %@", result.name as NSString, result.best, result.note as NSString))
     }

@@ -1,0 +1,276 @@
+import Foundation
+import KosmosModels
+import KosmosTensor
+import Logging
+
+/// What a generation request hears from the scheduler, in order: text deltas, then one
+/// `finished` (or one `failed`).
+public enum GenerationEvent: Sendable {
+    case text(String)
+    case finished(Completion)
+    case failed(APIError)
+}
+
+/// The end of a generation.
+public struct Completion: Sendable {
+    /// OpenAI's finish_reason: "stop" (EOS or a stop string) or "length".
+    public let finishReason: String
+    public let text: String
+    public let entities: [GroundedEntity]?
+    public let promptTokens: Int
+    public let completionTokens: Int
+    public let tokenIds: [Int]
+}
+
+/// One request in the scheduler: its prompt and options, where its events go, and whether it was
+/// cancelled (client gone, stream closed). `cancel()` may be called from any thread.
+public final class GenerationJob: @unchecked Sendable {
+    let prompt: ServedModel.Prompt
+    let options: GenerationOptions
+    let stops: [String]
+    let grounding: Bool
+    let deadline: UInt64
+    let continuation: AsyncStream<GenerationEvent>.Continuation
+    private let lock = NSLock()
+    private var cancelled = false
+    // Scheduler thread only:
+    var member: DecodingBatch.Member?
+    var emitted = ""
+
+    init(prompt: ServedModel.Prompt, options: GenerationOptions, stops: [String], grounding: Bool, timeout: Double,
+         continuation: AsyncStream<GenerationEvent>.Continuation) {
+        self.prompt = prompt
+        self.options = options
+        self.stops = stops.filter { !$0.isEmpty }
+        self.grounding = grounding
+        deadline = DispatchTime.now().uptimeNanoseconds + UInt64(max(0, timeout) * 1e9)
+        self.continuation = continuation
+    }
+
+    public func cancel() {
+        lock.lock()
+        cancelled = true
+        lock.unlock()
+    }
+
+    public var isCancelled: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return cancelled
+    }
+
+    var isExpired: Bool { DispatchTime.now().uptimeNanoseconds > deadline }
+}
+
+/// Counters a test or `bench serve` can read.
+public struct SchedulerStatistics: Sendable {
+    public var completed = 0
+    public var cancelled = 0
+    public var failed = 0
+    public var steps = 0
+    /// Sum over steps of the sequences in the step (mean batch = batchedTokens / steps).
+    public var batchedTokens = 0
+    public var largestBatch = 0
+}
+
+/// The continuous-batching loop. One thread owns the model: it admits queued requests between
+/// steps (each prompt prefilled on its own), then advances every running request by one token in
+/// one batched decoder step (`DecodingBatch`), streams each request's new text, and lets finished,
+/// cancelled or timed-out requests leave. The waiting queue is bounded: `submit` refuses with 429
+/// when it is full.
+public final class Scheduler: @unchecked Sendable {
+    public let model: ServedModel
+    public let maxBatch: Int
+    public let queueCapacity: Int
+    let logger: Logger
+    private let condition = NSCondition()
+    private var waiting: [GenerationJob] = []
+    private var stopping = false
+    private var thread: Thread?
+    private var statistics = SchedulerStatistics()
+    private let batch: DecodingBatch
+
+    public init(model: ServedModel, maxBatch: Int = 16, queueCapacity: Int = 64, logger: Logger = Logger(label: "kosmos.scheduler")) {
+        self.model = model
+        self.maxBatch = max(1, maxBatch)
+        self.queueCapacity = max(0, queueCapacity)
+        self.logger = logger
+        batch = DecodingBatch(decoder: model.decoder, eos: model.eos)
+    }
+
+    public func start() {
+        condition.lock()
+        defer { condition.unlock() }
+        guard thread == nil else { return }
+        let thread = Thread { [self] in loop() }
+        thread.name = "kosmos-scheduler"
+        thread.stackSize = 8 << 20
+        self.thread = thread
+        thread.start()
+    }
+
+    /// Stops the loop; waiting and running requests fail with 503.
+    public func stop() {
+        condition.lock()
+        stopping = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    public var stats: SchedulerStatistics {
+        condition.lock()
+        defer { condition.unlock() }
+        return statistics
+    }
+
+    /// Queues a request. Throws 429 when the queue is full, 503 when stopping.
+    public func submit(prompt: ServedModel.Prompt, options: GenerationOptions, stops: [String] = [], grounding: Bool = false,
+                       timeout: Double) throws -> (GenerationJob, AsyncStream<GenerationEvent>) {
+        let (stream, continuation) = AsyncStream<GenerationEvent>.makeStream(bufferingPolicy: .unbounded)
+        let job = GenerationJob(prompt: prompt, options: options, stops: stops, grounding: grounding, timeout: timeout,
+                                continuation: continuation)
+        // A consumer that stops listening (its task cancelled) cancels the generation.
+        continuation.onTermination = { [weak job] termination in
+            if case .cancelled = termination { job?.cancel() }
+        }
+        condition.lock()
+        defer { condition.unlock() }
+        guard !stopping else { throw APIError(status: 503, message: "the server is shutting down", type: "server_error") }
+        guard waiting.count < queueCapacity else {
+            throw APIError(status: 429, message: "the request queue is full (\(queueCapacity) waiting); retry later",
+                           type: "rate_limit_error", code: "queue_full")
+        }
+        waiting.append(job)
+        condition.signal()
+        return (job, stream)
+    }
+
+    private func loop() {
+        while true {
+            condition.lock()
+            while !stopping && waiting.isEmpty && batch.running.isEmpty { condition.wait() }
+            if stopping {
+                let pending = waiting
+                waiting = []
+                condition.unlock()
+                let shutdown = APIError(status: 503, message: "the server is shutting down", type: "server_error")
+                for job in pending { fail(job, shutdown) }
+                for member in batch.running {
+                    batch.finish(member)
+                    if let job = member.userInfo as? GenerationJob { fail(job, shutdown) }
+                }
+                return
+            }
+            let room = maxBatch - batch.running.count
+            let admitted = Array(waiting.prefix(max(0, room)))
+            waiting.removeFirst(admitted.count)
+            condition.unlock()
+            for job in admitted { admit(job) }
+            step()
+        }
+    }
+
+    /// Prefills a job alone and adds it to the batch (its first token comes from the prefill).
+    private func admit(_ job: GenerationJob) {
+        if job.isCancelled { return cancelled(job) }
+        if job.isExpired { return fail(job, Self.timeout) }
+        do {
+            let member = try batch.add(prompt: job.prompt.tokens, options: job.options) { cache in
+                try model.prefill(job.prompt, cache: cache)
+            }
+            member.userInfo = job
+            job.member = member
+            deliver(job)
+        } catch let error as APIError {
+            fail(job, error)
+        } catch {
+            fail(job, APIError(status: 400, message: "\(error)"))
+        }
+    }
+
+    private func step() {
+        guard !batch.running.isEmpty else { return }
+        let size = batch.running.count
+        do {
+            let members = try batch.step()
+            condition.lock()
+            statistics.steps += 1
+            statistics.batchedTokens += size
+            statistics.largestBatch = max(statistics.largestBatch, size)
+            condition.unlock()
+            for member in members {
+                if let job = member.userInfo as? GenerationJob { deliver(job) }
+            }
+        } catch {
+            logger.error("decoding step failed: \(error)")
+            for member in batch.running {
+                batch.finish(member)
+                if let job = member.userInfo as? GenerationJob { fail(job, APIError(status: 500, message: "\(error)", type: "server_error")) }
+            }
+        }
+    }
+
+    static let timeout = APIError(status: 504, message: "the request timed out", type: "timeout_error", code: "timeout")
+
+    /// Sends a job's new text after its latest token, applies stop strings, and finishes it when
+    /// its member finished, the client went away, or its time ran out.
+    private func deliver(_ job: GenerationJob) {
+        guard let member = job.member else { return }
+        if job.isCancelled {
+            batch.finish(member)
+            return cancelled(job)
+        }
+        var (text, entities) = model.text(of: member.generated, grounding: job.grounding)
+        var stopped = false
+        if let cut = job.stops.compactMap({ text.range(of: $0)?.lowerBound }).min() {
+            text = String(text[..<cut])
+            stopped = true
+            batch.finish(member)
+        }
+        if !member.isFinished && job.isExpired {
+            batch.finish(member)
+            return fail(job, Self.timeout)
+        }
+        if member.isFinished {
+            if text.hasPrefix(job.emitted), text.count > job.emitted.count {
+                job.continuation.yield(.text(String(text.dropFirst(job.emitted.count))))
+            }
+            let reason = stopped || member.finishReason == .endOfSequence ? "stop" : "length"
+            job.continuation.yield(.finished(Completion(finishReason: reason, text: text, entities: entities,
+                                                        promptTokens: job.prompt.tokens.count,
+                                                        completionTokens: member.generated.count, tokenIds: member.generated)))
+            job.continuation.finish()
+            count(\.completed)
+            return
+        }
+        // Hold back what may still change: an unfinished UTF-8 sequence (decoded as U+FFFD) and
+        // a tail that could be the start of a stop string.
+        var safe = text
+        while safe.last == "\u{FFFD}" { safe.removeLast() }
+        let holdBack = job.stops.map { stop in
+            (1..<max(1, stop.count)).reversed().first { safe.hasSuffix(String(stop.prefix($0))) } ?? 0
+        }.max() ?? 0
+        safe.removeLast(min(holdBack, safe.count))
+        if safe.hasPrefix(job.emitted), safe.count > job.emitted.count {
+            job.continuation.yield(.text(String(safe.dropFirst(job.emitted.count))))
+            job.emitted = safe
+        }
+    }
+
+    private func fail(_ job: GenerationJob, _ error: APIError) {
+        job.continuation.yield(.failed(error))
+        job.continuation.finish()
+        count(\.failed)
+    }
+
+    private func cancelled(_ job: GenerationJob) {
+        job.continuation.finish()
+        count(\.cancelled)
+    }
+
+    private func count(_ field: WritableKeyPath<SchedulerStatistics, Int>) {
+        condition.lock()
+        statistics[keyPath: field] += 1
+        condition.unlock()
+    }
+}

@@ -1,0 +1,171 @@
+import ArgumentParser
+import Foundation
+import KosmosServer
+import Logging
+
+/// `kosmos serve`: the OpenAI-compatible HTTP server (docs/server.md).
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve a Kosmos-1 or Kosmos-2 model over HTTP with the OpenAI chat-completions API.",
+        discussion: "POST /v1/chat/completions, POST /v1/completions, GET /v1/models, GET /health. Binds to 127.0.0.1 unless --host says otherwise. See docs/server.md."
+    )
+
+    @Option(help: "Model directory (Kosmos-1 or Kosmos-2).")
+    var model: String
+
+    @Option(help: "Tokenizer file (default: the one in the model directory).")
+    var tokenizer: String?
+
+    @Option(help: "The model id clients name (default: the directory's name).")
+    var name: String?
+
+    @Option(help: "Address to bind.")
+    var host = "127.0.0.1"
+
+    @Option(help: "Port (0: any free port).")
+    var port = 8080
+
+    @Option(name: .customLong("api-key"), help: "Require `Authorization: Bearer KEY` on /v1 routes.")
+    var apiKey: String?
+
+    @Flag(name: .customLong("allow-local-files"), help: "Accept image_url values that are local file paths.")
+    var allowLocalFiles = false
+
+    @Flag(name: .customLong("allow-remote-images"), help: "Fetch http(s) image URLs.")
+    var allowRemoteImages = false
+
+    @Option(name: .customLong("max-body-bytes"), help: "Largest request body.")
+    var maxBodyBytes = 20 * 1024 * 1024
+
+    @Option(name: .customLong("max-image-pixels"), help: "Largest image (width × height).")
+    var maxImagePixels = 16_000_000
+
+    @Option(name: .customLong("max-prompt-tokens"), help: "Longest prompt in tokens.")
+    var maxPromptTokens = 4096
+
+    @Option(name: .customLong("max-tokens-ceiling"), help: "Largest max_tokens a request may ask for.")
+    var maxTokensCeiling = 2048
+
+    @Option(name: .customLong("default-max-tokens"), help: "max_tokens when a request does not say.")
+    var defaultMaxTokens = 256
+
+    @Option(name: .customLong("max-batch"), help: "Sequences decoded together per step.")
+    var maxBatch = 16
+
+    @Option(name: .customLong("queue-size"), help: "Requests waiting for the batch before 429.")
+    var queueSize = 64
+
+    @Option(help: "Seconds a request may take.")
+    var timeout: Double = 300
+
+    func validate() throws {
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
+        for (name, value) in [("--max-body-bytes", maxBodyBytes), ("--max-image-pixels", maxImagePixels), ("--max-prompt-tokens", maxPromptTokens),
+                              ("--max-tokens-ceiling", maxTokensCeiling), ("--default-max-tokens", defaultMaxTokens), ("--max-batch", maxBatch)]
+        where value < 1 {
+            throw ValidationError("\(name) must be at least 1")
+        }
+        guard queueSize >= 0 else { throw ValidationError("--queue-size must not be negative") }
+        guard timeout > 0 else { throw ValidationError("--timeout must be positive") }
+        guard defaultMaxTokens <= maxTokensCeiling else { throw ValidationError("--default-max-tokens exceeds --max-tokens-ceiling") }
+    }
+
+    var serverOptions: ServerOptions {
+        var o = ServerOptions()
+        o.host = host
+        o.port = port
+        o.apiKey = apiKey
+        o.allowLocalFiles = allowLocalFiles
+        o.allowRemoteImages = allowRemoteImages
+        o.maxBodyBytes = maxBodyBytes
+        o.maxImagePixels = maxImagePixels
+        o.maxPromptTokens = maxPromptTokens
+        o.maxTokensCeiling = maxTokensCeiling
+        o.defaultMaxTokens = defaultMaxTokens
+        o.maxBatch = maxBatch
+        o.queueCapacity = queueSize
+        o.requestTimeout = timeout
+        return o
+    }
+
+    func run() async throws {
+        let options = serverOptions
+        var logger = Logger(label: "kosmos.serve")
+        logger.logLevel = .info
+        let served = try ServedModel(directory: URL(fileURLWithPath: model), tokenizer: tokenizer.map(URL.init(fileURLWithPath:)),
+                                     name: name, maxImagePixels: options.maxImagePixels)
+        let scheduler = Scheduler(model: served, maxBatch: options.maxBatch, queueCapacity: options.queueCapacity, logger: logger)
+        let server = KosmosHTTPServer(scheduler: scheduler, options: options, logger: logger)
+        let host = options.host, name = served.name
+        try await server.run(handleSignals: true) { port in
+            print("serving \(name) on http://\(host):\(port)/v1")
+            fflush(nil)
+        }
+    }
+}
+
+/// `kosmos bench serve`: requests/s and latency through the HTTP server over loopback.
+struct ServeBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Requests/s and p50/p99 latency of `kosmos serve` at several client concurrencies (loopback, bounded).",
+        discussion: "Starts the server in-process on 127.0.0.1 (a free port), then for each concurrency sends --requests chat completions (greedy, ignore_eos, --max-tokens each), and once more at the highest concurrency with --max-batch 1 (one request at a time) for the batching speed-up."
+    )
+
+    @Option(help: "Model directory (e.g. made by `kosmos init --preset kosmos-tiny --tokenizer FILE`).")
+    var model: String
+
+    @Option(help: "Tokenizer file (default: the one in the model directory).")
+    var tokenizer: String?
+
+    @Option(help: "Client concurrencies, comma-separated.")
+    var clients = "1,4,16"
+
+    @Option(help: "Requests per concurrency level.")
+    var requests = 32
+
+    @Option(name: .customLong("max-tokens"), help: "New tokens per request.")
+    var maxTokens = 32
+
+    @Option(help: "Stop issuing requests at a level after this many seconds.")
+    var duration: Double = 120
+
+    func validate() throws {
+        let levels = clients.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !levels.isEmpty, levels.allSatisfy({ ($0 ?? 0) >= 1 && ($0 ?? 0) <= 64 }) else {
+            throw ValidationError("--clients takes concurrencies from 1 to 64, comma-separated")
+        }
+        guard requests >= 1 && requests <= 10_000 else { throw ValidationError("--requests must be 1...10000") }
+        guard maxTokens >= 1 && maxTokens <= 1024 else { throw ValidationError("--max-tokens must be 1...1024") }
+        guard duration > 0 && duration <= 3600 else { throw ValidationError("--duration must be in (0, 3600]") }
+    }
+
+    func run() async throws {
+        let levels = clients.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        var logger = Logger(label: "kosmos.bench")
+        logger.logLevel = .warning
+        var options = ServerOptions()
+        options.port = 0
+        options.maxBatch = max(16, levels.max() ?? 16)
+        options.queueCapacity = 1024
+        let served = try ServedModel(directory: URL(fileURLWithPath: model), tokenizer: tokenizer.map(URL.init(fileURLWithPath:)),
+                                     maxImagePixels: options.maxImagePixels)
+        print("model \(served.name): decoder \(served.decoder.configuration.decoderLayers) layers × \(served.decoder.configuration.decoderEmbedDim), vocab \(served.decoder.configuration.vocabSize); \(requests) requests per level, \(maxTokens) new tokens each")
+        var batched: [Int: ServeBenchmark.Result] = [:]
+        for batch in [options.maxBatch, 1] {
+            options.maxBatch = batch
+            let result = try await ServeBenchmark.measure(model: served, options: options, logger: logger,
+                                                          levels: batch == 1 ? [levels.max() ?? 1] : levels,
+                                                          requests: requests, maxTokens: maxTokens, duration: duration)
+            for r in result {
+                print(String(format: "max batch %2d, %2d clients: %6.2f req/s, %7.1f tokens/s, p50 %.3f s, p99 %.3f s (%d ok, %d failed, mean batch %.1f)",
+                             batch, r.clients, r.requestsPerSecond, r.tokensPerSecond, r.p50, r.p99, r.completed, r.failed, r.meanBatch))
+                fflush(nil)
+                if batch != 1 { batched[r.clients] = r } else if let b = batched[r.clients] {
+                    print(String(format: "batching speed-up at %d clients: %.2f× the req/s of one request at a time", r.clients,
+                                 b.requestsPerSecond / max(r.requestsPerSecond, 1e-9)))
+                }
+            }
+        }
+    }
+}

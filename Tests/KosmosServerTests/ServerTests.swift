@@ -1,0 +1,360 @@
+import Foundation
+import XCTest
+import KosmosModels
+import KosmosTensor
+import KosmosTokenizers
+import KosmosVision
+import Logging
+@testable import KosmosServer
+
+/// The server over real HTTP on loopback, with a tiny random Kosmos-1 model written to a temporary
+/// directory (config.json, model.safetensors, a SentencePiece tokenizer from the fixtures).
+final class ServerTests: XCTestCase {
+    static let modelName = "kosmos-test"
+    nonisolated(unsafe) static var shared: (port: Int, server: KosmosHTTPServer, task: Task<Void, Error>, directory: URL)?
+
+    static func fixtures() -> URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures")
+    }
+
+    /// A tiny Kosmos-1 directory: vocabulary = the tokenizer's + <image>, </image>.
+    static func makeModelDirectory() throws -> URL {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kosmos-server-test-\(UUID().uuidString)")
+        let tokenizerFile = fixtures().appendingPathComponent("tokenizers/uni_nmt_nfkc.model")
+        let tokenizer = try TokenizerLoader.load(tokenizerFile)
+        let v = tokenizer.vocabularySize
+        var c = KosmosConfiguration()
+        c.vocabSize = v + 2
+        c.decoder.vocabSize = v + 2
+        c.decoder.decoderEmbedDim = 32
+        c.decoder.decoderAttentionHeads = 4
+        c.decoder.decoderFfnEmbedDim = 64
+        c.decoder.decoderLayers = 2
+        c.decoder.xposRelPos = true
+        c.decoder.paddingIdx = tokenizer.specialIds.pad ?? 0
+        c.decoder.maxTargetPositions = 256
+        c.vision.hiddenSize = 24
+        c.vision.intermediateSize = 48
+        c.vision.numHiddenLayers = 1
+        c.vision.numAttentionHeads = 4
+        c.vision.imageSize = 16
+        c.vision.patchSize = 8
+        c.resampler.dim = 24
+        c.resampler.depth = 1
+        c.resampler.dimHead = 6
+        c.resampler.heads = 4
+        c.resampler.numLatents = 4
+        c.resampler.numMediaEmbeds = 1
+        c.resampler.ffMult = 2
+        c.numImageTokens = 4
+        c.imageTokenId = v
+        c.imageEndTokenId = v + 1
+        c.padTokenId = tokenizer.specialIds.pad ?? 0
+        c.bosTokenId = nil
+        c.eosTokenId = tokenizer.specialIds.eos ?? 1
+        let model = try KosmosModel(configuration: c, generator: RandomGenerator(seed: 3))
+        try model.save(directory: directory)
+        try FileManager.default.copyItem(at: tokenizerFile, to: directory.appendingPathComponent("tokenizer.model"))
+        return directory
+    }
+
+    /// One server for the whole class (loading and binding once), on a free port.
+    func server() throws -> (port: Int, server: KosmosHTTPServer) {
+        if let shared = Self.shared { return (shared.port, shared.server) }
+        let directory = try Self.makeModelDirectory()
+        var options = ServerOptions()
+        options.port = 0
+        options.maxBodyBytes = 1 << 20
+        options.maxTokensCeiling = 64
+        options.defaultMaxTokens = 16
+        options.queueCapacity = 64
+        let served = try ServedModel(directory: directory, name: Self.modelName, maxImagePixels: options.maxImagePixels)
+        var logger = Logger(label: "kosmos.test")
+        logger.logLevel = .warning
+        let scheduler = Scheduler(model: served, maxBatch: 16, queueCapacity: options.queueCapacity, logger: logger)
+        let server = KosmosHTTPServer(scheduler: scheduler, options: options, logger: logger)
+        let ready = DispatchSemaphore(value: 0)
+        let port = LockedBox(0)
+        let task = Task { try await server.run(handleSignals: false) { p in port.value = p; ready.signal() } }
+        guard ready.wait(timeout: .now() + 60) == .success else { throw XCTSkip("the server did not start") }
+        Self.shared = (port.value, server, task, directory)
+        return (port.value, server)
+    }
+
+    override class func tearDown() {
+        if let shared {
+            shared.task.cancel()
+            try? FileManager.default.removeItem(at: shared.directory)
+        }
+        shared = nil
+    }
+
+    func post(_ path: String, _ object: [String: Any], port: Int, headers: [String: String] = [:]) throws -> LoopbackClient.Reply {
+        try LoopbackClient.send(port: port, path: path, body: try JSONSerialization.data(withJSONObject: object), headers: headers)
+    }
+
+    func object(_ reply: LoopbackClient.Reply) throws -> [String: Any] {
+        try XCTUnwrap(try JSONSerialization.jsonObject(with: reply.body) as? [String: Any], reply.text)
+    }
+
+    /// What `kosmos generate --json` prints for the prompt: the same tokens, generate(), decode.
+    func reference(_ prompt: String, images: [Tensor] = [], maxTokens: Int, server: KosmosHTTPServer) throws -> (text: String, ids: [Int]) {
+        let served = server.scheduler.model
+        guard case .kosmos1(let model) = served.kind else { throw XCTSkip("Kosmos-1 only") }
+        let tokens = try model.promptTokens(prompt, imageCount: images.count, encode: served.tokenizer.encode)
+        var options = GenerationOptions()
+        options.maxNewTokens = maxTokens
+        let ids = try model.generate(KosmosSequence(tokens: tokens, images: images), options: options)
+        return (served.tokenizer.decode(ids.filter { $0 != model.configuration.eosTokenId }), ids)
+    }
+
+    func assertChatCompletionSchema(_ o: [String: Any], file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(o["object"] as? String, "chat.completion", file: file, line: line)
+        XCTAssertTrue((o["id"] as? String)?.hasPrefix("chatcmpl-") ?? false, file: file, line: line)
+        XCTAssertNotNil(o["created"] as? Int, file: file, line: line)
+        XCTAssertEqual(o["model"] as? String, Self.modelName, file: file, line: line)
+        let choice = (o["choices"] as? [[String: Any]])?.first
+        XCTAssertEqual(choice?["index"] as? Int, 0, file: file, line: line)
+        XCTAssertTrue(["stop", "length"].contains(choice?["finish_reason"] as? String ?? ""), file: file, line: line)
+        let message = choice?["message"] as? [String: Any]
+        XCTAssertEqual(message?["role"] as? String, "assistant", file: file, line: line)
+        XCTAssertNotNil(message?["content"] as? String, file: file, line: line)
+        let usage = o["usage"] as? [String: Any]
+        let p = usage?["prompt_tokens"] as? Int ?? -1, c = usage?["completion_tokens"] as? Int ?? -1
+        XCTAssertGreaterThan(p, 0, file: file, line: line)
+        XCTAssertGreaterThan(c, 0, file: file, line: line)
+        XCTAssertEqual(usage?["total_tokens"] as? Int, p + c, file: file, line: line)
+    }
+
+    func testChatCompletionMatchesGenerateAndParsesAsOpenAI() throws {
+        let (port, server) = try self.server()
+        let prompt = "The weather today is"
+        let reply = try post("/v1/chat/completions", ["model": Self.modelName, "max_tokens": 12,
+                                                      "messages": [["role": "user", "content": prompt]]], port: port)
+        XCTAssertEqual(reply.status, 200, reply.text)
+        XCTAssertEqual(reply.headers["content-type"], "application/json")
+        let o = try object(reply)
+        assertChatCompletionSchema(o)
+        let expected = try reference(prompt, maxTokens: 12, server: server)
+        let message = ((o["choices"] as? [[String: Any]])?.first?["message"] as? [String: Any])
+        XCTAssertEqual(message?["content"] as? String, expected.text)
+        XCTAssertEqual((o["usage"] as? [String: Any])?["completion_tokens"] as? Int, expected.ids.count)
+        // Text parts are the same prompt.
+        let parts = try post("/v1/chat/completions", ["model": Self.modelName, "max_tokens": 12,
+                                                      "messages": [["role": "user", "content": [["type": "text", "text": "The weather "],
+                                                                                                 ["type": "text", "text": "today is"]]]]], port: port)
+        XCTAssertEqual((((try object(parts))["choices"] as? [[String: Any]])?.first?["message"] as? [String: Any])?["content"] as? String, expected.text)
+    }
+
+    func testImageAsDataURL() throws {
+        let (port, server) = try self.server()
+        let image = RGBImage(width: 20, height: 18, pixels: (0..<(20 * 18 * 3)).map { UInt8(($0 * 37) % 256) })
+        let jpeg = try JPEGEncoder.encode(image)
+        let url = "data:image/jpeg;base64," + jpeg.base64EncodedString()
+        let reply = try post("/v1/chat/completions", ["model": Self.modelName, "max_tokens": 8,
+                                                      "messages": [["role": "user", "content": [["type": "image_url", "image_url": ["url": url]],
+                                                                                                 ["type": "text", "text": "A photo of"]]]]], port: port)
+        XCTAssertEqual(reply.status, 200, reply.text)
+        let o = try object(reply)
+        assertChatCompletionSchema(o)
+        let pixels = try server.scheduler.model.image(data: jpeg, source: "test")
+        let expected = try reference("<image>A photo of", images: [pixels], maxTokens: 8, server: server)
+        XCTAssertEqual((((o["choices"] as? [[String: Any]])?.first?["message"] as? [String: Any])?["content"] as? String), expected.text)
+    }
+
+    func testStreamingChunksFollowTheSchemaAndAddUpToTheCompletion() throws {
+        let (port, server) = try self.server()
+        let prompt = "Once upon a time"
+        let reply = try post("/v1/chat/completions", ["model": Self.modelName, "max_tokens": 10, "stream": true,
+                                                      "stream_options": ["include_usage": true],
+                                                      "messages": [["role": "user", "content": prompt]]], port: port)
+        XCTAssertEqual(reply.status, 200, reply.text)
+        XCTAssertEqual(reply.headers["content-type"], "text/event-stream")
+        let (chunks, done) = LoopbackClient.events(reply.body)
+        XCTAssertTrue(done, "ends with data: [DONE]: \(reply.text.prefix(600))")
+        var text = ""
+        var finish: String?
+        var usage: [String: Any]?
+        for chunk in chunks {
+            XCTAssertEqual(chunk["object"] as? String, "chat.completion.chunk")
+            XCTAssertEqual(chunk["model"] as? String, Self.modelName)
+            XCTAssertTrue((chunk["id"] as? String)?.hasPrefix("chatcmpl-") ?? false)
+            if let u = chunk["usage"] as? [String: Any] { usage = u }
+            guard let choice = (chunk["choices"] as? [[String: Any]])?.first else { continue }
+            let delta = try XCTUnwrap(choice["delta"] as? [String: Any])
+            text += delta["content"] as? String ?? ""
+            if let f = choice["finish_reason"] as? String { finish = f }
+        }
+        XCTAssertEqual(text, try reference(prompt, maxTokens: 10, server: server).text)
+        XCTAssertNotNil(finish)
+        XCTAssertEqual(usage?["completion_tokens"] as? Int, try reference(prompt, maxTokens: 10, server: server).ids.count)
+    }
+
+    func testCompletionsModelsAndHealth() throws {
+        let (port, server) = try self.server()
+        let reply = try post("/v1/completions", ["model": Self.modelName, "prompt": "Hello there", "max_tokens": 6], port: port)
+        XCTAssertEqual(reply.status, 200, reply.text)
+        let o = try object(reply)
+        XCTAssertEqual(o["object"] as? String, "text_completion")
+        let choice = try XCTUnwrap((o["choices"] as? [[String: Any]])?.first)
+        XCTAssertEqual(choice["text"] as? String, try reference("Hello there", maxTokens: 6, server: server).text)
+        let streamed = try post("/v1/completions", ["model": Self.modelName, "prompt": "Hello there", "max_tokens": 6, "stream": true], port: port)
+        let (chunks, done) = LoopbackClient.events(streamed.body)
+        XCTAssertTrue(done)
+        XCTAssertEqual(chunks.compactMap { ($0["choices"] as? [[String: Any]])?.first?["text"] as? String }.joined(), choice["text"] as? String)
+        let models = try object(try LoopbackClient.send(port: port, method: "GET", path: "/v1/models"))
+        XCTAssertEqual(models["object"] as? String, "list")
+        XCTAssertEqual(((models["data"] as? [[String: Any]])?.first)?["id"] as? String, Self.modelName)
+        let health = try LoopbackClient.send(port: port, method: "GET", path: "/health")
+        XCTAssertEqual(health.status, 200)
+        // Stop strings cut the text and end with finish_reason "stop".
+        let full = try reference("Hello there", maxTokens: 6, server: server).text
+        if full.count >= 4 {
+            let stop = String(full.dropFirst(2).prefix(2))
+            let cut = try object(try post("/v1/completions", ["model": Self.modelName, "prompt": "Hello there", "max_tokens": 6, "stop": stop], port: port))
+            let c = try XCTUnwrap((cut["choices"] as? [[String: Any]])?.first)
+            XCTAssertEqual(c["text"] as? String, String(full[..<full.range(of: stop)!.lowerBound]))
+            XCTAssertEqual(c["finish_reason"] as? String, "stop")
+        }
+    }
+
+    /// 32 requests at once give what each gives alone (greedy; batched decoding is exact to 1e-5).
+    func testConcurrentRequestsMatchOneAtATime() throws {
+        let (port, _) = try self.server()
+        let prompts = (0..<32).map { "Request number \($0) is about" + String(repeating: " and more", count: $0 % 5) }
+        func body(_ i: Int) throws -> Data {
+            try JSONSerialization.data(withJSONObject: ["model": Self.modelName, "max_tokens": 8 + i % 5,
+                                                        "messages": [["role": "user", "content": prompts[i]]]])
+        }
+        func content(_ reply: LoopbackClient.Reply?) -> String? {
+            guard let reply, reply.status == 200,
+                  let o = try? JSONSerialization.jsonObject(with: reply.body) as? [String: Any] else { return nil }
+            return ((o["choices"] as? [[String: Any]])?.first?["message"] as? [String: Any])?["content"] as? String
+        }
+        let alone = try prompts.indices.map { content(try LoopbackClient.send(port: port, path: "/v1/chat/completions", body: try body($0))) }
+        XCTAssertTrue(alone.allSatisfy { $0 != nil })
+        let results = LockedBox([String?](repeating: nil, count: prompts.count))
+        let group = DispatchGroup()
+        let bodies = try prompts.indices.map(body)
+        for i in prompts.indices {
+            group.enter()
+            Thread {
+                let reply = try? LoopbackClient.send(port: port, path: "/v1/chat/completions", body: bodies[i])
+                results.withLock { $0[i] = content(reply) }
+                group.leave()
+            }.start()
+        }
+        XCTAssertEqual(group.wait(timeout: .now() + 300), .success)
+        XCTAssertEqual(results.value, alone)
+        XCTAssertGreaterThan(try server().server.scheduler.stats.largestBatch, 1, "requests were batched")
+    }
+
+    func testMalformedInputsGet4xxAndTheServerKeepsServing() throws {
+        let (port, _) = try self.server()
+        let chat = "/v1/chat/completions"
+        func status(_ body: Data, path: String = "/v1/chat/completions") throws -> (Int, [String: Any]?) {
+            let reply = try LoopbackClient.send(port: port, path: path, body: body)
+            return (reply.status, try? JSONSerialization.jsonObject(with: reply.body) as? [String: Any])
+        }
+        func json(_ o: [String: Any]) throws -> Data { try JSONSerialization.data(withJSONObject: o) }
+        let ok: [String: Any] = ["model": Self.modelName, "max_tokens": 2, "messages": [["role": "user", "content": "hi"]]]
+        func with(_ key: String, _ value: Any) -> [String: Any] { var o = ok; o[key] = value; return o }
+        let image: (String) -> [String: Any] = { url in
+            with("messages", [["role": "user", "content": [["type": "image_url", "image_url": ["url": url]]]]])
+        }
+        let cases: [(String, Data, Int)] = [
+            ("truncated JSON", Data(#"{"model": "kosmos-test", "messages": [{"role": "us"#.utf8), 400),
+            ("not JSON", Data("hello".utf8), 400),
+            ("empty body", Data(), 400),
+            ("JSON array", Data("[1, 2]".utf8), 400),
+            ("messages a string", try json(with("messages", "hi")), 400),
+            ("max_tokens a string", try json(with("max_tokens", "ten")), 400),
+            ("negative max_tokens", try json(with("max_tokens", -5)), 400),
+            ("max_tokens above the ceiling", try json(with("max_tokens", 100_000)), 400),
+            ("temperature a list", try json(with("temperature", [1]))
+             , 400),
+            ("n = 2", try json(with("n", 2)), 400),
+            ("unknown role", try json(with("messages", [["role": "robot", "content": "x"]])), 400),
+            ("no messages", try json(with("messages", [Any]())), 400),
+            ("unknown model", try json(with("model", "gpt-4")), 404),
+            ("no model", try json(ok.filter { $0.key != "model" }), 400),
+            ("bad base64", try json(image("data:image/png;base64,@@@not base64@@@")), 400),
+            ("not an image", try json(image("data:image/png;base64," + Data("definitely not a png".utf8).base64EncodedString())), 400),
+            ("remote image", try json(image("http://example.com/cat.png")), 400),
+            ("local file", try json(image("/etc/passwd")), 400),
+            ("unknown part type", try json(with("messages", [["role": "user", "content": [["type": "audio", "audio": "x"]]]])), 400),
+            ("huge body", Data(count: 2 << 20), 413),
+        ]
+        for (name, body, expected) in cases {
+            let (code, object) = try status(body)
+            XCTAssertEqual(code, expected, name)
+            let error = object?["error"] as? [String: Any]
+            XCTAssertNotNil(error?["message"] as? String, "\(name): an OpenAI error object")
+            XCTAssertNotNil(error?["type"] as? String, name)
+        }
+        XCTAssertEqual(try status(Data("{".utf8), path: "/v1/completions").0, 400)
+        XCTAssertEqual(try status(try json(["model": Self.modelName, "prompt": 5]), path: "/v1/completions").0, 400)
+        XCTAssertEqual(try LoopbackClient.send(port: port, method: "GET", path: "/v1/nothing").status, 404)
+        // Garbage on the socket: the connection is answered or closed, the server lives on.
+        _ = try? LoopbackClient.exchange(port: port, bytes: Data("NOT HTTP AT ALL\r\n\r\n".utf8), timeout: 5)
+        // Still serving.
+        let (code, object) = try status(try json(ok))
+        XCTAssertEqual(code, 200, "\(String(describing: object))")
+        _ = chat
+    }
+
+    /// A client that hangs up mid-stream cancels its generation.
+    func testDisconnectCancelsTheGeneration() throws {
+        let (port, server) = try self.server()
+        let before = server.scheduler.stats.cancelled
+        let body = try JSONSerialization.data(withJSONObject: ["model": Self.modelName, "max_tokens": 64, "stream": true, "ignore_eos": true,
+                                                               "messages": [["role": "user", "content": "Tell a long story"]]])
+        let head = "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\n\r\n"
+        _ = try LoopbackClient.exchange(port: port, bytes: Data(head.utf8) + body, timeout: 30, readLimit: 200)
+        // Also a non-streaming request whose client leaves at once.
+        let plain = try JSONSerialization.data(withJSONObject: ["model": Self.modelName, "max_tokens": 64, "ignore_eos": true,
+                                                                "messages": [["role": "user", "content": "Tell another long story"]]])
+        let plainHead = "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: \(plain.count)\r\n\r\n"
+        _ = try? LoopbackClient.exchange(port: port, bytes: Data(plainHead.utf8) + plain, timeout: 0.05, readLimit: 1)
+        let deadline = Date().addingTimeInterval(30)
+        while server.scheduler.stats.cancelled < before + 2 && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        XCTAssertGreaterThanOrEqual(server.scheduler.stats.cancelled, before + 2)
+        XCTAssertEqual(try LoopbackClient.send(port: port, method: "GET", path: "/health").status, 200)
+    }
+
+    /// A full queue answers 429 (a scheduler with no room), and bearer auth guards /v1.
+    func testQueueFullAndAuth() async throws {
+        let (_, server) = try self.server()
+        let tight = Scheduler(model: server.scheduler.model, maxBatch: 1, queueCapacity: 0)
+        XCTAssertThrowsError(try tight.submit(prompt: ServedModel.Prompt(tokens: [5], images: []), options: GenerationOptions(), timeout: 10)) { error in
+            XCTAssertEqual((error as? APIError)?.status, 429)
+        }
+        var options = ServerOptions()
+        options.port = 0
+        options.apiKey = "secret"
+        let guarded = KosmosHTTPServer(scheduler: Scheduler(model: server.scheduler.model), options: options, logger: Logger(label: "t"))
+        let (ports, continuation) = AsyncStream<Int>.makeStream()
+        let task = Task { try await guarded.run(handleSignals: false) { continuation.yield($0) } }
+        defer { task.cancel() }
+        var iterator = ports.makeAsyncIterator()
+        let first = await iterator.next()
+        let port = try XCTUnwrap(first)
+        let body = try JSONSerialization.data(withJSONObject: ["model": Self.modelName, "max_tokens": 2, "messages": [["role": "user", "content": "hi"]]])
+        XCTAssertEqual(try LoopbackClient.send(port: port, path: "/v1/chat/completions", body: body).status, 401)
+        XCTAssertEqual(try LoopbackClient.send(port: port, path: "/v1/chat/completions", body: body, headers: ["Authorization": "Bearer wrong"]).status, 401)
+        XCTAssertEqual(try LoopbackClient.send(port: port, path: "/v1/chat/completions", body: body, headers: ["Authorization": "Bearer secret"]).status, 200)
+        XCTAssertEqual(try LoopbackClient.send(port: port, method: "GET", path: "/health").status, 200)
+    }
+}
+
+/// A value shared between threads under a lock.
+final class LockedBox<Value>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: Value
+    init(_ value: Value) { stored = value }
+    var value: Value {
+        get { lock.lock(); defer { lock.unlock() }; return stored }
+        set { lock.lock(); stored = newValue; lock.unlock() }
+    }
+    func withLock(_ body: (inout Value) -> Void) { lock.lock(); body(&stored); lock.unlock() }
+}
