@@ -15,7 +15,7 @@ struct Kosmos: ParsableCommand {
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure the speed of the engine's building blocks.",
-        subcommands: [Gemm.self, Kernels.self, ModelBench.self, GenerateBench.self, DataBenchmark.self, TokenizeBenchmark.self]
+        subcommands: [Gemm.self, Kernels.self, ModelBench.self, GenerateBench.self, DataBenchmark.self, TokenizeBenchmark.self, AllReduceBench.self]
     )
 }
 
