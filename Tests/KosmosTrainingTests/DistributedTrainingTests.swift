@@ -61,7 +61,7 @@ final class DistributedTrainingTests: XCTestCase {
         let config = directory.appendingPathComponent("train.json")
         try json.write(to: config, atomically: true, encoding: .utf8)
         let log = directory.appendingPathComponent(resume ? "output-resumed.log" : "output.log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)
         let p = Process()
         var arguments = [KillResumeTests.executable.path, "train", "--config", config.path] + (resume ? ["--resume"] : [])
