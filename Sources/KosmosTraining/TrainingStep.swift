@@ -25,6 +25,9 @@ public final class TrainingStep {
     let allReduce: GradientAllReduce?
     /// ZeRO stage 1 (also with one rank, when configured).
     let sharded: ShardedAdamW?
+    /// Seconds spent in collective operations and the optimizer update since this object was made
+    /// (distributed path only: includes waiting for the slowest rank).
+    public private(set) var synchronizationSeconds = 0.0
 
     public struct Result: Equatable, Sendable {
         /// Mean cross-entropy over the step's labelled tokens.
@@ -110,6 +113,8 @@ public final class TrainingStep {
         }
         let tokens = microBatches.reduce(0) { $0 + $1.padding.reduce(0) { $1 ? $0 : $0 + 1 } }
         let images = microBatches.reduce(0) { $0 + ($1.pixels?.shape[0] ?? 0) }
+        let synchronizationStart = DispatchTime.now().uptimeNanoseconds
+        defer { synchronizationSeconds += Double(DispatchTime.now().uptimeNanoseconds - synchronizationStart) / 1e9 }
         // One small all-reduce: the loss, throughput counts, and which parameters got a gradient
         // on some rank (a parameter unused by every rank's batch keeps no gradient, as in one process).
         let sums = try communicator.sum([loss, Double(tokens), Double(images)] + trainable.map { $0.tensor.grad == nil ? 0 : 1 })

@@ -73,6 +73,10 @@ struct Train: ParsableCommand {
         display.finish()
         let seconds = Date().timeIntervalSince(start)
         print("trained to step \(trainer.step) in \(ProgressDisplay.duration(seconds)); model: \(trainer.store.newest?.url.path ?? "?")")
+        if communicator.isDistributed || configuration.distributed.zeroStage > 0 {
+            print(String(format: "gradient synchronisation and optimizer update: %.1f s (%.0f%% of the run, waiting for the slowest rank included)",
+                         trainer.stepper.synchronizationSeconds, 100 * trainer.stepper.synchronizationSeconds / max(seconds, 1e-9)))
+        }
         print("metrics: \(trainer.metricsURL.path)")
     }
 }
