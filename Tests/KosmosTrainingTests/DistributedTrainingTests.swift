@@ -226,7 +226,7 @@ final class DistributedTrainingTests: XCTestCase {
         let json = Self.configuration(directory: killed, batchSize: 3, steps: steps, checkpointEvery: 2)
         let job = try train(killed, json: json, distributed: true, marker: marker)
         let store = CheckpointStore(directory: killed)
-        var deadline = Date().addingTimeInterval(300)
+        let deadline = Date().addingTimeInterval(300)
         while (store.newest?.step ?? 0) < 4 && job.process.isRunning && Date() < deadline { usleep(5_000) }
         guard let victim = rankProcess(marker: marker, rank: 1) else {
             job.process.terminate()
@@ -244,7 +244,6 @@ final class DistributedTrainingTests: XCTestCase {
         XCTAssertLessThan(last, steps)
 
         let resumed = try train(killed, json: json, distributed: true, resume: true)
-        deadline = Date().addingTimeInterval(300)
         XCTAssertTrue(finish(resumed))
         XCTAssertEqual(resumed.process.terminationStatus, 0, resumed.output)
         XCTAssertTrue(resumed.output.contains("at step \(last)"), resumed.output)
