@@ -155,6 +155,12 @@ final class DistributedTrainingTests: XCTestCase {
         // Only rank 0 wrote: one checkpoint folder, no partial folders of another process.
         let names = try FileManager.default.contentsOfDirectory(atPath: two.path).filter { $0.hasPrefix("step-") || $0.hasPrefix(".step") }
         XCTAssertEqual(names, ["step-00000005"])
+
+        // The 2-process checkpoint refuses to resume in one process, saying why.
+        let alone = try train(two, json: Self.configuration(directory: two, batchSize: 3, steps: 5), distributed: false, resume: true)
+        XCTAssertTrue(finish(alone))
+        XCTAssertNotEqual(alone.process.terminationStatus, 0)
+        XCTAssertTrue(alone.output.contains("written by a run of 2 processes and this run has 1"), alone.output)
     }
 
     /// ZeRO stage 1 across 2 ranks against replicated AdamW across 2 ranks: the same numbers. The
