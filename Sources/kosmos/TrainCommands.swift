@@ -41,6 +41,7 @@ struct Train: ParsableCommand {
         let communicator = try makeCommunicator(timeoutSeconds: configuration.distributed.timeoutSeconds)
         guard communicator.isDistributed else {
             try train(configuration, communicator: communicator)
+            try communicator.finalize()   // mpirun -np 1: MPI expects MPI_Finalize before exit
             return
         }
         // One rank's error must end every rank (they would otherwise wait in the next collective).
