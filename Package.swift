@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 import PackageDescription
 
 // Layering follows shared/DESIGN.md: arrows only point down
@@ -7,6 +7,9 @@ import PackageDescription
 // KosmosTensor and KosmosNN stay in Swift 5 language mode: their kernels hand raw pointers to
 // `DispatchQueue.concurrentPerform` workers and keep process-wide settings (grad mode, thread
 // counts), which Swift 6's strict concurrency checking rejects without adding any safety here.
+//
+// The `MPI` trait (`swift build --traits MPI`) links the `kosmos` executable with MPI for
+// distributed training (docs/distributed.md); the default build needs no MPI installed.
 let package = Package(
     name: "Kosmos",
     platforms: [.macOS(.v13)],
@@ -20,6 +23,9 @@ let package = Package(
         .library(name: "KosmosTraining", targets: ["KosmosTraining"]),
         .library(name: "KosmosServer", targets: ["KosmosServer"]),
         .executable(name: "kosmos", targets: ["kosmos"]),
+    ],
+    traits: [
+        .trait(name: "MPI", description: "Distributed training with mpirun: links MPI (Debian: libopenmpi-dev) into kosmos; docs/distributed.md"),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -74,6 +80,21 @@ let package = Package(
             dependencies: ["KosmosModels", "KosmosData", "KosmosNN", "KosmosTensor", "KosmosTokenizers", "KosmosVision"],
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
+        // MPI for distributed training, only with the MPI trait. Debian's libopenmpi-dev (or
+        // an MPICH dev package) provides mpi.h and the mpi-c pkg-config file. MPI's handles are
+        // implementation-specific macros, so a small C layer wraps the collectives; it compiles to
+        // stubs where mpi.h is absent, so building every target still needs no MPI.
+        .systemLibrary(
+            name: "CMPI",
+            pkgConfig: "mpi-c",
+            providers: [.apt(["libopenmpi-dev"])]
+        ),
+        .target(name: "CMPISupport", dependencies: ["CMPI"]),
+        .target(
+            name: "KosmosMPI",
+            dependencies: ["CMPISupport", "KosmosTraining"],
+            swiftSettings: [.swiftLanguageMode(.v5)]
+        ),
         // Caption and VQA metrics equal to pycocoevalcap and the official VQA evaluation; Foundation only.
         .target(name: "KosmosEval"),
         // The OpenAI-compatible HTTP server (`kosmos serve`): one scheduler loop owns the model and
@@ -100,6 +121,7 @@ let package = Package(
                 "KosmosEval",
                 "KosmosTraining",
                 "KosmosServer",
+                .target(name: "KosmosMPI", condition: .when(traits: ["MPI"])),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The test command: installs system libraries, builds the package and its tests, runs them.
-# Tests are XCTest; the closing line is a plain "N passed, N failed" summary of the run.
+# The test command: installs system libraries, builds the package and its tests, runs them, then
+# runs the distributed tests under mpirun (scripts/test-mpi.sh installs Open MPI and builds with
+# the MPI trait; KOSMOS_SKIP_MPI=1 skips them). Tests are XCTest; the closing line is a plain
+# "N passed, N failed" summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -9,15 +11,26 @@ log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 status=0
 swift test --skip-build --disable-swift-testing 2>&1 | tee "$log" || status=$?
-# XCTest prints "Executed N tests, with F failures" per suite and for the whole run (last).
-summary=$(grep -E "^[[:space:]]*Executed [0-9]+ tests?, with [0-9]+ failures?" "$log" | tail -n 1 || true)
+# XCTest prints "Executed N tests, with F failures" per suite and for the whole run (last); with
+# skipped tests (the MPI tests without mpirun, see scripts/test-mpi.sh) it reads
+# "Executed N tests, with S tests skipped and F failures".
+pattern="^[[:space:]]*Executed [0-9]+ tests?, with ([0-9]+ tests? skipped and )?[0-9]+ failures?"
+summary=$(grep -E "$pattern" "$log" | tail -n 1 || true)
 if [[ -z "$summary" ]]; then
     echo "no XCTest summary found: the tests did not run" >&2
     exit 1
 fi
 total=$(sed -E 's/.*Executed ([0-9]+) tests?.*/\1/' <<<"$summary")
-failed=$(sed -E 's/.*with ([0-9]+) failures?.*/\1/' <<<"$summary")
-echo "tests: $((total - failed)) passed, $failed failed"
-if [[ $status -ne 0 || $failed -ne 0 ]]; then
+failed=$(sed -E 's/.*[^0-9]([0-9]+) failures?.*/\1/' <<<"$summary")
+skipped=0
+if [[ "$summary" =~ ([0-9]+)\ tests?\ skipped ]]; then skipped=${BASH_REMATCH[1]}; fi
+if ((skipped > 0)); then echo "($skipped skipped here: the MPI tests, which scripts/test-mpi.sh runs)"; fi
+mpi_status=0
+if [[ "${KOSMOS_SKIP_MPI:-0}" != "1" ]]; then
+    bash scripts/test-mpi.sh || mpi_status=$?
+    if [[ $mpi_status -ne 0 ]]; then echo "the MPI tests failed (scripts/test-mpi.sh)"; failed=$((failed + 1)); fi
+fi
+echo "tests: $((total - failed - skipped)) passed, $failed failed"
+if [[ $status -ne 0 || $failed -ne 0 || $mpi_status -ne 0 ]]; then
     exit 1
 fi

@@ -69,30 +69,55 @@ public final class AdamW {
         let step = (steps[id] ?? 0) + 1
         steps[id] = step
 
-        let lr = Double(learningRate)
-        let decay = Float(1 - lr * Double(weightDecay))
-        let b1 = beta1, b2 = beta2
-        let oneMinusB1 = Float(1 - Double(b1)), oneMinusB2 = Float(1 - Double(b2))
-        let biasCorrection1 = 1 - pow(Double(b1), Double(step))
-        let biasCorrection2Sqrt = Float((1 - pow(Double(b2), Double(step))).squareRoot())
-        let negStepSize = Float(-(lr / biasCorrection1))
-        let epsilon = eps
-        let count = parameter.count
+        let scalars = stepScalars(step: step, weightDecay: weightDecay)
         parameter.withUnsafeMutableBufferPointer { p in
             m.withUnsafeMutableBufferPointer { mb in
                 v.withUnsafeMutableBufferPointer { vb in
                     grad.withUnsafeBufferPointer { gb in
-                        for i in 0..<count {
-                            let g = gb[i]
-                            p[i] *= decay
-                            mb[i] += oneMinusB1 * (g - mb[i])
-                            vb[i] = vb[i] * b2 + oneMinusB2 * g * g
-                            let denom = vb[i].squareRoot() / biasCorrection2Sqrt + epsilon
-                            p[i] += negStepSize * mb[i] / denom
-                        }
+                        AdamW.update(parameter: p.baseAddress!, firstMoment: mb.baseAddress!, secondMoment: vb.baseAddress!,
+                                     gradient: gb.baseAddress!, count: parameter.count, scalars)
                     }
                 }
             }
+        }
+    }
+
+    /// The per-step constants of the update of a parameter at its `step`-th update (1-based).
+    public struct StepScalars {
+        public var decay: Float
+        public var beta1: Float, beta2: Float
+        public var oneMinusBeta1: Float, oneMinusBeta2: Float
+        public var biasCorrection2Sqrt: Float
+        public var negativeStepSize: Float
+        public var eps: Float
+    }
+
+    /// Scalars at the current learning rate, computed in Double and rounded once (as PyTorch).
+    public func stepScalars(step: Int, weightDecay: Float) -> StepScalars {
+        let lr = Double(learningRate)
+        let biasCorrection1 = 1 - pow(Double(beta1), Double(step))
+        return StepScalars(decay: Float(1 - lr * Double(weightDecay)), beta1: beta1, beta2: beta2,
+                           oneMinusBeta1: Float(1 - Double(beta1)), oneMinusBeta2: Float(1 - Double(beta2)),
+                           biasCorrection2Sqrt: Float((1 - pow(Double(beta2), Double(step))).squareRoot()),
+                           negativeStepSize: Float(-(lr / biasCorrection1)), eps: eps)
+    }
+
+    /// The element-wise AdamW update of `count` contiguous elements. A parameter may be updated in
+    /// pieces (ZeRO shards in KosmosTraining) with the same result as in one call, since every
+    /// element's arithmetic depends only on its own values and the step's scalars.
+    @inline(__always)
+    public static func update(parameter p: UnsafeMutablePointer<Float>, firstMoment mb: UnsafeMutablePointer<Float>,
+                              secondMoment vb: UnsafeMutablePointer<Float>, gradient gb: UnsafePointer<Float>,
+                              count: Int, _ s: StepScalars) {
+        let decay = s.decay, b2 = s.beta2, oneMinusB1 = s.oneMinusBeta1, oneMinusB2 = s.oneMinusBeta2
+        let biasCorrection2Sqrt = s.biasCorrection2Sqrt, negStepSize = s.negativeStepSize, epsilon = s.eps
+        for i in 0..<count {
+            let g = gb[i]
+            p[i] *= decay
+            mb[i] += oneMinusB1 * (g - mb[i])
+            vb[i] = vb[i] * b2 + oneMinusB2 * g * g
+            let denom = vb[i].squareRoot() / biasCorrection2Sqrt + epsilon
+            p[i] += negStepSize * mb[i] / denom
         }
     }
 

@@ -12,6 +12,8 @@ public enum TrainingError: Error, CustomStringConvertible, LocalizedError {
     case runExists(directory: String, step: Int)
     case data(String)
     case diverged(step: Int, loss: Double)
+    case worldSizeMismatch(path: String, saved: Int, current: Int)
+    case distributed(String)
 
     public var description: String {
         switch self {
@@ -30,6 +32,13 @@ public enum TrainingError: Error, CustomStringConvertible, LocalizedError {
             return s
         case let .diverged(step, loss):
             return "the loss became \(loss) at step \(step); lower optimizer.lr or check the data (the last checkpoint is intact)"
+        case let .worldSizeMismatch(path, saved, current):
+            let launch = saved == 1 ? "without mpirun (or mpirun -np 1)" : "with mpirun -np \(saved)"
+            return "\(path) was written by a run of \(saved) process\(saved == 1 ? "" : "es") and this run has \(current): resume \(launch). "
+                + "Each process saved its place in its own shard of the data, and the batch of a step is per-process batch × processes, "
+                + "so a different number of processes would change the data order and the batch"
+        case let .distributed(s):
+            return s
         }
     }
     public var errorDescription: String? { description }
@@ -52,12 +61,23 @@ public struct TrainerState: Codable, Equatable, Sendable {
     /// after a resume averages the same steps as an uninterrupted run's.
     public var logLossSum: Double
     public var logSteps: Int
+    /// Processes of a distributed run (absent for one process).
+    public var worldSize: Int?
+    /// A distributed run's per-process dropout generator and data position, by rank (`rng_state`
+    /// and `data` above are rank 0's).
+    public var ranks: [RankState]?
+
+    public struct RankState: Codable, Equatable, Sendable {
+        public var rngState: [UInt64]
+        public var data: PackerState
+        enum CodingKeys: String, CodingKey { case data, rngState = "rng_state" }
+    }
 
     enum CodingKeys: String, CodingKey {
-        case step, data
+        case step, data, ranks
         case rngState = "rng_state", optimizerSteps = "optimizer_steps"
         case tokensSeen = "tokens_seen", imagesSeen = "images_seen"
-        case logLossSum = "log_loss_sum", logSteps = "log_steps"
+        case logLossSum = "log_loss_sum", logSteps = "log_steps", worldSize = "world_size"
     }
 }
 

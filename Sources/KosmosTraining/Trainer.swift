@@ -31,6 +31,8 @@ public final class Trainer {
     public let tokenizerFile: URL
     public let stepper: TrainingStep
     public let store: CheckpointStore
+    /// The job's processes (one by default). Only rank 0 logs and writes checkpoints.
+    public let communicator: Communicator
     /// The generator dropout draws from (saved in checkpoints).
     let generator: RandomGenerator
     let packer: SequencePacker
@@ -44,18 +46,48 @@ public final class Trainer {
     public var metricsURL: URL { store.directory.appendingPathComponent("metrics.jsonl") }
 
     /// Builds everything; with `resume`, continues from the newest complete checkpoint in the run folder.
-    public init(configuration c: TrainingConfiguration, resume: Bool) throws {
+    /// With a distributed `communicator` every rank calls this (docs/distributed.md): rank 0's
+    /// initial or loaded parameters are broadcast, and each rank reads its own shard of the data.
+    public init(configuration c: TrainingConfiguration, resume: Bool,
+                communicator: Communicator = SingleProcessCommunicator()) throws {
         configuration = c
+        self.communicator = communicator
         store = CheckpointStore(directory: URL(fileURLWithPath: c.checkpoint.directory))
         var state: TrainerState? = nil
         var checkpoint: URL? = nil
         if resume {
-            guard let newest = store.newest else { throw TrainingError.noCheckpoint(directory: store.directory.path) }
+            let newest = store.newest
+            if communicator.isDistributed {
+                // Every rank reads the checkpoint (its data position and, with ZeRO, its optimizer
+                // shard), so all must see the same one: the run folder must be shared.
+                let mine = newest?.step ?? -1
+                let roots = Int(String(decoding: try communicator.broadcast(bytes: Array("\(mine)".utf8), root: 0), as: UTF8.self)) ?? -2
+                guard roots == mine else {
+                    throw TrainingError.distributed("rank \(communicator.rank) sees \(mine < 0 ? "no checkpoint" : "checkpoint step \(mine)") in \(store.directory.path) but rank 0 sees \(roots < 0 ? "none" : "step \(roots)"); checkpoint.directory must be a folder every rank shares (docs/distributed.md)")
+                }
+            }
+            guard let newest else { throw TrainingError.noCheckpoint(directory: store.directory.path) }
             checkpoint = newest.url
             let savedConfig: TrainingConfiguration = try Trainer.readJSON(newest.url.appendingPathComponent("training_config.json"))
             let differences = c.resumeIncompatibilities(with: savedConfig)
             guard differences.isEmpty else { throw TrainingError.resumeMismatch(path: newest.url.path, fields: differences) }
-            state = try Trainer.readJSON(newest.url.appendingPathComponent("trainer_state.json"))
+            let saved: TrainerState = try Trainer.readJSON(newest.url.appendingPathComponent("trainer_state.json"))
+            let savedWorld = saved.worldSize ?? 1
+            guard savedWorld == communicator.worldSize else {
+                throw TrainingError.worldSizeMismatch(path: newest.url.path, saved: savedWorld, current: communicator.worldSize)
+            }
+            if communicator.isDistributed {
+                guard let ranks = saved.ranks, ranks.count == communicator.worldSize else {
+                    throw TrainingError.checkpointRead(path: newest.url.path, reason: "trainer_state.json lacks the per-rank states of its \(savedWorld) processes")
+                }
+                // This rank's own place in the data and dropout stream.
+                var mine = saved
+                mine.rngState = ranks[communicator.rank].rngState
+                mine.data = ranks[communicator.rank].data
+                state = mine
+            } else {
+                state = saved
+            }
         } else if let existing = store.newest {
             // Starting over in a folder with checkpoints would interleave two runs' files.
             throw TrainingError.runExists(directory: store.directory.path, step: existing.step)
@@ -82,6 +114,16 @@ public final class Trainer {
         }
         model.train()
         model.applyVisionFreeze(c.freezePolicy)
+        if communicator.isDistributed {
+            // Identical parameters everywhere (rank 0's), whatever each rank initialised or loaded.
+            for (_, tensor) in model.namedParameters() {
+                try tensor.withUnsafeMutableBufferPointer { try communicator.broadcast($0, root: 0) }
+            }
+            // Each rank its own dropout stream; rank 0 keeps the seed's, as in one process.
+            if communicator.rank > 0 {
+                try generator.restore(state: RandomGenerator(seed: c.train.seed ^ (0xD1B5_4A32_D192_ED03 &* UInt64(communicator.rank))).state)
+            }
+        }
 
         // The tokenizer: the configured file, else the fine-tuned model's.
         guard let file = c.tokenizer.map({ URL(fileURLWithPath: $0) }) ?? modelDirectory.flatMap(ModelDirectory.tokenizerFile(in:)) else {
@@ -95,15 +137,22 @@ public final class Trainer {
 
         let schedule = LearningRateSchedule(kind: LearningRateSchedule.Kind(rawValue: c.schedule.kind)!, peak: c.optimizer.lr,
                                             warmupSteps: c.schedule.warmupSteps, totalSteps: c.train.steps)
-        stepper = TrainingStep(model: model, optimizer: c.optimizer, schedule: schedule)
+        stepper = TrainingStep(model: model, optimizer: c.optimizer, schedule: schedule, communicator: communicator,
+                               distributed: c.distributed)
 
         (packer, loaders) = try Trainer.makeData(c, model: modelConfiguration, tokenizer: tokenizer,
-                                                 modelDirectory: modelDirectory, resume: state?.data)
+                                                 modelDirectory: modelDirectory, resume: state?.data,
+                                                 rank: communicator.rank, worldSize: communicator.worldSize)
         if let state, let checkpoint {
             do {
                 try generator.restore(state: state.rngState)
-                try stepper.optimizer.loadState(named: stepper.trainable.map { ($0.name, $0.tensor) }, steps: state.optimizerSteps,
-                                                from: checkpoint.appendingPathComponent("optimizer.safetensors"))
+                let optimizerFile = checkpoint.appendingPathComponent("optimizer.safetensors")
+                if let sharded = stepper.sharded {
+                    try sharded.loadState(steps: state.optimizerSteps, from: optimizerFile)
+                } else {
+                    try stepper.optimizer.loadState(named: stepper.trainable.map { ($0.name, $0.tensor) }, steps: state.optimizerSteps,
+                                                    from: optimizerFile)
+                }
             } catch let e as TrainingError {
                 throw e
             } catch {
@@ -131,7 +180,7 @@ public final class Trainer {
     /// One loader and iterator per source, mixed by the packer. Each source's order is seeded by
     /// the run's seed and its index, so adding a source does not reshuffle the others.
     static func makeData(_ c: TrainingConfiguration, model m: KosmosConfiguration, tokenizer: Tokenizer,
-                         modelDirectory: URL?, resume: PackerState?) throws -> (SequencePacker, [PrefetchingLoader]) {
+                         modelDirectory: URL?, resume: PackerState?, rank: Int = 0, worldSize: Int = 1) throws -> (SequencePacker, [PrefetchingLoader]) {
         let tokens = PackingTokens(bos: m.bosTokenId, eos: m.eosTokenId, image: m.imageTokenId, imageEnd: m.imageEndTokenId,
                                    slot: m.slotTokenId, pad: m.padTokenId, slotsPerImage: m.numImageTokens)
         let preprocessor = try ImageInput(modelDirectory: modelDirectory, imageSize: m.vision.imageSize).preprocessor
@@ -157,8 +206,9 @@ public final class Trainer {
             }
             if !s.captionPrefix.isEmpty { dataset = PrefixedCaptions(dataset, prefix: s.captionPrefix) }
             let seed = c.train.seed &+ UInt64(i) &* 0x9E37_79B9
-            let iterator = try DatasetIterator(dataset: dataset, seed: seed, shuffle: c.data.shuffle, epochs: nil,
-                                               resumeFrom: resume?.positions[i] ?? nil)
+            // Rank r of W reads positions r, r+W, ... of each epoch's seeded order: disjoint shards.
+            let iterator = try DatasetIterator(dataset: dataset, seed: seed, rank: rank, worldSize: worldSize, shuffle: c.data.shuffle,
+                                               epochs: nil, resumeFrom: resume?.positions[i] ?? nil)
             let loader = try PrefetchingLoader(iterator: iterator, preparer: preparer,
                                                capacity: max(16, 2 * c.data.batchSize * c.train.gradAccumulation),
                                                workers: c.data.workers)
@@ -184,9 +234,13 @@ public final class Trainer {
     /// Trains until `train.steps` (or `stopAfter` more steps, for tests), logging and checkpointing.
     public func run(stopAfter: Int? = nil, report: (StepReport) -> Void = { _ in }) throws {
         let total = configuration.train.steps
-        try FileManager.default.createDirectory(at: store.directory, withIntermediateDirectories: true)
-        store.removePartials()
-        let metrics = try MetricsLog(url: metricsURL, truncatingAfter: step)
+        let root = communicator.isRoot
+        var metrics: MetricsLog? = nil
+        if root {
+            try FileManager.default.createDirectory(at: store.directory, withIntermediateDirectories: true)
+            store.removePartials()
+            metrics = try MetricsLog(url: metricsURL, truncatingAfter: step)
+        }
         let start = Date()
         var runTokens = 0, runImages = 0, runSteps = 0
         let last = stopAfter.map { min(total, step + $0) } ?? total
@@ -201,7 +255,7 @@ public final class Trainer {
             logLossSum += result.loss; logSteps += 1
             let elapsed = Date().timeIntervalSince(start)
             if step % configuration.log.every == 0 || step == total {
-                try metrics.append(MetricsRecord(step: step, loss: logLossSum / Double(logSteps), lr: result.learningRate,
+                try metrics?.append(MetricsRecord(step: step, loss: logLossSum / Double(logSteps), lr: result.learningRate,
                                                  gradNorm: result.gradNorm, tokens: tokensSeen, images: imagesSeen,
                                                  tokensPerSecond: Double(runTokens) / max(elapsed, 1e-9),
                                                  imagesPerSecond: Double(runImages) / max(elapsed, 1e-9), elapsed: elapsed))
@@ -219,10 +273,23 @@ public final class Trainer {
         }
     }
 
-    /// Writes checkpoint `step` (model directory + optimizer + trainer state) atomically.
+    /// Writes checkpoint `step` (model directory + optimizer + trainer state) atomically. In a
+    /// distributed run every rank calls it (the ranks' states, and with ZeRO the optimizer
+    /// shards, are gathered) and rank 0 writes.
     @discardableResult
     public func saveCheckpoint() throws -> URL {
         let named = stepper.trainable.map { ($0.name, $0.tensor) }
+        var ranks: [TrainerState.RankState]? = nil
+        if communicator.isDistributed {
+            let mine = try JSONEncoder().encode(TrainerState.RankState(rngState: generator.state, data: packer.state))
+            ranks = try communicator.allGather(bytes: [UInt8](mine)).enumerated().map { r, bytes in
+                do { return try JSONDecoder().decode(TrainerState.RankState.self, from: Data(bytes)) } catch {
+                    throw TrainingError.distributed("rank \(r) sent an unreadable state for the checkpoint: \(error)")
+                }
+            }
+        }
+        let gathered = try stepper.sharded?.gatherState()
+        guard communicator.isRoot else { return store.directory.appendingPathComponent(CheckpointStore.name(step: step)) }
         return try store.write(step: step, keep: configuration.checkpoint.keep) { dir in
             try model.save(directory: dir)
             try copyFile(tokenizerFile, to: dir.appendingPathComponent(tokenizerFile.pathExtension == "json" ? "tokenizer.json" : "tokenizer.model"))
@@ -232,9 +299,12 @@ public final class Trainer {
                     if FileManager.default.fileExists(atPath: f.path) { try copyFile(f, to: dir.appendingPathComponent(name)) }
                 }
             }
-            let steps = try stepper.optimizer.saveState(named: named, to: dir.appendingPathComponent("optimizer.safetensors"))
+            let optimizerFile = dir.appendingPathComponent("optimizer.safetensors")
+            let steps = try gathered.map { try stepper.sharded!.writeState($0, to: optimizerFile) }
+                ?? stepper.optimizer.saveState(named: named, to: optimizerFile)
             let state = TrainerState(step: step, rngState: generator.state, data: packer.state, optimizerSteps: steps,
-                                     tokensSeen: tokensSeen, imagesSeen: imagesSeen, logLossSum: logLossSum, logSteps: logSteps)
+                                     tokensSeen: tokensSeen, imagesSeen: imagesSeen, logLossSum: logLossSum, logSteps: logSteps,
+                                     worldSize: communicator.isDistributed ? communicator.worldSize : nil, ranks: ranks)
             try ModelDirectory.writeJSON(state, to: dir.appendingPathComponent("trainer_state.json"))
             try ModelDirectory.writeJSON(configuration, to: dir.appendingPathComponent("training_config.json"))
         }

@@ -119,6 +119,23 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
         public init() {}
     }
 
+    /// Data-parallel training across processes (docs/distributed.md); ignored by a single process
+    /// unless `zero_stage` is 1 (which then runs the sharded optimizer with one shard).
+    public struct Distributed: Codable, Equatable, Sendable {
+        /// 0: every rank keeps the whole AdamW state and all-reduces gradients; 1: ZeRO stage 1,
+        /// optimizer state sharded across ranks (reduce-scatter gradients, all-gather parameters).
+        public var zeroStage = 0
+        /// Gradients are all-reduced in buckets of this many megabytes (stage 0).
+        public var bucketMB = 25.0
+        /// A rank that waits this long in one collective operation (another rank died or hangs)
+        /// stops the whole job with an error.
+        public var timeoutSeconds = 600.0
+        public init() {}
+        enum CodingKeys: String, CodingKey {
+            case zeroStage = "zero_stage", bucketMB = "bucket_mb", timeoutSeconds = "timeout_seconds"
+        }
+    }
+
     public var model = Model(preset: "kosmos-tiny")
     /// A SentencePiece .model or tokenizer.json; defaults to the model directory's tokenizer when
     /// fine-tuning (`model.from`).
@@ -129,6 +146,7 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
     public var train = Train()
     public var checkpoint = Checkpoint()
     public var log = Log()
+    public var distributed = Distributed()
 
     public init() {}
 
@@ -221,6 +239,7 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
         "train": .object(["steps": .integer, "grad_accumulation": .integer, "seed": .integer, "vision_freeze": .string]),
         "checkpoint": .object(["directory": .string, "every": .integer, "keep": .integer]),
         "log": .object(["every": .integer]),
+        "distributed": .object(["zero_stage": .integer, "bucket_mb": .number, "timeout_seconds": .number]),
     ])
 
     static func checkKeys(_ value: Any, schema: Schema, path: String) throws {
@@ -357,6 +376,13 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
         guard checkpoint.every >= 0 else { throw fail("checkpoint.every", "must not be negative (0: only at the end)") }
         guard checkpoint.keep >= 1 else { throw fail("checkpoint.keep", "must be at least 1") }
         guard log.every >= 1 else { throw fail("log.every", "must be at least 1") }
+        guard distributed.zeroStage == 0 || distributed.zeroStage == 1 else {
+            throw fail("distributed.zero_stage", "must be 0 (replicated optimizer state) or 1 (sharded)")
+        }
+        guard distributed.bucketMB > 0 && distributed.bucketMB.isFinite else { throw fail("distributed.bucket_mb", "must be a positive number") }
+        guard distributed.timeoutSeconds > 0 && distributed.timeoutSeconds.isFinite else {
+            throw fail("distributed.timeout_seconds", "must be a positive number")
+        }
     }
 
     /// The fields that must not change between a run and its resumption: everything that decides
@@ -375,7 +401,7 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
 
 // Decoding with defaults for absent keys (the synthesized init would require every key).
 extension TrainingConfiguration {
-    enum CodingKeys: String, CodingKey { case model, tokenizer, data, optimizer, schedule, train, checkpoint, log }
+    enum CodingKeys: String, CodingKey { case model, tokenizer, data, optimizer, schedule, train, checkpoint, log, distributed }
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init()
@@ -387,6 +413,7 @@ extension TrainingConfiguration {
         train = try c.decodeIfPresent(Train.self, forKey: .train) ?? train
         checkpoint = try c.decodeIfPresent(Checkpoint.self, forKey: .checkpoint) ?? checkpoint
         log = try c.decodeIfPresent(Log.self, forKey: .log) ?? log
+        distributed = try c.decodeIfPresent(Distributed.self, forKey: .distributed) ?? distributed
     }
 }
 
@@ -462,5 +489,15 @@ extension TrainingConfiguration.Log {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init()
         every = try c.decodeIfPresent(Int.self, forKey: .every) ?? every
+    }
+}
+
+extension TrainingConfiguration.Distributed {
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init()
+        zeroStage = try c.decodeIfPresent(Int.self, forKey: .zeroStage) ?? zeroStage
+        bucketMB = try c.decodeIfPresent(Double.self, forKey: .bucketMB) ?? bucketMB
+        timeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .timeoutSeconds) ?? timeoutSeconds
     }
 }

@@ -15,7 +15,7 @@ struct Kosmos: AsyncParsableCommand {
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure the speed of the engine's building blocks.",
-        subcommands: [Gemm.self, Kernels.self, ModelBench.self, GenerateBench.self, ServeBench.self, DataBenchmark.self, TokenizeBenchmark.self]
+        subcommands: [Gemm.self, Kernels.self, ModelBench.self, GenerateBench.self, ServeBench.self, DataBenchmark.self, TokenizeBenchmark.self, AllReduceBench.self]
     )
 }
 

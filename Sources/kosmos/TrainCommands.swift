@@ -38,17 +38,46 @@ struct Train: ParsableCommand {
             print(String(decoding: try encoder.encode(configuration), as: UTF8.self))
             return
         }
-        let trainer = try Trainer(configuration: configuration, resume: resume)
+        let communicator = try makeCommunicator(timeoutSeconds: configuration.distributed.timeoutSeconds)
+        guard communicator.isDistributed else {
+            try train(configuration, communicator: communicator)
+            try communicator.finalize()   // mpirun -np 1: MPI expects MPI_Finalize before exit
+            return
+        }
+        // One rank's error must end every rank (they would otherwise wait in the next collective).
+        do {
+            try train(configuration, communicator: communicator)
+            try communicator.finalize()
+        } catch {
+            let message = (error as? LocalizedError)?.errorDescription ?? "\(error)"
+            FileHandle.standardError.write(Data("kosmos rank \(communicator.rank) of \(communicator.worldSize): error: \(message)\n".utf8))
+            communicator.abort(code: 1)
+        }
+    }
+
+    func train(_ configuration: TrainingConfiguration, communicator: Communicator) throws {
+        let trainer = try Trainer(configuration: configuration, resume: resume, communicator: communicator)
+        let root = communicator.isRoot
         let trainable = trainer.stepper.trainable.reduce(0) { $0 + $1.tensor.count }
         var header = "model: \(trainer.model.parameterCount) parameters (\(trainable) trained), tokenizer \(trainer.tokenizerFile.lastPathComponent)"
+        if communicator.isDistributed || configuration.distributed.zeroStage > 0 {
+            header += "\ndistributed: \(communicator.worldSize) process(es) over \(communicator.name), "
+                + "global batch \(communicator.worldSize) × \(configuration.train.gradAccumulation) × \(configuration.data.batchSize) sequences, "
+                + "ZeRO stage \(configuration.distributed.zeroStage) (AdamW state per process: \(trainer.stepper.optimizerStateElements) floats)"
+        }
         if let from = trainer.resumedFrom { header += "\nresuming from \(from.path) at step \(trainer.step)" }
-        FileHandle.standardError.write(Data((header + "\n").utf8))
+        if root { FileHandle.standardError.write(Data((header + "\n").utf8)) }
         let display = ProgressDisplay(every: configuration.log.every)
         let start = Date()
-        try trainer.run { display.update($0) }
+        try trainer.run { if root { display.update($0) } }
+        guard root else { return }
         display.finish()
         let seconds = Date().timeIntervalSince(start)
         print("trained to step \(trainer.step) in \(ProgressDisplay.duration(seconds)); model: \(trainer.store.newest?.url.path ?? "?")")
+        if communicator.isDistributed || configuration.distributed.zeroStage > 0 {
+            print(String(format: "gradient synchronisation and optimizer update: %.1f s (%.0f%% of the run, waiting for the slowest rank included)",
+                         trainer.stepper.synchronizationSeconds, 100 * trainer.stepper.synchronizationSeconds / max(seconds, 1e-9)))
+        }
         print("metrics: \(trainer.metricsURL.path)")
     }
 }
