@@ -75,33 +75,29 @@ public final class TrainingStep {
     /// 0-based number of the optimizer step (it picks the learning rate).
     public func step(index: Int, microBatches: [KosmosBatch]) throws -> Result {
         if communicator.isDistributed || sharded != nil { return try distributedStep(index: index, microBatches: microBatches) }
-        guard !microBatches.isEmpty else { throw TrainingError.data("a training step needs at least one micro-batch") }
-        let counts = microBatches.map { b in b.labels.reduce(0) { $1 == -100 ? $0 : $0 + 1 } }
+        let counts = try labelledCounts(microBatches)
         let total = counts.reduce(0, +)
-        guard total > 0 else { throw TrainingError.data("step \(index + 1): no position in the batch has a target (sequences too short?)") }
-        optimizer.zeroGrad()
-        var loss = 0.0
-        for (batch, n) in zip(microBatches, counts) where n > 0 {
-            let weight = Double(n) / Double(total)
-            let l = try model.loss(batch)
-            loss += Double(l.item()) * weight
-            l.scaled(by: Float(weight)).backward()
-        }
+        let (loss, tokens, images) = try accumulateGradients(microBatches, counts: counts, total: total, step: index)
         let norm = GradientClipping.clip(trainable.map(\.tensor), maxNorm: maxGradNorm)
         let lr = schedule.learningRate(step: index)
         optimizer.learningRate = Float(lr)
         optimizer.step()
         optimizer.zeroGrad()
-        let tokens = microBatches.reduce(0) { $0 + $1.padding.reduce(0) { $1 ? $0 : $0 + 1 } }
-        let images = microBatches.reduce(0) { $0 + ($1.pixels?.shape[0] ?? 0) }
         return Result(loss: loss, gradNorm: norm, learningRate: lr, labelledTokens: total, tokens: tokens, images: images)
     }
 
-    /// The step across ranks (or with the sharded optimizer): see the type's comment.
-    func distributedStep(index: Int, microBatches: [KosmosBatch]) throws -> Result {
+    /// Labelled positions (targets other than −100) per micro-batch.
+    func labelledCounts(_ microBatches: [KosmosBatch]) throws -> [Int] {
         guard !microBatches.isEmpty else { throw TrainingError.data("a training step needs at least one micro-batch") }
-        let counts = microBatches.map { b in b.labels.reduce(0) { $1 == -100 ? $0 : $0 + 1 } }
-        let total = Int(try communicator.sum([Double(counts.reduce(0, +))])[0])
+        return microBatches.map { b in b.labels.reduce(0) { $1 == -100 ? $0 : $0 + 1 } }
+    }
+
+    /// Forward and backward of every micro-batch, micro-batch k's loss scaled by n_k / `total`
+    /// (the step's labelled positions, over every rank), so the summed gradient is that of the
+    /// mean over all of them. Returns this process's share of the step loss and its non-padding
+    /// tokens and images.
+    func accumulateGradients(_ microBatches: [KosmosBatch], counts: [Int], total: Int, step index: Int) throws
+        -> (loss: Double, tokens: Int, images: Int) {
         guard total > 0 else { throw TrainingError.data("step \(index + 1): no position in the batch has a target (sequences too short?)") }
         optimizer.zeroGrad()
         var loss = 0.0
@@ -113,6 +109,14 @@ public final class TrainingStep {
         }
         let tokens = microBatches.reduce(0) { $0 + $1.padding.reduce(0) { $1 ? $0 : $0 + 1 } }
         let images = microBatches.reduce(0) { $0 + ($1.pixels?.shape[0] ?? 0) }
+        return (loss, tokens, images)
+    }
+
+    /// The step across ranks (or with the sharded optimizer): see the type's comment.
+    func distributedStep(index: Int, microBatches: [KosmosBatch]) throws -> Result {
+        let counts = try labelledCounts(microBatches)
+        let total = Int(try communicator.sum([Double(counts.reduce(0, +))])[0])
+        let (loss, tokens, images) = try accumulateGradients(microBatches, counts: counts, total: total, step: index)
         let synchronizationStart = DispatchTime.now().uptimeNanoseconds
         defer { synchronizationSeconds += Double(DispatchTime.now().uptimeNanoseconds - synchronizationStart) / 1e9 }
         // One small all-reduce: the loss, throughput counts, and which parameters got a gradient
