@@ -223,10 +223,10 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
 
     /// Known keys and value types per section (checked before decoding, so every message carries
     /// the field's path); the inline model configuration is checked by its own decoder.
-    indirect enum Schema { case object([String: Schema]), array(Schema), integer, number, bool, string, any }
+    indirect enum Schema { case object([String: Schema]), array(Schema), integer, number, bool, string, any, modelConfiguration }
 
     static let schema: Schema = .object([
-        "model": .object(["preset": .string, "config": .any, "from": .string]),
+        "model": .object(["preset": .string, "config": .modelConfiguration, "from": .string]),
         "tokenizer": .string,
         "data": .object([
             "sources": .array(.object(["path": .string, "weight": .number, "image_dir": .string, "synthetic_seed": .integer,
@@ -249,6 +249,11 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
         switch schema {
         case .any:
             return
+        case .modelConfiguration:
+            // A Kosmos-1 config.json object: its keys are those a default configuration encodes
+            // (plus the optional image_slot_token_id); types are checked by its decoder.
+            guard value is [String: Any] else { throw expected("an object") }
+            try checkKnownKeys(value, known: knownModelKeys, path: path)
         case .string:
             guard value is String else { throw expected("a string") }
         case .bool:
@@ -271,6 +276,24 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
         case .array(let element):
             guard let items = value as? [Any] else { throw expected("an array") }
             for (i, item) in items.enumerated() { try checkKeys(item, schema: element, path: "\(path)[\(i)]") }
+        }
+    }
+
+    static let knownModelKeys: [String: Any] = {
+        guard let data = try? JSONEncoder().encode(KosmosConfiguration()),
+              var object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else { return [:] }
+        object["image_slot_token_id"] = 0
+        return object
+    }()
+
+    static func checkKnownKeys(_ value: Any, known: [String: Any], path: String) throws {
+        guard let dict = value as? [String: Any] else { return }
+        for (key, child) in dict {
+            let childPath = "\(path).\(key)"
+            guard let knownChild = known[key] else {
+                throw ConfigurationError(field: childPath, reason: "unknown key (known here: \(known.keys.sorted().joined(separator: ", ")))")
+            }
+            if let section = knownChild as? [String: Any] { try checkKnownKeys(child, known: section, path: childPath) }
         }
     }
 

@@ -64,6 +64,11 @@ final class ConfigurationTests: XCTestCase {
         assertRejected(#"{"tokenizer": "/t", "data": {"sources": [{"path": "a"}]}, "optimiser": {}}"#, field: "optimiser", "unknown key")
         assertRejected(minimal, ["optimizer.learning_rate=1"], field: "optimizer.learning_rate", "unknown key")
         assertRejected(#"{"tokenizer": "/t", "data": {"sources": [{"path": "a", "wieght": 2}]}}"#, field: "data.sources[0].wieght")
+        // Inside the inline model configuration too, at any depth.
+        assertRejected(#"{"model": {"config": {"decoder": {"decoder_layer": 3}}}, "tokenizer": "/t", "data": {"sources": [{"path": "a"}]}}"#,
+                       field: "model.config.decoder.decoder_layer", "unknown key")
+        assertRejected(#"{"model": {"config": {"num_image_token": 3}}, "tokenizer": "/t", "data": {"sources": [{"path": "a"}]}}"#,
+                       field: "model.config.num_image_token", "unknown key")
     }
 
     func testWrongTypesAreRejectedWithTheirPath() {
