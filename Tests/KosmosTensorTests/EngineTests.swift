@@ -227,3 +227,40 @@ extension EngineTests {
         XCTAssertEqual(empty.crossEntropy(targets: [], reduction: .sum).item(), 0)
     }
 }
+
+/// Products with a few rows against a weight stored n×k (several sequences decoding together)
+/// take the skinny path instead of sgemm; they must agree with exact arithmetic and not depend on
+/// the thread count.
+final class SkinnyProductTests: XCTestCase {
+    func testFewRowsTimesTransposedWeightMatchesFloat64() {
+        let generator = RandomGenerator(seed: 5)
+        for m in [2, 3, 4] {
+            let k = 333, n = 300   // k leaves a tail after the 32-wide loop; n·k is above the threshold
+            let a = Tensor.randn([m, k], generator: generator)
+            let w = Tensor.randn([n, k], generator: generator)
+            let c = Tensor.matmul(a, w, transposeB: true)
+            XCTAssertEqual(c.shape, [m, n])
+            let av = a.scalars, wv = w.scalars, cv = c.scalars
+            var worst = 0.0
+            for i in 0..<m {
+                for j in 0..<n {
+                    var exact = 0.0
+                    for p in 0..<k { exact += Double(av[i * k + p]) * Double(wv[j * k + p]) }
+                    worst = max(worst, abs(Double(cv[i * n + j]) - exact) / max(1, abs(exact)))
+                }
+            }
+            XCTAssertLessThan(worst, 1e-5, "m \(m)")
+        }
+    }
+
+    func testSkinnyProductDoesNotDependOnThreads() {
+        let generator = RandomGenerator(seed: 6)
+        let a = Tensor.randn([4, 512], generator: generator), w = Tensor.randn([1024, 512], generator: generator)
+        let saved = Parallel.threadCount
+        defer { Parallel.threadCount = saved }
+        Parallel.threadCount = 1
+        let one = Tensor.matmul(a, w, transposeB: true).scalars
+        Parallel.threadCount = 4
+        XCTAssertEqual(Tensor.matmul(a, w, transposeB: true).scalars, one)
+    }
+}
