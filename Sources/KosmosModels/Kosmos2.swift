@@ -169,6 +169,11 @@ public final class Kosmos2Model: Module {
     public let imageToTextProjection: Kosmos2ImageToTextProjection
 
     public init(configuration c: Kosmos2Configuration, generator: RandomGenerator) throws {
+        // The text and vision parts are checked by their own configurations; the projection's
+        // latent count comes straight from config.json.
+        guard c.latentQueryNum > 0 else {
+            throw ModelError.invalidConfiguration(field: "latent_query_num", reason: "must be positive")
+        }
         configuration = c
         textModel = try MagnetoDecoder(configuration: c.decoder, generator: generator)
         visionModel = try CLIPVisionTransformer(configuration: c.vision, generator: generator)

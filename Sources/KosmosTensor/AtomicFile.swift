@@ -76,13 +76,18 @@ public enum AtomicFile {
         committed = true
         // Make the new directory entry durable. The file is already in place, so a failure here is
         // reported but there is nothing to undo.
-        let directoryDescriptor = open(directory.isEmpty ? "." : directory, O_RDONLY | O_CLOEXEC)
+        try syncDirectory(directory.isEmpty ? "." : directory)
+    }
+
+    /// fsyncs a directory, so entries created or renamed in it survive a power loss. File systems
+    /// that cannot fsync a directory (EINVAL) are accepted: there is nothing more to do there.
+    public static func syncDirectory(_ directory: String) throws {
+        let directoryDescriptor = open(directory, O_RDONLY | O_CLOEXEC)
         guard directoryDescriptor >= 0 else {
             throw AtomicFileError(path: directory, operation: "opening the directory to fsync it", reason: errnoText())
         }
         defer { close(directoryDescriptor) }
         guard fsync(directoryDescriptor) == 0 || errno == EINVAL else {
-            // EINVAL: the file system does not support fsync on directories; nothing more to do.
             throw AtomicFileError(path: directory, operation: "fsync of the directory", reason: errnoText())
         }
     }

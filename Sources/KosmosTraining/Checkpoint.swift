@@ -132,7 +132,7 @@ public struct CheckpointStore {
             try fm.createDirectory(at: partial, withIntermediateDirectories: false)
             try body(partial)
             try AtomicFile.write(Array("\(step)\n".utf8), to: partial.appendingPathComponent(CheckpointStore.marker))
-            try fsyncPath(partial.path)
+            try AtomicFile.syncDirectory(partial.path)
             if fm.fileExists(atPath: final.path) {
                 // The same step again (a resumed run that redid it): same numbers, replace it.
                 try fm.removeItem(at: final)
@@ -140,7 +140,7 @@ public struct CheckpointStore {
             guard rename(partial.path, final.path) == 0 else {
                 throw AtomicFileError(path: final.path, operation: "renaming \(partial.lastPathComponent) to it", reason: String(cString: strerror(errno)))
             }
-            try fsyncPath(directory.path)
+            try AtomicFile.syncDirectory(directory.path)
         } catch let e as TrainingError {
             throw e
         } catch {
@@ -168,15 +168,6 @@ public struct CheckpointStore {
             // Unmark first, so a crash mid-delete leaves a folder that is never loaded.
             unlink(url.appendingPathComponent(CheckpointStore.marker).path)
             try? FileManager.default.removeItem(at: url)
-        }
-    }
-
-    func fsyncPath(_ path: String) throws {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw AtomicFileError(path: path, operation: "opening to fsync", reason: String(cString: strerror(errno))) }
-        defer { close(fd) }
-        guard fsync(fd) == 0 || errno == EINVAL else {
-            throw AtomicFileError(path: path, operation: "fsync", reason: String(cString: strerror(errno)))
         }
     }
 }

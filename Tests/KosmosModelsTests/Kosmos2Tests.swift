@@ -66,4 +66,13 @@ final class Kosmos2Tests: XCTestCase {
             XCTAssertTrue("\(error)".contains("model_type 'clip_vision_model' is not supported here (expected kosmos-2)"), "\(error)")
         }
     }
+
+    /// A config.json with no latent queries is refused by name, not trapped on while building tensors.
+    func testNonPositiveLatentQueryNumIsAConfigurationError() {
+        var c = Kosmos2Configuration()
+        c.latentQueryNum = 0
+        XCTAssertThrowsError(try Kosmos2Model(configuration: c, generator: RandomGenerator(seed: 0))) { error in
+            XCTAssertTrue("\(error)".contains("latent_query_num"), "\(error)")
+        }
+    }
 }

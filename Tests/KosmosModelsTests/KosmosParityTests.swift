@@ -8,36 +8,12 @@ import KosmosTensor
 /// flamingo-pytorch (scripts/reference/kosmos_reference.py): a batch of a sequence with two
 /// interleaved images and a shorter text-only one.
 final class KosmosParityTests: XCTestCase {
+    /// The configuration of scripts/reference/kosmos_reference.py's model (and of
+    /// training_reference.py's), shared with KosmosTrainingTests through the fixture file.
     static func tinyConfiguration() -> KosmosConfiguration {
-        var c = KosmosConfiguration()
-        c.vocabSize = 40
-        c.decoder.vocabSize = 40
-        c.decoder.decoderEmbedDim = 32
-        c.decoder.decoderAttentionHeads = 4
-        c.decoder.decoderFfnEmbedDim = 64
-        c.decoder.decoderLayers = 2
-        c.decoder.xposRelPos = true
-        c.decoder.paddingIdx = 0
-        c.vision.hiddenSize = 24
-        c.vision.intermediateSize = 48
-        c.vision.numHiddenLayers = 2
-        c.vision.numAttentionHeads = 4
-        c.vision.imageSize = 16
-        c.vision.patchSize = 8
-        c.resampler.dim = 24
-        c.resampler.depth = 1
-        c.resampler.dimHead = 6
-        c.resampler.heads = 4
-        c.resampler.numLatents = 4
-        c.resampler.numMediaEmbeds = 1
-        c.resampler.ffMult = 2
-        c.numImageTokens = 4
-        c.imageTokenId = 38
-        c.imageEndTokenId = 39
-        c.padTokenId = 0
-        c.bosTokenId = 1
-        c.eosTokenId = 2
-        return c
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/kosmos_tiny_config.json")
+        return try! JSONDecoder().decode(KosmosConfiguration.self, from: Data(contentsOf: url))
     }
 
     func loadBatch(_ model: KosmosModel, _ fixture: SafeTensorsFile) throws -> KosmosBatch {

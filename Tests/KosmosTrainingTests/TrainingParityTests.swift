@@ -11,37 +11,10 @@ import KosmosTensor
 /// decay, and AdamW with decayed (ndim ≥ 2) and non-decayed groups. The reference runs in float64;
 /// we run in float32.
 final class TrainingParityTests: XCTestCase {
-    static func tinyConfiguration() -> KosmosConfiguration {
-        var c = KosmosConfiguration()
-        c.vocabSize = 40
-        c.decoder.vocabSize = 40
-        c.decoder.decoderEmbedDim = 32
-        c.decoder.decoderAttentionHeads = 4
-        c.decoder.decoderFfnEmbedDim = 64
-        c.decoder.decoderLayers = 2
-        c.decoder.xposRelPos = true
-        c.decoder.subln = true
-        c.decoder.paddingIdx = 0
-        c.vision.hiddenSize = 24
-        c.vision.intermediateSize = 48
-        c.vision.numHiddenLayers = 2
-        c.vision.numAttentionHeads = 4
-        c.vision.imageSize = 16
-        c.vision.patchSize = 8
-        c.resampler.dim = 24
-        c.resampler.depth = 1
-        c.resampler.dimHead = 6
-        c.resampler.heads = 4
-        c.resampler.numLatents = 4
-        c.resampler.numMediaEmbeds = 1
-        c.resampler.ffMult = 2
-        c.numImageTokens = 4
-        c.imageTokenId = 38
-        c.imageEndTokenId = 39
-        c.padTokenId = 0
-        c.bosTokenId = 1
-        c.eosTokenId = 2
-        return c
+    /// kosmos_reference.py's tiny model, the same file KosmosParityTests reads.
+    static func tinyConfiguration() throws -> KosmosConfiguration {
+        try JSONDecoder().decode(KosmosConfiguration.self,
+                                 from: Data(contentsOf: TrainingTestSupport.fixtures.appendingPathComponent("kosmos_tiny_config.json")))
     }
 
     func microBatch(_ k: Int, model: KosmosModel, fixture: SafeTensorsFile) throws -> KosmosBatch {
@@ -73,7 +46,7 @@ final class TrainingParityTests: XCTestCase {
 
     func testTwentyStepsMatchPyTorch() throws {
         let fixture = try SafeTensorsFile(url: TrainingTestSupport.fixtures.appendingPathComponent("training_tiny.safetensors"))
-        let model = try KosmosModel(configuration: Self.tinyConfiguration(), generator: RandomGenerator(seed: 0))
+        let model = try KosmosModel(configuration: try Self.tinyConfiguration(), generator: RandomGenerator(seed: 0))
         try model.load(from: fixture, prefix: "model.", strict: false, sourceName: "training_tiny")
         model.train()
         model.applyVisionFreeze(.allButLastLayer)
