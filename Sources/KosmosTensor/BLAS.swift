@@ -62,7 +62,7 @@ public enum BLAS {
     /// Up to this many rows (a few sequences decoding together) a product with a weight stored
     /// n×k goes through `skinnyProduct` instead of sgemm, which packs the weight's panels on every
     /// call: at 4 rows that made a decoding step 3× slower than at 1 row. From about 8 rows sgemm
-    /// is as fast again (measured on the 12 × 768 decoder: 4 rows 72 ms a step here against 95 with
+    /// is as fast again (measured on the 12 × 768 decoder: 4 rows 68 ms a step here against 95 with
     /// sgemm; 8 rows 127 against 125).
     static let skinnyRows = 4
     /// Below this many weight elements the threads cost more than they save; sgemm is fine there.
@@ -72,40 +72,18 @@ public enum BLAS {
     /// once and dotted with every row of A (which stays in cache). Output columns are split over
     /// threads; every element is one dot product in a fixed order, so results do not depend on the
     /// thread count. (Blocks of the weight through sgemv, one call per row of A, were slower: 79 ms
-    /// a step at 2 rows against 53 here.)
+    /// a step at 2 rows against 44 here.)
     static func skinnyProduct(m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
                               b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
         Parallel.forRanges(n, minimumPerChunk: 64) { columns in
             for j in columns {
                 let row = b + j * ldb
                 for i in 0..<m {
-                    let value = alpha * dot(a + i * lda, row, k)
+                    let value = alpha * rowDot(a + i * lda, row, k)
                     let out = c + i * ldc + j
                     out.pointee = beta == 0 ? value : value + beta * out.pointee
                 }
             }
         }
-    }
-
-    /// Σ x[p]·y[p] with two 16-lane accumulators (then a fixed-order reduction).
-    @inline(__always)
-    static func dot(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ k: Int) -> Float {
-        var first = Vec(repeating: 0), second = Vec(repeating: 0)
-        var p = 0
-        while p + 2 * vecWidth <= k {
-            first += loadVec(x + p) * loadVec(y + p)
-            second += loadVec(x + p + vecWidth) * loadVec(y + p + vecWidth)
-            p += 2 * vecWidth
-        }
-        if p + vecWidth <= k {
-            first += loadVec(x + p) * loadVec(y + p)
-            p += vecWidth
-        }
-        var sum = (first + second).sum()
-        while p < k {
-            sum += x[p] * y[p]
-            p += 1
-        }
-        return sum
     }
 }
