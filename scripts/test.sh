@@ -24,6 +24,15 @@ total=$(sed -E 's/.*Executed ([0-9]+) tests?.*/\1/' <<<"$summary")
 failed=$(sed -E 's/.*[^0-9]([0-9]+) failures?.*/\1/' <<<"$summary")
 skipped=0
 if [[ "$summary" =~ ([0-9]+)\ tests?\ skipped ]]; then skipped=${BASH_REMATCH[1]}; fi
+# The one documented skip: the MPI tests outside mpirun. Any other skipped test is a failure (a
+# test that cannot run must not pass silently).
+other_skips=$(grep -E "^Test Case '[^']+' skipped" "$log" | grep -v "^Test Case 'DistributedTrainingTests\." || true)
+if [[ -n "$other_skips" ]]; then
+    echo "tests that skipped (only the MPI tests may skip here):" >&2
+    echo "$other_skips" >&2
+    failed=$((failed + $(wc -l <<<"$other_skips")))
+    skipped=$((skipped - $(wc -l <<<"$other_skips")))
+fi
 if ((skipped > 0)); then echo "($skipped skipped here: the MPI tests, which scripts/test-mpi.sh runs)"; fi
 mpi_status=0
 if [[ "${KOSMOS_SKIP_MPI:-0}" != "1" ]]; then

@@ -91,35 +91,57 @@ public final class KosmosHTTPServer: Sendable {
     }
 
     /// A completion request from body to response; every failure becomes an OpenAI error object.
+    ///
+    /// A client that goes away cancels its generation wherever the request is: queued, decoding or
+    /// streaming. The connection's inbound side is watched (`consumeWithInboundCloseHandler`) from
+    /// the first byte of the body until the answer is written, so its end (the client closed or
+    /// reset the connection) cancels the job at once, not when a write fails. A streamed answer is
+    /// written after the handler returns, so the watch runs in a task of its own that the stream's
+    /// writer waits for before it ends (the watch and the server must not read the connection at
+    /// the same time). As with Hummingbird's own handler: a client that half-closes its sending
+    /// side while it waits is taken as gone, and the connection closes after each completion.
     func respond(_ request: Request, context: ServerContext, chat: Bool) async -> Response {
         let cancellation = CancellationBox()
-        do {
-            return try await request.body.consumeWithInboundCloseHandler { body in
-                let buffer: ByteBuffer
-                do {
-                    buffer = try await body.collect(upTo: self.options.maxBodyBytes)
-                } catch is NIOTooManyBytesError {
-                    throw APIError(status: 413, message: "the request body is larger than \(self.options.maxBodyBytes) bytes")
+        let (responses, respond) = AsyncStream<Response>.makeStream()
+        let (streamEnd, endStream) = AsyncStream<Void>.makeStream()
+        let (watchEnd, endWatch) = AsyncStream<Void>.makeStream()
+        Task {
+            do {
+                let response: Response? = try await request.body.consumeWithInboundCloseHandler { body in
+                    let buffer: ByteBuffer
+                    do {
+                        buffer = try await body.collect(upTo: self.options.maxBodyBytes)
+                    } catch is NIOTooManyBytesError {
+                        throw APIError(status: 413, message: "the request body is larger than \(self.options.maxBodyBytes) bytes")
+                    }
+                    let parsed = try await self.parse(Data(buffer.readableBytesView), chat: chat)
+                    let (job, events) = try self.scheduler.submit(prompt: parsed.prompt, options: parsed.options, stops: parsed.stops,
+                                                                  grounding: parsed.grounding, timeout: self.options.requestTimeout)
+                    cancellation.set(job)
+                    guard parsed.stream else {
+                        return try await self.completeResponse(events: events, parsed: parsed, chat: chat)
+                    }
+                    respond.yield(self.streamResponse(job: job, events: events, parsed: parsed, chat: chat) {
+                        endStream.finish()
+                        for await _ in watchEnd {}
+                    })
+                    for await _ in streamEnd {}
+                    return nil
+                } onInboundClosed: {
+                    cancellation.cancel()
+                    endStream.finish()
                 }
-                let parsed = try await self.parse(Data(buffer.readableBytesView), chat: chat)
-                let (job, events) = try self.scheduler.submit(prompt: parsed.prompt, options: parsed.options, stops: parsed.stops,
-                                                              grounding: parsed.grounding, timeout: self.options.requestTimeout)
-                cancellation.set(job)
-                if parsed.stream {
-                    // From here the response body's writes tell when the client is gone; the
-                    // inbound watch ends with this closure.
-                    cancellation.disarm()
-                    return self.streamResponse(job: job, events: events, parsed: parsed, chat: chat)
-                }
-                return try await self.completeResponse(events: events, parsed: parsed, chat: chat)
-            } onInboundClosed: {
-                cancellation.cancel()
+                if let response { respond.yield(response) }
+            } catch let error as APIError {
+                respond.yield(self.errorResponse(error))
+            } catch {
+                respond.yield(self.errorResponse(APIError(status: 400, message: "\(error)")))
             }
-        } catch let error as APIError {
-            return errorResponse(error)
-        } catch {
-            return errorResponse(APIError(status: 400, message: "\(error)"))
+            endWatch.finish()
+            respond.finish()
         }
+        for await response in responses { return response }
+        return errorResponse(APIError(status: 500, message: "no response was made", type: "server_error"))
     }
 
     struct Parsed {
@@ -310,8 +332,10 @@ public final class KosmosHTTPServer: Sendable {
 
     /// Server-sent events: `data: {chunk}` per text delta, a last chunk with finish_reason (and a
     /// usage chunk when stream_options.include_usage), then `data: [DONE]`. A write that fails
-    /// (the client went away) cancels the generation.
-    func streamResponse(job: GenerationJob, events: AsyncStream<GenerationEvent>, parsed: Parsed, chat: Bool) -> Response {
+    /// (the client went away) cancels the generation, as the inbound watch of `respond` does;
+    /// `ended` runs when the writer is done, written or failed.
+    func streamResponse(job: GenerationJob, events: AsyncStream<GenerationEvent>, parsed: Parsed, chat: Bool,
+                        ended: @escaping @Sendable () async -> Void) -> Response {
         let name = model.name, created = Int(Date().timeIntervalSince1970), logger = self.logger
         let object = chat ? "chat.completion.chunk" : "text_completion"
         let encoder = JSONEncoder()
@@ -355,8 +379,10 @@ public final class KosmosHTTPServer: Sendable {
                 try await writer.finish(nil)
             } catch {
                 job.cancel()
+                await ended()
                 throw error
             }
+            await ended()
         }
         return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
     }
@@ -376,18 +402,8 @@ final class CancellationBox: @unchecked Sendable {
         if cancel { job.cancel() }
     }
 
-    private var armed = true
-
-    /// Stops listening: later `cancel()` calls do nothing.
-    func disarm() {
-        lock.lock()
-        armed = false
-        lock.unlock()
-    }
-
     func cancel() {
         lock.lock()
-        guard armed else { lock.unlock(); return }
         cancelled = true
         let job = self.job
         lock.unlock()

@@ -43,42 +43,73 @@ public enum LoopbackClient {
 
     /// Sends raw bytes and reads until the server closes (or `readLimit` bytes, then hangs up).
     public static func exchange(port: Int, bytes: Data, timeout: Double = 120, readLimit: Int = .max) throws -> Data {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw Failure.connect(errno) }
-        defer { close(fd) }
-        var time = timeval(tv_sec: Int(timeout), tv_usec: .init((timeout - Double(Int(timeout))) * 1e6))
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &time, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &time, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { throw Failure.connect(errno) }
-        var sent = 0
-        try bytes.withUnsafeBytes { raw in
-            while sent < raw.count {
-                let n = Glibc.send(fd, raw.baseAddress! + sent, raw.count - sent, Int32(MSG_NOSIGNAL))
-                // The server may answer (413) and close before reading everything: stop sending then.
-                if n <= 0 { if sent > 0 { return }; throw Failure.io("send failed (errno \(errno))") }
-                sent += n
+        let connection = try Connection(port: port, timeout: timeout)
+        defer { connection.close() }
+        try connection.send(bytes)
+        return try connection.read(limit: readLimit)
+    }
+
+    /// One open connection, for tests that act between sending and hanging up (a client that
+    /// leaves mid-request). Closed by `close()` or when released.
+    public final class Connection {
+        private var fd: Int32
+
+        /// Connects to 127.0.0.1:`port`; `timeout` bounds each send and receive.
+        public init(port: Int, timeout: Double = 120) throws {
+            fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            guard fd >= 0 else { throw Failure.connect(errno) }
+            var time = timeval(tv_sec: Int(timeout), tv_usec: .init((timeout - Double(Int(timeout))) * 1e6))
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &time, socklen_t(MemoryLayout<timeval>.size))
+            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &time, socklen_t(MemoryLayout<timeval>.size))
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = in_port_t(UInt16(port).bigEndian)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            let connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard connected == 0 else {
+                let error = errno
+                close()
+                throw Failure.connect(error)
             }
         }
-        var received = Data()
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while received.count < readLimit {
-            let n = recv(fd, &buffer, buffer.count, 0)
-            if n == 0 { break }
-            if n < 0 {
-                if errno == EINTR { continue }
-                if errno == ECONNRESET && !received.isEmpty { break }
-                throw Failure.io("recv failed (errno \(errno))")
+
+        deinit { close() }
+
+        public func send(_ bytes: Data) throws {
+            var sent = 0
+            try bytes.withUnsafeBytes { raw in
+                while sent < raw.count {
+                    let n = Glibc.send(fd, raw.baseAddress! + sent, raw.count - sent, Int32(MSG_NOSIGNAL))
+                    // The server may answer (413) and close before reading everything: stop sending then.
+                    if n <= 0 { if sent > 0 { return }; throw Failure.io("send failed (errno \(errno))") }
+                    sent += n
+                }
             }
-            received.append(contentsOf: buffer[0..<n])
         }
-        return received
+
+        /// Reads until the server closes or `limit` bytes have come.
+        public func read(limit: Int = .max) throws -> Data {
+            var received = Data()
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            while received.count < limit {
+                let n = recv(fd, &buffer, min(buffer.count, limit - received.count), 0)
+                if n == 0 { break }
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    if errno == ECONNRESET && !received.isEmpty { break }
+                    throw Failure.io("recv failed (errno \(errno))")
+                }
+                received.append(contentsOf: buffer[0..<n])
+            }
+            return received
+        }
+
+        public func close() {
+            if fd >= 0 { _ = Glibc.close(fd) }
+            fd = -1
+        }
     }
 
     /// Splits a raw response into status, headers and (de-chunked) body.

@@ -33,6 +33,9 @@ public final class GenerationJob: @unchecked Sendable {
     let continuation: AsyncStream<GenerationEvent>.Continuation
     private let lock = NSLock()
     private var cancelled = false
+    private var ended = false
+    /// Hears the first `cancel()` of a job that had not ended (the scheduler counts it).
+    var onCancel: (@Sendable () -> Void)?
     // Scheduler thread only:
     var member: DecodingBatch.Member?
     var emitted = ""
@@ -47,10 +50,22 @@ public final class GenerationJob: @unchecked Sendable {
         self.continuation = continuation
     }
 
+    /// Asks the scheduler to drop the job; it leaves the queue or the batch before the next step.
+    /// Does nothing once the job has ended (finished, failed or already cancelled).
     public func cancel() {
         lock.lock()
+        let first = !cancelled && !ended
         cancelled = true
         lock.unlock()
+        if first { onCancel?() }
+    }
+
+    /// Marks the job ended; its events are all sent.
+    func end() {
+        lock.lock()
+        ended = true
+        lock.unlock()
+        continuation.finish()
     }
 
     public var isCancelled: Bool {
@@ -64,8 +79,17 @@ public final class GenerationJob: @unchecked Sendable {
 
 /// Counters a test or `bench serve` can read.
 public struct SchedulerStatistics: Sendable {
+    /// Requests accepted into the queue.
+    public var submitted = 0
+    /// Requests prefilled into the batch.
+    public var admitted = 0
     public var completed = 0
+    /// Requests the scheduler dropped because they were cancelled (client gone).
     public var cancelled = 0
+    /// Cancellations asked for (`GenerationJob.cancel()` on a live job); each becomes a
+    /// `cancelled` when the scheduler next looks at the job (or a `completed`, when the job was
+    /// finishing as it was cancelled).
+    public var cancelRequests = 0
     public var failed = 0
     public var steps = 0
     /// Sum over steps of the sequences in the step (mean batch = batchedTokens / steps).
@@ -88,7 +112,16 @@ public final class Scheduler: @unchecked Sendable {
     private var stopping = false
     private var thread: Thread?
     private var statistics = SchedulerStatistics()
+    private var held: HoldPoint?
     private let batch: DecodingBatch
+
+    /// Where `hold(_:)` stops the loop.
+    public enum HoldPoint: Sendable {
+        /// Nothing is admitted or decoded: requests wait in the queue.
+        case admission
+        /// Requests are admitted (prefilled, first token) but no decoding step runs.
+        case steps
+    }
 
     public init(model: ServedModel, maxBatch: Int = 16, queueCapacity: Int = 64, logger: Logger = Logger(label: "kosmos.scheduler")) {
         self.model = model
@@ -117,6 +150,21 @@ public final class Scheduler: @unchecked Sendable {
         condition.unlock()
     }
 
+    /// Holds the loop at a point until `release()`: for tests that must act while a request is
+    /// known to be queued or mid-generation, whatever the model's speed.
+    public func hold(_ point: HoldPoint) {
+        condition.lock()
+        held = point
+        condition.unlock()
+    }
+
+    public func release() {
+        condition.lock()
+        held = nil
+        condition.broadcast()
+        condition.unlock()
+    }
+
     public var stats: SchedulerStatistics {
         condition.lock()
         defer { condition.unlock() }
@@ -133,6 +181,7 @@ public final class Scheduler: @unchecked Sendable {
         continuation.onTermination = { [weak job] termination in
             if case .cancelled = termination { job?.cancel() }
         }
+        job.onCancel = { [weak self] in self?.count(\.cancelRequests) }
         condition.lock()
         defer { condition.unlock() }
         guard !stopping else { throw APIError(status: 503, message: "the server is shutting down", type: "server_error") }
@@ -141,6 +190,7 @@ public final class Scheduler: @unchecked Sendable {
                            type: "rate_limit_error", code: "queue_full")
         }
         waiting.append(job)
+        statistics.submitted += 1
         condition.signal()
         return (job, stream)
     }
@@ -148,7 +198,9 @@ public final class Scheduler: @unchecked Sendable {
     private func loop() {
         while true {
             condition.lock()
-            while !stopping && waiting.isEmpty && batch.running.isEmpty { condition.wait() }
+            // Wait while there is nothing to admit and nothing to decode (`hold` makes either count as nothing).
+            while !stopping && (waiting.isEmpty || held == .admission || batch.running.count >= maxBatch)
+                && (batch.running.isEmpty || held != nil) { condition.wait() }
             if stopping {
                 let pending = waiting
                 waiting = []
@@ -161,12 +213,13 @@ public final class Scheduler: @unchecked Sendable {
                 }
                 return
             }
-            let room = maxBatch - batch.running.count
+            let room = held == .admission ? 0 : maxBatch - batch.running.count
             let admitted = Array(waiting.prefix(max(0, room)))
             waiting.removeFirst(admitted.count)
+            let stepping = held == nil
             condition.unlock()
             for job in admitted { admit(job) }
-            step()
+            if stepping { step() }
         }
     }
 
@@ -180,6 +233,7 @@ public final class Scheduler: @unchecked Sendable {
             }
             member.userInfo = job
             job.member = member
+            count(\.admitted)
             deliver(job)
         } catch let error as APIError {
             fail(job, error)
@@ -236,11 +290,12 @@ public final class Scheduler: @unchecked Sendable {
                 job.continuation.yield(.text(String(text.dropFirst(job.emitted.count))))
             }
             let reason = stopped || member.finishReason == .endOfSequence ? "stop" : "length"
+            // Counted before the client can hear the end, so a client that has its answer sees the count.
+            count(\.completed)
             job.continuation.yield(.finished(Completion(finishReason: reason, text: text, entities: entities,
                                                         promptTokens: job.prompt.tokens.count,
                                                         completionTokens: member.generated.count, tokenIds: member.generated)))
-            job.continuation.finish()
-            count(\.completed)
+            job.end()
             return
         }
         // Hold back what may still change: an unfinished UTF-8 sequence (decoded as U+FFFD) and
@@ -258,14 +313,14 @@ public final class Scheduler: @unchecked Sendable {
     }
 
     private func fail(_ job: GenerationJob, _ error: APIError) {
-        job.continuation.yield(.failed(error))
-        job.continuation.finish()
         count(\.failed)
+        job.continuation.yield(.failed(error))
+        job.end()
     }
 
     private func cancelled(_ job: GenerationJob) {
-        job.continuation.finish()
         count(\.cancelled)
+        job.end()
     }
 
     private func count(_ field: WritableKeyPath<SchedulerStatistics, Int>) {

@@ -94,7 +94,8 @@ final class CLITests: XCTestCase {
 
     override func setUpWithError() throws {
         guard FileManager.default.isExecutableFile(atPath: Self.executable.path) else {
-            throw XCTSkip("\(Self.executable.path) not built; run `swift build --build-tests` first")
+            XCTFail("\(Self.executable.path) not built; run `swift build --build-tests` first")
+            throw CocoaError(.fileNoSuchFile)
         }
     }
 

@@ -76,7 +76,7 @@ final class ServerTests: XCTestCase {
         let ready = DispatchSemaphore(value: 0)
         let port = LockedBox(0)
         let task = Task { try await server.run(handleSignals: false) { p in port.value = p; ready.signal() } }
-        guard ready.wait(timeout: .now() + 60) == .success else { throw XCTSkip("the server did not start") }
+        guard ready.wait(timeout: .now() + 60) == .success else { throw TestFailure(message: "the server did not start in 60 s") }
         Self.shared = (port.value, server, task, directory)
         return (port.value, server)
     }
@@ -100,7 +100,7 @@ final class ServerTests: XCTestCase {
     /// What `kosmos generate --json` prints for the prompt: the same tokens, generate(), decode.
     func reference(_ prompt: String, images: [Tensor] = [], maxTokens: Int, server: KosmosHTTPServer) throws -> (text: String, ids: [Int]) {
         let served = server.scheduler.model
-        guard case .kosmos1(let model) = served.kind else { throw XCTSkip("Kosmos-1 only") }
+        guard case .kosmos1(let model) = served.kind else { throw TestFailure(message: "the test model is not Kosmos-1") }
         let tokens = try model.promptTokens(prompt, imageCount: images.count, encode: served.tokenizer.encode)
         var options = GenerationOptions()
         options.maxNewTokens = maxTokens
@@ -226,7 +226,7 @@ final class ServerTests: XCTestCase {
             try JSONSerialization.data(withJSONObject: ["model": Self.modelName, "max_tokens": 8 + i % 5,
                                                         "messages": [["role": "user", "content": prompts[i]]]])
         }
-        func content(_ reply: LoopbackClient.Reply?) -> String? {
+        @Sendable func content(_ reply: LoopbackClient.Reply?) -> String? {
             guard let reply, reply.status == 200,
                   let o = try? JSONSerialization.jsonObject(with: reply.body) as? [String: Any] else { return nil }
             return ((o["choices"] as? [[String: Any]])?.first?["message"] as? [String: Any])?["content"] as? String
@@ -236,6 +236,12 @@ final class ServerTests: XCTestCase {
         let results = LockedBox([String?](repeating: nil, count: prompts.count))
         let group = DispatchGroup()
         let bodies = try prompts.indices.map(body)
+        // All 32 wait in the queue before any is admitted, so they are batched however fast the
+        // model is and however the threads are scheduled.
+        let scheduler = try server().server.scheduler
+        let submitted = scheduler.stats.submitted
+        scheduler.hold(.admission)
+        defer { scheduler.release() }
         for i in prompts.indices {
             group.enter()
             Thread {
@@ -244,9 +250,11 @@ final class ServerTests: XCTestCase {
                 group.leave()
             }.start()
         }
+        try waitUntil("the 32 requests are queued") { scheduler.stats.submitted == submitted + prompts.count }
+        scheduler.release()
         XCTAssertEqual(group.wait(timeout: .now() + 300), .success)
         XCTAssertEqual(results.value, alone)
-        XCTAssertGreaterThan(try server().server.scheduler.stats.largestBatch, 1, "requests were batched")
+        XCTAssertEqual(scheduler.stats.largestBatch, scheduler.maxBatch, "requests were batched")
     }
 
     func testMalformedInputsGet4xxAndTheServerKeepsServing() throws {
@@ -303,23 +311,65 @@ final class ServerTests: XCTestCase {
         _ = chat
     }
 
-    /// A client that hangs up mid-stream cancels its generation.
+    /// A client that leaves cancels its generation at once, whether it streams or not and whether
+    /// its request is decoding or still queued. The scheduler is held (no decoding step, or no
+    /// admission) while the clients leave, so no request can finish first, however fast the model.
     func testDisconnectCancelsTheGeneration() throws {
         let (port, server) = try self.server()
-        let before = server.scheduler.stats.cancelled
-        let body = try JSONSerialization.data(withJSONObject: ["model": Self.modelName, "max_tokens": 64, "stream": true, "ignore_eos": true,
-                                                               "messages": [["role": "user", "content": "Tell a long story"]]])
-        let head = "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\n\r\n"
-        _ = try LoopbackClient.exchange(port: port, bytes: Data(head.utf8) + body, timeout: 30, readLimit: 200)
-        // Also a non-streaming request whose client leaves at once.
-        let plain = try JSONSerialization.data(withJSONObject: ["model": Self.modelName, "max_tokens": 64, "ignore_eos": true,
-                                                                "messages": [["role": "user", "content": "Tell another long story"]]])
-        let plainHead = "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: \(plain.count)\r\n\r\n"
-        _ = try? LoopbackClient.exchange(port: port, bytes: Data(plainHead.utf8) + plain, timeout: 0.05, readLimit: 1)
-        let deadline = Date().addingTimeInterval(30)
-        while server.scheduler.stats.cancelled < before + 2 && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
-        XCTAssertGreaterThanOrEqual(server.scheduler.stats.cancelled, before + 2)
+        let scheduler = server.scheduler
+        let before = scheduler.stats
+        func open(stream: Bool) throws -> LoopbackClient.Connection {
+            let body = try JSONSerialization.data(withJSONObject: ["model": Self.modelName, "max_tokens": 64, "stream": stream, "ignore_eos": true,
+                                                                   "messages": [["role": "user", "content": "Tell a long story"]]])
+            let head = "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\n\r\n"
+            let connection = try LoopbackClient.Connection(port: port, timeout: 60)
+            try connection.send(Data(head.utf8) + body)
+            return connection
+        }
+        scheduler.hold(.steps)
+        defer { scheduler.release() }
+
+        // Streaming, its response begun: the generation is cancelled without waiting for a write to fail.
+        let streaming = try open(stream: true)
+        try waitUntil("the streaming request is admitted") { scheduler.stats.admitted == before.admitted + 1 }
+        XCTAssertEqual(try streaming.read(limit: 12), Data("HTTP/1.1 200".utf8))
+        streaming.close()
+        try waitUntil("the streaming client's departure is noticed") { scheduler.stats.cancelRequests == before.cancelRequests + 1 }
+
+        // Non-streaming, mid-generation.
+        let decoding = try open(stream: false)
+        try waitUntil("the request is admitted") { scheduler.stats.admitted == before.admitted + 2 }
+        decoding.close()
+        try waitUntil("the client's departure is noticed while decoding") { scheduler.stats.cancelRequests == before.cancelRequests + 2 }
+
+        // Non-streaming, still in the queue.
+        scheduler.hold(.admission)
+        let queued = try open(stream: false)
+        try waitUntil("the request is queued") { scheduler.stats.submitted == before.submitted + 3 }
+        queued.close()
+        try waitUntil("the client's departure is noticed in the queue") { scheduler.stats.cancelRequests == before.cancelRequests + 3 }
+        XCTAssertEqual(scheduler.stats.admitted, before.admitted + 2, "held: nothing admitted")
+
+        scheduler.release()
+        try waitUntil("the scheduler drops the three") { scheduler.stats.cancelled == before.cancelled + 3 }
+        XCTAssertEqual(scheduler.stats.completed, before.completed, "no request ran to its end")
+        XCTAssertEqual(scheduler.stats.admitted, before.admitted + 2, "a cancelled queued request is not prefilled")
         XCTAssertEqual(try LoopbackClient.send(port: port, method: "GET", path: "/health").status, 200)
+        // The server still answers whole requests, streamed or not.
+        let reply = try post("/v1/chat/completions", ["model": Self.modelName, "max_tokens": 3, "messages": [["role": "user", "content": "hi"]]], port: port)
+        XCTAssertEqual(reply.status, 200, reply.text)
+        let stream = try post("/v1/chat/completions", ["model": Self.modelName, "max_tokens": 3, "stream": true, "messages": [["role": "user", "content": "hi"]]],
+                              port: port)
+        XCTAssertTrue(LoopbackClient.events(stream.body).done, stream.text)
+    }
+
+    /// Waits for a condition the server reaches by itself; the deadline only bounds a failure.
+    func waitUntil(_ what: String, seconds: Double = 60, _ condition: () -> Bool) throws {
+        let deadline = Date().addingTimeInterval(seconds)
+        while !condition() {
+            guard Date() < deadline else { throw TestFailure(message: "waited \(seconds) s for: \(what)") }
+            Thread.sleep(forTimeInterval: 0.005)
+        }
     }
 
     /// A full queue answers 429 (a scheduler with no room), and bearer auth guards /v1.
@@ -345,6 +395,12 @@ final class ServerTests: XCTestCase {
         XCTAssertEqual(try LoopbackClient.send(port: port, path: "/v1/chat/completions", body: body, headers: ["Authorization": "Bearer secret"]).status, 200)
         XCTAssertEqual(try LoopbackClient.send(port: port, method: "GET", path: "/health").status, 200)
     }
+}
+
+/// A failure that ends a test (thrown, so the test fails rather than skips).
+struct TestFailure: Error, CustomStringConvertible {
+    let message: String
+    var description: String { message }
 }
 
 /// A value shared between threads under a lock.

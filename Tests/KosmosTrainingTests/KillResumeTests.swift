@@ -42,14 +42,19 @@ final class KillResumeTests: XCTestCase {
         straight.waitUntilExit()
         XCTAssertEqual(straight.terminationStatus, 0)
 
-        // Kill as soon as a checkpoint beyond the first exists, plus a random delay, so the kill
-        // lands at varying points (mid-step, mid-checkpoint write).
+        // Kill as soon as a checkpoint beyond the first exists, plus a random delay of up to two
+        // steps, so the kill lands at varying points (mid-step, mid-checkpoint write). The delay is
+        // measured in this run's own steps (the time from checkpoint 4 to checkpoint 8), so 14 of
+        // the 16 steps left remain whatever the machine's speed.
         let child = try train(killedDir.appendingPathComponent("train.json"), resume: false)
         let store = CheckpointStore(directory: killedDir)
         let deadline = Date().addingTimeInterval(300)
-        while (store.newest?.step ?? 0) < 8 && child.isRunning && Date() < deadline { usleep(2_000) }
-        usleep(UInt32.random(in: 0...150_000))
-        XCTAssertTrue(child.isRunning, "the run finished before it could be killed; make it longer")
+        while (store.newest?.step ?? 0) < 4 && child.isRunning && Date() < deadline { usleep(1_000) }
+        let fourth = Date()
+        while (store.newest?.step ?? 0) < 8 && child.isRunning && Date() < deadline { usleep(1_000) }
+        let step = Date().timeIntervalSince(fourth) / 4
+        usleep(UInt32(Double.random(in: 0...(2 * step)) * 1e6))
+        XCTAssertTrue(child.isRunning, "the run finished before it could be killed")
         kill(child.processIdentifier, SIGKILL)
         child.waitUntilExit()
         XCTAssertEqual(child.terminationReason, .uncaughtSignal)
