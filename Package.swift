@@ -1,8 +1,9 @@
 // swift-tools-version:6.1
 import PackageDescription
 
-// Layering follows shared/DESIGN.md: arrows only point down
-// (CBLAS <- KosmosTensor <- KosmosNN <- KosmosModels <- KosmosTraining / KosmosServer <- kosmos).
+// Layering: docs/design.md. Arrows only point down
+// (CBLAS <- KosmosTensor <- KosmosNN <- KosmosModels <- KosmosTraining / KosmosServer <- kosmos;
+// KosmosModels also uses KosmosTokenizers and KosmosVision: a family owns its input processor).
 //
 // KosmosTensor and KosmosNN stay in Swift 5 language mode: their kernels hand raw pointers to
 // `DispatchQueue.concurrentPerform` workers and keep process-wide settings (grad mode, thread
@@ -14,6 +15,7 @@ let package = Package(
     name: "Kosmos",
     platforms: [.macOS(.v13)],
     products: [
+        .library(name: "KosmosFormats", targets: ["KosmosFormats"]),
         .library(name: "KosmosTensor", targets: ["KosmosTensor"]),
         .library(name: "KosmosNN", targets: ["KosmosNN"]),
         .library(name: "KosmosTokenizers", targets: ["KosmosTokenizers"]),
@@ -22,6 +24,7 @@ let package = Package(
         .library(name: "KosmosEval", targets: ["KosmosEval"]),
         .library(name: "KosmosTraining", targets: ["KosmosTraining"]),
         .library(name: "KosmosServer", targets: ["KosmosServer"]),
+        .library(name: "KosmosPlot", targets: ["KosmosPlot"]),
         .executable(name: "kosmos", targets: ["kosmos"]),
     ],
     traits: [
@@ -32,6 +35,8 @@ let package = Package(
         // The HTTP server (KosmosServer) and its request log.
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        // NIOCore's ByteBuffer and errors, which the server uses directly (Hummingbird brings the package).
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // OpenBLAS on Linux (Debian: libopenblas-dev). On macOS the code uses Accelerate instead.
@@ -40,9 +45,11 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]
         ),
+        // File formats and atomic files: safetensors (single and sharded), AtomicFile, F16/BF16.
+        .target(name: "KosmosFormats", swiftSettings: [.swiftLanguageMode(.v5)]),
         .target(
             name: "KosmosTensor",
-            dependencies: [.target(name: "CBLAS", condition: .when(platforms: [.linux]))],
+            dependencies: ["KosmosFormats", .target(name: "CBLAS", condition: .when(platforms: [.linux]))],
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
         .target(
@@ -65,12 +72,12 @@ let package = Package(
         ),
         .target(
             name: "KosmosVision",
-            dependencies: ["CImageCodecs", "CImageCodecsSupport", "KosmosTensor"],
+            dependencies: ["CImageCodecs", "CImageCodecsSupport", "KosmosFormats"],
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
         .target(
             name: "KosmosModels",
-            dependencies: ["KosmosNN", "KosmosTensor", "KosmosVision"],
+            dependencies: ["KosmosNN", "KosmosTensor", "KosmosTokenizers", "KosmosVision"],
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
         .target(name: "KosmosData", dependencies: ["KosmosTokenizers", "KosmosVision"], swiftSettings: [.swiftLanguageMode(.v5)]),
@@ -106,12 +113,26 @@ let package = Package(
                 "KosmosModels", "KosmosTensor", "KosmosTokenizers", "KosmosVision",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: [.swiftLanguageMode(.v5)]
+        ),
+        // The SVG loss/learning-rate plot of a metrics.jsonl (`kosmos plot`): no model code.
+        .target(name: "KosmosPlot"),
+        // `kosmos bench`: timings of every layer, and the loopback HTTP client the server's tests use.
+        .target(
+            name: "KosmosBenchmarks",
+            dependencies: [
+                "KosmosTensor", "KosmosNN", "KosmosTokenizers", "KosmosVision", "KosmosData", "KosmosModels",
+                "KosmosTraining", "KosmosServer", .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
         .executableTarget(
             name: "kosmos",
             dependencies: [
+                "KosmosBenchmarks",
+                "KosmosPlot",
                 "KosmosTensor",
                 "KosmosNN",
                 "KosmosModels",
@@ -123,11 +144,13 @@ let package = Package(
                 "KosmosServer",
                 .target(name: "KosmosMPI", condition: .when(traits: ["MPI"])),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .testTarget(name: "KosmosPlotTests", dependencies: ["KosmosPlot"]),
         .testTarget(
             name: "KosmosTensorTests",
-            dependencies: ["KosmosTensor"],
+            dependencies: ["KosmosTensor", "KosmosFormats"],
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
         .testTarget(
@@ -137,7 +160,7 @@ let package = Package(
         ),
         .testTarget(
             name: "KosmosTokenizersTests",
-            dependencies: ["KosmosTokenizers"]
+            dependencies: ["KosmosTokenizers", "KosmosBenchmarks"]
         ),
         .testTarget(
             name: "KosmosVisionTests",
@@ -163,7 +186,8 @@ let package = Package(
         ),
         .testTarget(
             name: "KosmosServerTests",
-            dependencies: ["KosmosServer", "KosmosModels", "KosmosTensor", "KosmosTokenizers"],
+            dependencies: ["KosmosServer", "KosmosBenchmarks", "KosmosModels", "KosmosTensor", "KosmosTokenizers", "KosmosVision",
+                           .product(name: "Logging", package: "swift-log")],
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
         .testTarget(

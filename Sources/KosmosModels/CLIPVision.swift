@@ -41,18 +41,18 @@ public struct CLIPVisionConfiguration: Codable, Equatable, Sendable {
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let d = CLIPVisionConfiguration()
-        hiddenSize = try c.decodeIfPresent(Int.self, forKey: .hiddenSize) ?? d.hiddenSize
-        intermediateSize = try c.decodeIfPresent(Int.self, forKey: .intermediateSize) ?? d.intermediateSize
-        numHiddenLayers = try c.decodeIfPresent(Int.self, forKey: .numHiddenLayers) ?? d.numHiddenLayers
-        numAttentionHeads = try c.decodeIfPresent(Int.self, forKey: .numAttentionHeads) ?? d.numAttentionHeads
-        numChannels = try c.decodeIfPresent(Int.self, forKey: .numChannels) ?? d.numChannels
-        imageSize = try c.decodeIfPresent(Int.self, forKey: .imageSize) ?? d.imageSize
-        patchSize = try c.decodeIfPresent(Int.self, forKey: .patchSize) ?? d.patchSize
-        hiddenAct = try c.decodeIfPresent(String.self, forKey: .hiddenAct) ?? d.hiddenAct
-        layerNormEps = try c.decodeIfPresent(Float.self, forKey: .layerNormEps) ?? d.layerNormEps
-        attentionDropout = try c.decodeIfPresent(Float.self, forKey: .attentionDropout) ?? d.attentionDropout
-        initializerRange = try c.decodeIfPresent(Float.self, forKey: .initializerRange) ?? d.initializerRange
-        initializerFactor = try c.decodeIfPresent(Float.self, forKey: .initializerFactor) ?? d.initializerFactor
+        hiddenSize = try c.decode(.hiddenSize, default: d.hiddenSize)
+        intermediateSize = try c.decode(.intermediateSize, default: d.intermediateSize)
+        numHiddenLayers = try c.decode(.numHiddenLayers, default: d.numHiddenLayers)
+        numAttentionHeads = try c.decode(.numAttentionHeads, default: d.numAttentionHeads)
+        numChannels = try c.decode(.numChannels, default: d.numChannels)
+        imageSize = try c.decode(.imageSize, default: d.imageSize)
+        patchSize = try c.decode(.patchSize, default: d.patchSize)
+        hiddenAct = try c.decode(.hiddenAct, default: d.hiddenAct)
+        layerNormEps = try c.decode(.layerNormEps, default: d.layerNormEps)
+        attentionDropout = try c.decode(.attentionDropout, default: d.attentionDropout)
+        initializerRange = try c.decode(.initializerRange, default: d.initializerRange)
+        initializerFactor = try c.decode(.initializerFactor, default: d.initializerFactor)
     }
 
     /// Patches per image side.

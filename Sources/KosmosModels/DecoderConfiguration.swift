@@ -64,26 +64,26 @@ public struct DecoderConfiguration: Codable, Equatable, Sendable {
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let d = DecoderConfiguration()
-        decoderEmbedDim = try c.decodeIfPresent(Int.self, forKey: .decoderEmbedDim) ?? d.decoderEmbedDim
-        decoderAttentionHeads = try c.decodeIfPresent(Int.self, forKey: .decoderAttentionHeads) ?? d.decoderAttentionHeads
-        decoderFfnEmbedDim = try c.decodeIfPresent(Int.self, forKey: .decoderFfnEmbedDim) ?? d.decoderFfnEmbedDim
-        decoderLayers = try c.decodeIfPresent(Int.self, forKey: .decoderLayers) ?? d.decoderLayers
-        decoderNormalizeBefore = try c.decodeIfPresent(Bool.self, forKey: .decoderNormalizeBefore) ?? d.decoderNormalizeBefore
-        activationFn = try c.decodeIfPresent(String.self, forKey: .activationFn) ?? d.activationFn
-        dropout = try c.decodeIfPresent(Float.self, forKey: .dropout) ?? d.dropout
-        attentionDropout = try c.decodeIfPresent(Float.self, forKey: .attentionDropout) ?? d.attentionDropout
-        activationDropout = try c.decodeIfPresent(Float.self, forKey: .activationDropout) ?? d.activationDropout
-        noScaleEmbedding = try c.decodeIfPresent(Bool.self, forKey: .noScaleEmbedding) ?? d.noScaleEmbedding
-        layernormEmbedding = try c.decodeIfPresent(Bool.self, forKey: .layernormEmbedding) ?? d.layernormEmbedding
-        subln = try c.decodeIfPresent(Bool.self, forKey: .subln) ?? d.subln
-        shareDecoderInputOutputEmbed = try c.decodeIfPresent(Bool.self, forKey: .shareDecoderInputOutputEmbed) ?? d.shareDecoderInputOutputEmbed
-        maxTargetPositions = try c.decodeIfPresent(Int.self, forKey: .maxTargetPositions) ?? d.maxTargetPositions
-        layernormEps = try c.decodeIfPresent(Float.self, forKey: .layernormEps) ?? d.layernormEps
-        vocabSize = try c.decodeIfPresent(Int.self, forKey: .vocabSize) ?? d.vocabSize
-        xposRelPos = try c.decodeIfPresent(Bool.self, forKey: .xposRelPos) ?? d.xposRelPos
-        xposScaleBase = try c.decodeIfPresent(Float.self, forKey: .xposScaleBase) ?? d.xposScaleBase
-        absolutePositions = try c.decodeIfPresent(AbsolutePositions.self, forKey: .absolutePositions) ?? d.absolutePositions
-        paddingIdx = try c.decodeIfPresent(Int.self, forKey: .paddingIdx) ?? d.paddingIdx
+        decoderEmbedDim = try c.decode(.decoderEmbedDim, default: d.decoderEmbedDim)
+        decoderAttentionHeads = try c.decode(.decoderAttentionHeads, default: d.decoderAttentionHeads)
+        decoderFfnEmbedDim = try c.decode(.decoderFfnEmbedDim, default: d.decoderFfnEmbedDim)
+        decoderLayers = try c.decode(.decoderLayers, default: d.decoderLayers)
+        decoderNormalizeBefore = try c.decode(.decoderNormalizeBefore, default: d.decoderNormalizeBefore)
+        activationFn = try c.decode(.activationFn, default: d.activationFn)
+        dropout = try c.decode(.dropout, default: d.dropout)
+        attentionDropout = try c.decode(.attentionDropout, default: d.attentionDropout)
+        activationDropout = try c.decode(.activationDropout, default: d.activationDropout)
+        noScaleEmbedding = try c.decode(.noScaleEmbedding, default: d.noScaleEmbedding)
+        layernormEmbedding = try c.decode(.layernormEmbedding, default: d.layernormEmbedding)
+        subln = try c.decode(.subln, default: d.subln)
+        shareDecoderInputOutputEmbed = try c.decode(.shareDecoderInputOutputEmbed, default: d.shareDecoderInputOutputEmbed)
+        maxTargetPositions = try c.decode(.maxTargetPositions, default: d.maxTargetPositions)
+        layernormEps = try c.decode(.layernormEps, default: d.layernormEps)
+        vocabSize = try c.decode(.vocabSize, default: d.vocabSize)
+        xposRelPos = try c.decode(.xposRelPos, default: d.xposRelPos)
+        xposScaleBase = try c.decode(.xposScaleBase, default: d.xposScaleBase)
+        absolutePositions = try c.decode(.absolutePositions, default: d.absolutePositions)
+        paddingIdx = try c.decode(.paddingIdx, default: d.paddingIdx)
         // torchscale: subln forces pre-norm.
         if subln { decoderNormalizeBefore = true }
     }

@@ -120,7 +120,7 @@ extension KosmosModel {
                          onToken: (Int) -> Bool = { _ in true }) throws -> [Int] {
         let batch = try makeBatch([sequence])
         return try runGeneration(prompt: sequence.tokens, eos: configuration.eosTokenId, options: options, onToken: onToken,
-                                 makeCache: decoder.makeCache,
+                                 makeCache: { decoder.makeCache(reservation: sequence.tokens.count + options.maxNewTokens) },
                                  prefill: { cache in try logits(batch, cache: cache) },
                                  step: { next, cache in try decoder(tokens: [next], batch: 1, length: 1, cache: cache) })
     }
@@ -128,7 +128,7 @@ extension KosmosModel {
 
 /// The decoding loop shared by the models: `prefill` returns logits [1, length, vocab] for the
 /// prompt (filling a cache), `step` the logits [1, 1, vocab] after one more token.
-func runGeneration(prompt: [Int], eos: Int?, options: GenerationOptions, onToken: (Int) -> Bool,
+public func runGeneration(prompt: [Int], eos: Int?, options: GenerationOptions, onToken: (Int) -> Bool,
                    makeCache: () -> DecoderCache,
                    prefill: (DecoderCache) throws -> Tensor, step: (Int, DecoderCache) throws -> Tensor) throws -> [Int] {
     try options.validate()
@@ -155,19 +155,6 @@ func runGeneration(prompt: [Int], eos: Int?, options: GenerationOptions, onToken
         }
     }
     return generated
-}
-
-extension DecoderCache {
-    /// A cache that continues from the same positions (the tensors are shared, never written in place).
-    func copy() -> DecoderCache {
-        let c = DecoderCache(layers: layers.count)
-        for (mine, theirs) in zip(c.layers, layers) {
-            mine.keys = theirs.keys
-            mine.values = theirs.values
-        }
-        c.length = length
-        return c
-    }
 }
 
 /// Beam search as transformers 5 runs it (generation/utils.py `_beam_search`, early_stopping
@@ -358,7 +345,7 @@ public final class DecodingBatch {
         guard options.numBeams == 1 else {
             throw ModelError.invalidInput("beam search is not batched; generate with several beams one prompt at a time")
         }
-        let member = Member(prompt: prompt, options: options, cache: decoder.makeCache())
+        let member = Member(prompt: prompt, options: options, cache: decoder.makeCache(reservation: prompt.count + options.maxNewTokens))
         guard options.maxNewTokens > 0 else {
             member.finishReason = .length
             return member
@@ -425,7 +412,7 @@ func runBatchedGeneration(prompts: [[Int]], eos: Int?, options: GenerationOption
     if options.numBeams > 1 {
         return try prompts.indices.map { i in
             try runGeneration(prompt: prompts[i], eos: eos, options: options, onToken: { onToken(i, $0) },
-                              makeCache: decoder.makeCache, prefill: { try prefill(i, $0) },
+                              makeCache: { decoder.makeCache(reservation: prompts[i].count + options.maxNewTokens) }, prefill: { try prefill(i, $0) },
                               step: { next, cache in try decoder(tokens: [next], batch: 1, length: 1, cache: cache) })
         }
     }

@@ -28,9 +28,16 @@ public final class XPos: Module {
     /// XPOS.forward computes them: angles from positions 0..<length+offset, decay exponents from the
     /// same positions centred at −(length+offset)//2; `downscale` (keys) uses 1/ζⁿ.
     public func tables(length: Int, offset: Int = 0, downscale: Bool) -> (cos: Tensor, sin: Tensor) {
+        tables(length: length, offset: offset, minPosition: Int((-Double(length + offset) / 2).rounded(.down)), downscale: downscale)
+    }
+
+    /// The tables for positions offset..<offset+length with the decay exponents centred on a given
+    /// `minPosition` (position p decays as ζ^((p + minPosition)/scale_base)). In q·k the centre
+    /// cancels (ζ^((i + m)/s) · ζ^(−(j + m)/s) = ζ^((i − j)/s)), so a KV cache may rotate each key
+    /// once with a fixed centre instead of re-rotating every key at every step as torchscale does.
+    public func tables(length: Int, offset: Int, minPosition: Int, downscale: Bool) -> (cos: Tensor, sin: Tensor) {
         let half = headDim / 2
         let rows = length + offset
-        let minPosition = Int((-Double(rows) / 2).rounded(.down))
         let inverseFrequency = (0..<half).map { 1 / Foundation.pow(Float(10000), Float($0) / Float(half)) }
         let zeta = scale.scalars
         var cosTable = [Float](repeating: 0, count: length * half)
@@ -53,15 +60,42 @@ public final class XPos: Module {
         let t = tables(length: x.shape[x.rank - 2], offset: offset, downscale: downscale)
         return x.rotatingPairs(cos: t.cos, sin: t.sin)
     }
+
+    /// Applies xPos to x [..., length, headDim] at positions offset..<offset+length, centred on `minPosition`.
+    public func callAsFunction(_ x: Tensor, offset: Int, minPosition: Int, downscale: Bool) -> Tensor {
+        let t = tables(length: x.shape[x.rank - 2], offset: offset, minPosition: minPosition, downscale: downscale)
+        return x.rotatingPairs(cos: t.cos, sin: t.sin)
+    }
 }
 
-/// The keys and values one attention layer has seen, [batch, heads, positions, head dim], kept
-/// un-rotated as torchscale's incremental decoding keeps them (xPos is re-applied to all keys at each
-/// step, centred on the current length).
+/// The keys and values one attention layer has seen, in a preallocated `KVBuffer` (appends write
+/// in place; a step copies nothing of the past). With xPos, each key is stored already rotated and
+/// decayed, once, with the decay centred on a fixed position (`minPosition`) instead of torchscale's
+/// centre at half the current length, which would re-rotate every cached key at every step; the
+/// centre cancels in q·k, so the scores are torchscale's up to float32 rounding (tested to 1e-5
+/// against its incremental decoding).
 public final class LayerKVCache {
-    public internal(set) var keys: Tensor?
-    public internal(set) var values: Tensor?
-    public init() {}
+    /// Created by the first append (its batch, heads and head size come from the keys).
+    public internal(set) var buffer: KVBuffer?
+    /// The centre of the xPos decay exponents of this cache's keys and queries.
+    public let minPosition: Int
+    /// Positions to allocate at the first append (0: the appended ones plus the growth chunk).
+    public let reservation: Int
+
+    public init(minPosition: Int = 0, reservation: Int = 0) {
+        self.minPosition = minPosition
+        self.reservation = reservation
+    }
+
+    /// Positions stored.
+    public var count: Int { buffer?.count ?? 0 }
+
+    /// The same positions in a buffer of its own.
+    public func copy() -> LayerKVCache {
+        let copy = LayerKVCache(minPosition: minPosition, reservation: reservation)
+        copy.buffer = buffer?.copy()
+        return copy
+    }
 }
 
 /// Everything a decoder needs to continue a sequence one step at a time without recomputing it.
@@ -70,8 +104,21 @@ public final class DecoderCache {
     /// Positions already processed.
     public internal(set) var length = 0
 
-    public init(layers: Int) {
-        self.layers = (0..<layers).map { _ in LayerKVCache() }
+    /// `minPosition`: the xPos centre of every layer (`MagnetoDecoder.makeCache` uses
+    /// −max_target_positions/2, which keeps the decay factors within ζ^(±max/2/scale_base));
+    /// `reservation`: positions to allocate up front.
+    public init(layers: Int, minPosition: Int = 0, reservation: Int = 0) {
+        self.layers = (0..<layers).map { _ in LayerKVCache(minPosition: minPosition, reservation: reservation) }
+    }
+
+    private init(layers: [LayerKVCache], length: Int) {
+        self.layers = layers
+        self.length = length
+    }
+
+    /// A cache that continues from the same positions, with buffers of its own (beam search).
+    public func copy() -> DecoderCache {
+        DecoderCache(layers: layers.map { $0.copy() }, length: length)
     }
 }
 
@@ -145,14 +192,19 @@ public final class MagnetoSelfAttention: Module {
         }
         var q = splitHeads(query)
         var k = splitHeads(key)
-        var v = splitHeads(value)
+        let v = splitHeads(value)
         if let cache {
-            if let pastKeys = cache.keys, let pastValues = cache.values {
-                k = Tensor.concatenate([pastKeys, k], axis: 2)
-                v = Tensor.concatenate([pastValues, v], axis: 2)
+            // New keys rotated once at their own positions, appended in place; attention reads the
+            // stored prefix (inference: no dropout, no autograd through the cache).
+            let start = cache.count
+            if let xpos {
+                k = xpos(k, offset: start, minPosition: cache.minPosition, downscale: true)
+                q = xpos(q, offset: start, minPosition: cache.minPosition, downscale: false)
             }
-            cache.keys = k.detached()
-            cache.values = v.detached()
+            let buffer = cache.buffer ?? KVBuffer(batch: batch, heads: heads, headDim: headDim, capacity: cache.reservation)
+            cache.buffer = buffer
+            buffer.append(keys: k, values: v)
+            return buffer.attention(query: q, causal: true, keyPadding: keyPadding).permuted([0, 2, 1, 3]).reshaped([batch, length, dim])
         }
         if let xpos {
             // Queries are the last `length` of the key positions: torchscale's offset src_len − 1
@@ -438,5 +490,9 @@ public final class MagnetoDecoder: Module {
     }
 
     /// An empty cache for this decoder.
-    public func makeCache() -> DecoderCache { DecoderCache(layers: layers.count) }
+    /// `reservation`: positions to allocate up front (the prompt plus the new tokens, when known).
+    public func makeCache(reservation: Int = 0) -> DecoderCache {
+        DecoderCache(layers: layers.count, minPosition: -(configuration.maxTargetPositions / 2),
+                     reservation: min(reservation, configuration.maxTargetPositions))
+    }
 }

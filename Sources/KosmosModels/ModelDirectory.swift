@@ -7,6 +7,8 @@ public enum ModelDirectoryError: Error, CustomStringConvertible {
     case missingFile(URL, what: String)
     case unreadableConfiguration(URL, reason: String)
     case unknownModelType(String, URL, expected: [String])
+    /// A directory without the tokenizer file its family reads (`files`, in the order tried).
+    case noTokenizer(URL, files: [String])
 
     public var description: String {
         switch self {
@@ -16,6 +18,8 @@ public enum ModelDirectoryError: Error, CustomStringConvertible {
             return "\(url.path): \(reason)"
         case let .unknownModelType(type, url, expected):
             return "\(url.path): model_type '\(type)' is not supported here (expected \(expected.joined(separator: " or ")))"
+        case let .noTokenizer(directory, files):
+            return "no tokenizer in \(directory.path) (\(files.joined(separator: " or "))); copy the model's tokenizer there or pass --tokenizer FILE"
         }
     }
 }

@@ -30,13 +30,13 @@ public struct PerceiverConfiguration: Codable, Equatable, Sendable {
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let d = PerceiverConfiguration()
-        dim = try c.decodeIfPresent(Int.self, forKey: .dim) ?? d.dim
-        depth = try c.decodeIfPresent(Int.self, forKey: .depth) ?? d.depth
-        dimHead = try c.decodeIfPresent(Int.self, forKey: .dimHead) ?? d.dimHead
-        heads = try c.decodeIfPresent(Int.self, forKey: .heads) ?? d.heads
-        numLatents = try c.decodeIfPresent(Int.self, forKey: .numLatents) ?? d.numLatents
-        numMediaEmbeds = try c.decodeIfPresent(Int.self, forKey: .numMediaEmbeds) ?? d.numMediaEmbeds
-        ffMult = try c.decodeIfPresent(Int.self, forKey: .ffMult) ?? d.ffMult
+        dim = try c.decode(.dim, default: d.dim)
+        depth = try c.decode(.depth, default: d.depth)
+        dimHead = try c.decode(.dimHead, default: d.dimHead)
+        heads = try c.decode(.heads, default: d.heads)
+        numLatents = try c.decode(.numLatents, default: d.numLatents)
+        numMediaEmbeds = try c.decode(.numMediaEmbeds, default: d.numMediaEmbeds)
+        ffMult = try c.decode(.ffMult, default: d.ffMult)
     }
 
     public func validate() throws {

@@ -191,7 +191,7 @@ public final class KosmosHTTPServer: Sendable {
         let stops = fields.stop?.values ?? []
         guard stops.count <= 4 else { throw APIError.invalid("at most 4 stop sequences", param: "stop") }
         let grounding = fields.grounding ?? false
-        if grounding && !model.isKosmos2 { throw APIError.invalid("grounding needs a Kosmos-2 model", param: "grounding") }
+        if grounding && !model.supportsGrounding { throw APIError.invalid("grounding needs a Kosmos-2 model", param: "grounding") }
 
         var text = ""
         var images: [Tensor] = []

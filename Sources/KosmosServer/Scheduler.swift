@@ -27,7 +27,6 @@ public struct Completion: Sendable {
 public final class GenerationJob: @unchecked Sendable {
     let prompt: ServedModel.Prompt
     let options: GenerationOptions
-    let stops: [String]
     let grounding: Bool
     let deadline: UInt64
     let continuation: AsyncStream<GenerationEvent>.Continuation
@@ -38,14 +37,14 @@ public final class GenerationJob: @unchecked Sendable {
     var onCancel: (@Sendable () -> Void)?
     // Scheduler thread only:
     var member: DecodingBatch.Member?
-    var emitted = ""
+    var streamer: TextStreamer
 
     init(prompt: ServedModel.Prompt, options: GenerationOptions, stops: [String], grounding: Bool, timeout: Double,
-         continuation: AsyncStream<GenerationEvent>.Continuation) {
+         continuation: AsyncStream<GenerationEvent>.Continuation, decode: @escaping ([Int]) -> String) {
         self.prompt = prompt
         self.options = options
-        self.stops = stops.filter { !$0.isEmpty }
         self.grounding = grounding
+        streamer = TextStreamer(stops: stops, decode: decode)
         deadline = DispatchTime.now().uptimeNanoseconds + UInt64(max(0, timeout) * 1e9)
         self.continuation = continuation
     }
@@ -175,8 +174,9 @@ public final class Scheduler: @unchecked Sendable {
     public func submit(prompt: ServedModel.Prompt, options: GenerationOptions, stops: [String] = [], grounding: Bool = false,
                        timeout: Double) throws -> (GenerationJob, AsyncStream<GenerationEvent>) {
         let (stream, continuation) = AsyncStream<GenerationEvent>.makeStream(bufferingPolicy: .unbounded)
+        let model = self.model
         let job = GenerationJob(prompt: prompt, options: options, stops: stops, grounding: grounding, timeout: timeout,
-                                continuation: continuation)
+                                continuation: continuation) { ids in model.text(of: ids, grounding: grounding).text }
         // A consumer that stops listening (its task cancelled) cancels the generation.
         continuation.onTermination = { [weak job] termination in
             if case .cancelled = termination { job?.cancel() }
@@ -274,42 +274,23 @@ public final class Scheduler: @unchecked Sendable {
             batch.finish(member)
             return cancelled(job)
         }
-        var (text, entities) = model.text(of: member.generated, grounding: job.grounding)
-        var stopped = false
-        if let cut = job.stops.compactMap({ text.range(of: $0)?.lowerBound }).min() {
-            text = String(text[..<cut])
-            stopped = true
-            batch.finish(member)
-        }
+        let delta = job.streamer.set(member.generated, final: member.isFinished)
+        let stopped = job.streamer.stopped
+        if stopped && !member.isFinished { batch.finish(member) }
         if !member.isFinished && job.isExpired {
             batch.finish(member)
             return fail(job, Self.timeout)
         }
-        if member.isFinished {
-            if text.hasPrefix(job.emitted), text.count > job.emitted.count {
-                job.continuation.yield(.text(String(text.dropFirst(job.emitted.count))))
-            }
-            let reason = stopped || member.finishReason == .endOfSequence ? "stop" : "length"
-            // Counted before the client can hear the end, so a client that has its answer sees the count.
-            count(\.completed)
-            job.continuation.yield(.finished(Completion(finishReason: reason, text: text, entities: entities,
-                                                        promptTokens: job.prompt.tokens.count,
-                                                        completionTokens: member.generated.count, tokenIds: member.generated)))
-            job.end()
-            return
-        }
-        // Hold back what may still change: an unfinished UTF-8 sequence (decoded as U+FFFD) and
-        // a tail that could be the start of a stop string.
-        var safe = text
-        while safe.last == "\u{FFFD}" { safe.removeLast() }
-        let holdBack = job.stops.map { stop in
-            (1..<max(1, stop.count)).reversed().first { safe.hasSuffix(String(stop.prefix($0))) } ?? 0
-        }.max() ?? 0
-        safe.removeLast(min(holdBack, safe.count))
-        if safe.hasPrefix(job.emitted), safe.count > job.emitted.count {
-            job.continuation.yield(.text(String(safe.dropFirst(job.emitted.count))))
-            job.emitted = safe
-        }
+        if !delta.isEmpty { job.continuation.yield(.text(delta)) }
+        guard member.isFinished else { return }
+        let reason = stopped || member.finishReason == .endOfSequence ? "stop" : "length"
+        let entities = job.grounding ? model.text(of: member.generated, grounding: true).entities : nil
+        // Counted before the client can hear the end, so a client that has its answer sees the count.
+        count(\.completed)
+        job.continuation.yield(.finished(Completion(finishReason: reason, text: job.streamer.text, entities: entities,
+                                                    promptTokens: job.prompt.tokens.count,
+                                                    completionTokens: member.generated.count, tokenIds: member.generated)))
+        job.end()
     }
 
     private func fail(_ job: GenerationJob, _ error: APIError) {

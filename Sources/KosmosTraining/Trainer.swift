@@ -105,7 +105,10 @@ public final class Trainer {
             modelConfiguration = inline
         } else {
             let (data, type, url) = try ModelDirectory.configuration(in: modelDirectory!)
-            guard type == "kosmos-1" else { throw ModelDirectoryError.unknownModelType(type, url, expected: ["kosmos-1"]) }
+            // Training takes the families whose model is trainable here: Kosmos-1.
+            guard ModelRegistry.family(modelType: type) == Kosmos1Family.entry else {
+                throw ModelDirectoryError.unknownModelType(type, url, expected: Kosmos1Family.entry.modelTypes)
+            }
             modelConfiguration = try ModelDirectory.decode(KosmosConfiguration.self, from: data, file: url)
         }
         model = try KosmosModel(configuration: modelConfiguration, generator: generator)

@@ -428,15 +428,15 @@ extension TrainingConfiguration {
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init()
-        model = try c.decodeIfPresent(Model.self, forKey: .model) ?? model
+        model = try c.decode(.model, default: model)
         tokenizer = try c.decodeIfPresent(String.self, forKey: .tokenizer)
-        data = try c.decodeIfPresent(Data.self, forKey: .data) ?? data
-        optimizer = try c.decodeIfPresent(Optimizer.self, forKey: .optimizer) ?? optimizer
-        schedule = try c.decodeIfPresent(Schedule.self, forKey: .schedule) ?? schedule
-        train = try c.decodeIfPresent(Train.self, forKey: .train) ?? train
-        checkpoint = try c.decodeIfPresent(Checkpoint.self, forKey: .checkpoint) ?? checkpoint
-        log = try c.decodeIfPresent(Log.self, forKey: .log) ?? log
-        distributed = try c.decodeIfPresent(Distributed.self, forKey: .distributed) ?? distributed
+        data = try c.decode(.data, default: data)
+        optimizer = try c.decode(.optimizer, default: optimizer)
+        schedule = try c.decode(.schedule, default: schedule)
+        train = try c.decode(.train, default: train)
+        checkpoint = try c.decode(.checkpoint, default: checkpoint)
+        log = try c.decode(.log, default: log)
+        distributed = try c.decode(.distributed, default: distributed)
     }
 }
 
@@ -444,11 +444,11 @@ extension TrainingConfiguration.Source {
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         path = try c.decode(String.self, forKey: .path)
-        weight = try c.decodeIfPresent(Double.self, forKey: .weight) ?? 1
+        weight = try c.decode(.weight, default: 1)
         imageDir = try c.decodeIfPresent(String.self, forKey: .imageDir)
-        syntheticSeed = try c.decodeIfPresent(UInt64.self, forKey: .syntheticSeed) ?? 0
-        syntheticMode = try c.decodeIfPresent(String.self, forKey: .syntheticMode) ?? "captions"
-        captionPrefix = try c.decodeIfPresent(String.self, forKey: .captionPrefix) ?? ""
+        syntheticSeed = try c.decode(.syntheticSeed, default: 0)
+        syntheticMode = try c.decode(.syntheticMode, default: "captions")
+        captionPrefix = try c.decode(.captionPrefix, default: "")
     }
 }
 
@@ -456,11 +456,11 @@ extension TrainingConfiguration.Data {
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init()
-        sources = try c.decodeIfPresent([TrainingConfiguration.Source].self, forKey: .sources) ?? sources
-        sequenceLength = try c.decodeIfPresent(Int.self, forKey: .sequenceLength) ?? sequenceLength
-        batchSize = try c.decodeIfPresent(Int.self, forKey: .batchSize) ?? batchSize
-        shuffle = try c.decodeIfPresent(Bool.self, forKey: .shuffle) ?? shuffle
-        workers = try c.decodeIfPresent(Int.self, forKey: .workers) ?? workers
+        sources = try c.decode(.sources, default: sources)
+        sequenceLength = try c.decode(.sequenceLength, default: sequenceLength)
+        batchSize = try c.decode(.batchSize, default: batchSize)
+        shuffle = try c.decode(.shuffle, default: shuffle)
+        workers = try c.decode(.workers, default: workers)
     }
 }
 
@@ -468,12 +468,12 @@ extension TrainingConfiguration.Optimizer {
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init()
-        lr = try c.decodeIfPresent(Double.self, forKey: .lr) ?? lr
-        beta1 = try c.decodeIfPresent(Double.self, forKey: .beta1) ?? beta1
-        beta2 = try c.decodeIfPresent(Double.self, forKey: .beta2) ?? beta2
-        eps = try c.decodeIfPresent(Double.self, forKey: .eps) ?? eps
-        weightDecay = try c.decodeIfPresent(Double.self, forKey: .weightDecay) ?? weightDecay
-        maxGradNorm = try c.decodeIfPresent(Double.self, forKey: .maxGradNorm) ?? maxGradNorm
+        lr = try c.decode(.lr, default: lr)
+        beta1 = try c.decode(.beta1, default: beta1)
+        beta2 = try c.decode(.beta2, default: beta2)
+        eps = try c.decode(.eps, default: eps)
+        weightDecay = try c.decode(.weightDecay, default: weightDecay)
+        maxGradNorm = try c.decode(.maxGradNorm, default: maxGradNorm)
     }
 }
 
@@ -481,8 +481,8 @@ extension TrainingConfiguration.Schedule {
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init()
-        kind = try c.decodeIfPresent(String.self, forKey: .kind) ?? kind
-        warmupSteps = try c.decodeIfPresent(Int.self, forKey: .warmupSteps) ?? warmupSteps
+        kind = try c.decode(.kind, default: kind)
+        warmupSteps = try c.decode(.warmupSteps, default: warmupSteps)
     }
 }
 
@@ -490,10 +490,10 @@ extension TrainingConfiguration.Train {
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init()
-        steps = try c.decodeIfPresent(Int.self, forKey: .steps) ?? steps
-        gradAccumulation = try c.decodeIfPresent(Int.self, forKey: .gradAccumulation) ?? gradAccumulation
-        seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? seed
-        visionFreeze = try c.decodeIfPresent(String.self, forKey: .visionFreeze) ?? visionFreeze
+        steps = try c.decode(.steps, default: steps)
+        gradAccumulation = try c.decode(.gradAccumulation, default: gradAccumulation)
+        seed = try c.decode(.seed, default: seed)
+        visionFreeze = try c.decode(.visionFreeze, default: visionFreeze)
     }
 }
 
@@ -501,9 +501,9 @@ extension TrainingConfiguration.Checkpoint {
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init()
-        directory = try c.decodeIfPresent(String.self, forKey: .directory) ?? directory
-        every = try c.decodeIfPresent(Int.self, forKey: .every) ?? every
-        keep = try c.decodeIfPresent(Int.self, forKey: .keep) ?? keep
+        directory = try c.decode(.directory, default: directory)
+        every = try c.decode(.every, default: every)
+        keep = try c.decode(.keep, default: keep)
     }
 }
 
@@ -511,7 +511,7 @@ extension TrainingConfiguration.Log {
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init()
-        every = try c.decodeIfPresent(Int.self, forKey: .every) ?? every
+        every = try c.decode(.every, default: every)
     }
 }
 
@@ -519,8 +519,8 @@ extension TrainingConfiguration.Distributed {
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init()
-        zeroStage = try c.decodeIfPresent(Int.self, forKey: .zeroStage) ?? zeroStage
-        bucketMB = try c.decodeIfPresent(Double.self, forKey: .bucketMB) ?? bucketMB
-        timeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .timeoutSeconds) ?? timeoutSeconds
+        zeroStage = try c.decode(.zeroStage, default: zeroStage)
+        bucketMB = try c.decode(.bucketMB, default: bucketMB)
+        timeoutSeconds = try c.decode(.timeoutSeconds, default: timeoutSeconds)
     }
 }

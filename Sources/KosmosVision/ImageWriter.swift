@@ -1,6 +1,6 @@
 import CImageCodecsSupport
 import Foundation
-import KosmosTensor
+import KosmosFormats
 
 /// PNG encoding through libpng (8-bit RGB, no interlacing), as lossless output for drawn images.
 public enum PNGEncoder {

@@ -29,14 +29,13 @@ struct Chat: ParsableCommand {
     var seed: UInt64 = 0
 
     func run() throws {
-        let directory = URL(fileURLWithPath: model)
-        let (_, type, _) = try ModelDirectory.configuration(in: directory)
+        let session = try loadSession(directory: URL(fileURLWithPath: model), tokenizer: tokenizer)
+        // A family that takes one image per prompt starts a new conversation with each image.
+        let oneImage = session.processor.mediaLimit(.image) == 1
         var options = GenerationOptions()
         options.maxNewTokens = maxTokens
         options.temperature = temperature
         options.seed = seed
-        let kosmos2 = type == "kosmos-2" ? try Kosmos2Session(directory: directory, tokenizer: tokenizer) : nil
-        let kosmos1 = type == "kosmos-2" ? nil : try KosmosSession(directory: directory, tokenizer: tokenizer)
         var transcript = ""
         var images: [String] = []
         var pending: [String] = []
@@ -51,7 +50,7 @@ struct Chat: ParsableCommand {
             if trimmed.hasPrefix("/image ") {
                 let path = String(trimmed.dropFirst(7)).trimmingCharacters(in: .whitespaces)
                 guard FileManager.default.fileExists(atPath: path) else { print("no such file: \(path)"); continue }
-                if type == "kosmos-2" { transcript = ""; images = []; pending = [path] } else { pending.append(path) }
+                if oneImage { transcript = ""; images = []; pending = [path] } else { pending.append(path) }
                 print("(image attached to your next message)")
                 continue
             }
@@ -60,7 +59,7 @@ struct Chat: ParsableCommand {
             images += pending
             pending = []
             do {
-                let reply = try respond(kosmos1: kosmos1, kosmos2: kosmos2, transcript: transcript, images: images, options: options)
+                let reply = try respond(session, transcript: transcript, images: images, options: options)
                 transcript += reply + "\n"
             } catch {
                 print("error: \(error)")
@@ -69,21 +68,14 @@ struct Chat: ParsableCommand {
     }
 
     /// Streams the model's continuation of the transcript up to a newline and returns it.
-    func respond(kosmos1: KosmosSession?, kosmos2: Kosmos2Session?, transcript: String, images: [String],
-                 options: GenerationOptions) throws -> String {
-        let stream: TextStream
-        if let kosmos2 {
-            guard let image = images.first else { throw ValidationError("Kosmos-2 needs an image first: /image PATH") }
-            stream = TextStream(tokenizer: kosmos2.tokenizer, eos: kosmos2.model.configuration.text.eosTokenId, stops: ["\n"])
-            _ = try kosmos2.generate(image: image, prompt: transcript, options: options, onToken: stream.add)
-        } else if let kosmos1 {
-            stream = TextStream(tokenizer: kosmos1.tokenizer, eos: kosmos1.model.configuration.eosTokenId, stops: ["\n"])
-            let sequence = try kosmos1.sequence(prompt: transcript, images: images)
-            let fitted = try fitToContext(options, promptLength: sequence.tokens.count, context: kosmos1.model.configuration.decoder.maxTargetPositions)
-            _ = try kosmos1.model.generate(sequence, options: fitted, onToken: stream.add)
-        } else {
-            return ""
+    func respond(_ session: ModelSession, transcript: String, images: [String], options: GenerationOptions) throws -> String {
+        if session.processor.mediaLimit(.image) == 1 && images.isEmpty {
+            throw ValidationError("\(session.model.family) needs an image first: /image PATH")
         }
+        let input = try session.input(text: transcript, imageFiles: images.map(URL.init(fileURLWithPath:)))
+        let stream = TextStream(tokenizer: session.tokenizer, eos: session.model.eosTokenId, stops: ["\n"])
+        let fitted = try fitToContext(options, promptLength: input.tokens.count, context: session.model.contextLength)
+        _ = try session.model.generate(input, options: fitted, onToken: stream.add)
         stream.finish()
         return stream.text
     }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KosmosBenchmarks
 import KosmosTraining
 #if MPI
 import KosmosMPI

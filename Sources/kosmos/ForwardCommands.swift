@@ -5,17 +5,11 @@ import KosmosTensor
 import KosmosTokenizers
 import KosmosVision
 
-/// Loads the tokenizer for a model and warns when its vocabulary cannot be the model's (the model
-/// may add its image tokens after the tokenizer's pieces, so only a larger tokenizer, or a much
-/// smaller one, is suspicious).
+/// Loads the tokenizer for a Kosmos-1 model and warns when its vocabulary cannot be the model's.
 func loadTokenizer(for model: KosmosModel, directory: URL, explicit: String?) throws -> Tokenizer {
-    guard let url = explicit.map(URL.init(fileURLWithPath:)) ?? ModelDirectory.tokenizerFile(in: directory) else {
-        throw CommandError("no tokenizer in \(directory.path) (tokenizer.model or tokenizer.json); copy the model's tokenizer there or pass --tokenizer FILE")
-    }
-    let tokenizer = try TokenizerLoader.load(url)
-    let modelVocabulary = model.configuration.vocabSize
-    if tokenizer.vocabularySize > modelVocabulary || tokenizer.vocabularySize + 8 < modelVocabulary {
-        FileHandle.standardError.write(Data("warning: \(url.lastPathComponent) has \(tokenizer.vocabularySize) tokens, the model \(modelVocabulary); ids the tokenizer does not know decode to nothing\n".utf8))
+    let tokenizer = try model.loadTokenizer(directory: directory, explicit: explicit.map(URL.init(fileURLWithPath:)))
+    if let warning = ModelSession.vocabularyWarning(tokenizer: tokenizer, model: model) {
+        FileHandle.standardError.write(Data("warning: \(warning)\n".utf8))
     }
     return tokenizer
 }
@@ -129,8 +123,7 @@ struct EncodeImage: ParsableCommand {
 
     func run() throws {
         let directory = URL(fileURLWithPath: model)
-        let (_, type, _) = try ModelDirectory.configuration(in: directory)
-        let tower = type == "kosmos-1" ? try KosmosModel.load(directory: directory).visionModel : try CLIPVisionTransformer.load(directory: directory)
+        let tower = try ModelRegistry.loadVisionTower(directory)
         let input = try ImageInput(modelDirectory: directory, imageSize: tower.configuration.imageSize)
         let pixels = try input.load(URL(fileURLWithPath: image)).unsqueezed(0)
         let last = try withoutGrad { try tower(pixels).lastHiddenState }
@@ -196,47 +189,29 @@ struct Generate: ParsableCommand {
         options.seed = seed
         options.numBeams = beams
         options.lengthPenalty = lengthPenalty
-        let (_, type, _) = try ModelDirectory.configuration(in: input.directory)
-        if type == "kosmos-2" {
-            try runKosmos2(directory: input.directory, options: options)
-            return
-        }
-        if input.prompt.count > 1 {
-            let session = try KosmosSession(directory: input.directory, tokenizer: input.tokenizer)
-            let sequences = try zip(input.prompt, try input.imagesPerPrompt()).map { try session.sequence(prompt: $0, images: $1) }
-            let streams = sequences.map { _ in
-                TextStream(tokenizer: session.tokenizer, eos: session.model.configuration.eosTokenId, stops: stop, quiet: true)
-            }
-            _ = try session.model.generate(sequences, options: options) { i, id in streams[i].add(id) }
-            TextStream.finish(streams, json: json)
-            return
-        }
-        let (kosmos, textTokenizer, images, tokens) = try input.loadKosmos()
-        let stream = TextStream(tokenizer: textTokenizer, eos: kosmos.configuration.eosTokenId, stops: stop, quiet: json)
-        let fitted = try fitToContext(options, promptLength: tokens.count, context: kosmos.configuration.decoder.maxTargetPositions)
-        _ = try kosmos.generate(KosmosSequence(tokens: tokens, images: images), options: fitted, onToken: stream.add)
-        stream.finish()
-    }
-
-    /// Kosmos-2 takes one image per prompt: one --image for all prompts, or one per prompt.
-    func runKosmos2(directory: URL, options: GenerationOptions) throws {
+        let session = try loadSession(directory: input.directory, tokenizer: input.tokenizer)
         let prompts = input.prompt
-        guard input.image.count == 1 || input.image.count == prompts.count else {
-            throw ValidationError("Kosmos-2 takes exactly one --image (or one per --prompt)")
-        }
-        let session = try Kosmos2Session(directory: directory, tokenizer: input.tokenizer)
-        let eos = session.model.configuration.text.eosTokenId
-        if prompts.count > 1 {
-            let inputs = try prompts.indices.map { i in
-                try session.prompt(image: input.image[input.image.count == 1 ? 0 : i], text: prompts[i])
+        let files: [[String]]
+        if session.processor.mediaLimit(.image) == 1 {
+            // One image per prompt (Kosmos-2): one --image for all prompts, or one per prompt.
+            guard input.image.count == 1 || input.image.count == prompts.count else {
+                throw ValidationError("\(session.model.family) takes exactly one --image (or one per --prompt)")
             }
+            files = prompts.indices.map { [input.image[input.image.count == 1 ? 0 : $0]] }
+        } else {
+            files = try input.imagesPerPrompt()
+        }
+        let inputs = try zip(prompts, files).map { try session.input(text: $0, imageFiles: $1.map(URL.init(fileURLWithPath:))) }
+        let eos = session.model.eosTokenId
+        if prompts.count > 1 {
             let streams = prompts.map { _ in TextStream(tokenizer: session.tokenizer, eos: eos, stops: stop, quiet: true) }
-            _ = try session.model.generate(inputs, options: options) { i, id in streams[i].add(id) }
+            _ = try session.generate(inputs, options: options) { i, id in streams[i].add(id) }
             TextStream.finish(streams, json: json)
             return
         }
         let stream = TextStream(tokenizer: session.tokenizer, eos: eos, stops: stop, quiet: json)
-        _ = try session.generate(image: input.image[0], prompt: prompts[0], options: options, onToken: stream.add)
+        let fitted = try fitToContext(options, promptLength: inputs[0].tokens.count, context: session.model.contextLength)
+        _ = try session.model.generate(inputs[0], options: fitted, onToken: stream.add)
         stream.finish()
     }
 }
@@ -360,35 +335,25 @@ struct Ground: ParsableCommand {
 /// merge across tokens, so decoding token by token would be wrong). Stops the generation when a stop
 /// string appears (the text is cut before it); with `quiet`, prints one JSON object at the end.
 final class TextStream {
-    let tokenizer: Tokenizer
-    let eos: Int?
-    let stops: [String]
     let quiet: Bool
-    var ids: [Int] = []
-    var printed = ""
-    var text = ""
+    private var streamer: TextStreamer
+    var ids: [Int] { streamer.ids }
+    var text: String { streamer.text }
 
+    /// Streams the text of the ids (EOS dropped) to standard output unless `quiet`, with
+    /// `TextStreamer`'s stop strings and hold-back of unsettled text.
     init(tokenizer: Tokenizer, eos: Int?, stops: [String] = [], quiet: Bool = false) {
-        self.tokenizer = tokenizer
-        self.eos = eos
-        self.stops = stops.filter { !$0.isEmpty }
         self.quiet = quiet
+        streamer = TextStreamer(stops: stops) { ids in tokenizer.decode(ids.filter { $0 != eos }) }
     }
 
     func add(_ id: Int) -> Bool {
-        ids.append(id)
-        text = tokenizer.decode(ids.filter { $0 != eos })
-        var stopped = false
-        if let cut = stops.compactMap({ text.range(of: $0)?.lowerBound }).min() {
-            text = String(text[..<cut])
-            stopped = true
-        }
-        if !quiet {
-            print(text.hasPrefix(printed) ? String(text.dropFirst(printed.count)) : "\n" + text, terminator: "")
-            printed = text
+        let delta = streamer.add(id)
+        if !quiet && !delta.isEmpty {
+            print(delta, terminator: "")
             fflush(nil)
         }
-        return !stopped
+        return !streamer.stopped
     }
 
     /// Prints the finished texts of several prompts in order: one line each (newlines inside a
@@ -407,6 +372,11 @@ final class TextStream {
     }
 
     func finish() {
+        let (rest, extends) = streamer.finish()
+        if !quiet {
+            // A detokenizer that changed earlier text: show the final text whole.
+            print(extends ? rest : "\n" + streamer.text, terminator: "")
+        }
         if quiet {
             struct Output: Encodable { let ids: [Int]; let text: String }
             let encoder = JSONEncoder()
@@ -418,31 +388,28 @@ final class TextStream {
     }
 }
 
-/// Captions images with a Kosmos-1 or a Kosmos-2 directory, loaded once.
+/// Captions images with a model directory of any family, loaded once: `<image>` then the prompt,
+/// laid out by the family's processor (Kosmos-2's grounding markup removed from the text).
 struct Captioner {
-    let kosmos1: KosmosSession?
-    let kosmos2: Kosmos2Session?
+    let session: ModelSession
 
     init(directory: URL, tokenizer: String?) throws {
-        let (_, type, _) = try ModelDirectory.configuration(in: directory)
-        kosmos2 = type == "kosmos-2" ? try Kosmos2Session(directory: directory, tokenizer: tokenizer) : nil
-        kosmos1 = type == "kosmos-2" ? nil : try KosmosSession(directory: directory, tokenizer: tokenizer)
+        session = try loadSession(directory: directory, tokenizer: tokenizer)
     }
 
-    /// The text generated after the image and `prompt` (Kosmos-2's grounding markup removed).
+    /// The text generated after the image and `prompt`.
     func caption(_ path: String, prompt: String, options: GenerationOptions) throws -> String {
-        if let kosmos2 {
-            let eos = kosmos2.model.configuration.text.eosTokenId
-            let ids = try kosmos2.generate(image: path, prompt: prompt, options: options).filter { $0 != eos }
-            return Grounding.postProcess(kosmos2.tokenizer.decode(ids)).text
-        }
-        guard let kosmos1 else { return "" }
-        let eos = kosmos1.model.configuration.eosTokenId
-        let sequence = try kosmos1.sequence(prompt: "<image>" + prompt, images: [path])
-        let fitted = try fitToContext(options, promptLength: sequence.tokens.count, context: kosmos1.model.configuration.decoder.maxTargetPositions)
-        let ids = try kosmos1.model.generate(sequence, options: fitted)
-        return kosmos1.tokenizer.decode(ids.filter { $0 != eos })
+        let input = try session.input(text: MediaKind.image.placeholder + prompt, imageFiles: [URL(fileURLWithPath: path)])
+        let fitted = try fitToContext(options, promptLength: input.tokens.count, context: session.model.contextLength)
+        return session.processor.output(try session.model.generate(input, options: fitted), grounding: false).text
     }
+}
+
+/// Loads a model directory through the registry, warning when the tokenizer cannot be the model's.
+func loadSession(directory: URL, tokenizer: String?) throws -> ModelSession {
+    let session = try ModelSession(directory: directory, tokenizer: tokenizer.map(URL.init(fileURLWithPath:)))
+    if let warning = session.vocabularyWarning { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
+    return session
 }
 
 struct Caption: ParsableCommand {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KosmosBenchmarks
 import KosmosData
 import KosmosTokenizers
 import KosmosVision

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KosmosBenchmarks
 import KosmosModels
 import KosmosNN
 import KosmosTensor
@@ -63,15 +64,9 @@ struct Info: ParsableCommand {
         let directory = URL(fileURLWithPath: model)
         let (data, type, url) = try ModelDirectory.configuration(in: directory)
         print("model_type: \(type)")
-        if type == "kosmos-1" {
-            let c = try ModelDirectory.decode(KosmosConfiguration.self, from: data, file: url)
-            try c.validate()
-            let d = c.decoder, v = c.vision, r = c.resampler
-            print("decoder: \(d.decoderLayers) layers × \(d.decoderEmbedDim), ffn \(d.decoderFfnEmbedDim), \(d.decoderAttentionHeads) heads, "
-                  + "xpos \(d.xposRelPos), subln \(d.subln), positions \(d.absolutePositions.rawValue), vocab \(c.vocabSize)")
-            print("vision: \(v.numHiddenLayers) layers × \(v.hiddenSize), patch \(v.patchSize) at \(v.imageSize)px (\(v.tokenCount) tokens), \(v.hiddenAct)")
-            print("resampler: depth \(r.depth), \(r.heads) heads × \(r.dimHead), \(r.numLatents) latents → \(c.numImageTokens) image tokens")
-            print("tokens: <image> \(c.imageTokenId), </image> \(c.imageEndTokenId), pad \(c.padTokenId), bos \(c.bosTokenId.map(String.init) ?? "none"), eos \(c.eosTokenId.map(String.init) ?? "none")")
+        if let family = ModelRegistry.family(modelType: type) {
+            print("family: \(family)")
+            for line in try family.describe(data, file: url) { print(line) }
         }
         let weights = try ModelDirectory.weights(in: directory)
         var counts: [String: Int] = [:], dtypes: [String: Set<String>] = [:]
@@ -146,8 +141,11 @@ struct GenerateBench: ParsableCommand {
     @Option(help: "Decoder for --batch: small (12 layers × 768, vocab 32k) or kosmos-1 (1.3B).")
     var size = "small"
 
-    @Option(help: "Timed decoding steps per run with --batch.")
+    @Option(help: "Timed decoding steps per run with --batch or --past.")
     var steps = 32
+
+    @Option(help: "Past lengths, comma-separated (e.g. 128,1024,2048): time one sequence's decoding step after that many cached tokens instead.")
+    var past: String?
 
     func validate() throws {
         if let batch {
@@ -156,17 +154,33 @@ struct GenerateBench: ParsableCommand {
                 throw ValidationError("--batch takes sizes from 1 to 256, comma-separated, e.g. 1,4,16")
             }
         }
+        if let past {
+            let lengths = past.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard !lengths.isEmpty, lengths.allSatisfy({ ($0 ?? 0) >= 1 }) else {
+                throw ValidationError("--past takes lengths of at least 1, comma-separated, e.g. 128,1024,2048")
+            }
+        }
         guard ["small", "kosmos-1"].contains(size) else { throw ValidationError("--size is small or kosmos-1") }
         guard steps >= 1 && steps <= 1024 else { throw ValidationError("--steps must be between 1 and 1024") }
     }
 
     func run() throws {
-        if let batch {
-            var c = ModelBenchmark.smallDecoderConfiguration()
-            if size == "kosmos-1", let preset = KosmosConfiguration.preset(named: "kosmos-1") {
-                c = preset.decoder
-                c.dropout = 0
+        var c = ModelBenchmark.smallDecoderConfiguration()
+        if size == "kosmos-1", let preset = KosmosConfiguration.preset(named: "kosmos-1") {
+            c = preset.decoder
+            c.dropout = 0
+        }
+        if let past {
+            let lengths = past.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+            c.maxTargetPositions = Swift.max(c.maxTargetPositions, (lengths.max() ?? 0) + steps)
+            print("decoder: \(c.decoderLayers) layers × \(c.decoderEmbedDim), vocab \(c.vocabSize); kernel threads \(Parallel.threadCount), BLAS threads \(BLAS.threadCount)")
+            for length in lengths {
+                print(try ModelBenchmark.decodeAfterPast(length, configuration: c, steps: steps, repeats: Swift.max(2, repeats)).note)
+                fflush(nil)
             }
+            return
+        }
+        if let batch {
             print("decoder: \(c.decoderLayers) layers × \(c.decoderEmbedDim), vocab \(c.vocabSize); kernel threads \(Parallel.threadCount), BLAS threads \(BLAS.threadCount)")
             var first: Double?
             for size in batch.split(separator: ",").compactMap({ Int($0.trimmingCharacters(in: .whitespaces)) }) {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KosmosBenchmarks
 import KosmosTokenizers
 
 // Thin CLI over KosmosTokenizers: all tokenisation, id parsing and timing live in the library.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KosmosPlot
 import KosmosModels
 import KosmosTensor
 import KosmosTraining

@@ -61,3 +61,62 @@ final class IncrementalDecodingTests: XCTestCase {
         XCTAssertThrowsError(try decoder(tokens: [3], batch: 1, length: 1, cache: cache))
     }
 }
+
+/// The preallocated KV cache: a long decode (past the first growth of the buffers) equals one full
+/// pass at every step; the buffer's attention equals the tensor ops over a contiguous copy.
+final class KVCacheTests: XCTestCase {
+    func testEveryStepOfALongDecodeEqualsTheFullPass() throws {
+        var c = DecoderParityTests.configuration("xpos_subln")
+        c.maxTargetPositions = 320
+        let decoder = try MagnetoDecoder(configuration: c, generator: RandomGenerator(seed: 11))
+        decoder.eval()
+        let generator = RandomGenerator(seed: 12)
+        let tokens = (0..<300).map { _ in generator.nextInt(below: c.vocabSize) }
+        let cache = decoder.makeCache()
+        let (steps, full) = try withoutGrad {
+            var steps = try decoder(tokens: Array(tokens[0..<7]), batch: 1, length: 7, cache: cache).scalars
+            for t in 7..<tokens.count { steps += try decoder(tokens: [tokens[t]], batch: 1, length: 1, cache: cache).scalars }
+            return (steps, try decoder(tokens: tokens, batch: 1, length: tokens.count).scalars)
+        }
+        XCTAssertEqual(cache.length, 300)
+        let buffer = try XCTUnwrap(cache.layers[0].buffer)
+        XCTAssertEqual(buffer.count, 300)
+        XCTAssertGreaterThan(buffer.capacity, KVBuffer.chunk, "the buffers grew past their first chunk")
+        // Per step, so a failure names the position.
+        let vocab = c.vocabSize
+        for t in stride(from: 0, to: tokens.count, by: 1) {
+            assertAllClose(Array(steps[(t * vocab)..<((t + 1) * vocab)]), Array(full[(t * vocab)..<((t + 1) * vocab)]),
+                           rtol: 1e-5, atol: 1e-5, "position \(t)")
+        }
+        // A copy continues on its own: the original's next step is unchanged by the copy's.
+        let copy = cache.copy()
+        let (a, b) = try withoutGrad {
+            (try decoder(tokens: [3], batch: 1, length: 1, cache: copy).scalars, try decoder(tokens: [3], batch: 1, length: 1, cache: cache).scalars)
+        }
+        XCTAssertEqual(a, b)
+        XCTAssertEqual(copy.length, 301)
+        XCTAssertEqual(cache.layers[0].count, 301)
+    }
+
+    func testBufferAttentionEqualsTheTensorOps() throws {
+        let generator = RandomGenerator(seed: 21)
+        let buffer = KVBuffer(batch: 2, heads: 3, headDim: 8)
+        var keys: [Tensor] = [], values: [Tensor] = []
+        for n in [5, 1, 250, 3] {  // 259 positions: one growth
+            let k = Tensor.randn([2, 3, n, 8], generator: generator), v = Tensor.randn([2, 3, n, 8], generator: generator)
+            buffer.append(keys: k, values: v)
+            keys.append(k)
+            values.append(v)
+        }
+        let k = Tensor.concatenate(keys, axis: 2), v = Tensor.concatenate(values, axis: 2)
+        XCTAssertEqual(buffer.storedKeys.scalars, k.scalars)
+        XCTAssertEqual(buffer.storedValues.scalars, v.scalars)
+        let q = Tensor.randn([2, 3, 4, 8], generator: generator)
+        var padding = [Bool](repeating: false, count: 2 * 259)
+        for j in [0, 17, 200] { padding[259 + j] = true }
+        for (causal, mask) in [(true, nil), (false, nil), (true, padding)] as [(Bool, [Bool]?)] {
+            let expected = Tensor.matmul(Tensor.matmul(q, k, transposeB: true).maskedSoftmax(scale: 1, causal: causal, keyPadding: mask), v)
+            XCTAssertEqual(buffer.attention(query: q, causal: causal, keyPadding: mask).scalars, expected.scalars, "causal \(causal), padding \(mask != nil)")
+        }
+    }
+}

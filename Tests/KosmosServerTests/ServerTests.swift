@@ -1,4 +1,5 @@
 import Foundation
+import KosmosBenchmarks
 import XCTest
 import KosmosModels
 import KosmosTensor
@@ -100,7 +101,7 @@ final class ServerTests: XCTestCase {
     /// What `kosmos generate --json` prints for the prompt: the same tokens, generate(), decode.
     func reference(_ prompt: String, images: [Tensor] = [], maxTokens: Int, server: KosmosHTTPServer) throws -> (text: String, ids: [Int]) {
         let served = server.scheduler.model
-        guard case .kosmos1(let model) = served.kind else { throw TestFailure(message: "the test model is not Kosmos-1") }
+        guard let model = served.model as? KosmosModel else { throw TestFailure(message: "the test model is not Kosmos-1") }
         let tokens = try model.promptTokens(prompt, imageCount: images.count, encode: served.tokenizer.encode)
         var options = GenerationOptions()
         options.maxNewTokens = maxTokens
@@ -372,11 +373,48 @@ final class ServerTests: XCTestCase {
         }
     }
 
+    /// A Kosmos-2 directory whose only tokenizer is sentencepiece.bpe.model serves over HTTP, with
+    /// the tokenizer read in Kosmos-2's layout as the CLI reads it: the chat answer equals
+    /// generate() on the same prompt, and grounding is accepted.
+    func testKosmos2WithOnlySentencePieceServes() async throws {
+        let fixtures = Self.fixtures()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kosmos-server-k2-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        for name in ["config.json", "model.safetensors"] {
+            try FileManager.default.copyItem(at: fixtures.appendingPathComponent("kosmos2_untied/\(name)"), to: directory.appendingPathComponent(name))
+        }
+        try FileManager.default.copyItem(at: fixtures.appendingPathComponent("tokenizers/bpe_nmt_nfkc.model"),
+                                         to: directory.appendingPathComponent("sentencepiece.bpe.model"))
+        let served = try ServedModel(directory: directory, name: "k2", maxImagePixels: 1 << 20)
+        XCTAssertTrue(served.supportsGrounding)
+        var options = ServerOptions()
+        options.port = 0
+        let server = KosmosHTTPServer(scheduler: Scheduler(model: served), options: options, logger: Logger(label: "t"))
+        let (ports, continuation) = AsyncStream<Int>.makeStream()
+        let task = Task { try await server.run(handleSignals: false) { continuation.yield($0) } }
+        defer { task.cancel() }
+        var iterator = ports.makeAsyncIterator()
+        let first = await iterator.next()
+        let port = try XCTUnwrap(first)
+        let reply = try post("/v1/chat/completions", ["model": "k2", "max_tokens": 6, "grounding": true,
+                                                      "messages": [["role": "user", "content": "An image of"]]], port: port)
+        XCTAssertEqual(reply.status, 200, reply.text)
+        let content = (((try object(reply))["choices"] as? [[String: Any]])?.first?["message"] as? [String: Any])?["content"] as? String
+        let model = try XCTUnwrap(served.model as? Kosmos2Model)
+        var generation = GenerationOptions()
+        generation.maxNewTokens = 6
+        let prompt = try served.prompt(text: "An image of", images: [], grounding: true)
+        XCTAssertEqual(prompt.tokens, served.tokenizer.encode("<s><grounding> An image of"))
+        let ids = try model.generate(prompt, options: generation)
+        XCTAssertEqual(content, served.processor.output(ids, grounding: true).text)
+    }
+
     /// A full queue answers 429 (a scheduler with no room), and bearer auth guards /v1.
     func testQueueFullAndAuth() async throws {
         let (_, server) = try self.server()
         let tight = Scheduler(model: server.scheduler.model, maxBatch: 1, queueCapacity: 0)
-        XCTAssertThrowsError(try tight.submit(prompt: ServedModel.Prompt(tokens: [5], images: []), options: GenerationOptions(), timeout: 10)) { error in
+        XCTAssertThrowsError(try tight.submit(prompt: ServedModel.Prompt(tokens: [5]), options: GenerationOptions(), timeout: 10)) { error in
             XCTAssertEqual((error as? APIError)?.status, 429)
         }
         var options = ServerOptions()

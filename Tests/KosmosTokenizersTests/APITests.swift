@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import KosmosTokenizers
+import KosmosBenchmarks
 
 /// The helpers the CLI calls (it does no tokenizer logic itself).
 final class APITests: XCTestCase {

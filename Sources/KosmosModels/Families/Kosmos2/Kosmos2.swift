@@ -38,19 +38,19 @@ public struct Kosmos2Configuration: Decodable, Sendable {
         public init(from decoder: Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             let d = Text()
-            vocabSize = try c.decodeIfPresent(Int.self, forKey: .vocabSize) ?? d.vocabSize
-            maxPositionEmbeddings = try c.decodeIfPresent(Int.self, forKey: .maxPositionEmbeddings) ?? d.maxPositionEmbeddings
-            embedDim = try c.decodeIfPresent(Int.self, forKey: .embedDim) ?? d.embedDim
-            layers = try c.decodeIfPresent(Int.self, forKey: .layers) ?? d.layers
-            ffnDim = try c.decodeIfPresent(Int.self, forKey: .ffnDim) ?? d.ffnDim
-            attentionHeads = try c.decodeIfPresent(Int.self, forKey: .attentionHeads) ?? d.attentionHeads
-            activationFunction = try c.decodeIfPresent(String.self, forKey: .activationFunction) ?? d.activationFunction
-            layerNormEps = try c.decodeIfPresent(Float.self, forKey: .layerNormEps) ?? d.layerNormEps
-            scaleEmbedding = try c.decodeIfPresent(Bool.self, forKey: .scaleEmbedding) ?? d.scaleEmbedding
-            padTokenId = try c.decodeIfPresent(Int.self, forKey: .padTokenId) ?? d.padTokenId
-            bosTokenId = try c.decodeIfPresent(Int.self, forKey: .bosTokenId) ?? d.bosTokenId
-            eosTokenId = try c.decodeIfPresent(Int.self, forKey: .eosTokenId) ?? d.eosTokenId
-            tieWordEmbeddings = try c.decodeIfPresent(Bool.self, forKey: .tieWordEmbeddings) ?? d.tieWordEmbeddings
+            vocabSize = try c.decode(.vocabSize, default: d.vocabSize)
+            maxPositionEmbeddings = try c.decode(.maxPositionEmbeddings, default: d.maxPositionEmbeddings)
+            embedDim = try c.decode(.embedDim, default: d.embedDim)
+            layers = try c.decode(.layers, default: d.layers)
+            ffnDim = try c.decode(.ffnDim, default: d.ffnDim)
+            attentionHeads = try c.decode(.attentionHeads, default: d.attentionHeads)
+            activationFunction = try c.decode(.activationFunction, default: d.activationFunction)
+            layerNormEps = try c.decode(.layerNormEps, default: d.layerNormEps)
+            scaleEmbedding = try c.decode(.scaleEmbedding, default: d.scaleEmbedding)
+            padTokenId = try c.decode(.padTokenId, default: d.padTokenId)
+            bosTokenId = try c.decode(.bosTokenId, default: d.bosTokenId)
+            eosTokenId = try c.decode(.eosTokenId, default: d.eosTokenId)
+            tieWordEmbeddings = try c.decode(.tieWordEmbeddings, default: d.tieWordEmbeddings)
         }
     }
 
@@ -78,10 +78,10 @@ public struct Kosmos2Configuration: Decodable, Sendable {
     public init(from decoder: Decoder) throws {
         self.init()
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        text = try c.decodeIfPresent(Text.self, forKey: .text) ?? text
+        text = try c.decode(.text, default: text)
         if let v = try c.decodeIfPresent(CLIPVisionConfiguration.self, forKey: .vision) { vision = v }
-        latentQueryNum = try c.decodeIfPresent(Int.self, forKey: .latentQueryNum) ?? latentQueryNum
-        tieWordEmbeddings = try c.decodeIfPresent(Bool.self, forKey: .tieWordEmbeddings) ?? tieWordEmbeddings
+        latentQueryNum = try c.decode(.latentQueryNum, default: latentQueryNum)
+        tieWordEmbeddings = try c.decode(.tieWordEmbeddings, default: tieWordEmbeddings)
         tieWordEmbeddings = tieWordEmbeddings || text.tieWordEmbeddings
     }
 
@@ -252,7 +252,7 @@ public final class Kosmos2Model: Module {
     public func generate(tokens: [Int], imagePositions: [Int], pixels: Tensor?, options: GenerationOptions = GenerationOptions(),
                          onToken: (Int) -> Bool = { _ in true }) throws -> [Int] {
         try runGeneration(prompt: tokens, eos: configuration.text.eosTokenId, options: options, onToken: onToken,
-                          makeCache: textModel.makeCache,
+                          makeCache: { textModel.makeCache(reservation: tokens.count + options.maxNewTokens) },
                           prefill: { cache in try logits(tokens: tokens, imagePositions: imagePositions, pixels: pixels, cache: cache) },
                           step: { next, cache in try textModel(tokens: [next], batch: 1, length: 1, cache: cache) })
     }

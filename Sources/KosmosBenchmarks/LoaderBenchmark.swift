@@ -1,4 +1,5 @@
 import Foundation
+import KosmosData
 import KosmosTokenizers
 import KosmosVision
 

@@ -1,4 +1,5 @@
 import Foundation
+import KosmosModels
 import KosmosNN
 import KosmosTensor
 
@@ -151,6 +152,39 @@ public enum ModelBenchmark {
         c.maxTargetPositions = 2048
         c.dropout = 0
         return c
+    }
+
+    /// Milliseconds per single-sequence decoding step after `past` cached tokens: the cache is
+    /// filled by a prefill of `past` random tokens, then `steps` steps are timed (each grows the
+    /// past by one). Shows how a step's time grows with the past (attention only, with nothing of
+    /// the past copied or re-rotated).
+    public static func decodeAfterPast(_ past: Int, configuration c: DecoderConfiguration, steps: Int = 16,
+                                       repeats: Int) throws -> Result {
+        let decoder = try MagnetoDecoder(configuration: c, generator: RandomGenerator(seed: 0))
+        decoder.eval()
+        let generator = RandomGenerator(seed: 6)
+        let prompt = (0..<past).map { _ in generator.nextInt(below: c.vocabSize) }
+        let tokens = (0..<steps).map { _ in generator.nextInt(below: c.vocabSize) }
+        var stepSeconds: [Double] = []
+        _ = try time(repeats) {
+            try withoutGrad {
+                let cache = decoder.makeCache()
+                // Prefilled in chunks of 256 so the prefill's own attention stays small.
+                var done = 0
+                while done < past {
+                    let n = Swift.min(256, past - done)
+                    _ = try decoder(tokens: Array(prompt[done..<(done + n)]), batch: 1, length: n, cache: cache)
+                    done += n
+                }
+                let start = DispatchTime.now().uptimeNanoseconds
+                for token in tokens { _ = try decoder(tokens: [token], batch: 1, length: 1, cache: cache) }
+                stepSeconds.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 / Double(steps))
+            }
+        }
+        let timed = Array(stepSeconds.dropFirst())
+        let note = String(format: "past %d: %.2f ms per step (median %.2f, %d steps)", past, 1000 * (timed.min() ?? 0),
+                          1000 * timed.sorted()[timed.count / 2], steps)
+        return Result(name: "decode step after \(past) tokens", seconds: timed, note: note)
     }
 
     /// Decode tokens/s of `MagnetoDecoder.step` over `batch` sequences at once: each sequence is

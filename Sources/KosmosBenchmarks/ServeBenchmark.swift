@@ -1,4 +1,6 @@
 import Foundation
+import KosmosModels
+import KosmosServer
 import Logging
 
 /// Drives `KosmosHTTPServer` over loopback with blocking clients on their own threads, bounded in

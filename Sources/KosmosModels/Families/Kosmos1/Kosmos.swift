@@ -39,19 +39,19 @@ public struct KosmosConfiguration: Codable, Equatable, Sendable {
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let d = KosmosConfiguration()
-        modelType = try c.decodeIfPresent(String.self, forKey: .modelType) ?? d.modelType
-        self.decoder = try c.decodeIfPresent(DecoderConfiguration.self, forKey: .decoder) ?? d.decoder
-        vision = try c.decodeIfPresent(CLIPVisionConfiguration.self, forKey: .vision) ?? d.vision
-        resampler = try c.decodeIfPresent(PerceiverConfiguration.self, forKey: .resampler) ?? d.resampler
-        numImageTokens = try c.decodeIfPresent(Int.self, forKey: .numImageTokens) ?? d.numImageTokens
-        imageTokenId = try c.decodeIfPresent(Int.self, forKey: .imageTokenId) ?? d.imageTokenId
-        imageEndTokenId = try c.decodeIfPresent(Int.self, forKey: .imageEndTokenId) ?? d.imageEndTokenId
+        modelType = try c.decode(.modelType, default: d.modelType)
+        self.decoder = try c.decode(.decoder, default: d.decoder)
+        vision = try c.decode(.vision, default: d.vision)
+        resampler = try c.decode(.resampler, default: d.resampler)
+        numImageTokens = try c.decode(.numImageTokens, default: d.numImageTokens)
+        imageTokenId = try c.decode(.imageTokenId, default: d.imageTokenId)
+        imageEndTokenId = try c.decode(.imageEndTokenId, default: d.imageEndTokenId)
         imageSlotTokenId = try c.decodeIfPresent(Int.self, forKey: .imageSlotTokenId)
         // An explicit null means "none" (T5 has no bos); an absent key takes the default.
         bosTokenId = c.contains(.bosTokenId) ? try c.decodeIfPresent(Int.self, forKey: .bosTokenId) : d.bosTokenId
         eosTokenId = c.contains(.eosTokenId) ? try c.decodeIfPresent(Int.self, forKey: .eosTokenId) : d.eosTokenId
-        padTokenId = try c.decodeIfPresent(Int.self, forKey: .padTokenId) ?? d.padTokenId
-        vocabSize = try c.decodeIfPresent(Int.self, forKey: .vocabSize) ?? d.vocabSize
+        padTokenId = try c.decode(.padTokenId, default: d.padTokenId)
+        vocabSize = try c.decode(.vocabSize, default: d.vocabSize)
     }
 
     public func encode(to encoder: Encoder) throws {

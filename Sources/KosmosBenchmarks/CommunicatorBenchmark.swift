@@ -1,4 +1,5 @@
 import Foundation
+import KosmosTraining
 
 /// `kosmos bench allreduce`: the time of a sum all-reduce of float32 buffers of several sizes.
 /// Bandwidths follow nccl-tests: algorithm bandwidth = bytes / time; bus bandwidth = algorithm

@@ -3,7 +3,7 @@ import Foundation
 #if canImport(FoundationXML)
 import FoundationXML
 #endif
-@testable import KosmosTraining
+@testable import KosmosPlot
 
 /// What the tests read back from a rendered SVG with XMLParser.
 private final class SVGScan: NSObject, XMLParserDelegate {

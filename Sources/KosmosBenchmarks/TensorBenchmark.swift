@@ -1,4 +1,5 @@
 import Foundation
+import KosmosTensor
 
 /// Throughput of float32 matrix products through `Tensor.matmul` (so what is measured is what the
 /// models run: BLAS plus our dispatch). Used by `kosmos bench gemm`; figures are printed, never asserted.

@@ -1,0 +1,83 @@
+import Foundation
+import KosmosTensor
+import KosmosTokenizers
+
+/// Kosmos-1 (this project's format, model_type "kosmos-1"): CLIP ViT → perceiver resampler →
+/// Magneto decoder; `<image>` placeholders anywhere in the text, any number of images.
+public enum Kosmos1Family {
+    public static let entry = ModelFamily(
+        name: "Kosmos-1", modelTypes: ["kosmos-1"], architectures: ["KosmosModel"],
+        load: { try KosmosModel.load(directory: $0) },
+        visionTower: { try KosmosModel.load(directory: $0).visionModel },
+        describe: describe)
+
+    static func describe(_ data: Data, file: URL) throws -> [String] {
+        let c = try ModelDirectory.decode(KosmosConfiguration.self, from: data, file: file)
+        try c.validate()
+        let d = c.decoder, v = c.vision, r = c.resampler
+        return [
+            "decoder: \(d.decoderLayers) layers × \(d.decoderEmbedDim), ffn \(d.decoderFfnEmbedDim), \(d.decoderAttentionHeads) heads, "
+                + "xpos \(d.xposRelPos), subln \(d.subln), positions \(d.absolutePositions.rawValue), vocab \(c.vocabSize)",
+            "vision: \(v.numHiddenLayers) layers × \(v.hiddenSize), patch \(v.patchSize) at \(v.imageSize)px (\(v.tokenCount) tokens), \(v.hiddenAct)",
+            "resampler: depth \(r.depth), \(r.heads) heads × \(r.dimHead), \(r.numLatents) latents → \(c.numImageTokens) image tokens",
+            "tokens: <image> \(c.imageTokenId), </image> \(c.imageEndTokenId), pad \(c.padTokenId), bos \(c.bosTokenId.map(String.init) ?? "none"), eos \(c.eosTokenId.map(String.init) ?? "none")",
+        ]
+    }
+}
+
+extension KosmosModel: GenerativeModel {
+    public var family: ModelFamily { Kosmos1Family.entry }
+    public var eosTokenId: Int? { configuration.eosTokenId }
+    public var contextLength: Int { configuration.decoder.maxTargetPositions }
+    public var mediaKinds: [MediaKind] { [.image] }
+    public var imageSize: Int { configuration.vision.imageSize }
+
+    /// tokenizer.model, tokenizer.json, sentencepiece.bpe.model or spiece.model in the directory.
+    public func loadTokenizer(directory: URL, explicit: URL?) throws -> Tokenizer {
+        guard let url = explicit ?? ModelDirectory.tokenizerFile(in: directory) else {
+            throw ModelDirectoryError.noTokenizer(directory, files: ["tokenizer.model", "tokenizer.json"])
+        }
+        return try TokenizerLoader.load(url)
+    }
+
+    public func processor(tokenizer: Tokenizer) throws -> any InputProcessor {
+        Kosmos1Processor(model: self, tokenizer: tokenizer)
+    }
+
+    public func prefill(_ input: ModelInput, cache: DecoderCache) throws -> Tensor {
+        let batch = try makeBatch([KosmosSequence(tokens: input.tokens, images: try input.images(of: self))])
+        return try logits(batch, cache: cache)
+    }
+}
+
+extension ModelInput {
+    /// The media as images, refusing a kind the model does not take.
+    func images(of model: some GenerativeModel) throws -> [Tensor] {
+        try media.map { item in
+            guard item.kind == .image else {
+                throw ModelError.invalidInput("\(model.family.name) does not take \(item.kind) input (it takes \(model.mediaKinds.map(\.description).joined(separator: ", ")))")
+            }
+            return item.tensor
+        }
+    }
+}
+
+/// Kosmos-1's prompt layout: each text segment tokenized on its own, each `<image>` marker replaced
+/// by `<image>`, num_image_tokens slots and `</image>` (`KosmosModel.promptTokens`).
+public struct Kosmos1Processor: InputProcessor {
+    public let model: KosmosModel
+    public let tokenizer: Tokenizer
+    public var supportsGrounding: Bool { false }
+
+    public func mediaLimit(_ kind: MediaKind) -> Int? { nil }
+
+    public func input(text: String, media: [MediaItem], grounding: Bool) throws -> ModelInput {
+        if grounding { throw ModelError.invalidInput("grounding needs a Kosmos-2 model") }
+        let images = try ModelInput(tokens: [], media: media).images(of: model)
+        return ModelInput(tokens: try model.promptTokens(text, imageCount: images.count, encode: tokenizer.encode), media: media)
+    }
+
+    public func output(_ ids: [Int], grounding: Bool) -> ModelOutput {
+        ModelOutput(text: tokenizer.decode(ids.filter { $0 != model.eosTokenId }), entities: nil)
+    }
+}

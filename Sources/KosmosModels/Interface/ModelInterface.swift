@@ -1,0 +1,100 @@
+import Foundation
+import KosmosTensor
+import KosmosTokenizers
+
+/// A kind of media a model reads between markers of its own in the interleaved sequence. A model
+/// lists the kinds it takes (`GenerativeModel.mediaKinds`); audio and video join this list.
+public enum MediaKind: String, Sendable, CaseIterable, CustomStringConvertible {
+    case image
+
+    /// The placeholder that marks an item's place in a prompt's text.
+    public var placeholder: String { "<\(rawValue)>" }
+    public var description: String { rawValue }
+}
+
+/// One preprocessed media item of a prompt: for an image, pixels [3, size, size].
+public struct MediaItem {
+    public var kind: MediaKind
+    public var tensor: Tensor
+
+    public init(kind: MediaKind, tensor: Tensor) {
+        self.kind = kind
+        self.tensor = tensor
+    }
+
+    public static func image(_ pixels: Tensor) -> MediaItem { MediaItem(kind: .image, tensor: pixels) }
+}
+
+/// A prompt ready for a model: token ids, the media in the order of their placeholders, and (for
+/// a family that fills fixed slots) the token positions that receive the media embeddings.
+public struct ModelInput {
+    public var tokens: [Int]
+    public var media: [MediaItem]
+    public var mediaPositions: [Int]
+
+    public init(tokens: [Int], media: [MediaItem] = [], mediaPositions: [Int] = []) {
+        self.tokens = tokens
+        self.media = media
+        self.mediaPositions = mediaPositions
+    }
+}
+
+/// What a generated id sequence says: its text and, for a grounding family, the phrases with boxes.
+public struct ModelOutput: Sendable {
+    public var text: String
+    public var entities: [GroundedEntity]?
+}
+
+/// A loaded model of any family that reads interleaved text and media and writes text: what
+/// generation, the server and eval need, with nothing family-specific. Every family implements it
+/// (Kosmos-1, Kosmos-2) and registers in `ModelRegistry`.
+public protocol GenerativeModel: AnyObject {
+    /// The registry entry the model was loaded through.
+    var family: ModelFamily { get }
+    /// The text decoder (its KV caches, batched steps).
+    var decoder: MagnetoDecoder { get }
+    var eosTokenId: Int? { get }
+    /// Positions in all: prompt plus new tokens.
+    var contextLength: Int { get }
+    /// The media the model takes, and each image's side in pixels.
+    var mediaKinds: [MediaKind] { get }
+    var imageSize: Int { get }
+
+    /// The family's tokenizer from a model directory (or the explicit file), as the family's
+    /// Python processor builds it.
+    func loadTokenizer(directory: URL, explicit: URL?) throws -> Tokenizer
+    /// The family's input processor over a tokenizer.
+    func processor(tokenizer: Tokenizer) throws -> any InputProcessor
+    /// Runs the prompt (media encoded) into `cache`: logits [1, length, vocab].
+    func prefill(_ input: ModelInput, cache: DecoderCache) throws -> Tensor
+}
+
+extension GenerativeModel {
+    /// The logits [1, 1, vocab] after one more token.
+    public func step(_ token: Int, cache: DecoderCache) throws -> Tensor {
+        try decoder(tokens: [token], batch: 1, length: 1, cache: cache)
+    }
+
+    /// Generates after `input` with the KV cache (greedy, sampling or beam search, as `options`
+    /// say); `onToken` sees each new id and returns false to stop. Returns the new ids.
+    public func generate(_ input: ModelInput, options: GenerationOptions = GenerationOptions(),
+                         onToken: (Int) -> Bool = { _ in true }) throws -> [Int] {
+        try runGeneration(prompt: input.tokens, eos: eosTokenId, options: options, onToken: onToken,
+                          makeCache: { decoder.makeCache(reservation: input.tokens.count + options.maxNewTokens) },
+                          prefill: { cache in try prefill(input, cache: cache) },
+                          step: { next, cache in try step(next, cache: cache) })
+    }
+}
+
+/// A family's input processor: user text with media placeholders (`<image>`) and preprocessed
+/// media → token ids, media and positions; generated ids → text.
+public protocol InputProcessor {
+    var tokenizer: Tokenizer { get }
+    /// Whether `grounding` means anything to this family (phrases with boxes).
+    var supportsGrounding: Bool { get }
+    /// The most media items of each kind one prompt takes (nil: no limit).
+    func mediaLimit(_ kind: MediaKind) -> Int?
+    func input(text: String, media: [MediaItem], grounding: Bool) throws -> ModelInput
+    /// The text of generated ids (EOS and family markup handled); entities when `grounding`.
+    func output(_ ids: [Int], grounding: Bool) -> ModelOutput
+}

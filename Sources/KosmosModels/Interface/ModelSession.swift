@@ -1,0 +1,44 @@
+import Foundation
+import KosmosTensor
+import KosmosTokenizers
+import KosmosVision
+
+/// A model directory loaded for use: the model (any registered family), its tokenizer and input
+/// processor, and its image preprocessing. What `generate`, `chat`, `caption` and eval work with.
+public final class ModelSession {
+    public let model: any GenerativeModel
+    public let processor: any InputProcessor
+    public let images: ImageInput
+    public var tokenizer: Tokenizer { processor.tokenizer }
+
+    /// Loads `directory` through the registry; `tokenizer` overrides the directory's tokenizer file.
+    public init(directory: URL, tokenizer explicit: URL? = nil, decodeOptions: DecodeOptions = DecodeOptions()) throws {
+        model = try ModelRegistry.load(directory)
+        processor = try model.processor(tokenizer: try model.loadTokenizer(directory: directory, explicit: explicit))
+        images = try ImageInput(modelDirectory: directory, imageSize: model.imageSize, decodeOptions: decodeOptions)
+    }
+
+    /// A warning when the tokenizer's vocabulary cannot be the model's (the model may add its
+    /// media tokens after the tokenizer's pieces, so only a larger tokenizer, or a much smaller
+    /// one, is suspicious); nil when they fit.
+    public var vocabularyWarning: String? { Self.vocabularyWarning(tokenizer: tokenizer, model: model) }
+
+    public static func vocabularyWarning(tokenizer: Tokenizer, model: some GenerativeModel) -> String? {
+        let tokens = tokenizer.vocabularySize, vocabulary = model.decoder.configuration.vocabSize
+        guard tokens > vocabulary || tokens + 8 < vocabulary else { return nil }
+        return "the tokenizer has \(tokens) tokens, the model \(vocabulary); ids the tokenizer does not know decode to nothing"
+    }
+
+    /// The model input for a prompt (placeholders such as `<image>` mark the media) and image files.
+    public func input(text: String, imageFiles: [URL], grounding: Bool = false) throws -> ModelInput {
+        try processor.input(text: text, media: try imageFiles.map { .image(try images.load($0)) }, grounding: grounding)
+    }
+
+    /// Several prompts decoded together: each prefilled alone, then one batched decoder step per
+    /// token (beam search: one prompt at a time). `onToken(i, id)` sees prompt i's new ids.
+    public func generate(_ inputs: [ModelInput], options: GenerationOptions = GenerationOptions(),
+                         onToken: (Int, Int) -> Bool = { _, _ in true }) throws -> [[Int]] {
+        try runBatchedGeneration(prompts: inputs.map(\.tokens), eos: model.eosTokenId, options: options, decoder: model.decoder,
+                                 onToken: onToken, prefill: { i, cache in try model.prefill(inputs[i], cache: cache) })
+    }
+}

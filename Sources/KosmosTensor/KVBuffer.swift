@@ -1,0 +1,130 @@
+import Foundation
+
+/// The keys and values one attention layer has seen, for `batch` sequences, stored
+/// [batch, heads, capacity, headDim] in preallocated buffers: an append writes the new positions
+/// in place, and `attention` reads the stored prefix where it lies, so nothing of the past is
+/// copied at a decoding step. The capacity grows in chunks (by half again, at least `chunk`
+/// positions); `reserve` sets it up front when the final length is known. Inference only: no
+/// autograd passes through it.
+public final class KVBuffer {
+    public let batch: Int
+    public let heads: Int
+    public let headDim: Int
+    /// Positions stored.
+    public private(set) var count = 0
+    /// Positions the buffers hold before they must grow.
+    public private(set) var capacity = 0
+    /// The smallest growth, in positions.
+    public static let chunk = 256
+    private var keys: TensorStorage
+    private var values: TensorStorage
+
+    public init(batch: Int, heads: Int, headDim: Int, capacity: Int = 0) {
+        precondition(batch > 0 && heads > 0 && headDim > 0, "a KV buffer needs a batch, heads and a head size")
+        self.batch = batch
+        self.heads = heads
+        self.headDim = headDim
+        keys = TensorStorage(count: 0)
+        values = TensorStorage(count: 0)
+        if capacity > 0 { reserve(capacity) }
+    }
+
+    /// Makes room for at least `positions` positions in all (stored ones kept).
+    public func reserve(_ positions: Int) {
+        guard positions > capacity else { return }
+        let rows = batch * heads
+        let newKeys = TensorStorage(count: rows * positions * headDim)
+        let newValues = TensorStorage(count: rows * positions * headDim)
+        if count > 0 {
+            let used = count * headDim
+            for r in 0..<rows {
+                (newKeys.pointer + r * positions * headDim).update(from: keys.pointer + r * capacity * headDim, count: used)
+                (newValues.pointer + r * positions * headDim).update(from: values.pointer + r * capacity * headDim, count: used)
+            }
+        }
+        keys = newKeys
+        values = newValues
+        capacity = positions
+    }
+
+    /// Appends `n` positions: keys and values [batch, heads, n, headDim].
+    public func append(keys k: Tensor, values v: Tensor) {
+        precondition(k.shape == v.shape && k.rank == 4 && k.shape[0] == batch && k.shape[1] == heads && k.shape[3] == headDim,
+                     "append takes keys and values [\(batch), \(heads), n, \(headDim)], got \(k.shape) and \(v.shape)")
+        let n = k.shape[2]
+        if count + n > capacity { reserve(Swift.max(count + n, capacity + Swift.max(Self.chunk, capacity / 2))) }
+        let block = n * headDim
+        for r in 0..<batch * heads {
+            let at = r * capacity * headDim + count * headDim
+            (keys.pointer + at).update(from: k.pointer + r * block, count: block)
+            (values.pointer + at).update(from: v.pointer + r * block, count: block)
+        }
+        count += n
+    }
+
+    /// softmax(q·kᵀ + masks)·v over the stored positions, for queries [batch, heads, n, headDim]
+    /// already scaled (and rotated); returns [batch, heads, n, headDim]. `causal`: the queries are
+    /// the last n stored positions (query i sees keys j ≤ count − n + i). `keyPadding`: batch ×
+    /// count flags, true where a key is padding. The same products and softmax as `matmul`,
+    /// `maskedSoftmax`, `matmul` over a contiguous copy, one sgemm per (sequence, head).
+    public func attention(query q: Tensor, causal: Bool, keyPadding: [Bool]? = nil) -> Tensor {
+        precondition(q.rank == 4 && q.shape[0] == batch && q.shape[1] == heads && q.shape[3] == headDim,
+                     "attention takes queries [\(batch), \(heads), n, \(headDim)], got \(q.shape)")
+        let n = q.shape[2], keyCount = count
+        precondition(!causal || n <= keyCount, "causal attention of \(n) queries over \(keyCount) keys")
+        if let keyPadding {
+            precondition(keyPadding.count == batch * keyCount, "keyPadding needs \(batch)×\(keyCount) flags, got \(keyPadding.count)")
+        }
+        let out = Tensor.uninitialized([batch, heads, n, headDim])
+        if n == 0 { return out }
+        guard keyCount > 0 else { out.fill(0); return out }
+        let rows = batch * heads
+        let scores = TensorStorage(count: rows * n * keyCount)
+        let qp = q.pointer, kp = keys.pointer, vp = values.pointer, sp = scores.pointer, op = out.pointer
+        let stride = capacity * headDim, shift = keyCount - n
+        let flops = 4 * n * keyCount * headDim
+        keyPadding.withUnsafeBufferPointerOrNil { padding in
+            Parallel.forRanges(rows, minimumPerChunk: Swift.max(1, 2_000_000 / Swift.max(flops, 1))) { range in
+                for r in range {
+                    let s = sp + r * n * keyCount
+                    BLAS.sgemm(transA: false, transB: true, m: n, n: keyCount, k: headDim, alpha: 1,
+                               a: qp + r * n * headDim, lda: headDim, b: kp + r * stride, ldb: headDim,
+                               beta: 0, c: s, ldc: keyCount)
+                    let pb = padding.map { $0.baseAddress! + (r / heads) * keyCount }
+                    for i in 0..<n {
+                        let row = s + i * keyCount
+                        let visible = causal ? Swift.min(keyCount, i + shift + 1) : keyCount
+                        for j in visible..<keyCount { row[j] = -.infinity }
+                        if let pb { for j in 0..<visible where pb[j] { row[j] = -.infinity } }
+                        softmaxRow(row, row, keyCount)
+                    }
+                    BLAS.sgemm(transA: false, transB: false, m: n, n: headDim, k: keyCount, alpha: 1,
+                               a: s, lda: keyCount, b: vp + r * stride, ldb: headDim,
+                               beta: 0, c: op + r * n * headDim, ldc: headDim)
+                }
+            }
+        }
+        return out
+    }
+
+    /// An independent buffer with the same positions (for beam search, where beams part ways).
+    public func copy() -> KVBuffer {
+        let c = KVBuffer(batch: batch, heads: heads, headDim: headDim, capacity: Swift.max(count, 1))
+        if count > 0 { c.append(keys: storedKeys, values: storedValues) }
+        return c
+    }
+
+    /// The stored keys as a contiguous tensor [batch, heads, count, headDim] (a copy).
+    public var storedKeys: Tensor { contiguous(keys) }
+    /// The stored values as a contiguous tensor [batch, heads, count, headDim] (a copy).
+    public var storedValues: Tensor { contiguous(values) }
+
+    private func contiguous(_ storage: TensorStorage) -> Tensor {
+        let t = Tensor.uninitialized([batch, heads, count, headDim])
+        let block = count * headDim
+        for r in 0..<batch * heads {
+            (t.pointer + r * block).update(from: storage.pointer + r * capacity * headDim, count: block)
+        }
+        return t
+    }
+}
