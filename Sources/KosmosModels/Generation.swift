@@ -122,7 +122,7 @@ extension KosmosModel {
         return try runGeneration(prompt: sequence.tokens, eos: configuration.eosTokenId, options: options, onToken: onToken,
                                  makeCache: { decoder.makeCache(reservation: sequence.tokens.count + options.maxNewTokens) },
                                  prefill: { cache in try logits(batch, cache: cache) },
-                                 step: { next, cache in try decoder(tokens: [next], batch: 1, length: 1, cache: cache) })
+                                 step: { next, cache in try decoder.next(next, cache: cache) })
     }
 }
 
@@ -326,12 +326,12 @@ public final class DecodingBatch {
         public var cachedLength: Int { cache.length }
     }
 
-    public let decoder: MagnetoDecoder
+    public let decoder: any TextDecoder
     public let eos: Int?
     /// Members still decoding, in the order they joined.
     public private(set) var running: [Member] = []
 
-    public init(decoder: MagnetoDecoder, eos: Int?) {
+    public init(decoder: any TextDecoder, eos: Int?) {
         self.decoder = decoder
         self.eos = eos
     }
@@ -371,7 +371,7 @@ public final class DecodingBatch {
     @discardableResult
     public func step() throws -> [Member] {
         // A member whose cache is at the model's context cannot take one more position.
-        for member in running where member.cache.length >= decoder.configuration.maxTargetPositions {
+        for member in running where member.cache.length >= decoder.maxPositions {
             finish(member, reason: .length)
         }
         let members = running
@@ -405,7 +405,7 @@ public final class DecodingBatch {
 /// returns logits [1, length, vocab] for prompt i), then all advance together, one batched
 /// decoder step per token. `onToken(i, id)` sees each new id of prompt i and returns false to stop
 /// that prompt. Beam search runs one prompt at a time. Returns the new ids per prompt, in order.
-func runBatchedGeneration(prompts: [[Int]], eos: Int?, options: GenerationOptions, decoder: MagnetoDecoder,
+func runBatchedGeneration(prompts: [[Int]], eos: Int?, options: GenerationOptions, decoder: any TextDecoder,
                           onToken: (Int, Int) -> Bool,
                           prefill: (Int, DecoderCache) throws -> Tensor) throws -> [[Int]] {
     try options.validate()
@@ -413,7 +413,7 @@ func runBatchedGeneration(prompts: [[Int]], eos: Int?, options: GenerationOption
         return try prompts.indices.map { i in
             try runGeneration(prompt: prompts[i], eos: eos, options: options, onToken: { onToken(i, $0) },
                               makeCache: { decoder.makeCache(reservation: prompts[i].count + options.maxNewTokens) }, prefill: { try prefill(i, $0) },
-                              step: { next, cache in try decoder(tokens: [next], batch: 1, length: 1, cache: cache) })
+                              step: { next, cache in try decoder.next(next, cache: cache) })
         }
     }
     let batch = DecodingBatch(decoder: decoder, eos: eos)

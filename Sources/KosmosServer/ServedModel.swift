@@ -39,7 +39,7 @@ public final class ServedModel: @unchecked Sendable {
 
     public var tokenizer: Tokenizer { processor.tokenizer }
     public var supportsGrounding: Bool { processor.supportsGrounding }
-    public var decoder: MagnetoDecoder { model.decoder }
+    public var decoder: any TextDecoder { model.textDecoder }
     public var eos: Int? { model.eosTokenId }
     /// The model's context in positions (prompt + new tokens).
     public var contextLength: Int { model.contextLength }

@@ -3,7 +3,7 @@ import KosmosModels
 import KosmosNN
 import KosmosTensor
 
-/// One optimizer step of a Kosmos model over one or more micro-batches: gradient accumulation
+/// One optimizer step of a trainable model (`TrainableModel`) over one or more micro-batches: gradient accumulation
 /// weighted by labelled tokens (so k micro-batches give the gradient of their combined batch's mean
 /// loss), clipping by global norm, the scheduled learning rate, and AdamW with decayed and
 /// non-decayed groups (`ParameterGroups`).
@@ -14,7 +14,7 @@ import KosmosTensor
 /// are summed across ranks (stage 0) or reduce-scattered into optimizer shards (ZeRO stage 1),
 /// and clipping uses the global norm. One process without ZeRO runs exactly the original path.
 public final class TrainingStep {
-    public let model: KosmosModel
+    public let model: any TrainableModel
     public let optimizer: AdamW
     public let schedule: LearningRateSchedule
     public let maxGradNorm: Double
@@ -41,7 +41,7 @@ public final class TrainingStep {
         public var images: Int
     }
 
-    public init(model: KosmosModel, optimizer settings: TrainingConfiguration.Optimizer, schedule: LearningRateSchedule,
+    public init(model: any TrainableModel, optimizer settings: TrainingConfiguration.Optimizer, schedule: LearningRateSchedule,
                 communicator: Communicator = SingleProcessCommunicator(),
                 distributed: TrainingConfiguration.Distributed = .init()) {
         self.communicator = communicator
@@ -73,7 +73,7 @@ public final class TrainingStep {
 
     /// Runs forward and backward on every micro-batch, then clips and updates. `index` is the
     /// 0-based number of the optimizer step (it picks the learning rate).
-    public func step(index: Int, microBatches: [KosmosBatch]) throws -> Result {
+    public func step(index: Int, microBatches: [any TrainingBatch]) throws -> Result {
         if communicator.isDistributed || sharded != nil { return try distributedStep(index: index, microBatches: microBatches) }
         let counts = try labelledCounts(microBatches)
         let total = counts.reduce(0, +)
@@ -87,33 +87,33 @@ public final class TrainingStep {
     }
 
     /// Labelled positions (targets other than −100) per micro-batch.
-    func labelledCounts(_ microBatches: [KosmosBatch]) throws -> [Int] {
+    func labelledCounts(_ microBatches: [any TrainingBatch]) throws -> [Int] {
         guard !microBatches.isEmpty else { throw TrainingError.data("a training step needs at least one micro-batch") }
-        return microBatches.map { b in b.labels.reduce(0) { $1 == -100 ? $0 : $0 + 1 } }
+        return microBatches.map(\.labelledCount)
     }
 
     /// Forward and backward of every micro-batch, micro-batch k's loss scaled by n_k / `total`
     /// (the step's labelled positions, over every rank), so the summed gradient is that of the
     /// mean over all of them. Returns this process's share of the step loss and its non-padding
     /// tokens and images.
-    func accumulateGradients(_ microBatches: [KosmosBatch], counts: [Int], total: Int, step index: Int) throws
+    func accumulateGradients(_ microBatches: [any TrainingBatch], counts: [Int], total: Int, step index: Int) throws
         -> (loss: Double, tokens: Int, images: Int) {
         guard total > 0 else { throw TrainingError.data("step \(index + 1): no position in the batch has a target (sequences too short?)") }
         optimizer.zeroGrad()
         var loss = 0.0
         for (batch, n) in zip(microBatches, counts) where n > 0 {
             let weight = Double(n) / Double(total)
-            let l = try model.loss(batch)
+            let l = try model.trainingLoss(batch)
             loss += Double(l.item()) * weight
             l.scaled(by: Float(weight)).backward()
         }
-        let tokens = microBatches.reduce(0) { $0 + $1.padding.reduce(0) { $1 ? $0 : $0 + 1 } }
-        let images = microBatches.reduce(0) { $0 + ($1.pixels?.shape[0] ?? 0) }
+        let tokens = microBatches.reduce(0) { $0 + $1.tokenCount }
+        let images = microBatches.reduce(0) { $0 + $1.mediaCount }
         return (loss, tokens, images)
     }
 
     /// The step across ranks (or with the sharded optimizer): see the type's comment.
-    func distributedStep(index: Int, microBatches: [KosmosBatch]) throws -> Result {
+    func distributedStep(index: Int, microBatches: [any TrainingBatch]) throws -> Result {
         let counts = try labelledCounts(microBatches)
         let total = Int(try communicator.sum([Double(counts.reduce(0, +))])[0])
         let (loss, tokens, images) = try accumulateGradients(microBatches, counts: counts, total: total, step: index)

@@ -151,7 +151,7 @@ struct ServeBench: AsyncParsableCommand {
         options.queueCapacity = 1024
         let served = try ServedModel(directory: URL(fileURLWithPath: model), tokenizer: tokenizer.map(URL.init(fileURLWithPath:)),
                                      maxImagePixels: options.maxImagePixels)
-        print("model \(served.name): decoder \(served.decoder.configuration.decoderLayers) layers × \(served.decoder.configuration.decoderEmbedDim), vocab \(served.decoder.configuration.vocabSize); \(requests) requests per level, \(maxTokens) new tokens each")
+        print("model \(served.name): decoder \(served.decoder.summary); \(requests) requests per level, \(maxTokens) new tokens each")
         var batched: [Int: ServeBenchmark.Result] = [:]
         for batch in [options.maxBatch, 1] {
             options.maxBatch = batch

@@ -51,7 +51,7 @@ final class ModelRegistryTests: XCTestCase {
         XCTAssertEqual(session.processor.mediaLimit(.image), 1)
         // The SentencePiece file is read in Kosmos-2's layout (the image and grounding tokens exist).
         XCTAssertNotNil(session.tokenizer.id(of: "<image>"))
-        XCTAssertEqual(session.tokenizer.vocabularySize, session.model.decoder.configuration.vocabSize)
+        XCTAssertEqual(session.tokenizer.vocabularySize, session.model.textDecoder.vocabularySize)
         XCTAssertThrowsError(try ModelRegistry.loadVisionTower(dir)) { error in
             XCTAssertTrue("\(error)".contains("'kosmos-2' is not supported"), "\(error)")
         }

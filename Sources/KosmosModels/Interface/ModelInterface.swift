@@ -51,8 +51,8 @@ public struct ModelOutput: Sendable {
 public protocol GenerativeModel: AnyObject {
     /// The registry entry the model was loaded through.
     var family: ModelFamily { get }
-    /// The text decoder (its KV caches, batched steps).
-    var decoder: MagnetoDecoder { get }
+    /// The text decoder (its KV caches, one step, batched steps).
+    var textDecoder: any TextDecoder { get }
     var eosTokenId: Int? { get }
     /// Positions in all: prompt plus new tokens.
     var contextLength: Int { get }
@@ -72,7 +72,7 @@ public protocol GenerativeModel: AnyObject {
 extension GenerativeModel {
     /// The logits [1, 1, vocab] after one more token.
     public func step(_ token: Int, cache: DecoderCache) throws -> Tensor {
-        try decoder(tokens: [token], batch: 1, length: 1, cache: cache)
+        try textDecoder.next(token, cache: cache)
     }
 
     /// Generates after `input` with the KV cache (greedy, sampling or beam search, as `options`
@@ -80,7 +80,7 @@ extension GenerativeModel {
     public func generate(_ input: ModelInput, options: GenerationOptions = GenerationOptions(),
                          onToken: (Int) -> Bool = { _ in true }) throws -> [Int] {
         try runGeneration(prompt: input.tokens, eos: eosTokenId, options: options, onToken: onToken,
-                          makeCache: { decoder.makeCache(reservation: input.tokens.count + options.maxNewTokens) },
+                          makeCache: { textDecoder.makeCache(reservation: input.tokens.count + options.maxNewTokens) },
                           prefill: { cache in try prefill(input, cache: cache) },
                           step: { next, cache in try step(next, cache: cache) })
     }
@@ -97,4 +97,34 @@ public protocol InputProcessor {
     func input(text: String, media: [MediaItem], grounding: Bool) throws -> ModelInput
     /// The text of generated ids (EOS and family markup handled); entities when `grounding`.
     func output(_ ids: [Int], grounding: Bool) -> ModelOutput
+}
+
+/// The text decoder of a family, as generation and batching drive it: caches, one new position for
+/// one sequence, and one new position for each of several sequences at once. `MagnetoDecoder`
+/// implements it; a family with another decoder implements it too and needs nothing else here.
+public protocol TextDecoder: AnyObject {
+    /// Token ids it scores (the logits' last axis).
+    var vocabularySize: Int { get }
+    /// The most positions a cache may hold.
+    var maxPositions: Int { get }
+    /// Its size in a few words, for logs ("24 layers × 2048, vocab 32002").
+    var summary: String { get }
+    /// An empty cache; `reservation` positions are allocated up front (0: grown as needed).
+    func makeCache(reservation: Int) -> DecoderCache
+    /// Logits [1, 1, vocab] after appending `token` to the sequence in `cache`.
+    func next(_ token: Int, cache: DecoderCache) throws -> Tensor
+    /// Logits [n, vocab] after appending `tokens[i]` to the sequence in `caches[i]`, in one pass.
+    func step(tokens: [Int], caches: [DecoderCache]) throws -> Tensor
+}
+
+extension MagnetoDecoder: TextDecoder {
+    public var vocabularySize: Int { configuration.vocabSize }
+    public var maxPositions: Int { configuration.maxTargetPositions }
+    public var summary: String {
+        "\(configuration.decoderLayers) layers × \(configuration.decoderEmbedDim), vocab \(configuration.vocabSize)"
+    }
+
+    public func next(_ token: Int, cache: DecoderCache) throws -> Tensor {
+        try self(tokens: [token], batch: 1, length: 1, cache: cache)
+    }
 }

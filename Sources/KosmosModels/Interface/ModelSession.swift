@@ -24,7 +24,7 @@ public final class ModelSession {
     public var vocabularyWarning: String? { Self.vocabularyWarning(tokenizer: tokenizer, model: model) }
 
     public static func vocabularyWarning(tokenizer: Tokenizer, model: some GenerativeModel) -> String? {
-        let tokens = tokenizer.vocabularySize, vocabulary = model.decoder.configuration.vocabSize
+        let tokens = tokenizer.vocabularySize, vocabulary = model.textDecoder.vocabularySize
         guard tokens > vocabulary || tokens + 8 < vocabulary else { return nil }
         return "the tokenizer has \(tokens) tokens, the model \(vocabulary); ids the tokenizer does not know decode to nothing"
     }
@@ -38,7 +38,7 @@ public final class ModelSession {
     /// token (beam search: one prompt at a time). `onToken(i, id)` sees prompt i's new ids.
     public func generate(_ inputs: [ModelInput], options: GenerationOptions = GenerationOptions(),
                          onToken: (Int, Int) -> Bool = { _, _ in true }) throws -> [[Int]] {
-        try runBatchedGeneration(prompts: inputs.map(\.tokens), eos: model.eosTokenId, options: options, decoder: model.decoder,
+        try runBatchedGeneration(prompts: inputs.map(\.tokens), eos: model.eosTokenId, options: options, decoder: model.textDecoder,
                                  onToken: onToken, prefill: { i, cache in try model.prefill(inputs[i], cache: cache) })
     }
 }

@@ -27,6 +27,7 @@ public enum Kosmos1Family {
 
 extension KosmosModel: GenerativeModel {
     public var family: ModelFamily { Kosmos1Family.entry }
+    public var textDecoder: any TextDecoder { decoder }
     public var eosTokenId: Int? { configuration.eosTokenId }
     public var contextLength: Int { configuration.decoder.maxTargetPositions }
     public var mediaKinds: [MediaKind] { [.image] }

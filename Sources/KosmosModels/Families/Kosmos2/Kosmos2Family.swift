@@ -12,7 +12,7 @@ public enum Kosmos2Family {
 
 extension Kosmos2Model: GenerativeModel {
     public var family: ModelFamily { Kosmos2Family.entry }
-    public var decoder: MagnetoDecoder { textModel }
+    public var textDecoder: any TextDecoder { textModel }
     public var eosTokenId: Int? { configuration.text.eosTokenId }
     public var contextLength: Int { textModel.configuration.maxTargetPositions }
     public var mediaKinds: [MediaKind] { [.image] }
