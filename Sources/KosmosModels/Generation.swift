@@ -257,25 +257,33 @@ extension KosmosModel {
 }
 
 extension KosmosModel {
-    /// Log-likelihood of each continuation after `sequence`: the prompt (and its images) is run once
+    /// Log-likelihood of each continuation after `sequence` (`GenerativeModel.logLikelihoods`).
+    public func logLikelihoods(of continuations: [[Int]], after sequence: KosmosSequence) throws -> [Double] {
+        try logLikelihoods(of: continuations, after: ModelInput(tokens: sequence.tokens, media: sequence.images.map(MediaItem.image)))
+    }
+}
+
+extension GenerativeModel {
+    /// Log-likelihood of each continuation after `input`: the prompt (and its media) is run once
     /// into the KV cache, then each continuation is scored on its own copy of the cache. For
     /// zero-shot classification ("The photo of the {class}") and other ranking.
-    public func logLikelihoods(of continuations: [[Int]], after sequence: KosmosSequence) throws -> [Double] {
-        let batch = try makeBatch([sequence])
-        let cache = decoder.makeCache()
+    public func logLikelihoods(of continuations: [[Int]], after input: ModelInput) throws -> [Double] {
+        let decoder = textDecoder, vocabulary = decoder.vocabularySize
+        let cache = decoder.makeCache(reservation: 0)
         return try withoutGrad {
-            let first = try logits(batch, cache: cache).narrowed(axis: 1, start: batch.length - 1, length: 1).reshaped([-1])
+            let all = try prefill(input, cache: cache)
+            let first = all.narrowed(axis: 1, start: all.shape[1] - 1, length: 1).reshaped([-1])
             return try continuations.map { tokens in
                 let branch = cache.copy()
                 var row = first
                 var total = 0.0
                 for (i, id) in tokens.enumerated() {
-                    guard id >= 0 && id < configuration.vocabSize else {
-                        throw ModelError.invalidInput("token id \(id) is outside the vocabulary of \(configuration.vocabSize)")
+                    guard id >= 0 && id < vocabulary else {
+                        throw ModelError.invalidInput("token id \(id) is outside the vocabulary of \(vocabulary)")
                     }
                     total += Double(row.logSoftmax().scalars[id])
                     if i + 1 < tokens.count {
-                        row = try decoder(tokens: [id], batch: 1, length: 1, cache: branch).reshaped([-1])
+                        row = try decoder.next(id, cache: branch).reshaped([-1])
                     }
                 }
                 return total

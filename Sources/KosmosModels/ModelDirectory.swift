@@ -85,27 +85,6 @@ public enum ModelDirectory {
     }
 }
 
-extension KosmosModel {
-    /// Loads a Kosmos-1 directory (config.json with model_type "kosmos-1", weights by name).
-    public static func load(directory: URL) throws -> KosmosModel {
-        let (data, type, url) = try ModelDirectory.configuration(in: directory)
-        guard type == "kosmos-1" else { throw ModelDirectoryError.unknownModelType(type, url, expected: ["kosmos-1"]) }
-        let configuration = try ModelDirectory.decode(KosmosConfiguration.self, from: data, file: url)
-        let model = try KosmosModel(configuration: configuration, generator: RandomGenerator(seed: 0))
-        try model.load(from: try ModelDirectory.weights(in: directory), sourceName: directory.lastPathComponent)
-        model.eval()
-        return model
-    }
-
-    /// Writes config.json and model.safetensors into `directory` (created if needed).
-    public func save(directory: URL, dtype: SafeTensorsDType = .f32) throws {
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        try ModelDirectory.writeJSON(configuration, to: directory.appendingPathComponent("config.json"))
-        try save(to: directory.appendingPathComponent("model.safetensors"), dtype: dtype,
-                 metadata: ["format": "pt", "model_type": configuration.modelType])
-    }
-}
-
 extension CLIPVisionTransformer {
     /// Loads the vision tower of a transformers CLIP directory: model_type "clip" (a CLIPModel; its
     /// vision_config and the `vision_model.*` tensors) or "clip_vision_model" (a CLIPVisionModel,

@@ -138,10 +138,10 @@ func reportProgress(_ done: Int, of total: Int, since start: Date) {
 struct EvalVQA: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vqa",
-        abstract: "Answer VQA v2 questions with a Kosmos-1 model and score VQA accuracy."
+        abstract: "Answer VQA v2 questions with a Kosmos-1 or Kosmos-2 model and score VQA accuracy."
     )
 
-    @Option(help: "Kosmos-1 model directory.")
+    @Option(help: "Model directory (Kosmos-1 or Kosmos-2).")
     var model: String
 
     @Option(help: "VQA v2 questions JSON.")
@@ -171,15 +171,15 @@ struct EvalVQA: ParsableCommand {
     func run() throws {
         let list = Array(try VQAEvaluation.loadQuestionList(URL(fileURLWithPath: questions)).prefix(limit ?? Int.max))
         let anns = try VQAEvaluation.loadAnnotations(URL(fileURLWithPath: annotations))
-        let session = try KosmosSession(directory: URL(fileURLWithPath: model), tokenizer: tokenizer)
+        let session = try loadSession(directory: URL(fileURLWithPath: model), tokenizer: tokenizer)
         var options = GenerationOptions()
         options.maxNewTokens = maxTokens
         var predictions: [(Int, String)] = []
         let start = Date()
         for (i, q) in list.enumerated() where anns[q.questionID] != nil {
             let path = URL(fileURLWithPath: images).appendingPathComponent(String(format: imagePattern, q.imageID)).path
-            let stream = TextStream(tokenizer: session.tokenizer, eos: session.model.configuration.eosTokenId, stops: ["\n"], quiet: true)
-            _ = try session.model.generate(try session.sequence(prompt: "<image>Question: \(q.text) Answer:", images: [path]),
+            let stream = TextStream(tokenizer: session.tokenizer, eos: session.model.eosTokenId, stops: ["\n"], quiet: true)
+            _ = try session.model.generate(try session.input(text: "<image>Question: \(q.text) Answer:", imageFiles: [URL(fileURLWithPath: path)]),
                                            options: options, onToken: stream.add)
             predictions.append((q.questionID, stream.text.trimmingCharacters(in: .whitespaces)))
             reportProgress(i + 1, of: list.count, since: start)
@@ -205,11 +205,11 @@ struct EvalVQA: ParsableCommand {
 struct EvalClassify: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "classify",
-        abstract: "Zero-shot image classification with a Kosmos-1 model: top-1 and top-5 accuracy.",
+        abstract: "Zero-shot image classification with a Kosmos-1 or Kosmos-2 model: top-1 and top-5 accuracy.",
         discussion: "IMAGES holds one folder per class (the folder name, with _ as spaces, is the class name) with the images inside."
     )
 
-    @Option(help: "Kosmos-1 model directory.")
+    @Option(help: "Model directory (Kosmos-1 or Kosmos-2).")
     var model: String
 
     @Option(help: "Folder with one sub-folder of images per class.")
@@ -243,7 +243,7 @@ struct EvalClassify: ParsableCommand {
         }
         items = Array(items.prefix(limit ?? Int.max))
         guard !items.isEmpty else { throw ValidationError("no .jpg/.jpeg/.png images under \(images)") }
-        let session = try KosmosSession(directory: URL(fileURLWithPath: model), tokenizer: tokenizer)
+        let session = try loadSession(directory: URL(fileURLWithPath: model), tokenizer: tokenizer)
         // Class names as continuations of the prompt: the tokens of "prompt name" after those of "prompt".
         let promptTokens = session.tokenizer.encode(prompt)
         let continuations = classes.map { name -> [Int] in
@@ -254,8 +254,8 @@ struct EvalClassify: ParsableCommand {
         var perImage: [[String: Any]] = []
         let start = Date()
         for (i, item) in items.enumerated() {
-            let sequence = try session.sequence(prompt: "<image>" + prompt, images: [item.path])
-            let scores = try session.model.logLikelihoods(of: continuations, after: sequence)
+            let input = try session.input(text: "<image>" + prompt, imageFiles: [URL(fileURLWithPath: item.path)])
+            let scores = try session.model.logLikelihoods(of: continuations, after: input)
             let ranking = scores.indices.sorted { scores[$0] > scores[$1] }
             if ranking.first == item.label { top1 += 1 }
             if ranking.prefix(5).contains(item.label) { top5 += 1 }

@@ -73,7 +73,7 @@ public struct KosmosConfiguration: Codable, Equatable, Sendable {
     public var slotTokenId: Int { imageSlotTokenId ?? padTokenId }
 
     public func validate() throws {
-        guard modelType == "kosmos-1" else {
+        guard Kosmos1Family.entry.modelTypes.contains(modelType) else {
             throw ModelError.invalidConfiguration(field: "model_type", reason: "'\(modelType)' is not a Kosmos-1 model (expected \"kosmos-1\")")
         }
         try decoder.validate()

@@ -193,7 +193,9 @@ public final class Kosmos2Model: Module {
     /// Loads a transformers Kosmos-2 directory (config.json model_type "kosmos-2", safetensors).
     public static func load(directory: URL) throws -> Kosmos2Model {
         let (data, type, url) = try ModelDirectory.configuration(in: directory)
-        guard type == "kosmos-2" else { throw ModelDirectoryError.unknownModelType(type, url, expected: ["kosmos-2"]) }
+        guard Kosmos2Family.entry.modelTypes.contains(type) else {
+            throw ModelDirectoryError.unknownModelType(type, url, expected: Kosmos2Family.entry.modelTypes)
+        }
         var configuration = try ModelDirectory.decode(Kosmos2Configuration.self, from: data, file: url)
         let weights = try ModelDirectory.weights(in: directory)
         // A tied head is text_model.lm_head.weight in the file (or absent); an untied one is read

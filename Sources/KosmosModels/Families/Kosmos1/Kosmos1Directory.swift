@@ -1,0 +1,26 @@
+import Foundation
+import KosmosNN
+import KosmosTensor
+
+extension KosmosModel {
+    /// Loads a Kosmos-1 directory (config.json with model_type "kosmos-1", weights by name).
+    public static func load(directory: URL) throws -> KosmosModel {
+        let (data, type, url) = try ModelDirectory.configuration(in: directory)
+        guard Kosmos1Family.entry.modelTypes.contains(type) else {
+            throw ModelDirectoryError.unknownModelType(type, url, expected: Kosmos1Family.entry.modelTypes)
+        }
+        let configuration = try ModelDirectory.decode(KosmosConfiguration.self, from: data, file: url)
+        let model = try KosmosModel(configuration: configuration, generator: RandomGenerator(seed: 0))
+        try model.load(from: try ModelDirectory.weights(in: directory), sourceName: directory.lastPathComponent)
+        model.eval()
+        return model
+    }
+
+    /// Writes config.json and model.safetensors into `directory` (created if needed).
+    public func save(directory: URL, dtype: SafeTensorsDType = .f32) throws {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try ModelDirectory.writeJSON(configuration, to: directory.appendingPathComponent("config.json"))
+        try save(to: directory.appendingPathComponent("model.safetensors"), dtype: dtype,
+                 metadata: ["format": "pt", "model_type": configuration.modelType])
+    }
+}
