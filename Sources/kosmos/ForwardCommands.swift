@@ -216,47 +216,6 @@ struct Generate: ParsableCommand {
     }
 }
 
-/// A loaded Kosmos-2 model with its tokenizer and image preprocessing.
-struct Kosmos2Session {
-    let model: Kosmos2Model
-    let tokenizer: Tokenizer
-    let images: ImageInput
-    let imageToken: Int
-    let unknownToken: Int
-
-    init(directory: URL, tokenizer explicit: String?) throws {
-        model = try Kosmos2Model.load(directory: directory)
-        // tokenizer.json, else sentencepiece.bpe.model (read in Kosmos-2's layout).
-        guard let url = explicit.map(URL.init(fileURLWithPath:)) ?? TokenizerLoader.kosmos2TokenizerFile(in: directory) else {
-            throw CommandError("no tokenizer in \(directory.path) (tokenizer.json or sentencepiece.bpe.model); copy the model's tokenizer there or pass --tokenizer FILE")
-        }
-        tokenizer = try TokenizerLoader.loadKosmos2(url)
-        guard let image = tokenizer.id(of: "<image>"), let unknown = tokenizer.specialIds.unk else {
-            throw CommandError("\(url.lastPathComponent) has no <image> or <unk> token: not a Kosmos-2 tokenizer")
-        }
-        imageToken = image
-        unknownToken = unknown
-        images = try ImageInput(modelDirectory: directory, imageSize: model.configuration.vision.imageSize)
-    }
-
-    /// Generates for one image and a prompt built as Kosmos2Processor builds it
-    /// (`<s><image>` + 64 image slots + `</image>` + text, e.g. "<grounding> An image of"), tokenized whole.
-    func generate(image: String, prompt: String, options: GenerationOptions, onToken: (Int) -> Bool = { _ in true }) throws -> [Int] {
-        let input = try self.prompt(image: image, text: prompt)
-        let fitted = try fitToContext(options, promptLength: input.tokens.count, context: model.configuration.text.maxPositionEmbeddings)
-        return try model.generate(tokens: input.tokens, imagePositions: input.imagePositions, pixels: input.pixels,
-                                  options: fitted, onToken: onToken)
-    }
-
-    /// The model input for one image file and a prompt.
-    func prompt(image: String, text: String) throws -> Kosmos2Prompt {
-        let pixels = try images.load(URL(fileURLWithPath: image)).unsqueezed(0)
-        var ids = tokenizer.encode(model.promptText(text.replacingOccurrences(of: "<image>", with: "")))
-        let positions = try model.imageSlots(in: &ids, imageTokenId: imageToken, unknownTokenId: unknownToken)
-        return Kosmos2Prompt(tokens: ids, imagePositions: positions, pixels: pixels)
-    }
-}
-
 /// A loaded Kosmos-1 model with its tokenizer and image preprocessing.
 struct KosmosSession {
     let model: KosmosModel
@@ -305,13 +264,17 @@ struct Ground: ParsableCommand {
     }
 
     func run() throws {
-        let session = try Kosmos2Session(directory: URL(fileURLWithPath: model), tokenizer: tokenizer)
+        let session = try loadSession(directory: URL(fileURLWithPath: model), tokenizer: tokenizer)
+        guard session.processor.supportsGrounding else {
+            throw ValidationError("\(session.model.family) does not ground phrases: kosmos ground needs a Kosmos-2 directory")
+        }
         var options = GenerationOptions()
         options.maxNewTokens = maxTokens
         options.noRepeatNgramSize = 3  // the converted checkpoint's generation default
-        let eos = session.model.configuration.text.eosTokenId
-        let generated = try session.generate(image: image, prompt: prompt, options: options).filter { $0 != eos }
-        let (text, entities) = Grounding.postProcess(session.tokenizer.decode(generated))
+        let input = try session.input(text: prompt, imageFiles: [URL(fileURLWithPath: image)])
+        let fitted = try fitToContext(options, promptLength: input.tokens.count, context: session.model.contextLength)
+        let result = session.processor.output(try session.model.generate(input, options: fitted), grounding: true)
+        let text = result.text, entities = result.entities ?? []
         let size = try ImageDecoder.decode(contentsOf: URL(fileURLWithPath: image))
         struct Output: Encodable {
             struct Entity: Encodable { let phrase: String; let start: Int; let end: Int; let boxes: [[Double]]; let pixelBoxes: [[Int]] }
