@@ -160,7 +160,7 @@ let package = Package(
         ),
         .testTarget(
             name: "KosmosTokenizersTests",
-            dependencies: ["KosmosTokenizers", "KosmosBenchmarks"]
+            dependencies: ["KosmosTokenizers", "KosmosTensor", "KosmosBenchmarks"]
         ),
         .testTarget(
             name: "KosmosVisionTests",

@@ -364,6 +364,18 @@ final class ServerTests: XCTestCase {
         XCTAssertTrue(LoopbackClient.events(stream.body).done, stream.text)
     }
 
+    /// Runs a server of the test's own (port 0) until the returned task is cancelled; its port.
+    func start(_ server: KosmosHTTPServer) async throws -> (port: Int, task: Task<Void, Error>) {
+        let (ports, continuation) = AsyncStream<Int>.makeStream()
+        let task = Task { try await server.run(handleSignals: false) { continuation.yield($0) } }
+        var iterator = ports.makeAsyncIterator()
+        guard let port = await iterator.next() else {
+            task.cancel()
+            throw TestFailure(message: "the server did not start")
+        }
+        return (port, task)
+    }
+
     /// Waits for a condition the server reaches by itself; the deadline only bounds a failure.
     func waitUntil(_ what: String, seconds: Double = 60, _ condition: () -> Bool) throws {
         let deadline = Date().addingTimeInterval(seconds)
@@ -390,13 +402,8 @@ final class ServerTests: XCTestCase {
         XCTAssertTrue(served.supportsGrounding)
         var options = ServerOptions()
         options.port = 0
-        let server = KosmosHTTPServer(scheduler: Scheduler(model: served), options: options, logger: Logger(label: "t"))
-        let (ports, continuation) = AsyncStream<Int>.makeStream()
-        let task = Task { try await server.run(handleSignals: false) { continuation.yield($0) } }
+        let (port, task) = try await start(KosmosHTTPServer(scheduler: Scheduler(model: served), options: options, logger: Logger(label: "t")))
         defer { task.cancel() }
-        var iterator = ports.makeAsyncIterator()
-        let first = await iterator.next()
-        let port = try XCTUnwrap(first)
         let reply = try post("/v1/chat/completions", ["model": "k2", "max_tokens": 6, "grounding": true,
                                                       "messages": [["role": "user", "content": "An image of"]]], port: port)
         XCTAssertEqual(reply.status, 200, reply.text)
@@ -420,13 +427,9 @@ final class ServerTests: XCTestCase {
         var options = ServerOptions()
         options.port = 0
         options.apiKey = "secret"
-        let guarded = KosmosHTTPServer(scheduler: Scheduler(model: server.scheduler.model), options: options, logger: Logger(label: "t"))
-        let (ports, continuation) = AsyncStream<Int>.makeStream()
-        let task = Task { try await guarded.run(handleSignals: false) { continuation.yield($0) } }
+        let (port, task) = try await start(KosmosHTTPServer(scheduler: Scheduler(model: server.scheduler.model), options: options,
+                                                            logger: Logger(label: "t")))
         defer { task.cancel() }
-        var iterator = ports.makeAsyncIterator()
-        let first = await iterator.next()
-        let port = try XCTUnwrap(first)
         let body = try JSONSerialization.data(withJSONObject: ["model": Self.modelName, "max_tokens": 2, "messages": [["role": "user", "content": "hi"]]])
         XCTAssertEqual(try LoopbackClient.send(port: port, path: "/v1/chat/completions", body: body).status, 401)
         XCTAssertEqual(try LoopbackClient.send(port: port, path: "/v1/chat/completions", body: body, headers: ["Authorization": "Bearer wrong"]).status, 401)

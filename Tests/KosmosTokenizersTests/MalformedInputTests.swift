@@ -1,4 +1,5 @@
 import Foundation
+import KosmosTensor
 import XCTest
 @testable import KosmosTokenizers
 
@@ -43,10 +44,10 @@ final class MalformedInputTests: XCTestCase {
         expectSPError(Data([0x00, 0x00]), "field 0")
         // Random bytes (seeded, so a failure repeats): each blob is refused with a TokenizerError,
         // or, if it happens to parse, gives a tokenizer with pieces that encodes and decodes.
-        var rng = SplitMix64(seed: 0x5eed)
+        let rng = RandomGenerator(seed: 0x5eed)
         var refused = 0
         for i in 0..<200 {
-            let d = Data((0..<Int.random(in: 1...64, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) })
+            let d = Data((0...rng.nextInt(below: 64)).map { _ in UInt8(rng.nextInt(below: 256)) })
             do {
                 let tokenizer = try SentencePieceTokenizer(data: d)
                 XCTAssertGreaterThan(tokenizer.vocabularySize, 0, "blob \(i)")
@@ -116,15 +117,3 @@ final class MalformedInputTests: XCTestCase {
     }
 }
 
-/// A seeded generator (SplitMix64) for reproducible random inputs.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
