@@ -13,11 +13,8 @@ struct Chat: ParsableCommand {
         discussion: "Replies end at EOS, a newline, or --max-tokens. Kosmos-2 takes one image per conversation (a new /image starts over)."
     )
 
-    @Option(help: "Kosmos-1 or Kosmos-2 model directory.")
-    var model: String
+    @OptionGroup var modelOptions: ModelOptions
 
-    @Option(help: "Tokenizer file (default: the one in the model directory).")
-    var tokenizer: String?
 
     @Option(name: .customLong("max-tokens"), help: "Most tokens per reply.")
     var maxTokens = 64
@@ -29,7 +26,7 @@ struct Chat: ParsableCommand {
     var seed: UInt64 = 0
 
     func run() throws {
-        let session = try loadSession(directory: URL(fileURLWithPath: model), tokenizer: tokenizer)
+        let session = try modelOptions.session()
         // A family that takes one image per prompt starts a new conversation with each image.
         let oneImage = session.processor.mediaLimit(.image) == 1
         var options = GenerationOptions()

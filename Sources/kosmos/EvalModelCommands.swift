@@ -13,8 +13,7 @@ struct EvalCaptions: ParsableCommand {
         abstract: "Caption a COCO image set with a Kosmos-1 or Kosmos-2 model and score BLEU, ROUGE-L, CIDEr-D."
     )
 
-    @Option(help: "Kosmos-1 or Kosmos-2 model directory.")
-    var model: String
+    @OptionGroup var modelOptions: ModelOptions
 
     @Option(help: "COCO captions annotation JSON (images with file_name, annotations).")
     var annotations: String
@@ -34,21 +33,18 @@ struct EvalCaptions: ParsableCommand {
     @Option(help: "Prompt.")
     var prompt = "An image of"
 
-    @Option(help: "Tokenizer file (default: the one in the model directory).")
-    var tokenizer: String?
 
     @Option(help: "Write predictions and scores as JSON here.")
     var out: String?
 
     func run() throws {
-        let directory = URL(fileURLWithPath: model)
         let anns = try CaptionEvaluation.loadAnnotations(URL(fileURLWithPath: annotations))
         let ids = Array(anns.imageOrder.filter { anns.captions[$0] != nil }.prefix(limit ?? Int.max))
         guard !ids.isEmpty else { throw ValidationError("no annotated images to caption") }
         var options = GenerationOptions()
         options.numBeams = beams
         options.maxNewTokens = maxTokens
-        let captioner = try Captioner(directory: directory, tokenizer: tokenizer)
+        let captioner = Captioner(session: try modelOptions.session())
         var predictions: [Int: String] = [:]
         let start = Date()
         for (i, id) in ids.enumerated() {
@@ -80,8 +76,7 @@ struct EvalPerplexity: ParsableCommand {
         abstract: "Perplexity of a Kosmos-1 model on a text JSONL file ({\"text\": ...} per line)."
     )
 
-    @Option(help: "Kosmos-1 model directory.")
-    var model: String
+    @OptionGroup var modelOptions: ModelOptions
 
     @Option(help: "Text JSONL file (plain or .gz).")
     var data: String
@@ -92,14 +87,12 @@ struct EvalPerplexity: ParsableCommand {
     @Option(name: .customLong("max-length"), help: "Truncate each text to this many tokens (default: the model's context).")
     var maxLength: Int?
 
-    @Option(help: "Tokenizer file (default: the one in the model directory).")
-    var tokenizer: String?
 
     @Option(help: "Write the result as JSON here.")
     var out: String?
 
     func run() throws {
-        let session = try KosmosSession(directory: URL(fileURLWithPath: model), tokenizer: tokenizer)
+        let session = try KosmosSession(directory: modelOptions.directory, tokenizer: modelOptions.tokenizer)
         let c = session.model.configuration
         let length = Swift.min(maxLength ?? c.decoder.maxTargetPositions, c.decoder.maxTargetPositions)
         let iterator = try DatasetIterator(dataset: try TextJSONLDataset(url: URL(fileURLWithPath: data)), shuffle: false)
@@ -141,8 +134,7 @@ struct EvalVQA: ParsableCommand {
         abstract: "Answer VQA v2 questions with a Kosmos-1 or Kosmos-2 model and score VQA accuracy."
     )
 
-    @Option(help: "Model directory (Kosmos-1 or Kosmos-2).")
-    var model: String
+    @OptionGroup var modelOptions: ModelOptions
 
     @Option(help: "VQA v2 questions JSON.")
     var questions: String
@@ -162,8 +154,6 @@ struct EvalVQA: ParsableCommand {
     @Option(name: .customLong("max-tokens"), help: "Most tokens per answer.")
     var maxTokens = 10
 
-    @Option(help: "Tokenizer file (default: the one in the model directory).")
-    var tokenizer: String?
 
     @Option(help: "Write predictions and scores as JSON here.")
     var out: String?
@@ -171,7 +161,7 @@ struct EvalVQA: ParsableCommand {
     func run() throws {
         let list = Array(try VQAEvaluation.loadQuestionList(URL(fileURLWithPath: questions)).prefix(limit ?? Int.max))
         let anns = try VQAEvaluation.loadAnnotations(URL(fileURLWithPath: annotations))
-        let session = try loadSession(directory: URL(fileURLWithPath: model), tokenizer: tokenizer)
+        let session = try modelOptions.session()
         var options = GenerationOptions()
         options.maxNewTokens = maxTokens
         var predictions: [(Int, String)] = []
@@ -209,8 +199,7 @@ struct EvalClassify: ParsableCommand {
         discussion: "IMAGES holds one folder per class (the folder name, with _ as spaces, is the class name) with the images inside."
     )
 
-    @Option(help: "Model directory (Kosmos-1 or Kosmos-2).")
-    var model: String
+    @OptionGroup var modelOptions: ModelOptions
 
     @Option(help: "Folder with one sub-folder of images per class.")
     var images: String
@@ -221,8 +210,6 @@ struct EvalClassify: ParsableCommand {
     @Option(help: "Classify only the first N images.")
     var limit: Int?
 
-    @Option(help: "Tokenizer file (default: the one in the model directory).")
-    var tokenizer: String?
 
     @Option(help: "Write the accuracies and per-image predictions as JSON here.")
     var out: String?
@@ -243,7 +230,7 @@ struct EvalClassify: ParsableCommand {
         }
         items = Array(items.prefix(limit ?? Int.max))
         guard !items.isEmpty else { throw ValidationError("no .jpg/.jpeg/.png images under \(images)") }
-        let session = try loadSession(directory: URL(fileURLWithPath: model), tokenizer: tokenizer)
+        let session = try modelOptions.session()
         // Class names as continuations of the prompt: the tokens of "prompt name" after those of "prompt".
         let promptTokens = session.tokenizer.encode(prompt)
         let continuations = classes.map { name -> [Int] in

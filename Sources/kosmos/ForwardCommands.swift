@@ -16,8 +16,7 @@ func loadTokenizer(for model: KosmosModel, directory: URL, explicit: String?) th
 
 /// The model, prompt, images and tokenizer options `forward` and `generate` share.
 struct PromptOptions: ParsableArguments {
-    @Option(help: "Model directory (Kosmos-1; `generate` also takes Kosmos-2).")
-    var model: String
+    @OptionGroup var modelOptions: ModelOptions
 
     @Option(help: "Prompt text; <image> marks each image's place. `generate` takes several (repeat --prompt): they are decoded together, batched.")
     var prompt: [String]
@@ -25,10 +24,8 @@ struct PromptOptions: ParsableArguments {
     @Option(help: "Image file (JPEG or PNG); repeat for several.")
     var image: [String] = []
 
-    @Option(help: "Tokenizer file (default: the one in the model directory).")
-    var tokenizer: String?
 
-    var directory: URL { URL(fileURLWithPath: model) }
+    var directory: URL { modelOptions.directory }
 
     /// The one prompt of a command that takes one.
     var singlePrompt: String { prompt.first ?? "" }
@@ -39,7 +36,7 @@ struct PromptOptions: ParsableArguments {
 
     /// Loads the Kosmos-1 model, its tokenizer and the images, and builds the (first) prompt's token ids.
     func loadKosmos() throws -> (model: KosmosModel, tokenizer: Tokenizer, images: [Tensor], tokens: [Int]) {
-        let session = try KosmosSession(directory: directory, tokenizer: tokenizer)
+        let session = try KosmosSession(directory: directory, tokenizer: modelOptions.tokenizer)
         let sequence = try session.sequence(prompt: singlePrompt, images: image)
         return (session.model, session.tokenizer, sequence.images, sequence.tokens)
     }
@@ -189,7 +186,7 @@ struct Generate: ParsableCommand {
         options.seed = seed
         options.numBeams = beams
         options.lengthPenalty = lengthPenalty
-        let session = try loadSession(directory: input.directory, tokenizer: input.tokenizer)
+        let session = try input.modelOptions.session()
         let prompts = input.prompt
         let files: [[String]]
         if session.processor.mediaLimit(.image) == 1 {
@@ -241,8 +238,7 @@ struct Ground: ParsableCommand {
         discussion: "Boxes are given normalised to [0, 1] and in pixels of the original image (x1, y1, x2, y2)."
     )
 
-    @Option(help: "transformers Kosmos-2 directory.")
-    var model: String
+    @OptionGroup var modelOptions: ModelOptions
 
     @Argument(help: "Image file (JPEG or PNG).")
     var image: String
@@ -250,8 +246,6 @@ struct Ground: ParsableCommand {
     @Option(help: "Prompt (Kosmos2Processor adds the image).")
     var prompt = "<grounding> An image of"
 
-    @Option(help: "Tokenizer file (default: the one in the model directory).")
-    var tokenizer: String?
 
     @Option(name: .customLong("max-tokens"), help: "Most new tokens.")
     var maxTokens = 64
@@ -264,7 +258,7 @@ struct Ground: ParsableCommand {
     }
 
     func run() throws {
-        let session = try loadSession(directory: URL(fileURLWithPath: model), tokenizer: tokenizer)
+        let session = try modelOptions.session()
         guard session.processor.supportsGrounding else {
             throw ValidationError("\(session.model.family) does not ground phrases: kosmos ground needs a Kosmos-2 directory")
         }
@@ -356,10 +350,6 @@ final class TextStream {
 struct Captioner {
     let session: ModelSession
 
-    init(directory: URL, tokenizer: String?) throws {
-        session = try loadSession(directory: directory, tokenizer: tokenizer)
-    }
-
     /// The text generated after the image and `prompt`.
     func caption(_ path: String, prompt: String, options: GenerationOptions) throws -> String {
         let input = try session.input(text: MediaKind.image.placeholder + prompt, imageFiles: [URL(fileURLWithPath: path)])
@@ -368,12 +358,6 @@ struct Captioner {
     }
 }
 
-/// Loads a model directory through the registry, warning when the tokenizer cannot be the model's.
-func loadSession(directory: URL, tokenizer: String?) throws -> ModelSession {
-    let session = try ModelSession(directory: directory, tokenizer: tokenizer.map(URL.init(fileURLWithPath:)))
-    if let warning = session.vocabularyWarning { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
-    return session
-}
 
 struct Caption: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -381,8 +365,7 @@ struct Caption: ParsableCommand {
         discussion: "Works with Kosmos-1 and Kosmos-2 directories (Kosmos-2 uses its processor's prompt layout)."
     )
 
-    @Option(help: "Kosmos-1 or Kosmos-2 model directory.")
-    var model: String
+    @OptionGroup var modelOptions: ModelOptions
 
     @Argument(help: "Image files (JPEG or PNG).")
     var images: [String]
@@ -396,8 +379,6 @@ struct Caption: ParsableCommand {
     @Option(name: .customLong("max-tokens"), help: "Most new tokens.")
     var maxTokens = 30
 
-    @Option(help: "Tokenizer file (default: the one in the model directory).")
-    var tokenizer: String?
 
     func validate() throws {
         guard !images.isEmpty else { throw ValidationError("give at least one image") }
@@ -405,11 +386,10 @@ struct Caption: ParsableCommand {
     }
 
     func run() throws {
-        let directory = URL(fileURLWithPath: model)
         var options = GenerationOptions()
         options.numBeams = beams
         options.maxNewTokens = maxTokens
-        let captioner = try Captioner(directory: directory, tokenizer: tokenizer)
+        let captioner = Captioner(session: try modelOptions.session())
         for path in images {
             let caption = try captioner.caption(path, prompt: prompt, options: options)
             print("\(path)\t\(prompt) \(caption.trimmingCharacters(in: .whitespaces))")

@@ -31,3 +31,22 @@ func fitToContext(_ options: GenerationOptions, promptLength: Int, context: Int)
     }
     return fitted
 }
+
+/// `--model DIR` and `--tokenizer FILE`, as every command that loads a model directory takes them.
+struct ModelOptions: ParsableArguments {
+    @Option(help: "Model directory: config.json (model_type kosmos-1 or kosmos-2), the weights, a tokenizer.")
+    var model: String
+
+    @Option(help: "Tokenizer file (default: the one in the model directory).")
+    var tokenizer: String?
+
+    var directory: URL { URL(fileURLWithPath: model) }
+    var tokenizerFile: URL? { tokenizer.map(URL.init(fileURLWithPath:)) }
+
+    /// The directory loaded through the registry (a warning when the tokenizer cannot be the model's).
+    func session() throws -> ModelSession {
+        let session = try ModelSession(directory: directory, tokenizer: tokenizerFile)
+        if let warning = session.vocabularyWarning { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
+        return session
+    }
+}

@@ -11,11 +11,8 @@ struct Serve: AsyncParsableCommand {
         discussion: "POST /v1/chat/completions, POST /v1/completions, GET /v1/models, GET /health. Binds to 127.0.0.1 unless --host says otherwise. See docs/server.md."
     )
 
-    @Option(help: "Model directory (Kosmos-1 or Kosmos-2).")
-    var model: String
+    @OptionGroup var modelOptions: ModelOptions
 
-    @Option(help: "Tokenizer file (default: the one in the model directory).")
-    var tokenizer: String?
 
     @Option(help: "The model id clients name (default: the directory's name).")
     var name: String?
@@ -93,7 +90,7 @@ struct Serve: AsyncParsableCommand {
         let options = serverOptions
         var logger = Logger(label: "kosmos.serve")
         logger.logLevel = .info
-        let served = try ServedModel(directory: URL(fileURLWithPath: model), tokenizer: tokenizer.map(URL.init(fileURLWithPath:)),
+        let served = try ServedModel(directory: modelOptions.directory, tokenizer: modelOptions.tokenizerFile,
                                      name: name, maxImagePixels: options.maxImagePixels)
         let scheduler = Scheduler(model: served, maxBatch: options.maxBatch, queueCapacity: options.queueCapacity, logger: logger)
         let server = KosmosHTTPServer(scheduler: scheduler, options: options, logger: logger)
@@ -113,11 +110,8 @@ struct ServeBench: AsyncParsableCommand {
         discussion: "Starts the server in-process on 127.0.0.1 (a free port), then for each concurrency sends --requests chat completions (greedy, ignore_eos, --max-tokens each), and once more at the highest concurrency with --max-batch 1 (one request at a time) for the batching speed-up."
     )
 
-    @Option(help: "Model directory (e.g. made by `kosmos init --preset kosmos-tiny --tokenizer FILE`).")
-    var model: String
+    @OptionGroup var modelOptions: ModelOptions
 
-    @Option(help: "Tokenizer file (default: the one in the model directory).")
-    var tokenizer: String?
 
     @Option(help: "Client concurrencies, comma-separated.")
     var clients = "1,4,16"
@@ -149,7 +143,7 @@ struct ServeBench: AsyncParsableCommand {
         options.port = 0
         options.maxBatch = max(16, levels.max() ?? 16)
         options.queueCapacity = 1024
-        let served = try ServedModel(directory: URL(fileURLWithPath: model), tokenizer: tokenizer.map(URL.init(fileURLWithPath:)),
+        let served = try ServedModel(directory: modelOptions.directory, tokenizer: modelOptions.tokenizerFile,
                                      maxImagePixels: options.maxImagePixels)
         print("model \(served.name): decoder \(served.decoder.summary); \(requests) requests per level, \(maxTokens) new tokens each")
         var batched: [Int: ServeBenchmark.Result] = [:]
