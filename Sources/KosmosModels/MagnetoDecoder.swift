@@ -75,25 +75,40 @@ public final class XPos: Module {
 /// centre cancels in q·k, so the scores are torchscale's up to float32 rounding (tested to 1e-5
 /// against its incremental decoding).
 public final class LayerKVCache {
+    /// Makes the storage at the first append: (batch, heads, head size, reservation) → a cache.
+    public typealias Storage = (_ batch: Int, _ heads: Int, _ headDim: Int, _ reservation: Int) -> any KeyValueCache
+    /// The preallocated float32 storage.
+    public static let preallocated: Storage = { KVBuffer(batch: $0, heads: $1, headDim: $2, capacity: $3) }
+
     /// Created by the first append (its batch, heads and head size come from the keys).
-    public internal(set) var buffer: KVBuffer?
+    public internal(set) var buffer: (any KeyValueCache)?
     /// The centre of the xPos decay exponents of this cache's keys and queries.
     public let minPosition: Int
     /// Positions to allocate at the first append (0: the appended ones plus the growth chunk).
     public let reservation: Int
+    let storage: Storage
 
-    public init(minPosition: Int = 0, reservation: Int = 0) {
+    public init(minPosition: Int = 0, reservation: Int = 0, storage: @escaping Storage = LayerKVCache.preallocated) {
         self.minPosition = minPosition
         self.reservation = reservation
+        self.storage = storage
     }
 
     /// Positions stored.
     public var count: Int { buffer?.count ?? 0 }
 
-    /// The same positions in a buffer of its own.
+    /// The storage for `batch` × `heads` × `headDim` keys, made at the first call.
+    func buffer(batch: Int, heads: Int, headDim: Int) -> any KeyValueCache {
+        if let buffer { return buffer }
+        let made = storage(batch, heads, headDim, reservation)
+        buffer = made
+        return made
+    }
+
+    /// The same positions in storage of its own.
     public func copy() -> LayerKVCache {
-        let copy = LayerKVCache(minPosition: minPosition, reservation: reservation)
-        copy.buffer = buffer?.copy()
+        let copy = LayerKVCache(minPosition: minPosition, reservation: reservation, storage: storage)
+        copy.buffer = buffer?.copied()
         return copy
     }
 }
@@ -107,8 +122,10 @@ public final class DecoderCache {
     /// `minPosition`: the xPos centre of every layer (`MagnetoDecoder.makeCache` uses
     /// −max_target_positions/2, which keeps the decay factors within ζ^(±max/2/scale_base));
     /// `reservation`: positions to allocate up front.
-    public init(layers: Int, minPosition: Int = 0, reservation: Int = 0) {
-        self.layers = (0..<layers).map { _ in LayerKVCache(minPosition: minPosition, reservation: reservation) }
+    /// `storage` makes each layer's keys and values (default: `KVBuffer`, preallocated float32).
+    public init(layers: Int, minPosition: Int = 0, reservation: Int = 0,
+                storage: @escaping LayerKVCache.Storage = LayerKVCache.preallocated) {
+        self.layers = (0..<layers).map { _ in LayerKVCache(minPosition: minPosition, reservation: reservation, storage: storage) }
     }
 
     private init(layers: [LayerKVCache], length: Int) {
@@ -201,8 +218,7 @@ public final class MagnetoSelfAttention: Module {
                 k = xpos(k, offset: start, minPosition: cache.minPosition, downscale: true)
                 q = xpos(q, offset: start, minPosition: cache.minPosition, downscale: false)
             }
-            let buffer = cache.buffer ?? KVBuffer(batch: batch, heads: heads, headDim: headDim, capacity: cache.reservation)
-            cache.buffer = buffer
+            let buffer = cache.buffer(batch: batch, heads: heads, headDim: headDim)
             buffer.append(keys: k, values: v)
             return buffer.attention(query: q, causal: true, keyPadding: keyPadding).permuted([0, 2, 1, 3]).reshaped([batch, length, dim])
         }

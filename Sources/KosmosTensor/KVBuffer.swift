@@ -1,5 +1,20 @@
 import Foundation
 
+/// The keys and values of one attention layer as decoding grows and reads them: append new
+/// positions, attend over all of them, copy for a beam. `KVBuffer` is the preallocated float32
+/// implementation; a quantized or windowed cache implements the same four members.
+public protocol KeyValueCache: AnyObject {
+    /// Positions stored.
+    var count: Int { get }
+    /// Appends positions: keys and values [batch, heads, n, headDim].
+    func append(keys: Tensor, values: Tensor)
+    /// softmax(q·kᵀ + masks)·v over the stored positions for queries [batch, heads, n, headDim]
+    /// (scaled and rotated already); `causal`: the queries are the last n positions.
+    func attention(query: Tensor, causal: Bool, keyPadding: [Bool]?) -> Tensor
+    /// An independent cache with the same positions.
+    func copied() -> any KeyValueCache
+}
+
 /// The keys and values one attention layer has seen, for `batch` sequences, stored
 /// [batch, heads, capacity, headDim] in preallocated buffers: an append writes the new positions
 /// in place, and `attention` reads the stored prefix where it lies, so nothing of the past is
@@ -127,4 +142,8 @@ public final class KVBuffer {
         }
         return t
     }
+}
+
+extension KVBuffer: KeyValueCache {
+    public func copied() -> any KeyValueCache { copy() }
 }

@@ -79,7 +79,7 @@ final class KVCacheTests: XCTestCase {
             return (steps, try decoder(tokens: tokens, batch: 1, length: tokens.count).scalars)
         }
         XCTAssertEqual(cache.length, 300)
-        let buffer = try XCTUnwrap(cache.layers[0].buffer)
+        let buffer = try XCTUnwrap(cache.layers[0].buffer as? KVBuffer)
         XCTAssertEqual(buffer.count, 300)
         XCTAssertGreaterThan(buffer.capacity, KVBuffer.chunk, "the buffers grew past their first chunk")
         // Per step, so a failure names the position.
@@ -96,6 +96,43 @@ final class KVCacheTests: XCTestCase {
         XCTAssertEqual(a, b)
         XCTAssertEqual(copy.length, 301)
         XCTAssertEqual(cache.layers[0].count, 301)
+    }
+
+    /// Another `KeyValueCache` plugs in through the cache's storage factory: the decoder uses it for
+    /// every layer and gives the same logits.
+    func testACacheStorageOfItsOwnIsUsed() throws {
+        final class Counting: KeyValueCache {
+            let inner: KVBuffer
+            let appends: AppendCounter
+            init(_ inner: KVBuffer, _ appends: AppendCounter) { self.inner = inner; self.appends = appends }
+            var count: Int { inner.count }
+            func append(keys: Tensor, values: Tensor) { appends.value += 1; inner.append(keys: keys, values: values) }
+            func attention(query: Tensor, causal: Bool, keyPadding: [Bool]?) -> Tensor {
+                inner.attention(query: query, causal: causal, keyPadding: keyPadding)
+            }
+            func copied() -> any KeyValueCache { Counting(inner.copy(), appends) }
+        }
+        let c = DecoderParityTests.configuration("xpos_subln")
+        let decoder = try MagnetoDecoder(configuration: c, generator: RandomGenerator(seed: 5))
+        decoder.eval()
+        let appends = AppendCounter()
+        let counting = DecoderCache(layers: c.decoderLayers, minPosition: -(c.maxTargetPositions / 2)) { batch, heads, headDim, reservation in
+            Counting(KVBuffer(batch: batch, heads: heads, headDim: headDim, capacity: reservation), appends)
+        }
+        let plain = decoder.makeCache()
+        let tokens = [3, 9, 4, 11, 7]
+        let (a, b) = try withoutGrad {
+            var a = try decoder(tokens: Array(tokens[0..<2]), batch: 1, length: 2, cache: counting).scalars
+            var b = try decoder(tokens: Array(tokens[0..<2]), batch: 1, length: 2, cache: plain).scalars
+            for t in tokens[2...] {
+                a += try decoder.next(t, cache: counting).scalars
+                b += try decoder.next(t, cache: plain).scalars
+            }
+            return (a, b)
+        }
+        XCTAssertEqual(a, b)
+        XCTAssertEqual(appends.value, c.decoderLayers * 4, "one append per layer for the prefill and each of 3 steps")
+        XCTAssertTrue(counting.layers.allSatisfy { $0.buffer is Counting })
     }
 
     func testBufferAttentionEqualsTheTensorOps() throws {
@@ -119,4 +156,9 @@ final class KVCacheTests: XCTestCase {
             XCTAssertEqual(buffer.attention(query: q, causal: causal, keyPadding: mask).scalars, expected.scalars, "causal \(causal), padding \(mask != nil)")
         }
     }
+}
+
+/// A count shared by the copies of a test cache (one thread).
+final class AppendCounter {
+    var value = 0
 }
