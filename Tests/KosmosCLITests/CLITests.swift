@@ -29,37 +29,16 @@ final class CLITests: XCTestCase {
         URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("kosmos")
     }
 
-    static func kosmos1Configuration() -> KosmosConfiguration {
-        var c = KosmosConfiguration()
+    /// The one tiny configuration (Tests/Fixtures/kosmos_tiny_config.json) with this test's
+    /// vocabulary (the 900-piece tokenizer plus `<image>`, `</image>`) and 64 positions.
+    static func kosmos1Configuration() throws -> KosmosConfiguration {
+        let url = fixtures.appendingPathComponent("kosmos_tiny_config.json")
+        var c = try ModelDirectory.decode(KosmosConfiguration.self, from: Data(contentsOf: url), file: url)
         c.vocabSize = 902
         c.decoder.vocabSize = 902
-        c.decoder.decoderEmbedDim = 32
-        c.decoder.decoderAttentionHeads = 4
-        c.decoder.decoderFfnEmbedDim = 64
-        c.decoder.decoderLayers = 2
-        c.decoder.xposRelPos = true
-        c.decoder.subln = true
-        c.decoder.paddingIdx = 0
         c.decoder.maxTargetPositions = 64
-        c.vision.hiddenSize = 24
-        c.vision.intermediateSize = 48
-        c.vision.numHiddenLayers = 2
-        c.vision.numAttentionHeads = 4
-        c.vision.imageSize = 16
-        c.vision.patchSize = 8
-        c.resampler.dim = 24
-        c.resampler.depth = 1
-        c.resampler.dimHead = 6
-        c.resampler.heads = 4
-        c.resampler.numLatents = 4
-        c.resampler.numMediaEmbeds = 1
-        c.resampler.ffMult = 2
-        c.numImageTokens = 4
         c.imageTokenId = 900
         c.imageEndTokenId = 901
-        c.padTokenId = 0
-        c.bosTokenId = 1
-        c.eosTokenId = 2
         return c
     }
 
@@ -71,7 +50,7 @@ final class CLITests: XCTestCase {
         kosmos2 = root.appendingPathComponent("kosmos2")
         kosmos2SentencePiece = root.appendingPathComponent("kosmos2-sp")
         do {
-            let model = try KosmosModel(configuration: kosmos1Configuration(), generator: RandomGenerator(seed: 7))
+            let model = try KosmosModel(configuration: try kosmos1Configuration(), generator: RandomGenerator(seed: 7))
             try model.save(directory: kosmos1)
             try fm.copyItem(at: kosmos1Tokenizer, to: kosmos1.appendingPathComponent("tokenizer.model"))
             for (dir, tokenizer, name) in [(kosmos2!, "hf_kosmos2_bpe.tokenizer.json", "tokenizer.json"),

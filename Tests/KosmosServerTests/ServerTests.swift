@@ -24,30 +24,14 @@ final class ServerTests: XCTestCase {
         let tokenizerFile = fixtures().appendingPathComponent("tokenizers/uni_nmt_nfkc.model")
         let tokenizer = try TokenizerLoader.load(tokenizerFile)
         let v = tokenizer.vocabularySize
-        var c = KosmosConfiguration()
+        // The one tiny configuration (Tests/Fixtures/kosmos_tiny_config.json) with this tokenizer's
+        // vocabulary plus <image>, </image>, and 256 positions.
+        let configurationFile = fixtures().appendingPathComponent("kosmos_tiny_config.json")
+        var c = try ModelDirectory.decode(KosmosConfiguration.self, from: Data(contentsOf: configurationFile), file: configurationFile)
         c.vocabSize = v + 2
         c.decoder.vocabSize = v + 2
-        c.decoder.decoderEmbedDim = 32
-        c.decoder.decoderAttentionHeads = 4
-        c.decoder.decoderFfnEmbedDim = 64
-        c.decoder.decoderLayers = 2
-        c.decoder.xposRelPos = true
         c.decoder.paddingIdx = tokenizer.specialIds.pad ?? 0
         c.decoder.maxTargetPositions = 256
-        c.vision.hiddenSize = 24
-        c.vision.intermediateSize = 48
-        c.vision.numHiddenLayers = 1
-        c.vision.numAttentionHeads = 4
-        c.vision.imageSize = 16
-        c.vision.patchSize = 8
-        c.resampler.dim = 24
-        c.resampler.depth = 1
-        c.resampler.dimHead = 6
-        c.resampler.heads = 4
-        c.resampler.numLatents = 4
-        c.resampler.numMediaEmbeds = 1
-        c.resampler.ffMult = 2
-        c.numImageTokens = 4
         c.imageTokenId = v
         c.imageEndTokenId = v + 1
         c.padTokenId = tokenizer.specialIds.pad ?? 0

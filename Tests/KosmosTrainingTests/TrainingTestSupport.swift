@@ -20,16 +20,7 @@ enum TrainingTestSupport {
     static func tinyConfigurationJSON(directory: URL, steps: Int, checkpointEvery: Int, keep: Int = 10) -> String {
         """
         {
-          "model": {"config": {
-            "model_type": "kosmos-1", "vocab_size": 67, "image_token_id": 65, "image_end_token_id": 66,
-            "bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 3, "num_image_tokens": 4,
-            "decoder": {"vocab_size": 67, "padding_idx": 3, "decoder_embed_dim": 32, "decoder_ffn_embed_dim": 64,
-                        "decoder_attention_heads": 4, "decoder_layers": 2, "max_target_positions": 128,
-                        "xpos_rel_pos": true, "subln": true, "dropout": 0.1, "attention_dropout": 0.1},
-            "vision": {"hidden_size": 24, "intermediate_size": 48, "num_hidden_layers": 2, "num_attention_heads": 4,
-                       "image_size": 16, "patch_size": 8},
-            "resampler": {"dim": 24, "depth": 1, "dim_head": 6, "heads": 4, "num_latents": 4, "num_media_embeds": 1}
-          }},
+          "model": {"config": \(tinyModelJSON())},
           "tokenizer": "\(demoTokenizer.path)",
           "data": {"sources": [
               {"path": "synthetic:500", "synthetic_seed": 7, "caption_prefix": "An image of"},
@@ -42,6 +33,24 @@ enum TrainingTestSupport {
           "log": {"every": 2}
         }
         """
+    }
+
+    /// The one tiny model configuration (Tests/Fixtures/kosmos_tiny_config.json) on the demo
+    /// tokenizer's vocabulary (65 pieces + <image>, </image>; pad 3), 128 positions, dropout 0.1.
+    static func tinyModelJSON() -> String {
+        let url = fixtures.appendingPathComponent("kosmos_tiny_config.json")
+        guard let data = FileManager.default.contents(atPath: url.path),
+              var model = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any],
+              var decoder = model["decoder"] as? [String: Any] else {
+            preconditionFailure("\(url.path) is missing or not a JSON object")
+        }
+        for (key, value) in ["vocab_size": 67, "image_token_id": 65, "image_end_token_id": 66, "bos_token_id": 1,
+                             "eos_token_id": 2, "pad_token_id": 3] as [String: Any] { model[key] = value }
+        for (key, value) in ["vocab_size": 67, "padding_idx": 3, "max_target_positions": 128,
+                             "dropout": 0.1, "attention_dropout": 0.1] as [String: Any] { decoder[key] = value }
+        model["decoder"] = decoder
+        let json = try? JSONSerialization.data(withJSONObject: model, options: [.sortedKeys])
+        return String(decoding: json ?? Data(), as: UTF8.self)
     }
 
     static func tinyConfiguration(directory: URL, steps: Int, checkpointEvery: Int, keep: Int = 10) throws -> TrainingConfiguration {
