@@ -15,7 +15,6 @@ struct Chat: ParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
 
-
     @Option(name: .customLong("max-tokens"), help: "Most tokens per reply.")
     var maxTokens = 64
 

@@ -33,7 +33,6 @@ struct EvalCaptions: ParsableCommand {
     @Option(help: "Prompt.")
     var prompt = "An image of"
 
-
     @Option(help: "Write predictions and scores as JSON here.")
     var out: String?
 
@@ -86,7 +85,6 @@ struct EvalPerplexity: ParsableCommand {
 
     @Option(name: .customLong("max-length"), help: "Truncate each text to this many tokens (default: the model's context).")
     var maxLength: Int?
-
 
     @Option(help: "Write the result as JSON here.")
     var out: String?
@@ -154,7 +152,6 @@ struct EvalVQA: ParsableCommand {
     @Option(name: .customLong("max-tokens"), help: "Most tokens per answer.")
     var maxTokens = 10
 
-
     @Option(help: "Write predictions and scores as JSON here.")
     var out: String?
 
@@ -209,7 +206,6 @@ struct EvalClassify: ParsableCommand {
 
     @Option(help: "Classify only the first N images.")
     var limit: Int?
-
 
     @Option(help: "Write the accuracies and per-image predictions as JSON here.")
     var out: String?

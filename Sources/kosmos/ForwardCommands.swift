@@ -24,7 +24,6 @@ struct PromptOptions: ParsableArguments {
     @Option(help: "Image file (JPEG or PNG); repeat for several.")
     var image: [String] = []
 
-
     var directory: URL { modelOptions.directory }
 
     /// The one prompt of a command that takes one.
@@ -246,7 +245,6 @@ struct Ground: ParsableCommand {
     @Option(help: "Prompt (Kosmos2Processor adds the image).")
     var prompt = "<grounding> An image of"
 
-
     @Option(name: .customLong("max-tokens"), help: "Most new tokens.")
     var maxTokens = 64
 
@@ -358,7 +356,6 @@ struct Captioner {
     }
 }
 
-
 struct Caption: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Caption images: prompt \"An image of\", beam search (5 beams), one line per image.",
@@ -378,7 +375,6 @@ struct Caption: ParsableCommand {
 
     @Option(name: .customLong("max-tokens"), help: "Most new tokens.")
     var maxTokens = 30
-
 
     func validate() throws {
         guard !images.isEmpty else { throw ValidationError("give at least one image") }

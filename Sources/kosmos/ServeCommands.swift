@@ -13,7 +13,6 @@ struct Serve: AsyncParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
 
-
     @Option(help: "The model id clients name (default: the directory's name).")
     var name: String?
 
@@ -111,7 +110,6 @@ struct ServeBench: AsyncParsableCommand {
     )
 
     @OptionGroup var modelOptions: ModelOptions
-
 
     @Option(help: "Client concurrencies, comma-separated.")
     var clients = "1,4,16"
