@@ -118,11 +118,7 @@ extension KosmosModel {
     /// when it ended the text).
     public func generate(_ sequence: KosmosSequence, options: GenerationOptions = GenerationOptions(),
                          onToken: (Int) -> Bool = { _ in true }) throws -> [Int] {
-        let batch = try makeBatch([sequence])
-        return try runGeneration(prompt: sequence.tokens, eos: configuration.eosTokenId, options: options, onToken: onToken,
-                                 makeCache: { decoder.makeCache(reservation: sequence.tokens.count + options.maxNewTokens) },
-                                 prefill: { cache in try logits(batch, cache: cache) },
-                                 step: { next, cache in try decoder.next(next, cache: cache) })
+        try generate(ModelInput(sequence), options: options, onToken: onToken)
     }
 }
 
@@ -447,9 +443,6 @@ extension KosmosModel {
     /// each sequence equals `generate(_:options:onToken:)` on it alone.
     public func generate(_ sequences: [KosmosSequence], options: GenerationOptions = GenerationOptions(),
                          onToken: (Int, Int) -> Bool = { _, _ in true }) throws -> [[Int]] {
-        let batches = try sequences.map { try makeBatch([$0]) }
-        return try runBatchedGeneration(prompts: sequences.map(\.tokens), eos: configuration.eosTokenId, options: options,
-                                        decoder: decoder, onToken: onToken,
-                                        prefill: { i, cache in try logits(batches[i], cache: cache) })
+        try generate(sequences.map(ModelInput.init), options: options, onToken: onToken)
     }
 }

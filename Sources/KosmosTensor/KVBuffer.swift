@@ -33,6 +33,8 @@ public final class KVBuffer {
     public static let chunk = 256
     private var keys: TensorStorage
     private var values: TensorStorage
+    /// The attention scores of the latest call, kept so a decoding step does not allocate them anew.
+    private var scratch = TensorStorage(count: 0)
 
     public init(batch: Int, heads: Int, headDim: Int, capacity: Int = 0) {
         precondition(batch > 0 && heads > 0 && headDim > 0, "a KV buffer needs a batch, heads and a head size")
@@ -94,8 +96,8 @@ public final class KVBuffer {
         if n == 0 { return out }
         guard keyCount > 0 else { out.fill(0); return out }
         let rows = batch * heads
-        let scores = TensorStorage(count: rows * n * keyCount)
-        let qp = q.pointer, kp = keys.pointer, vp = values.pointer, sp = scores.pointer, op = out.pointer
+        if scratch.count < rows * n * keyCount { scratch = TensorStorage(count: rows * n * keyCount + rows * Self.chunk) }
+        let qp = q.pointer, kp = keys.pointer, vp = values.pointer, sp = scratch.pointer, op = out.pointer
         let stride = capacity * headDim, shift = keyCount - n
         let flops = 4 * n * keyCount * headDim
         keyPadding.withUnsafeBufferPointerOrNil { padding in

@@ -201,7 +201,7 @@ struct Generate: ParsableCommand {
         let eos = session.model.eosTokenId
         if prompts.count > 1 {
             let streams = prompts.map { _ in TextStream(tokenizer: session.tokenizer, eos: eos, stops: stop, quiet: true) }
-            _ = try session.generate(inputs, options: options) { i, id in streams[i].add(id) }
+            _ = try session.model.generate(inputs, options: options) { i, id in streams[i].add(id) }
             TextStream.finish(streams, json: json)
             return
         }

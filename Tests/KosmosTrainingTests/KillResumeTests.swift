@@ -42,18 +42,17 @@ final class KillResumeTests: XCTestCase {
         straight.waitUntilExit()
         XCTAssertEqual(straight.terminationStatus, 0)
 
-        // Kill as soon as a checkpoint beyond the first exists, plus a random delay of up to two
-        // steps, so the kill lands at varying points (mid-step, mid-checkpoint write). The delay is
-        // measured in this run's own steps (the time from checkpoint 4 to checkpoint 8), so 14 of
-        // the 16 steps left remain whatever the machine's speed.
+        // Kill once a checkpoint beyond the first exists and the run has logged a randomly chosen
+        // step between 10 and 16 (metrics.jsonl gets a line every 2 steps), so the kill lands at
+        // varying points (mid-step, mid-checkpoint write) while 8 or more of the 24 steps remain:
+        // every wait is for something the run does, none for a length of time.
         let child = try train(killedDir.appendingPathComponent("train.json"), resume: false)
         let store = CheckpointStore(directory: killedDir)
+        let metrics = killedDir.appendingPathComponent("metrics.jsonl")
+        let logged = 2 * Int.random(in: 5...8)
+        func loggedStep() -> Int { ((try? String(contentsOf: metrics, encoding: .utf8)) ?? "").split(separator: "\n").count * 2 }
         let deadline = Date().addingTimeInterval(300)
-        while (store.newest?.step ?? 0) < 4 && child.isRunning && Date() < deadline { usleep(1_000) }
-        let fourth = Date()
-        while (store.newest?.step ?? 0) < 8 && child.isRunning && Date() < deadline { usleep(1_000) }
-        let step = Date().timeIntervalSince(fourth) / 4
-        usleep(UInt32(Double.random(in: 0...(2 * step)) * 1e6))
+        while ((store.newest?.step ?? 0) < 8 || loggedStep() < logged) && child.isRunning && Date() < deadline { usleep(1_000) }
         XCTAssertTrue(child.isRunning, "the run finished before it could be killed")
         kill(child.processIdentifier, SIGKILL)
         child.waitUntilExit()

@@ -39,6 +39,18 @@ public struct ModelInput {
     }
 }
 
+extension Array where Element == MediaItem {
+    /// The items as images, refusing a kind the model does not take.
+    func images(for model: some GenerativeModel) throws -> [Tensor] {
+        try map { item in
+            guard item.kind == .image else {
+                throw ModelError.invalidInput("\(model.family.name) does not take \(item.kind) input (it takes \(model.mediaKinds.map(\.description).joined(separator: ", ")))")
+            }
+            return item.tensor
+        }
+    }
+}
+
 /// What a generated id sequence says: its text and, for a grounding family, the phrases with boxes.
 public struct ModelOutput: Sendable {
     public var text: String
@@ -73,6 +85,15 @@ extension GenerativeModel {
     /// The logits [1, 1, vocab] after one more token.
     public func step(_ token: Int, cache: DecoderCache) throws -> Tensor {
         try textDecoder.next(token, cache: cache)
+    }
+
+    /// Several prompts decoded together: each prefilled alone, then one batched decoder step per
+    /// token (beam search: one prompt at a time). `onToken(i, id)` sees prompt i's new ids; each
+    /// result equals `generate` on that prompt alone.
+    public func generate(_ inputs: [ModelInput], options: GenerationOptions = GenerationOptions(),
+                         onToken: (Int, Int) -> Bool = { _, _ in true }) throws -> [[Int]] {
+        try runBatchedGeneration(prompts: inputs.map(\.tokens), eos: eosTokenId, options: options, decoder: textDecoder,
+                                 onToken: onToken, prefill: { i, cache in try prefill(inputs[i], cache: cache) })
     }
 
     /// Generates after `input` with the KV cache (greedy, sampling or beam search, as `options`

@@ -34,11 +34,4 @@ public final class ModelSession {
         try processor.input(text: text, media: try imageFiles.map { .image(try images.load($0)) }, grounding: grounding)
     }
 
-    /// Several prompts decoded together: each prefilled alone, then one batched decoder step per
-    /// token (beam search: one prompt at a time). `onToken(i, id)` sees prompt i's new ids.
-    public func generate(_ inputs: [ModelInput], options: GenerationOptions = GenerationOptions(),
-                         onToken: (Int, Int) -> Bool = { _, _ in true }) throws -> [[Int]] {
-        try runBatchedGeneration(prompts: inputs.map(\.tokens), eos: model.eosTokenId, options: options, decoder: model.textDecoder,
-                                 onToken: onToken, prefill: { i, cache in try model.prefill(inputs[i], cache: cache) })
-    }
 }

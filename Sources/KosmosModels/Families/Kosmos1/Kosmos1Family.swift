@@ -46,20 +46,15 @@ extension KosmosModel: GenerativeModel {
     }
 
     public func prefill(_ input: ModelInput, cache: DecoderCache) throws -> Tensor {
-        let batch = try makeBatch([KosmosSequence(tokens: input.tokens, images: try input.images(of: self))])
+        let batch = try makeBatch([KosmosSequence(tokens: input.tokens, images: try input.media.images(for: self))])
         return try logits(batch, cache: cache)
     }
 }
 
 extension ModelInput {
-    /// The media as images, refusing a kind the model does not take.
-    func images(of model: some GenerativeModel) throws -> [Tensor] {
-        try media.map { item in
-            guard item.kind == .image else {
-                throw ModelError.invalidInput("\(model.family.name) does not take \(item.kind) input (it takes \(model.mediaKinds.map(\.description).joined(separator: ", ")))")
-            }
-            return item.tensor
-        }
+    /// A Kosmos-1 sequence as model input (its images in order).
+    public init(_ sequence: KosmosSequence) {
+        self.init(tokens: sequence.tokens, media: sequence.images.map(MediaItem.image))
     }
 }
 
@@ -74,7 +69,7 @@ public struct Kosmos1Processor: InputProcessor {
 
     public func input(text: String, media: [MediaItem], grounding: Bool) throws -> ModelInput {
         if grounding { throw ModelError.invalidInput("grounding needs a Kosmos-2 model") }
-        let images = try ModelInput(tokens: [], media: media).images(of: model)
+        let images = try media.images(for: model)
         return ModelInput(tokens: try model.promptTokens(text, imageCount: images.count, encode: tokenizer.encode), media: media)
     }
 

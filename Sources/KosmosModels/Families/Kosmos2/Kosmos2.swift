@@ -253,10 +253,8 @@ public final class Kosmos2Model: Module {
     /// Continues tokens (with one image) using the KV cache, as KosmosModel.generate.
     public func generate(tokens: [Int], imagePositions: [Int], pixels: Tensor?, options: GenerationOptions = GenerationOptions(),
                          onToken: (Int) -> Bool = { _ in true }) throws -> [Int] {
-        try runGeneration(prompt: tokens, eos: configuration.text.eosTokenId, options: options, onToken: onToken,
-                          makeCache: { textModel.makeCache(reservation: tokens.count + options.maxNewTokens) },
-                          prefill: { cache in try logits(tokens: tokens, imagePositions: imagePositions, pixels: pixels, cache: cache) },
-                          step: { next, cache in try textModel(tokens: [next], batch: 1, length: 1, cache: cache) })
+        try generate(ModelInput(Kosmos2Prompt(tokens: tokens, imagePositions: imagePositions, pixels: pixels)),
+                     options: options, onToken: onToken)
     }
 }
 
@@ -280,11 +278,6 @@ extension Kosmos2Model {
     /// `generate(tokens:imagePositions:pixels:options:onToken:)` on that prompt alone.
     public func generate(_ prompts: [Kosmos2Prompt], options: GenerationOptions = GenerationOptions(),
                          onToken: (Int, Int) -> Bool = { _, _ in true }) throws -> [[Int]] {
-        try runBatchedGeneration(prompts: prompts.map(\.tokens), eos: configuration.text.eosTokenId, options: options,
-                                 decoder: textModel, onToken: onToken,
-                                 prefill: { i, cache in
-                                     try logits(tokens: prompts[i].tokens, imagePositions: prompts[i].imagePositions,
-                                                pixels: prompts[i].pixels, cache: cache)
-                                 })
+        try generate(prompts.map(ModelInput.init), options: options, onToken: onToken)
     }
 }

@@ -31,9 +31,17 @@ extension Kosmos2Model: GenerativeModel {
     }
 
     public func prefill(_ input: ModelInput, cache: DecoderCache) throws -> Tensor {
-        let images = try input.images(of: self)
+        let images = try input.media.images(for: self)
         guard images.count <= 1 else { throw ModelError.invalidInput("Kosmos-2 takes at most one image per prompt") }
         return try logits(tokens: input.tokens, imagePositions: input.mediaPositions, pixels: images.first?.unsqueezed(0), cache: cache)
+    }
+}
+
+extension ModelInput {
+    /// A Kosmos-2 prompt as model input (pixels [1, 3, size, size] become one image item).
+    public init(_ prompt: Kosmos2Prompt) {
+        let media = prompt.pixels.map { [MediaItem.image($0.reshaped(Array($0.shape.dropFirst())))] } ?? []
+        self.init(tokens: prompt.tokens, media: media, mediaPositions: prompt.imagePositions)
     }
 }
 
@@ -59,7 +67,7 @@ public struct Kosmos2Processor: InputProcessor {
     public func mediaLimit(_ kind: MediaKind) -> Int? { kind == .image ? 1 : 0 }
 
     public func input(text: String, media: [MediaItem], grounding: Bool) throws -> ModelInput {
-        _ = try ModelInput(tokens: [], media: media).images(of: model)
+        _ = try media.images(for: model)
         guard media.count <= 1 else { throw ModelError.invalidInput("Kosmos-2 takes at most one image per prompt") }
         let body = (grounding ? "<grounding> " : "") + text.replacingOccurrences(of: MediaKind.image.placeholder, with: "")
         guard !media.isEmpty else { return ModelInput(tokens: tokenizer.encode("<s>" + body)) }
