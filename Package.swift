@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Layering: docs/design.md. Arrows only point down
-// (CBLAS <- KosmosTensor <- KosmosNN <- KosmosModels <- KosmosTraining / KosmosServer <- kosmos;
+// (CBLAS, CKosmosKernels <- KosmosTensor <- KosmosNN <- KosmosModels <- KosmosTraining / KosmosServer <- kosmos;
 // KosmosModels also uses KosmosTokenizers and KosmosVision: a family owns its input processor).
 //
 // KosmosTensor and KosmosNN stay in Swift 5 language mode: their kernels hand raw pointers to
@@ -45,11 +45,18 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]
         ),
+        // Kernels that need the CPU's own instructions (AVX-512 BF16, F16C), chosen at run time from
+        // cpuid with a scalar twin, and oneDNN's matrix products (Debian: libdnnl-dev) on Linux; the
+        // C compiles to stubs where dnnl.h is absent (macOS: Accelerate does the products).
+        .target(
+            name: "CKosmosKernels",
+            linkerSettings: [.linkedLibrary("dnnl", .when(platforms: [.linux]))]
+        ),
         // File formats and atomic files: safetensors (single and sharded), AtomicFile, F16/BF16.
         .target(name: "KosmosFormats", swiftSettings: [.swiftLanguageMode(.v5)]),
         .target(
             name: "KosmosTensor",
-            dependencies: ["KosmosFormats", .target(name: "CBLAS", condition: .when(platforms: [.linux]))],
+            dependencies: ["KosmosFormats", "CKosmosKernels", .target(name: "CBLAS", condition: .when(platforms: [.linux]))],
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
         .target(

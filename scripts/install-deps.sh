@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the system libraries the build links against (Debian/Ubuntu). Safe to re-run.
-# OpenBLAS for matrix products, libjpeg-turbo and libpng for images, pkg-config so SwiftPM finds
-# OpenBLAS. On macOS: Accelerate ships with the OS; `brew install jpeg-turbo libpng` for images.
+# OpenBLAS and oneDNN (libdnnl-dev: the bfloat16 and float32 products) for matrix products,
+# libjpeg-turbo and libpng for images, pkg-config so SwiftPM finds OpenBLAS. On macOS: Accelerate
+# ships with the OS (no oneDNN there); `brew install jpeg-turbo libpng` for images.
 set -euo pipefail
 if [[ "$(uname -s)" != "Linux" ]]; then
     exit 0
 fi
-packages=(libopenblas-dev libjpeg62-turbo-dev libpng-dev pkg-config)
+packages=(libopenblas-dev libdnnl-dev libjpeg62-turbo-dev libpng-dev pkg-config)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

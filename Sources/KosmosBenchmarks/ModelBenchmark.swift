@@ -3,8 +3,8 @@ import KosmosModels
 import KosmosNN
 import KosmosTensor
 
-/// Whole-model timings for `kosmos bench model` on random-initialised float32 models, in the shapes
-/// scripts/bench/pytorch_model.py measures PyTorch on. Printed, never asserted.
+/// Whole-model timings for `kosmos bench model` on random-initialised models (weights float32 or
+/// bfloat16), in the shapes scripts/bench/pytorch_model.py measures PyTorch on. Printed, never asserted.
 public enum ModelBenchmark {
     public struct Result: Sendable {
         public let name: String
@@ -40,24 +40,27 @@ public enum ModelBenchmark {
     }
 
     /// ViT-L/14 encoding one 224×224 image.
-    public static func visionTower(repeats: Int) throws -> Result {
+    public static func visionTower(repeats: Int, dtype: DType = .float32) throws -> Result {
         guard let preset = KosmosConfiguration.preset(named: "kosmos-1") else { throw ModelError.invalidInput("no kosmos-1 preset") }
-        let tower = try CLIPVisionTransformer(configuration: preset.vision, generator: RandomGenerator(seed: 0))
+        let tower = try withWeightDType(dtype) { try CLIPVisionTransformer(configuration: preset.vision, generator: RandomGenerator(seed: 0)) }
         tower.eval()
         let pixels = Tensor.randn([1, 3, 224, 224], generator: RandomGenerator(seed: 1))
         let times = try time(repeats) { _ = try withoutGrad { try tower(pixels) } }
         return Result(name: "ViT-L/14 encode, 1 image 224×224", seconds: times, note: "")
     }
 
+    /// Bytes of a module's parameters (each in its own dtype).
+    static func weightBytes(_ module: Module) -> Int { module.parameterBytes.values.reduce(0, +) }
+
     /// The kosmos-1 decoder (1.3B) forward over 128 tokens, logits included.
-    public static func decoderForward(repeats: Int) throws -> Result {
+    public static func decoderForward(repeats: Int, dtype: DType = .float32) throws -> Result {
         guard let preset = KosmosConfiguration.preset(named: "kosmos-1") else { throw ModelError.invalidInput("no kosmos-1 preset") }
         var c = preset.decoder
         c.dropout = 0
         let before = peakResidentBytes()
-        let decoder = try MagnetoDecoder(configuration: c, generator: RandomGenerator(seed: 0))
+        let decoder = try withWeightDType(dtype) { try MagnetoDecoder(configuration: c, generator: RandomGenerator(seed: 0)) }
         decoder.eval()
-        let weightBytes = decoder.stateDict().reduce(0) { $0 + $1.tensor.count } * 4
+        let weightBytes = weightBytes(decoder)
         let generator = RandomGenerator(seed: 2)
         let tokens = (0..<128).map { _ in generator.nextInt(below: c.vocabSize) }
         let times = try time(repeats) { _ = try withoutGrad { try decoder(tokens: tokens, batch: 1, length: 128) } }
@@ -68,7 +71,10 @@ public enum ModelBenchmark {
     }
 
     /// One training step (forward, backward, AdamW) of a 4-layer d=256 decoder, vocab 32,002, 8 × 128 tokens.
-    public static func trainingStep(repeats: Int) throws -> Result {
+    public static func trainingStep(repeats: Int, dtype: DType = .float32) throws -> Result {
+        guard dtype == .float32 else {
+            throw ModelError.invalidInput("the training step runs in float32 only: mixed-precision training (train.dtype) is not built yet")
+        }
         var c = DecoderConfiguration()
         c.decoderLayers = 4
         c.decoderEmbedDim = 256
@@ -105,13 +111,13 @@ public enum ModelBenchmark {
     /// KV-cached greedy decoding with the kosmos-1 decoder (1.3B): a 64-token prompt, then 64 new
     /// tokens; the note gives tokens/s and the fraction of the memory-bandwidth bound (every step
     /// reads all weights once) at `bandwidth` bytes/s.
-    public static func generation(repeats: Int, bandwidth: Double = 24e9) throws -> Result {
+    public static func generation(repeats: Int, dtype: DType = .float32, bandwidth: Double = 45e9) throws -> Result {
         guard let preset = KosmosConfiguration.preset(named: "kosmos-1") else { throw ModelError.invalidInput("no kosmos-1 preset") }
         var c = preset.decoder
         c.dropout = 0
-        let decoder = try MagnetoDecoder(configuration: c, generator: RandomGenerator(seed: 0))
+        let decoder = try withWeightDType(dtype) { try MagnetoDecoder(configuration: c, generator: RandomGenerator(seed: 0)) }
         decoder.eval()
-        let weightBytes = Double(decoder.parameterCount * 4)
+        let weightBytes = Double(weightBytes(decoder))
         let generator = RandomGenerator(seed: 4)
         let prompt = (0..<64).map { _ in generator.nextInt(below: c.vocabSize) }
         var options = GenerationOptions()
@@ -134,7 +140,8 @@ public enum ModelBenchmark {
         let bound = bandwidth / weightBytes
         let note = String(format: "decode %.2f tokens/s (%.0f%% of the %.2f tokens/s bandwidth bound at %.0f GB/s)",
                           tokensPerSecond, 100 * tokensPerSecond / bound, bound, bandwidth / 1e9)
-        return Result(name: "1.3B decoder, 64-token prompt + 64 new (greedy)", seconds: times, note: note)
+        return Result(name: "1.3B decoder, 64-token prompt + 64 new (greedy)", seconds: times,
+                      note: note + String(format: ", peak RSS %.2f GB", Double(peakResidentBytes()) / 1e9))
     }
 
     /// A small decoder for batched-decoding measurements: 12 layers × 768, ffn 3072, 12 heads,
@@ -158,9 +165,9 @@ public enum ModelBenchmark {
     /// filled by a prefill of `past` random tokens, then `steps` steps are timed (each grows the
     /// past by one). Shows how a step's time grows with the past (attention only, with nothing of
     /// the past copied or re-rotated).
-    public static func decodeAfterPast(_ past: Int, configuration c: DecoderConfiguration, steps: Int = 16,
+    public static func decodeAfterPast(_ past: Int, configuration c: DecoderConfiguration, steps: Int = 16, dtype: DType = .float32,
                                        repeats: Int) throws -> Result {
-        let decoder = try MagnetoDecoder(configuration: c, generator: RandomGenerator(seed: 0))
+        let decoder = try withWeightDType(dtype) { try MagnetoDecoder(configuration: c, generator: RandomGenerator(seed: 0)) }
         decoder.eval()
         let generator = RandomGenerator(seed: 6)
         let prompt = (0..<past).map { _ in generator.nextInt(below: c.vocabSize) }
@@ -190,9 +197,9 @@ public enum ModelBenchmark {
     /// Decode tokens/s of `MagnetoDecoder.step` over `batch` sequences at once: each sequence is
     /// prefilled alone (prompts of 48 + 4·i tokens, so the caches differ in length), then `steps`
     /// batched steps are timed. tokens/s counts every sequence's token: batch × steps / seconds.
-    public static func batchedDecoding(batch: Int, configuration c: DecoderConfiguration, steps: Int = 32,
+    public static func batchedDecoding(batch: Int, configuration c: DecoderConfiguration, steps: Int = 32, dtype: DType = .float32,
                                        repeats: Int) throws -> Result {
-        let decoder = try MagnetoDecoder(configuration: c, generator: RandomGenerator(seed: 0))
+        let decoder = try withWeightDType(dtype) { try MagnetoDecoder(configuration: c, generator: RandomGenerator(seed: 0)) }
         decoder.eval()
         let generator = RandomGenerator(seed: 5)
         let prompts = (0..<batch).map { i in (0..<(48 + 4 * (i % 8))).map { _ in generator.nextInt(below: c.vocabSize) } }

@@ -1,8 +1,8 @@
 import Foundation
 import KosmosTensor
 
-/// Throughput of float32 matrix products through `Tensor.matmul` (so what is measured is what the
-/// models run: BLAS plus our dispatch). Used by `kosmos bench gemm`; figures are printed, never asserted.
+/// Throughput of matrix products through `Tensor.matmul` (so what is measured is what the models
+/// run: the backend plus our dispatch), the weight stored as float32 or bfloat16. Used by `kosmos bench gemm`; figures are printed, never asserted.
 public enum GemmBenchmark {
     public struct Shape: Sendable, CustomStringConvertible {
         public let m: Int, k: Int, n: Int
@@ -33,17 +33,20 @@ public enum GemmBenchmark {
         Shape(m: 128, k: 2048, n: 8192, label: "decoder fc1, 128 tokens"),
         Shape(m: 128, k: 8192, n: 2048, label: "decoder fc2, 128 tokens"),
         Shape(m: 257, k: 1024, n: 4096, label: "ViT-L/14 mlp fc1"),
+        Shape(m: 1, k: 2048, n: 8192, label: "decode step, fc1"),
+        Shape(m: 4, k: 2048, n: 8192, label: "4 sequences decoding, fc1"),
+        Shape(m: 16, k: 2048, n: 8192, label: "16 sequences decoding, fc1"),
         Shape(m: 1, k: 2048, n: 32002, label: "decode step, output projection"),
     ]
 
     /// Times `repeats` products of each shape after one warm-up, transposed B as a Linear layer reads it.
-    public static func run(shapes: [Shape] = defaultShapes, repeats: Int = 5, seed: UInt64 = 0,
+    public static func run(shapes: [Shape] = defaultShapes, repeats: Int = 5, seed: UInt64 = 0, dtype: DType = .float32,
                            progress: (Result) -> Void = { _ in }) -> [Result] {
         let generator = RandomGenerator(seed: seed)
         var results: [Result] = []
         for shape in shapes {
             let a = Tensor.randn([shape.m, shape.k], generator: generator)
-            let b = Tensor.randn([shape.n, shape.k], generator: generator)
+            let b = Tensor.randn([shape.n, shape.k], generator: generator).converted(to: dtype)
             _ = withoutGrad { Tensor.matmul(a, b, transposeB: true) }
             var times: [Double] = []
             for _ in 0..<Swift.max(1, repeats) {

@@ -94,7 +94,7 @@ public final class CLIPVisionEmbeddings: Module {
         classEmbedding = Tensor.randn([c.hiddenSize], std: Foundation.pow(Float(c.hiddenSize), -0.5) * factor, generator: generator)
         patchEmbeddingWeight = Tensor.randn([c.hiddenSize, c.numChannels, c.patchSize, c.patchSize],
                                             std: c.initializerRange * factor, generator: generator)
-        positionEmbedding = Embedding(count: c.tokenCount, dimension: c.hiddenSize, generator: generator)
+        positionEmbedding = Embedding(count: c.tokenCount, dimension: c.hiddenSize, followsWeightDType: false, generator: generator)
         positionEmbedding.weight.copy(from: Tensor.randn([c.tokenCount, c.hiddenSize], std: c.initializerRange * factor,
                                                          generator: generator))
         super.init()

@@ -229,12 +229,12 @@ public final class MagnetoSelfAttention: Module {
             k = xpos(k, offset: 0, downscale: true)
             q = xpos(q, offset: offset, downscale: false)
         }
-        let scores = Tensor.matmul(q, k, transposeB: true)
-        var probabilities = scores.maskedSoftmax(scale: 1, causal: true, keyPadding: keyPadding)
-        if isTraining && attentionDropout > 0 {
-            probabilities = probabilities.dropout(probability: attentionDropout, generator: generator)
-        }
-        return Tensor.matmul(probabilities, v).permuted([0, 2, 1, 3]).reshaped([batch, length, dim])
+        // Queries come scaled (torchscale scales before rotating): scale 1 here. Fused unless
+        // attention dropout is on while training.
+        let attention = Tensor.scaledDotProductAttention(
+            query: q, key: k, value: v, causal: true, keyPadding: keyPadding, scale: 1,
+            dropout: isTraining && attentionDropout > 0 ? (attentionDropout, generator) : nil)
+        return attention.permuted([0, 2, 1, 3]).reshaped([batch, length, dim])
     }
 
     /// Sub-LN over the merged heads, then out_proj.
@@ -343,14 +343,16 @@ public final class MagnetoDecoder: Module {
         configuration = c
         let d = c.decoderEmbedDim
         embedTokens = Embedding(count: c.vocabSize, dimension: d, paddingIndex: c.paddingIdx, generator: generator)
-        embedTokens.weight.copy(from: Tensor.randn([c.vocabSize, d], std: Foundation.pow(Float(d), -0.5), generator: generator))
+        // Built in float32 and copied in, so weights stored in 16 bits (withWeightDType) take the same values rounded.
+        let table = Tensor.randn([c.vocabSize, d], std: Foundation.pow(Float(d), -0.5), generator: generator)
         if c.paddingIdx >= 0 && c.paddingIdx < c.vocabSize {
-            embedTokens.weight.withUnsafeMutableBufferPointer { b in
+            table.withUnsafeMutableBufferPointer { b in
                 for j in 0..<d { b[c.paddingIdx * d + j] = 0 }
             }
         }
+        embedTokens.weight.copy(from: table)
         if c.absolutePositions == .learned {
-            let table = Embedding(count: c.maxTargetPositions + 2, dimension: d, generator: generator)
+            let table = Embedding(count: c.maxTargetPositions + 2, dimension: d, followsWeightDType: false, generator: generator)
             table.weight.copy(from: Tensor.randn(table.weight.shape, std: Foundation.pow(Float(d), -0.5), generator: generator))
             embedPositions = table
         } else {
@@ -379,7 +381,7 @@ public final class MagnetoDecoder: Module {
             let factor = Float(Foundation.log(Double(c.decoderLayers * 2)).squareRoot())
             for (name, p) in namedParameters()
             where ["fc1", "fc2", "out_proj", "v_proj"].contains(where: { name.contains($0) }) {
-                p.copy(from: withoutGrad { p.scaled(by: factor) })
+                p.copy(from: withoutGrad { p.converted(to: .float32).scaled(by: factor) })
             }
         }
     }

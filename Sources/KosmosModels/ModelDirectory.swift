@@ -9,6 +9,8 @@ public enum ModelDirectoryError: Error, CustomStringConvertible {
     case unknownModelType(String, URL, expected: [String])
     /// A directory without the tokenizer file its family reads (`files`, in the order tried).
     case noTokenizer(URL, files: [String])
+    /// config.json's `torch_dtype` names a dtype no floating-point tensor of the weights has.
+    case dtypeContradiction(URL, declared: String, stored: [String], example: String)
 
     public var description: String {
         switch self {
@@ -20,6 +22,8 @@ public enum ModelDirectoryError: Error, CustomStringConvertible {
             return "\(url.path): model_type '\(type)' is not supported here (expected \(expected.joined(separator: " or ")))"
         case let .noTokenizer(directory, files):
             return "no tokenizer in \(directory.path) (\(files.joined(separator: " or "))); copy the model's tokenizer there or pass --tokenizer FILE"
+        case let .dtypeContradiction(url, declared, stored, example):
+            return "\(url.path): torch_dtype is '\(declared)' but the weights store \(stored.joined(separator: " and ")) (for example \(example)), none of them \(declared): the config and the checkpoint disagree; correct torch_dtype or convert the weights again"
         }
     }
 }
@@ -32,9 +36,34 @@ public enum ModelDirectory {
         let index = directory.appendingPathComponent("model.safetensors.index.json")
         let single = directory.appendingPathComponent("model.safetensors")
         if FileManager.default.fileExists(atPath: index.path) || FileManager.default.fileExists(atPath: single.path) {
-            return try ShardedSafeTensors(directory: directory)
+            let weights = try ShardedSafeTensors(directory: directory)
+            try checkDeclaredDType(directory: directory, weights: weights)
+            return weights
         }
         throw ModelDirectoryError.missingFile(single, what: "the model weights: model.safetensors or model.safetensors.index.json")
+    }
+
+    /// A config.json `torch_dtype` (as transformers writes it) must be the dtype of some floating-point
+    /// tensor of the weights; a checkpoint with none of that dtype is refused with both named.
+    /// Directories without config.json or without torch_dtype pass.
+    static func checkDeclaredDType(directory: URL, weights: SafeTensorsReadable) throws {
+        let url = directory.appendingPathComponent("config.json")
+        guard let data = FileManager.default.contents(atPath: url.path),
+              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let declared = object["torch_dtype"] as? String ?? object["dtype"] as? String else { return }
+        let names: [String: SafeTensorsDType] = ["float32": .f32, "float": .f32, "bfloat16": .bf16, "float16": .f16, "half": .f16, "float64": .f64]
+        guard let expected = names[declared.replacingOccurrences(of: "torch.", with: "")] else {
+            throw ModelDirectoryError.unreadableConfiguration(url, reason: "torch_dtype '\(declared)' is not a dtype (float32, bfloat16, float16)")
+        }
+        var stored: [SafeTensorsDType: String] = [:]
+        for name in weights.names {
+            guard let dtype = weights.entry(name)?.dtype, dtype.isFloatingPoint else { continue }
+            if dtype == expected { return }
+            if stored[dtype] == nil { stored[dtype] = name }
+        }
+        guard let first = stored.sorted(by: { $0.key.rawValue < $1.key.rawValue }).first else { return }
+        throw ModelDirectoryError.dtypeContradiction(url, declared: declared, stored: stored.keys.map(\.rawValue).sorted(),
+                                                     example: "\(first.value): \(first.key.rawValue)")
     }
 
     /// The `config.json` of a directory as JSON data, with its model_type.

@@ -15,6 +15,7 @@ public final class Linear: Module {
         let bound = inFeatures > 0 ? 1 / Float(inFeatures).squareRoot() : 0
         weight = Tensor.uniform([outFeatures, inFeatures], low: -bound, high: bound, generator: generator)
         self.bias = bias ? Tensor.uniform([outFeatures], low: -bound, high: bound, generator: generator) : nil
+        weight.convert(to: WeightPrecision.current)
         super.init()
         registerParameter("weight", weight)
         if let b = self.bias { registerParameter("bias", b) }
@@ -50,16 +51,22 @@ public final class Embedding: Module {
     /// The row that stays zero and receives no gradient (torch's padding_idx).
     public let paddingIndex: Int?
 
-    public init(count: Int, dimension: Int, paddingIndex: Int? = nil, generator: RandomGenerator) {
+    /// Whether the table takes the weight dtype (`withWeightDType`, `convertWeights`): true for
+    /// token tables, false for position tables, which are added to activations as they are.
+    public let followsWeightDType: Bool
+
+    public init(count: Int, dimension: Int, paddingIndex: Int? = nil, followsWeightDType: Bool = true, generator: RandomGenerator) {
         self.count = count
         self.dimension = dimension
         self.paddingIndex = paddingIndex
+        self.followsWeightDType = followsWeightDType
         weight = Tensor.randn([count, dimension], generator: generator)
         if let paddingIndex, paddingIndex >= 0, paddingIndex < count {
             weight.withUnsafeMutableBufferPointer { buffer in
                 for j in 0..<dimension { buffer[paddingIndex * dimension + j] = 0 }
             }
         }
+        if followsWeightDType { weight.convert(to: WeightPrecision.current) }
         super.init()
         registerParameter("weight", weight)
     }
@@ -82,6 +89,40 @@ public enum EmbeddingError: Error, CustomStringConvertible, Equatable {
         case let .idOutOfRange(id, size):
             return "token id \(id) is outside the embedding table of \(size) rows (tokenizer and model disagree?)"
         }
+    }
+}
+
+/// The dtype new Linear and Embedding weights are stored in: float32, unless a model is built
+/// inside `withWeightDType` (then each weight is converted as soon as it is made, so a bfloat16
+/// model never holds all its weights in float32 at once).
+public enum WeightPrecision {
+    nonisolated(unsafe) public internal(set) static var current: DType = .float32
+}
+
+/// Builds modules whose Linear and Embedding weights are stored as `dtype`.
+public func withWeightDType<R>(_ dtype: DType, _ body: () throws -> R) rethrows -> R {
+    let saved = WeightPrecision.current
+    WeightPrecision.current = dtype
+    defer { WeightPrecision.current = saved }
+    return try body()
+}
+
+extension Module {
+    /// Stores the weight of every Linear and token Embedding below (and including) this module as
+    /// `dtype`, in place (a tied weight once). Biases, norms, position tables and other
+    /// parameters stay float32: they are small, and the ops that read them compute in float32.
+    /// For inference: a converted weight takes no gradient.
+    public func convertWeights(to dtype: DType) {
+        if let linear = self as? Linear { linear.weight.convert(to: dtype) }
+        if let embedding = self as? Embedding, embedding.followsWeightDType { embedding.weight.convert(to: dtype) }
+        for child in children { child.module.convertWeights(to: dtype) }
+    }
+
+    /// The dtypes of the parameters below this module and how many bytes each holds (tied once).
+    public var parameterBytes: [DType: Int] {
+        var result: [DType: Int] = [:]
+        for (_, t) in namedParameters() { result[t.dtype, default: 0] += t.count * t.dtype.byteCount }
+        return result
     }
 }
 

@@ -80,9 +80,26 @@ extension Module {
         }
         guard problems.isEmpty else { throw problems }
         for (key, tensor) in plan {
-            try tensor.withUnsafeMutableBufferPointer { buffer in
-                try source.copyFloats(key, into: buffer)
+            try copy(key, from: source, into: tensor)
+        }
+    }
+
+    /// One tensor's values into `tensor` in its own dtype: float32 as always; a 16-bit tensor takes
+    /// the file's bytes as they are when the file has its dtype (no float32 copy), else the values
+    /// through float32, rounded once.
+    private func copy(_ key: String, from source: SafeTensorsReadable, into tensor: Tensor) throws {
+        let stored = source.entry(key)?.dtype
+        switch tensor.dtype {
+        case .float32:
+            try tensor.withUnsafeMutableBufferPointer { try source.copyFloats(key, into: $0) }
+        case .bfloat16 where stored == .bf16, .float16 where stored == .f16:
+            try source.withRawBytes(key) { bytes in
+                tensor.withUnsafeMutableRawBytes { $0.copyMemory(from: bytes) }
             }
+        case .bfloat16, .float16:
+            let wide = Tensor.zeros(tensor.shape)
+            try wide.withUnsafeMutableBufferPointer { try source.copyFloats(key, into: $0) }
+            tensor.copy(from: wide)
         }
     }
 

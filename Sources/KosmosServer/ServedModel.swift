@@ -18,9 +18,11 @@ public final class ServedModel: @unchecked Sendable {
     public typealias Prompt = ModelInput
 
     /// Loads a model directory of any family the registry knows (config.json, weights, and the
-    /// family's tokenizer: for Kosmos-2, tokenizer.json or sentencepiece.bpe.model, as the CLI).
-    public convenience init(directory: URL, tokenizer explicit: URL? = nil, name: String? = nil, maxImagePixels: Int) throws {
-        let model = try ModelRegistry.load(directory)
+    /// family's tokenizer: for Kosmos-2, tokenizer.json or sentencepiece.bpe.model, as the CLI), the
+    /// weights stored as `dtype`.
+    public convenience init(directory: URL, tokenizer explicit: URL? = nil, name: String? = nil, maxImagePixels: Int,
+                            dtype: DType = .float32) throws {
+        let model = try ModelRegistry.load(directory, dtype: dtype)
         let tokenizer = try model.loadTokenizer(directory: directory, explicit: explicit)
         let input = try ImageInput(modelDirectory: directory, imageSize: model.imageSize, decodeOptions: DecodeOptions(maxPixels: maxImagePixels))
         try self.init(model: model, tokenizer: tokenizer, imageInput: input, name: name ?? directory.standardizedFileURL.lastPathComponent)

@@ -52,7 +52,24 @@ extension Tensor {
     /// headDim], v [batch, heads, keys, valueDim]. `scale` defaults to headDim^-½. `bias` is an
     /// optional additive mask broadcastable to [batch, heads, queries, keys], added after scaling
     /// (as torch's float attn_mask). Dropout on the probabilities when `dropout` is given.
+    /// Without a bias or dropout this is `fusedAttention` (memory linear in length); with either,
+    /// `unfusedAttention`, which materialises the probabilities they act on.
     public static func scaledDotProductAttention(
+        query: Tensor, key: Tensor, value: Tensor,
+        causal: Bool = false, keyPadding: [Bool]? = nil, bias: Tensor? = nil,
+        scale: Float? = nil, dropout: (probability: Float, generator: RandomGenerator)? = nil
+    ) -> Tensor {
+        if bias == nil && (dropout?.probability ?? 0) == 0 {
+            return fusedAttention(query: query, key: key, value: value, causal: causal, keyPadding: keyPadding, scale: scale)
+        }
+        return unfusedAttention(query: query, key: key, value: value, causal: causal, keyPadding: keyPadding, bias: bias,
+                                scale: scale, dropout: dropout)
+    }
+
+    /// The same attention as three ops (scores, masked softmax, weighted sum) with the
+    /// queries × keys probabilities in memory: the reference the fused kernel is tested against,
+    /// and the path for an additive bias or dropout on the probabilities.
+    public static func unfusedAttention(
         query: Tensor, key: Tensor, value: Tensor,
         causal: Bool = false, keyPadding: [Bool]? = nil, bias: Tensor? = nil,
         scale: Float? = nil, dropout: (probability: Float, generator: RandomGenerator)? = nil

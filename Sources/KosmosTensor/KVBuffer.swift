@@ -33,8 +33,6 @@ public final class KVBuffer {
     public static let chunk = 256
     private var keys: TensorStorage
     private var values: TensorStorage
-    /// The attention scores of the latest call, kept so a decoding step does not allocate them anew.
-    private var scratch = TensorStorage(count: 0)
 
     public init(batch: Int, heads: Int, headDim: Int, capacity: Int = 0) {
         precondition(batch > 0 && heads > 0 && headDim > 0, "a KV buffer needs a batch, heads and a head size")
@@ -82,8 +80,9 @@ public final class KVBuffer {
     /// softmax(q·kᵀ + masks)·v over the stored positions, for queries [batch, heads, n, headDim]
     /// already scaled (and rotated); returns [batch, heads, n, headDim]. `causal`: the queries are
     /// the last n stored positions (query i sees keys j ≤ count − n + i). `keyPadding`: batch ×
-    /// count flags, true where a key is padding. The same products and softmax as `matmul`,
-    /// `maskedSoftmax`, `matmul` over a contiguous copy, one sgemm per (sequence, head).
+    /// count flags, true where a key is padding. The fused kernel of `Tensor.fusedAttention`, reading
+    /// the stored prefix where it lies: no scores matrix, so a long prompt prefilled in chunks
+    /// needs memory linear in its length.
     public func attention(query q: Tensor, causal: Bool, keyPadding: [Bool]? = nil) -> Tensor {
         precondition(q.rank == 4 && q.shape[0] == batch && q.shape[1] == heads && q.shape[3] == headDim,
                      "attention takes queries [\(batch), \(heads), n, \(headDim)], got \(q.shape)")
@@ -95,31 +94,12 @@ public final class KVBuffer {
         let out = Tensor.uninitialized([batch, heads, n, headDim])
         if n == 0 { return out }
         guard keyCount > 0 else { out.fill(0); return out }
-        let rows = batch * heads
-        if scratch.count < rows * n * keyCount { scratch = TensorStorage(count: rows * n * keyCount + rows * Self.chunk) }
-        let qp = q.pointer, kp = keys.pointer, vp = values.pointer, sp = scratch.pointer, op = out.pointer
-        let stride = capacity * headDim, shift = keyCount - n
-        let flops = 4 * n * keyCount * headDim
+        let layout = AttentionLayout(rows: batch * heads, heads: heads, queries: n, keys: keyCount, headDim: headDim,
+                                     valueDim: headDim, queryStride: n * headDim, keyStride: capacity * headDim,
+                                     valueStride: capacity * headDim, outputStride: n * headDim, causal: causal, scale: 1)
         keyPadding.withUnsafeBufferPointerOrNil { padding in
-            Parallel.forRanges(rows, minimumPerChunk: Swift.max(1, 2_000_000 / Swift.max(flops, 1))) { range in
-                for r in range {
-                    let s = sp + r * n * keyCount
-                    BLAS.sgemm(transA: false, transB: true, m: n, n: keyCount, k: headDim, alpha: 1,
-                               a: qp + r * n * headDim, lda: headDim, b: kp + r * stride, ldb: headDim,
-                               beta: 0, c: s, ldc: keyCount)
-                    let pb = padding.map { $0.baseAddress! + (r / heads) * keyCount }
-                    for i in 0..<n {
-                        let row = s + i * keyCount
-                        let visible = causal ? Swift.min(keyCount, i + shift + 1) : keyCount
-                        for j in visible..<keyCount { row[j] = -.infinity }
-                        if let pb { for j in 0..<visible where pb[j] { row[j] = -.infinity } }
-                        softmaxRow(row, row, keyCount)
-                    }
-                    BLAS.sgemm(transA: false, transB: false, m: n, n: headDim, k: keyCount, alpha: 1,
-                               a: s, lda: keyCount, b: vp + r * stride, ldb: headDim,
-                               beta: 0, c: op + r * n * headDim, ldc: headDim)
-                }
-            }
+            fusedAttentionForward(layout, q: q.pointer, k: keys.pointer, v: values.pointer, out: out.pointer,
+                                  logSumExp: nil, padding: padding?.baseAddress)
         }
         return out
     }

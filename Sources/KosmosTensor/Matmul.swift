@@ -1,3 +1,4 @@
+import CKosmosKernels
 import Foundation
 
 extension Tensor {
@@ -52,6 +53,9 @@ extension Tensor {
 /// The product without autograd.
 func matmulKernel(_ a: Tensor, _ b: Tensor, _ transposeA: Bool, _ transposeB: Bool) -> Tensor {
     precondition(a.rank >= 2 && b.rank >= 2, "matmul needs rank ≥ 2 operands, got \(a.shape) and \(b.shape)")
+    if a.dtype != .float32 || b.dtype != .float32 {
+        return halfPrecisionMatmul(a.converted(to: .float32), b, transposeA, transposeB)
+    }
     let aRows = a.shape[a.rank - 2], aCols = a.shape[a.rank - 1]
     let bRows = b.shape[b.rank - 2], bCols = b.shape[b.rank - 1]
     let m = transposeA ? aCols : aRows
@@ -71,8 +75,8 @@ func matmulKernel(_ a: Tensor, _ b: Tensor, _ transposeA: Bool, _ transposeB: Bo
     if bBatch.isEmpty && !transposeA {
         // Every batch entry multiplies the same matrix: one tall product.
         let rows = shapeCount(aBatch) * m
-        BLAS.sgemm(transA: false, transB: transposeB, m: rows, n: n, k: k, alpha: 1,
-                   a: a.pointer, lda: lda, b: b.pointer, ldb: ldb, beta: 0, c: out.pointer, ldc: n)
+        float32Product(transA: false, transB: transposeB, m: rows, n: n, k: k,
+                       a: a.pointer, lda: lda, b: b.pointer, ldb: ldb, c: out.pointer, ldc: n)
         return out
     }
     let batchCount = shapeCount(batch)
@@ -110,10 +114,62 @@ func matmulKernel(_ a: Tensor, _ b: Tensor, _ transposeA: Bool, _ transposeB: Bo
         }
     } else {
         for index in 0..<batchCount {
-            BLAS.sgemm(transA: transposeA, transB: transposeB, m: m, n: n, k: k, alpha: 1,
-                       a: pa + aOffsets[index], lda: lda, b: pb + bOffsets[index], ldb: ldb,
-                       beta: 0, c: pc + index * m * n, ldc: n)
+            float32Product(transA: transposeA, transB: transposeB, m: m, n: n, k: k,
+                           a: pa + aOffsets[index], lda: lda, b: pb + bOffsets[index], ldb: ldb,
+                           c: pc + index * m * n, ldc: n)
         }
     }
     return out
 }
+
+/// C = op(A)·op(B) in float32 (C overwritten): oneDNN for products of more than a few rows when
+/// it is the float32 backend, BLAS otherwise (and for the few-row shapes BLAS.sgemm specialises).
+func float32Product(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
+                    b: UnsafePointer<Float>, ldb: Int, c: UnsafeMutablePointer<Float>, ldc: Int) {
+    if Kernels.float32Backend == .onednn && m > BLAS.skinnyRows && m * n * k >= Kernels.oneDNNMinimumWork,
+       OneDNN.run(.init(m: m, n: n, k: k, aType: KK_F32, bType: KK_F32, transA: transA, transB: transB, lda: lda, ldb: ldb, ldc: ldc),
+                  a: a, b: b, c: c) {
+        return
+    }
+    BLAS.sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: 1, a: a, lda: lda, b: b, ldb: ldb, beta: 0, c: c, ldc: ldc)
+}
+
+/// A float32 `a` times a bfloat16 or float16 `b`, the output float32:
+/// - a weight read as transposed (x·Wᵀ, every Linear) with few rows: `kk_rows_times_weight_*`,
+///   which widens each weight element exactly and accumulates in float32, reading the weight once
+///   (decoding is bound by that read);
+/// - bfloat16 with more rows: oneDNN, the rows rounded to bfloat16 (accumulation float32);
+/// - anything else, or without oneDNN: the weight widened to float32 and the float32 product.
+func halfPrecisionMatmul(_ a: Tensor, _ b: Tensor, _ transposeA: Bool, _ transposeB: Bool) -> Tensor {
+    let k = transposeA ? a.shape[a.rank - 2] : a.shape[a.rank - 1]
+    if b.rank == 2 && transposeB && !transposeA && b.shape[1] == k {
+        let n = b.shape[0], rows = a.count / Swift.max(k, 1)
+        let out = Tensor.uninitialized(Array(a.shape.dropLast()) + [n])
+        if out.count == 0 { return out }
+        if k == 0 { out.fill(0); return out }
+        let pa = a.pointer, pc = out.pointer, w = b.storage.halfPointer
+        if rows <= halfPrecisionRowsKernelLimit || (b.dtype == .float16 && !Kernels.oneDNNAvailable) {
+            let bf16 = b.dtype == .bfloat16
+            Parallel.forRanges(n, minimumPerChunk: Swift.max(16, 65_536 / Swift.max(k * rows, 1))) { columns in
+                if bf16 {
+                    kk_rows_times_weight_bf16(Int32(rows), columns.lowerBound, columns.upperBound, k, pa, k, w, k, pc, n)
+                } else {
+                    kk_rows_times_weight_f16(Int32(rows), columns.lowerBound, columns.upperBound, k, pa, k, w, k, pc, n)
+                }
+            }
+            return withExtendedLifetime((a, b)) { out }
+        }
+        if b.dtype == .bfloat16 {
+            let rounded = a.converted(to: .bfloat16)
+            let done = OneDNN.run(.init(m: rows, n: n, k: k, aType: KK_BF16, bType: KK_BF16, transA: false, transB: true,
+                                        lda: k, ldb: k, ldc: n),
+                                  a: rounded.storage.raw, b: b.storage.raw, c: pc)
+            if done { return withExtendedLifetime((rounded, b)) { out } }
+        }
+    }
+    return matmulKernel(a, b.converted(to: .float32), transposeA, transposeB)
+}
+
+/// Up to this many rows a product with a 16-bit weight goes through the rows kernel (measured:
+/// docs/benchmarks.md, "bfloat16 products"); oneDNN from there.
+let halfPrecisionRowsKernelLimit = 4

@@ -17,7 +17,14 @@ extension SafeTensorsReadable {
 extension SafeTensorsWriter {
     /// Adds a tensor's values, stored as F32, F16 or BF16. As with the buffer form, the tensor is
     /// read when `write(to:)` runs: keep it alive and unchanged until then.
+    /// A 16-bit tensor's values are copied here, converted to `dtype` (exact when it is the tensor's own).
     public mutating func add(name: String, tensor: Tensor, as dtype: SafeTensorsDType = .f32) throws {
+        if tensor.dtype != .float32, let stored: DType = [.f32: .float32, .bf16: .bfloat16, .f16: .float16][dtype] {
+            // Little-endian bytes of the stored dtype (a copy: the tensor's own storage may change).
+            let bytes = tensor.converted(to: stored).withUnsafeMutableRawBytes { [UInt8]($0) }
+            try add(name: name, dtype: dtype, shape: tensor.shape, bytes: bytes)
+            return
+        }
         try tensor.withUnsafeBufferPointer { try add(name: name, shape: tensor.shape, floats: $0, as: dtype) }
     }
 }

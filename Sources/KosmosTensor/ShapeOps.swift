@@ -1,3 +1,4 @@
+import CKosmosKernels
 import Foundation
 
 extension Tensor {
@@ -176,7 +177,11 @@ extension Tensor {
         let out = Tensor.uninitialized(outShape)
         for (i, index) in indices.enumerated() {
             precondition(index >= 0 && index < rows, "index \(index) out of range for \(rows) rows")
-            (out.pointer + i * dim).update(from: pointer + index * dim, count: dim)
+            switch dtype {
+            case .float32: (out.pointer + i * dim).update(from: pointer + index * dim, count: dim)
+            case .bfloat16: kk_f32_from_bf16(storage.halfPointer + index * dim, out.pointer + i * dim, dim)
+            case .float16: kk_f32_from_f16(storage.halfPointer + index * dim, out.pointer + i * dim, dim)
+            }
         }
         if Tensor.needsGrad(self) {
             let s = shape

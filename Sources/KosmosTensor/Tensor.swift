@@ -1,34 +1,75 @@
+import CKosmosKernels
 import Foundation
 
-/// The buffer behind one or more tensors: float32, contiguous, 64-byte aligned so SIMD loads never
-/// straddle cache lines at the start of a row.
-public final class TensorStorage {
-    public let pointer: UnsafeMutablePointer<Float>
-    public let count: Int
+/// The element type of a tensor's storage. Compute is float32 (norms, softmax, activations, the
+/// loss, every accumulation); bfloat16 and float16 are storage for weights, widened exactly where
+/// an op reads them (matrix products, row gathers). Room is left for the quantized formats.
+public enum DType: String, CaseIterable, Sendable, CustomStringConvertible {
+    case float32, bfloat16, float16
 
-    init(count: Int) {
+    public var byteCount: Int { self == .float32 ? 4 : 2 }
+    public var description: String { rawValue }
+
+    /// The accepted spellings: float32/f32/fp32, bfloat16/bf16, float16/f16/fp16/half.
+    public init?(name: String) {
+        switch name.lowercased() {
+        case "float32", "f32", "fp32", "float": self = .float32
+        case "bfloat16", "bf16": self = .bfloat16
+        case "float16", "f16", "fp16", "half": self = .float16
+        default: return nil
+        }
+    }
+}
+
+/// The buffer behind one or more tensors: contiguous, 64-byte aligned so SIMD loads never straddle
+/// cache lines at the start of a row, of one `DType`.
+public final class TensorStorage {
+    public let raw: UnsafeMutableRawPointer
+    public let count: Int
+    public let dtype: DType
+
+    init(count: Int, dtype: DType = .float32) {
         self.count = count
-        var raw: UnsafeMutableRawPointer?
+        self.dtype = dtype
+        var memory: UnsafeMutableRawPointer?
         // Allocate at least one element so empty tensors still own a valid pointer.
-        let bytes = Swift.max(count, 1) * MemoryLayout<Float>.stride
-        if posix_memalign(&raw, 64, bytes) != 0 || raw == nil {
+        let bytes = Swift.max(count, 1) * Swift.max(dtype.byteCount, 4)
+        if posix_memalign(&memory, 64, bytes) != 0 || memory == nil {
             // Out of memory is not recoverable for a tensor engine; say how much was asked for.
             fatalError("KosmosTensor: could not allocate \(bytes) bytes")
         }
-        pointer = raw!.bindMemory(to: Float.self, capacity: Swift.max(count, 1))
+        raw = memory!
+        switch dtype {
+        case .float32: raw.bindMemory(to: Float.self, capacity: Swift.max(count, 1))
+        case .bfloat16, .float16: raw.bindMemory(to: UInt16.self, capacity: Swift.max(count, 1))
+        }
     }
 
-    deinit { free(pointer) }
+    /// The elements as float32. Only float32 storage has them: a 16-bit tensor reaching an op that
+    /// does not read its dtype is a programmer error, reported with what to do.
+    @inline(__always) public var pointer: UnsafeMutablePointer<Float> {
+        precondition(dtype == .float32, "this operation reads float32, the tensor is \(dtype): convert it with converted(to: .float32)")
+        return raw.assumingMemoryBound(to: Float.self)
+    }
+
+    /// The elements of bfloat16 or float16 storage as their bit patterns.
+    @inline(__always) public var halfPointer: UnsafeMutablePointer<UInt16> {
+        precondition(dtype != .float32, "halfPointer of float32 storage")
+        return raw.assumingMemoryBound(to: UInt16.self)
+    }
+
+    deinit { free(raw) }
 }
 
-/// A float32 tensor: a shape, a contiguous row-major buffer and, while autograd records, the
-/// function that produced it. Like `torch.Tensor` it is a reference: ops return new tensors and
+/// A tensor: a shape, a contiguous row-major buffer of one `DType` (float32 unless converted) and,
+/// while autograd records, the function that produced it. Like `torch.Tensor` it is a reference: ops return new tensors and
 /// only the explicit in-place APIs (`copy(from:)`, `fill(_:)`, `withUnsafeMutableBufferPointer`)
 /// change a buffer.
 public final class Tensor: CustomStringConvertible {
     public let shape: [Int]
     public let count: Int
-    public let storage: TensorStorage
+    /// Replaced only by `convert(to:)` (weights changing precision in place, ties kept).
+    public private(set) var storage: TensorStorage
 
     /// Set on leaves (parameters) to make autograd accumulate their gradient in `grad`.
     /// Results of ops have it set when some input required grad and grad mode was on.
@@ -96,16 +137,50 @@ public final class Tensor: CustomStringConvertible {
     @inline(__always) var pointer: UnsafeMutablePointer<Float> { storage.pointer }
 
     public var rank: Int { shape.count }
+    public var dtype: DType { storage.dtype }
 
-    /// The values in row-major order.
+    /// The values in row-major order (widened to float32 when stored in 16 bits).
     public var scalars: [Float] {
-        Array(UnsafeBufferPointer(start: pointer, count: count))
+        if dtype == .float32 { return Array(UnsafeBufferPointer(start: pointer, count: count)) }
+        return converted(to: .float32).scalars
     }
 
     /// The single value of a one-element tensor.
     public func item() -> Float {
         precondition(count == 1, "item() needs a one-element tensor, shape is \(shape)")
-        return pointer[0]
+        return scalars[0]
+    }
+
+    /// The values stored as `dtype` (rounded to nearest even when narrowing), cut off from autograd.
+    /// The same tensor when it already has that dtype.
+    public func converted(to dtype: DType) -> Tensor {
+        if dtype == self.dtype { return self }
+        let storage = TensorStorage(count: count, dtype: dtype)
+        convertElements(from: self.storage, to: storage, count: count)
+        return withExtendedLifetime(self) { Tensor(shape: shape, storage: storage) }
+    }
+
+    /// In place: the storage becomes `dtype`, so every module holding this tensor (a weight tied
+    /// between an embedding and the output projection) sees the new precision. For weights of a
+    /// model that runs without gradients; a tensor autograd has saved must not change.
+    public func convert(to dtype: DType) {
+        if dtype == self.dtype { return }
+        precondition(gradFn == nil && grad == nil, "convert(to:) of a tensor autograd is using")
+        let storage = TensorStorage(count: count, dtype: dtype)
+        convertElements(from: self.storage, to: storage, count: count)
+        self.storage = storage
+    }
+
+    /// A tensor of uninitialised 16-bit (or float32) storage, for loaders that fill it.
+    public static func uninitialized(_ shape: [Int], dtype: DType) -> Tensor {
+        Tensor(shape: shape, storage: TensorStorage(count: shapeCount(shape), dtype: dtype))
+    }
+
+    /// The storage's bytes (little-endian, as a safetensors file holds them), for loaders and writers.
+    public func withUnsafeMutableRawBytes<R>(_ body: (UnsafeMutableRawBufferPointer) throws -> R) rethrows -> R {
+        try withExtendedLifetime(storage) {
+            try body(UnsafeMutableRawBufferPointer(start: storage.raw, count: count * dtype.byteCount))
+        }
     }
 
     public func withUnsafeBufferPointer<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
@@ -122,14 +197,19 @@ public final class Tensor: CustomStringConvertible {
         }
     }
 
-    /// In place: overwrite the values with those of `source` (same element count).
+    /// In place: overwrite the values with those of `source` (same element count), converting
+    /// between dtypes.
     public func copy(from source: Tensor) {
         precondition(source.count == count, "copy(from:) of \(source.shape) into \(shape)")
-        pointer.update(from: source.pointer, count: count)
+        withExtendedLifetime(source) { convertElements(from: source.storage, to: storage, count: count) }
     }
 
     /// In place: set every element to `value`.
     public func fill(_ value: Float) {
+        if dtype != .float32 {
+            copy(from: Tensor.full(shape, value))
+            return
+        }
         pointer.update(repeating: value, count: count)
     }
 
@@ -138,10 +218,10 @@ public final class Tensor: CustomStringConvertible {
         Tensor(shape: shape, storage: storage)
     }
 
-    /// A deep copy of the values, cut off from autograd.
+    /// A deep copy of the values (same dtype), cut off from autograd.
     public func clone() -> Tensor {
-        let t = Tensor.uninitialized(shape)
-        t.pointer.update(from: pointer, count: count)
+        let t = Tensor.uninitialized(shape, dtype: dtype)
+        withExtendedLifetime(self) { t.storage.raw.copyMemory(from: storage.raw, byteCount: count * dtype.byteCount) }
         return t
     }
 
@@ -150,7 +230,27 @@ public final class Tensor: CustomStringConvertible {
     public var description: String {
         let shown = scalars.prefix(8).map { String(format: "%.6g", $0) }.joined(separator: ", ")
         let more = count > 8 ? ", ..." : ""
-        return "Tensor(shape: \(shape), [\(shown)\(more)]\(requiresGrad ? ", requiresGrad" : ""))"
+        let type = dtype == .float32 ? "" : ", \(dtype)"
+        return "Tensor(shape: \(shape)\(type), [\(shown)\(more)]\(requiresGrad ? ", requiresGrad" : ""))"
+    }
+}
+
+/// Copies `count` elements between storages of any dtypes (exact when widening, nearest even when
+/// narrowing).
+func convertElements(from source: TensorStorage, to destination: TensorStorage, count: Int) {
+    if count == 0 { return }
+    switch (source.dtype, destination.dtype) {
+    case let (a, b) where a == b:
+        destination.raw.copyMemory(from: source.raw, byteCount: count * a.byteCount)
+    case (.float32, .bfloat16): kk_bf16_from_f32(source.pointer, destination.halfPointer, count)
+    case (.float32, .float16): kk_f16_from_f32(source.pointer, destination.halfPointer, count)
+    case (.bfloat16, .float32): kk_f32_from_bf16(source.halfPointer, destination.pointer, count)
+    case (.float16, .float32): kk_f32_from_f16(source.halfPointer, destination.pointer, count)
+    default:
+        // Between the two 16-bit formats: through float32.
+        let wide = TensorStorage(count: count)
+        convertElements(from: source, to: wide, count: count)
+        convertElements(from: wide, to: destination, count: count)
     }
 }
 

@@ -90,7 +90,8 @@ struct EvalPerplexity: ParsableCommand {
     var out: String?
 
     func run() throws {
-        let session = try KosmosSession(directory: modelOptions.directory, tokenizer: modelOptions.tokenizer)
+        let session = try KosmosSession(directory: modelOptions.directory, tokenizer: modelOptions.tokenizer,
+                                        dtype: try modelOptions.dtype())
         let c = session.model.configuration
         let length = Swift.min(maxLength ?? c.decoder.maxTargetPositions, c.decoder.maxTargetPositions)
         let iterator = try DatasetIterator(dataset: try TextJSONLDataset(url: URL(fileURLWithPath: data)), shuffle: false)

@@ -35,7 +35,9 @@ struct PromptOptions: ParsableArguments {
 
     /// Loads the Kosmos-1 model, its tokenizer and the images, and builds the (first) prompt's token ids.
     func loadKosmos() throws -> (model: KosmosModel, tokenizer: Tokenizer, images: [Tensor], tokens: [Int]) {
-        let session = try KosmosSession(directory: directory, tokenizer: modelOptions.tokenizer)
+        // forward exists to check a conversion against PyTorch: float32 unless --dtype says otherwise.
+        let session = try KosmosSession(directory: directory, tokenizer: modelOptions.tokenizer,
+                                        dtype: try modelOptions.dtype(default: .float32))
         let sequence = try session.sequence(prompt: singlePrompt, images: image)
         return (session.model, session.tokenizer, sequence.images, sequence.tokens)
     }
@@ -114,12 +116,14 @@ struct EncodeImage: ParsableCommand {
     @Argument(help: "Image file (JPEG or PNG).")
     var image: String
 
+    @OptionGroup var precision: PrecisionOptions
+
     @Option(help: "Output .safetensors file.")
     var out: String
 
     func run() throws {
         let directory = URL(fileURLWithPath: model)
-        let tower = try ModelRegistry.loadVisionTower(directory)
+        let tower = try ModelRegistry.loadVisionTower(directory, dtype: try precision.apply(default: .float32))
         let input = try ImageInput(modelDirectory: directory, imageSize: tower.configuration.imageSize)
         let pixels = try input.load(URL(fileURLWithPath: image)).unsqueezed(0)
         let last = try withoutGrad { try tower(pixels).lastHiddenState }
@@ -218,8 +222,8 @@ struct KosmosSession {
     let tokenizer: Tokenizer
     let images: ImageInput
 
-    init(directory: URL, tokenizer explicit: String?) throws {
-        model = try KosmosModel.load(directory: directory)
+    init(directory: URL, tokenizer explicit: String?, dtype: DType = .float32) throws {
+        model = try KosmosModel.load(directory: directory, dtype: dtype)
         tokenizer = try loadTokenizer(for: model, directory: directory, explicit: explicit)
         images = try ImageInput(modelDirectory: directory, imageSize: model.configuration.vision.imageSize)
     }

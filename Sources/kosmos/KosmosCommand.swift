@@ -16,20 +16,26 @@ struct Kosmos: AsyncParsableCommand {
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure the speed of the engine's building blocks.",
-        subcommands: [Gemm.self, Kernels.self, ModelBench.self, GenerateBench.self, ServeBench.self, DataBenchmark.self, TokenizeBenchmark.self, AllReduceBench.self]
+        subcommands: [Gemm.self, KernelsBench.self, ModelBench.self, GenerateBench.self, ServeBench.self, DataBenchmark.self, TokenizeBenchmark.self, AllReduceBench.self]
     )
 }
 
 struct Gemm: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Float32 matrix-product throughput (GFLOP/s) for square and transformer-shaped products."
+        abstract: "Matrix-product throughput (GFLOP/s) for square and transformer-shaped products, float32 or bfloat16 weights."
     )
 
     @Option(help: "Timed runs per shape (after one warm-up).")
     var repeats: Int = 5
 
-    @Option(help: "BLAS threads (default: OPENBLAS_NUM_THREADS, else all cores).")
+    @Option(help: "Threads of every backend (default: KOSMOS_NUM_THREADS, else all cores).")
     var threads: Int?
+
+    @Option(help: "The weight's storage: float32 or bfloat16 (activations are float32 either way).")
+    var dtype: String = "float32"
+
+    @Option(help: "float32 products through onednn or blas (default: KOSMOS_MATMUL, else onednn where available).")
+    var backend: String?
 
     @Option(help: "Only these square sizes, comma-separated (e.g. 512,2048), instead of the default set.")
     var sizes: String?
@@ -37,6 +43,13 @@ struct Gemm: ParsableCommand {
     func validate() throws {
         guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        _ = try parseDType(dtype)
+        if let backend {
+            guard let b = MatmulBackend(rawValue: backend) else { throw ValidationError("--backend takes onednn or blas, not '\(backend)'") }
+            if b == .onednn && !Kernels.oneDNNAvailable {
+                throw ValidationError("--backend onednn: oneDNN is not available in this build (Linux with libdnnl-dev)")
+            }
+        }
         if let sizes {
             let parsed = sizes.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
             guard !parsed.isEmpty, parsed.allSatisfy({ ($0 ?? 0) > 0 && ($0 ?? 0) <= 16384 }) else {
@@ -46,16 +59,22 @@ struct Gemm: ParsableCommand {
     }
 
     func run() throws {
-        if let threads { BLAS.threadCount = threads }
+        if let threads { Kernels.setThreadCount(threads) }
+        if let backend { Kernels.float32Backend = MatmulBackend(rawValue: backend)! }
+        let dtype = try parseDType(dtype)
         var shapes = GemmBenchmark.defaultShapes
         if let sizes {
             shapes = sizes.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
                 .map { GemmBenchmark.Shape(m: $0, k: $0, n: $0, label: "square") }
         }
-        print("float32 GEMM through Tensor.matmul (B transposed, as a Linear layer reads it)")
-        print("BLAS threads: \(BLAS.threadCount), kernel threads: \(Parallel.threadCount), runs per shape: \(repeats)")
+        print("\(dtype) weights, float32 activations: GEMM through Tensor.matmul (B transposed, as a Linear layer reads it)")
+        print("float32 backend: \(Kernels.float32Backend.rawValue), kernels: \(Kernels.isa), "
+              + "threads: \(Parallel.threadCount), runs per shape: \(repeats)")
+        if let impl = Kernels.oneDNNImplementation(m: 128, n: 2048, k: 2048, dtype: dtype) {
+            print("oneDNN implementation (128×2048·2048×2048): \(impl)")
+        }
         print(pad("shape", 24) + pad("best ms", 10) + pad("GFLOP/s", 10) + pad("median", 10) + "  what")
-        _ = GemmBenchmark.run(shapes: shapes, repeats: repeats) { r in
+        _ = GemmBenchmark.run(shapes: shapes, repeats: repeats, dtype: dtype) { r in
             print(pad(r.shape.description, 24)
                   + pad(String(format: "%.2f", r.bestSeconds * 1000), 10)
                   + pad(String(format: "%.1f", r.bestGFLOPs), 10)
@@ -70,8 +89,9 @@ struct Gemm: ParsableCommand {
     }
 }
 
-struct Kernels: ParsableCommand {
+struct KernelsBench: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "kernels",
         abstract: "Time the Swift kernels (layer norm, softmax, GELU, cross-entropy, attention) on transformer-sized inputs."
     )
 

@@ -92,12 +92,14 @@ struct Info: ParsableCommand {
 struct ModelBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "model",
-        abstract: "Time random-initialised float32 models: ViT-L/14 encode, the 1.3B decoder forward, a small training step.",
-        discussion: "Compare with scripts/bench/pytorch_model.py on the same machine."
+        abstract: "Time random-initialised models: ViT-L/14 encode, the 1.3B decoder forward, a small training step.",
+        discussion: "Compare with scripts/bench/pytorch_model.py (--bf16 for bfloat16) on the same machine."
     )
 
     @Option(help: "Timed runs per case (after one warm-up).")
     var repeats: Int = 3
+
+    @OptionGroup var precision: PrecisionOptions
 
     @Option(help: "Cases to run, comma-separated: \(ModelBenchmark.cases.joined(separator: ", ")).")
     var cases: String = ModelBenchmark.cases.joined(separator: ",")
@@ -110,14 +112,15 @@ struct ModelBench: ParsableCommand {
     }
 
     func run() throws {
-        print("kernel threads: \(Parallel.threadCount), BLAS threads: \(BLAS.threadCount), runs: \(repeats)")
+        let dtype = try precision.apply(default: .float32)
+        print("weights \(dtype), \(precision.summary), runs: \(repeats)")
         for name in cases.split(separator: ",") {
             let result: ModelBenchmark.Result
             switch name {
-            case "vit": result = try ModelBenchmark.visionTower(repeats: repeats)
-            case "decoder": result = try ModelBenchmark.decoderForward(repeats: repeats)
-            case "generate": result = try ModelBenchmark.generation(repeats: repeats)
-            default: result = try ModelBenchmark.trainingStep(repeats: repeats)
+            case "vit": result = try ModelBenchmark.visionTower(repeats: repeats, dtype: dtype)
+            case "decoder": result = try ModelBenchmark.decoderForward(repeats: repeats, dtype: dtype)
+            case "generate": result = try ModelBenchmark.generation(repeats: repeats, dtype: dtype)
+            default: result = try ModelBenchmark.trainingStep(repeats: repeats, dtype: dtype)
             }
             print(String(format: "%-48@ best %.3f s  median %.3f s  %@", result.name as NSString, result.best, result.median, result.note as NSString))
             fflush(nil)
@@ -147,6 +150,8 @@ struct GenerateBench: ParsableCommand {
     @Option(help: "Past lengths, comma-separated (e.g. 128,1024,2048): time one sequence's decoding step after that many cached tokens instead.")
     var past: String?
 
+    @OptionGroup var precision: PrecisionOptions
+
     func validate() throws {
         if let batch {
             let sizes = batch.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
@@ -165,6 +170,7 @@ struct GenerateBench: ParsableCommand {
     }
 
     func run() throws {
+        let dtype = try precision.apply(default: .float32)
         var c = ModelBenchmark.smallDecoderConfiguration()
         if size == "kosmos-1", let preset = KosmosConfiguration.preset(named: "kosmos-1") {
             c = preset.decoder
@@ -173,18 +179,18 @@ struct GenerateBench: ParsableCommand {
         if let past {
             let lengths = past.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
             c.maxTargetPositions = Swift.max(c.maxTargetPositions, (lengths.max() ?? 0) + steps)
-            print("decoder: \(c.decoderLayers) layers × \(c.decoderEmbedDim), vocab \(c.vocabSize); kernel threads \(Parallel.threadCount), BLAS threads \(BLAS.threadCount)")
+            print("decoder: \(c.decoderLayers) layers × \(c.decoderEmbedDim), vocab \(c.vocabSize); weights \(dtype), \(precision.summary)")
             for length in lengths {
-                print(try ModelBenchmark.decodeAfterPast(length, configuration: c, steps: steps, repeats: Swift.max(2, repeats)).note)
+                print(try ModelBenchmark.decodeAfterPast(length, configuration: c, steps: steps, dtype: dtype, repeats: Swift.max(2, repeats)).note)
                 fflush(nil)
             }
             return
         }
         if let batch {
-            print("decoder: \(c.decoderLayers) layers × \(c.decoderEmbedDim), vocab \(c.vocabSize); kernel threads \(Parallel.threadCount), BLAS threads \(BLAS.threadCount)")
+            print("decoder: \(c.decoderLayers) layers × \(c.decoderEmbedDim), vocab \(c.vocabSize); weights \(dtype), \(precision.summary)")
             var first: Double?
             for size in batch.split(separator: ",").compactMap({ Int($0.trimmingCharacters(in: .whitespaces)) }) {
-                let result = try ModelBenchmark.batchedDecoding(batch: size, configuration: c, steps: steps, repeats: Swift.max(1, repeats))
+                let result = try ModelBenchmark.batchedDecoding(batch: size, configuration: c, steps: steps, dtype: dtype, repeats: Swift.max(1, repeats))
                 let tokensPerSecond = Double(size * steps) / result.best
                 if first == nil { first = tokensPerSecond }
                 print(String(format: "%@, %.2f× the tokens/s of the first batch size", result.note as NSString,
@@ -193,7 +199,8 @@ struct GenerateBench: ParsableCommand {
             }
             return
         }
-        let result = try ModelBenchmark.generation(repeats: Swift.max(1, repeats))
+        print("weights \(dtype), \(precision.summary)")
+        let result = try ModelBenchmark.generation(repeats: Swift.max(1, repeats), dtype: dtype)
         print(String(format: "%@: best %.3f s, %@", result.name as NSString, result.best, result.note as NSString))
     }
 }

@@ -90,7 +90,8 @@ struct Serve: AsyncParsableCommand {
         var logger = Logger(label: "kosmos.serve")
         logger.logLevel = .info
         let served = try ServedModel(directory: modelOptions.directory, tokenizer: modelOptions.tokenizerFile,
-                                     name: name, maxImagePixels: options.maxImagePixels)
+                                     name: name, maxImagePixels: options.maxImagePixels,
+                                     dtype: try modelOptions.dtype())
         let scheduler = Scheduler(model: served, maxBatch: options.maxBatch, queueCapacity: options.queueCapacity, logger: logger)
         let server = KosmosHTTPServer(scheduler: scheduler, options: options, logger: logger)
         let host = options.host, name = served.name
@@ -142,7 +143,8 @@ struct ServeBench: AsyncParsableCommand {
         options.maxBatch = max(16, levels.max() ?? 16)
         options.queueCapacity = 1024
         let served = try ServedModel(directory: modelOptions.directory, tokenizer: modelOptions.tokenizerFile,
-                                     maxImagePixels: options.maxImagePixels)
+                                     maxImagePixels: options.maxImagePixels,
+                                     dtype: try modelOptions.dtype())
         print("model \(served.name): decoder \(served.decoder.summary); \(requests) requests per level, \(maxTokens) new tokens each")
         var batched: [Int: ServeBenchmark.Result] = [:]
         for batch in [options.maxBatch, 1] {

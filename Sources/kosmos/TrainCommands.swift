@@ -117,13 +117,16 @@ struct EvalShapes: ParsableCommand {
     @Option(name: .customLong("save-images"), help: "Write the shown scenes as PNG files into this folder (to try with kosmos caption).")
     var saveImages: String?
 
+    @OptionGroup var precision: PrecisionOptions
+
     func validate() throws {
         guard count >= 1 else { throw ValidationError("--count must be at least 1") }
         guard beams >= 1 else { throw ValidationError("--beams must be at least 1") }
     }
 
     func run() throws {
-        let session = try KosmosSession(directory: URL(fileURLWithPath: model), tokenizer: nil)
+        let dtype = try precision.apply(default: PrecisionOptions.inferenceDefault)
+        let session = try KosmosSession(directory: URL(fileURLWithPath: model), tokenizer: nil, dtype: dtype)
         let size = session.model.configuration.vision.imageSize
         let eos = session.model.configuration.eosTokenId
         var options = GenerationOptions()
@@ -151,8 +154,8 @@ struct EvalShapes: ParsableCommand {
             print("\(r.correct ? "ok  " : "MISS") \(r.predicted)\n     truth: \(r.truth)")
         }
         let accuracy = Double(correct) / Double(rows.count)
-        print(String(format: "exact match: %d/%d = %.1f%% (%.1f s, %.0f ms per caption)", correct, rows.count, 100 * accuracy,
-                     seconds, 1000 * seconds / Double(rows.count)))
+        print(String(format: "exact match: %d/%d = %.1f%% (%.1f s, %.0f ms per caption, weights %@)", correct, rows.count, 100 * accuracy,
+                     seconds, 1000 * seconds / Double(rows.count), dtype.rawValue))
         if let out {
             struct Report: Codable { let accuracy: Double; let correct: Int; let count: Int; let captions: [Row] }
             let encoder = JSONEncoder()

@@ -84,11 +84,15 @@ final class CLITests: XCTestCase {
         let stderr: String
     }
 
-    /// Runs `kosmos` with `arguments`, feeding `input` on stdin.
-    func kosmos(_ arguments: [String], input: String? = nil) throws -> Run {
+    /// Runs `kosmos` with `arguments`, feeding `input` on stdin. The weights default to float32
+    /// (KOSMOS_DTYPE), so outputs compare with the float32 library on every CPU; `environment` adds
+    /// or replaces variables.
+    func kosmos(_ arguments: [String], input: String? = nil, environment: [String: String] = [:]) throws -> Run {
         let process = Process()
         process.executableURL = Self.executable
         process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(["KOSMOS_DTYPE": "float32"]) { _, new in new }
+            .merging(environment) { _, new in new }
         let out = Pipe(), err = Pipe(), stdin = Pipe()
         process.standardOutput = out
         process.standardError = err
@@ -129,8 +133,8 @@ final class CLITests: XCTestCase {
         let tokenizer: Tokenizer
         let images: ImageInput
 
-        init(_ directory: URL) throws {
-            model = try KosmosModel.load(directory: directory)
+        init(_ directory: URL, dtype: DType = .float32) throws {
+            model = try KosmosModel.load(directory: directory, dtype: dtype)
             tokenizer = try TokenizerLoader.load(directory.appendingPathComponent("tokenizer.model"))
             images = try ImageInput(modelDirectory: directory, imageSize: model.configuration.vision.imageSize)
         }
@@ -164,6 +168,26 @@ final class CLITests: XCTestCase {
             XCTAssertEqual(output["text"] as? String, library.text(expected), "\(flags)")
             XCTAssertFalse(expected.isEmpty)
         }
+    }
+
+    /// `--dtype bfloat16`: the same tokens as the library with bfloat16 weights (both paths are
+    /// one code path), and every bad dtype refused with the flag or variable named.
+    func testBFloat16GenerateEqualsTheLibraryInBFloat16() throws {
+        let run = try succeed(["generate", "--model", Self.kosmos1.path, "--image", Self.image.path,
+                               "--prompt", "<image>An image of", "--max-tokens", "8", "--json", "--dtype", "bfloat16"])
+        let library = try Kosmos1(Self.kosmos1, dtype: .bfloat16)
+        XCTAssertEqual(library.model.decoder.embedTokens.weight.dtype, .bfloat16)
+        var options = GenerationOptions()
+        options.maxNewTokens = 8
+        let expected = try library.model.generate(try library.sequence("<image>An image of", [Self.image]), options: options)
+        XCTAssertEqual(try jsonObject(run.stdout)["ids"] as? [Int], expected)
+
+        let unknown = try kosmos(["generate", "--model", Self.kosmos1.path, "--prompt", "x", "--dtype", "float8"])
+        XCTAssertNotEqual(unknown.status, 0)
+        XCTAssertTrue(unknown.stderr.contains("--dtype 'float8' is not a dtype"), unknown.stderr)
+        let variable = try kosmos(["generate", "--model", Self.kosmos1.path, "--prompt", "x"], environment: ["KOSMOS_DTYPE": "int3"])
+        XCTAssertNotEqual(variable.status, 0)
+        XCTAssertTrue(variable.stderr.contains("KOSMOS_DTYPE 'int3' is not a dtype"), variable.stderr)
     }
 
     func testKosmos1GenerateStreamsTheLibrarysText() throws {

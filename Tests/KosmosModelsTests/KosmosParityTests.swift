@@ -16,7 +16,7 @@ final class KosmosParityTests: XCTestCase {
         return try! JSONDecoder().decode(KosmosConfiguration.self, from: Data(contentsOf: url))
     }
 
-    func loadBatch(_ model: KosmosModel, _ fixture: SafeTensorsFile) throws -> KosmosBatch {
+    static func loadBatch(_ model: KosmosModel, _ fixture: SafeTensorsFile) throws -> KosmosBatch {
         let tokens = try fixture.int64s("tokens").map { Int($0) }
         let lengths = try fixture.int64s("lengths").map { Int($0) }
         let width = tokens.count / 2
@@ -34,7 +34,7 @@ final class KosmosParityTests: XCTestCase {
         let model = try KosmosModel(configuration: Self.tinyConfiguration(), generator: RandomGenerator(seed: 0))
         try model.load(from: fixture, prefix: "model.", sourceName: "kosmos_tiny")
         model.eval()
-        let batch = try loadBatch(model, fixture)
+        let batch = try Self.loadBatch(model, fixture)
         XCTAssertEqual(batch.slotPositions.count, 8)
         let logits = try model.logits(batch)
         assertAllClose(logits.scalars, try fixture.floats("logits"), rtol: 1e-5, atol: 1e-5, "logits")

@@ -74,38 +74,43 @@ def loss_of(logits, tokens, padding, slots):
     return F.cross_entropy(logits[:, :-1].reshape(-1, VOCAB), targets.reshape(-1), ignore_index=-100)
 
 
-torch.manual_seed(21)
-model = Kosmos()
-with torch.no_grad():
-    for name, p in model.named_parameters():
-        if "norm" in name or "layrnorm" in name or "_ln" in name:
-            p.add_(torch.randn_like(p) * 0.1)
-tokens, padding, slots, lengths = batch()
-pixels = torch.randn(2, 3, 16, 16)
-out = {f"model.{k}": v.detach().clone().float() for k, v in model.state_dict().items()}
-out.update(tokens=tokens, lengths=lengths, pixels=pixels.clone())
+def main():
+    torch.manual_seed(21)
+    model = Kosmos()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name or "layrnorm" in name or "_ln" in name:
+                p.add_(torch.randn_like(p) * 0.1)
+    tokens, padding, slots, lengths = batch()
+    pixels = torch.randn(2, 3, 16, 16)
+    out = {f"model.{k}": v.detach().clone().float() for k, v in model.state_dict().items()}
+    out.update(tokens=tokens, lengths=lengths, pixels=pixels.clone())
 
-model64 = Kosmos()
-model64.load_state_dict(model.state_dict())
-model64 = model64.double()
-logits = model64(tokens, padding, slots, pixels.double())
-loss = loss_of(logits, tokens, padding, slots)
-loss.backward()
-out["logits"] = logits.detach().float()
-out["loss"] = loss.detach().float().reshape(1)
-for name, p in model64.named_parameters():
-    if p.grad is not None:
-        out[f"grad.{name}"] = p.grad.detach().float()
+    model64 = Kosmos()
+    model64.load_state_dict(model.state_dict())
+    model64 = model64.double()
+    logits = model64(tokens, padding, slots, pixels.double())
+    loss = loss_of(logits, tokens, padding, slots)
+    loss.backward()
+    out["logits"] = logits.detach().float()
+    out["loss"] = loss.detach().float().reshape(1)
+    for name, p in model64.named_parameters():
+        if p.grad is not None:
+            out[f"grad.{name}"] = p.grad.detach().float()
 
-opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.01)
-losses = []
-for _ in range(10):
-    opt.zero_grad()
-    step_loss = loss_of(model(tokens, padding, slots, pixels), tokens, padding, slots)
-    step_loss.backward()
-    opt.step()
-    losses.append(step_loss.item())
-out["adamw_losses"] = torch.tensor(losses)
-path = os.path.join(ROOT, "Tests", "Fixtures", "kosmos_tiny.safetensors")
-save_file({k: v.contiguous().clone() for k, v in out.items()}, path, metadata={"generator": "scripts/reference/kosmos_reference.py"})
-print("wrote", path, "loss", loss.item(), "params with grad", sum(1 for k in out if k.startswith("grad.")))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.01)
+    losses = []
+    for _ in range(10):
+        opt.zero_grad()
+        step_loss = loss_of(model(tokens, padding, slots, pixels), tokens, padding, slots)
+        step_loss.backward()
+        opt.step()
+        losses.append(step_loss.item())
+    out["adamw_losses"] = torch.tensor(losses)
+    path = os.path.join(ROOT, "Tests", "Fixtures", "kosmos_tiny.safetensors")
+    save_file({k: v.contiguous().clone() for k, v in out.items()}, path, metadata={"generator": "scripts/reference/kosmos_reference.py"})
+    print("wrote", path, "loss", loss.item(), "params with grad", sum(1 for k in out if k.startswith("grad.")))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,4 +1,6 @@
 import Foundation
+import KosmosNN
+import KosmosTensor
 
 /// A model family the registry knows: the config.json `model_type` values (and `architectures`
 /// entries) that name it, and how to load a directory of it. A new family is a folder under
@@ -66,9 +68,12 @@ public enum ModelRegistry {
         return family
     }
 
-    /// Loads a model directory of any registered family (weights in inference mode).
-    public static func load(_ directory: URL) throws -> any GenerativeModel {
-        try family(of: directory).loadModel(directory)
+    /// Loads a model directory of any registered family (weights in inference mode), the weights
+    /// of its Linear and Embedding layers stored as `dtype` (docs/precision.md): each made in that
+    /// dtype and filled from the file directly, so a bfloat16 model never holds a float32 copy.
+    public static func load(_ directory: URL, dtype: DType = .float32) throws -> any GenerativeModel {
+        let family = try family(of: directory)
+        return try withWeightDType(dtype) { try family.loadModel(directory) }
     }
 
     /// Directories that hold an image encoder alone: transformers' CLIP (a CLIPModel's vision
@@ -76,7 +81,11 @@ public enum ModelRegistry {
     static let visionTypes = ["clip", "clip_vision_model"]
 
     /// The image encoder of a directory: a CLIP directory's, or a family's that has one.
-    public static func loadVisionTower(_ directory: URL) throws -> CLIPVisionTransformer {
+    public static func loadVisionTower(_ directory: URL, dtype: DType = .float32) throws -> CLIPVisionTransformer {
+        try withWeightDType(dtype) { try loadVisionTowerAsItIs(directory) }
+    }
+
+    private static func loadVisionTowerAsItIs(_ directory: URL) throws -> CLIPVisionTransformer {
         let (_, type, url) = try ModelDirectory.configuration(in: directory)
         if visionTypes.contains(type) { return try CLIPVisionTransformer.load(directory: directory) }
         let owners = families.filter { $0.loadVisionTower != nil }

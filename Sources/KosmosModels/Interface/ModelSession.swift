@@ -11,9 +11,15 @@ public final class ModelSession {
     public let images: ImageInput
     public var tokenizer: Tokenizer { processor.tokenizer }
 
-    /// Loads `directory` through the registry; `tokenizer` overrides the directory's tokenizer file.
-    public init(directory: URL, tokenizer explicit: URL? = nil, decodeOptions: DecodeOptions = DecodeOptions()) throws {
-        model = try ModelRegistry.load(directory)
+    /// The dtype the weights of the Linear and Embedding layers are stored in.
+    public let dtype: DType
+
+    /// Loads `directory` through the registry; `tokenizer` overrides the directory's tokenizer file;
+    /// `dtype` is the weights' storage (docs/precision.md).
+    public init(directory: URL, tokenizer explicit: URL? = nil, dtype: DType = .float32,
+                decodeOptions: DecodeOptions = DecodeOptions()) throws {
+        self.dtype = dtype
+        model = try ModelRegistry.load(directory, dtype: dtype)
         processor = try model.processor(tokenizer: try model.loadTokenizer(directory: directory, explicit: explicit))
         images = try ImageInput(modelDirectory: directory, imageSize: model.imageSize, decodeOptions: decodeOptions)
     }

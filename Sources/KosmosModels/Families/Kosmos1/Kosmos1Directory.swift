@@ -3,8 +3,10 @@ import KosmosNN
 import KosmosTensor
 
 extension KosmosModel {
-    /// Loads a Kosmos-1 directory (config.json with model_type "kosmos-1", weights by name).
-    public static func load(directory: URL) throws -> KosmosModel {
+    /// Loads a Kosmos-1 directory (config.json with model_type "kosmos-1", weights by name), the
+    /// Linear and Embedding weights stored as `dtype` (else as `WeightPrecision.current`).
+    public static func load(directory: URL, dtype: DType? = nil) throws -> KosmosModel {
+        if let dtype { return try withWeightDType(dtype) { try load(directory: directory) } }
         let (data, type, url) = try ModelDirectory.configuration(in: directory)
         guard Kosmos1Family.entry.modelTypes.contains(type) else {
             throw ModelDirectoryError.unknownModelType(type, url, expected: Kosmos1Family.entry.modelTypes)

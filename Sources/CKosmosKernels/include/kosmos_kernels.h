@@ -1,0 +1,66 @@
+// Kernels that need the CPU's own instructions (AVX-512 BF16, F16C) or a C library (oneDNN).
+// Each hand-written path has a scalar twin the tests compare it with; the fastest the CPU runs is
+// chosen at run time from cpuid, and `kk_set_isa_limit` can hold the choice down (for tests).
+#ifndef KOSMOS_KERNELS_H
+#define KOSMOS_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// Instruction-set levels, lowest first.
+#define KK_ISA_SCALAR 0
+#define KK_ISA_AVX2 1        // AVX2 + FMA + F16C
+#define KK_ISA_AVX512 2      // AVX-512 F/BW/VL (+ F16C)
+#define KK_ISA_AVX512_BF16 3 // and AVX512-BF16 (native bf16 conversion and dot products)
+
+/// The best level this CPU supports.
+int kk_cpu_isa(void);
+/// The level the kernels use: min(kk_cpu_isa(), limit). Limit defaults to the highest.
+int kk_active_isa(void);
+void kk_set_isa_limit(int level);
+/// A short name of a level ("scalar", "avx2", "avx512", "avx512_bf16").
+const char *kk_isa_name(int level);
+
+/// Round to nearest even; every NaN becomes 0x7FC0 (as PyTorch's c10::BFloat16).
+void kk_bf16_from_f32(const float *src, uint16_t *dst, size_t n);
+void kk_f32_from_bf16(const uint16_t *src, float *dst, size_t n);
+void kk_f16_from_f32(const float *src, uint16_t *dst, size_t n);
+void kk_f32_from_f16(const uint16_t *src, float *dst, size_t n);
+
+/// c[i*ldc + j] = sum_p a[i*lda + p] * w[j*ldw + p], for rows i < m and columns j0 <= j < j1, with a
+/// float32 and w stored as bfloat16 (`_bf16`) or float16 (`_f16`), each weight widened exactly to
+/// float32 and accumulated in float32. Meant for few rows (decoding): w is read once from memory.
+/// The summation order depends on the ISA level only, never on j0/j1 (so not on the thread split).
+void kk_rows_times_weight_bf16(int m, long j0, long j1, long k, const float *a, long lda,
+                               const uint16_t *w, long ldw, float *c, long ldc);
+void kk_rows_times_weight_f16(int m, long j0, long j1, long k, const float *a, long lda,
+                              const uint16_t *w, long ldw, float *c, long ldc);
+
+// oneDNN matrix products (x86-64 Linux with libdnnl). All functions exist everywhere; without
+// oneDNN `kk_dnnl_available` is 0 and `kk_matmul_create` returns NULL.
+int kk_dnnl_available(void);
+/// Data types of operands.
+#define KK_F32 0
+#define KK_BF16 1
+typedef struct kk_matmul kk_matmul;
+/// A primitive for C[m×n] (f32, leading dimension ldc) = op(A)·op(B), A of type a_type (m×k, or
+/// k×m read transposed) and B of type b_type (k×n, or n×k read transposed), row-major with the
+/// given leading dimensions. NULL when oneDNN cannot make it (then `status` says why).
+kk_matmul *kk_matmul_create(long m, long n, long k, int a_type, int b_type, int trans_a, int trans_b,
+                            long lda, long ldb, long ldc, int *status);
+/// Runs it; 0 on success, the oneDNN status otherwise.
+int kk_matmul_run(kk_matmul *p, const void *a, const void *b, float *c);
+void kk_matmul_destroy(kk_matmul *p);
+/// The implementation oneDNN chose, e.g. "brg:avx512_core_bf16" (valid while p lives).
+const char *kk_matmul_implementation(kk_matmul *p);
+/// Threads of oneDNN's OpenMP runtime (no effect without oneDNN). Returns the previous count, or 0.
+int kk_set_dnnl_threads(int n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

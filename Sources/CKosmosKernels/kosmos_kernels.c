@@ -1,0 +1,453 @@
+#include "kosmos_kernels.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define KK_X86 1
+#else
+#define KK_X86 0
+#endif
+
+#if defined(__linux__) && __has_include(<dnnl.h>)
+#include <dlfcn.h>
+#include <dnnl.h>
+#define KK_DNNL 1
+#else
+#define KK_DNNL 0
+#endif
+
+// MARK: CPU features
+
+static int detected_isa = -1;
+static int isa_limit = KK_ISA_AVX512_BF16;
+
+int kk_cpu_isa(void) {
+    if (detected_isa >= 0) return detected_isa;
+    int level = KK_ISA_SCALAR;
+#if KK_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) {
+        level = KK_ISA_AVX2;
+        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl")) {
+            level = KK_ISA_AVX512;
+            if (__builtin_cpu_supports("avx512bf16")) level = KK_ISA_AVX512_BF16;
+        }
+    }
+#endif
+    detected_isa = level;
+    return level;
+}
+
+int kk_active_isa(void) {
+    int cpu = kk_cpu_isa();
+    return cpu < isa_limit ? cpu : isa_limit;
+}
+
+void kk_set_isa_limit(int level) { isa_limit = level < 0 ? 0 : level; }
+
+const char *kk_isa_name(int level) {
+    switch (level) {
+    case KK_ISA_AVX2: return "avx2";
+    case KK_ISA_AVX512: return "avx512";
+    case KK_ISA_AVX512_BF16: return "avx512_bf16";
+    default: return "scalar";
+    }
+}
+
+// MARK: Conversions
+
+static inline uint16_t bf16_from_f32_scalar(float value) {
+    uint32_t bits;
+    memcpy(&bits, &value, 4);
+    if ((bits & 0x7fffffffu) > 0x7f800000u) return 0x7fc0u; // every NaN, as PyTorch's c10::BFloat16
+    bits += 0x7fffu + ((bits >> 16) & 1u);
+    return (uint16_t)(bits >> 16);
+}
+
+static inline float f32_from_bf16_scalar(uint16_t value) {
+    uint32_t bits = (uint32_t)value << 16;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+#if KK_X86
+__attribute__((target("avx512f,avx512bw,avx512vl")))
+static void bf16_from_f32_avx512(const float *src, uint16_t *dst, size_t n) {
+    size_t i = 0;
+    const __m512i bias = _mm512_set1_epi32(0x7fff), one = _mm512_set1_epi32(1);
+    const __m512i abs_mask = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000);
+    const __m512i canonical_nan = _mm512_set1_epi32(0x7fc00000);
+    for (; i + 16 <= n; i += 16) {
+        __m512i bits = _mm512_castps_si512(_mm512_loadu_ps(src + i));
+        __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(bits, abs_mask), inf);
+        __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(bits, 16), one);
+        __m512i rounded = _mm512_add_epi32(bits, _mm512_add_epi32(bias, lsb));
+        rounded = _mm512_mask_mov_epi32(rounded, nan, canonical_nan);
+        _mm256_storeu_si256((__m256i *)(dst + i), _mm512_cvtepi32_epi16(_mm512_srli_epi32(rounded, 16)));
+    }
+    for (; i < n; i++) dst[i] = bf16_from_f32_scalar(src[i]);
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vl")))
+static void f32_from_bf16_avx512(const uint16_t *src, float *dst, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512i wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(src + i)));
+        _mm512_storeu_ps(dst + i, _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16)));
+    }
+    for (; i < n; i++) dst[i] = f32_from_bf16_scalar(src[i]);
+}
+
+__attribute__((target("avx2,fma,f16c")))
+static void f16_from_f32_f16c(const float *src, uint16_t *dst, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(dst + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) {
+        _Float16 h = (_Float16)src[i];
+        memcpy(dst + i, &h, 2);
+    }
+}
+
+__attribute__((target("avx2,fma,f16c")))
+static void f32_from_f16_f16c(const uint16_t *src, float *dst, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
+    for (; i < n; i++) {
+        _Float16 h;
+        memcpy(&h, src + i, 2);
+        dst[i] = (float)h;
+    }
+}
+#endif
+
+void kk_bf16_from_f32(const float *src, uint16_t *dst, size_t n) {
+#if KK_X86
+    if (kk_active_isa() >= KK_ISA_AVX512) { bf16_from_f32_avx512(src, dst, n); return; }
+#endif
+    for (size_t i = 0; i < n; i++) dst[i] = bf16_from_f32_scalar(src[i]);
+}
+
+void kk_f32_from_bf16(const uint16_t *src, float *dst, size_t n) {
+#if KK_X86
+    if (kk_active_isa() >= KK_ISA_AVX512) { f32_from_bf16_avx512(src, dst, n); return; }
+#endif
+    for (size_t i = 0; i < n; i++) dst[i] = f32_from_bf16_scalar(src[i]);
+}
+
+void kk_f16_from_f32(const float *src, uint16_t *dst, size_t n) {
+#if KK_X86
+    if (kk_active_isa() >= KK_ISA_AVX2) { f16_from_f32_f16c(src, dst, n); return; }
+#endif
+    for (size_t i = 0; i < n; i++) {
+        _Float16 h = (_Float16)src[i];
+        memcpy(dst + i, &h, 2);
+    }
+}
+
+void kk_f32_from_f16(const uint16_t *src, float *dst, size_t n) {
+#if KK_X86
+    if (kk_active_isa() >= KK_ISA_AVX2) { f32_from_f16_f16c(src, dst, n); return; }
+#endif
+    for (size_t i = 0; i < n; i++) {
+        _Float16 h;
+        memcpy(&h, src + i, 2);
+        dst[i] = (float)h;
+    }
+}
+
+// MARK: Few rows times a 16-bit weight
+
+// Scalar: one float32 sum per output in order of p (the reference the SIMD paths are tested against).
+static void rows_times_weight_scalar(int half, int m, long j0, long j1, long k, const float *a, long lda,
+                                     const uint16_t *w, long ldw, float *c, long ldc) {
+    for (long j = j0; j < j1; j++) {
+        const uint16_t *row = w + j * ldw;
+        for (int i = 0; i < m; i++) {
+            const float *x = a + (long)i * lda;
+            float sum = 0;
+            for (long p = 0; p < k; p++) {
+                float wv;
+                if (half) {
+                    _Float16 h;
+                    memcpy(&h, row + p, 2);
+                    wv = (float)h;
+                } else {
+                    wv = f32_from_bf16_scalar(row[p]);
+                }
+                sum += x[p] * wv;
+            }
+            c[(long)i * ldc + j] = sum;
+        }
+    }
+}
+
+#if KK_X86
+__attribute__((target("avx512f,avx512bw,avx512vl,f16c")))
+static inline __m512 widen16(const uint16_t *p, __mmask16 mask, int half) {
+    __m256i h = _mm256_maskz_loadu_epi16(mask, p);
+    if (half) return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+// Each output is one chain of 16-lane partial sums over p (step 16, the tail masked), then one
+// fixed-order lane reduction: the same numbers whichever columns are grouped together.
+__attribute__((target("avx512f,avx512bw,avx512vl,f16c")))
+static void rows_times_weight_avx512(int half, int m, long j0, long j1, long k, const float *a, long lda,
+                                     const uint16_t *w, long ldw, float *c, long ldc) {
+    const long full = k / 16 * 16;
+    const __mmask16 tail = (__mmask16)((1u << (k - full)) - 1u);
+    long j = j0;
+    if (m == 1) {
+        for (; j + 4 <= j1; j += 4) {
+            const uint16_t *w0 = w + j * ldw, *w1 = w0 + ldw, *w2 = w1 + ldw, *w3 = w2 + ldw;
+            __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+            long p = 0;
+            for (; p < full; p += 16) {
+                __m512 x = _mm512_loadu_ps(a + p);
+                s0 = _mm512_fmadd_ps(x, widen16(w0 + p, 0xffff, half), s0);
+                s1 = _mm512_fmadd_ps(x, widen16(w1 + p, 0xffff, half), s1);
+                s2 = _mm512_fmadd_ps(x, widen16(w2 + p, 0xffff, half), s2);
+                s3 = _mm512_fmadd_ps(x, widen16(w3 + p, 0xffff, half), s3);
+            }
+            if (tail) {
+                __m512 x = _mm512_maskz_loadu_ps(tail, a + p);
+                s0 = _mm512_fmadd_ps(x, widen16(w0 + p, tail, half), s0);
+                s1 = _mm512_fmadd_ps(x, widen16(w1 + p, tail, half), s1);
+                s2 = _mm512_fmadd_ps(x, widen16(w2 + p, tail, half), s2);
+                s3 = _mm512_fmadd_ps(x, widen16(w3 + p, tail, half), s3);
+            }
+            c[j] = _mm512_reduce_add_ps(s0);
+            c[j + 1] = _mm512_reduce_add_ps(s1);
+            c[j + 2] = _mm512_reduce_add_ps(s2);
+            c[j + 3] = _mm512_reduce_add_ps(s3);
+        }
+    }
+    for (; j < j1; j++) {
+        const uint16_t *row = w + j * ldw;
+        __m512 s[4];
+        for (int i0 = 0; i0 < m; i0 += 4) {
+            int rows = m - i0 < 4 ? m - i0 : 4;
+            for (int r = 0; r < 4; r++) s[r] = _mm512_setzero_ps();
+            long p = 0;
+            for (; p < full; p += 16) {
+                __m512 wv = widen16(row + p, 0xffff, half);
+                for (int r = 0; r < rows; r++)
+                    s[r] = _mm512_fmadd_ps(_mm512_loadu_ps(a + (long)(i0 + r) * lda + p), wv, s[r]);
+            }
+            if (tail) {
+                __m512 wv = widen16(row + p, tail, half);
+                for (int r = 0; r < rows; r++)
+                    s[r] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, a + (long)(i0 + r) * lda + p), wv, s[r]);
+            }
+            for (int r = 0; r < rows; r++) c[(long)(i0 + r) * ldc + j] = _mm512_reduce_add_ps(s[r]);
+        }
+    }
+}
+
+__attribute__((target("avx2,fma,f16c")))
+static inline __m256 widen8(const uint16_t *p, int half) {
+    __m128i h = _mm_loadu_si128((const __m128i *)p);
+    if (half) return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+__attribute__((target("avx2,fma,f16c")))
+static float reduce8(__m256 v) {
+    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+    lo = _mm_add_ps(lo, hi);
+    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+    lo = _mm_add_ss(lo, _mm_shuffle_ps(lo, lo, 1));
+    return _mm_cvtss_f32(lo);
+}
+
+// 8 lanes over the multiple-of-8 part, then the tail in order, added last.
+__attribute__((target("avx2,fma,f16c")))
+static void rows_times_weight_avx2(int half, int m, long j0, long j1, long k, const float *a, long lda,
+                                   const uint16_t *w, long ldw, float *c, long ldc) {
+    const long full = k / 8 * 8;
+    for (long j = j0; j < j1; j++) {
+        const uint16_t *row = w + j * ldw;
+        for (int i = 0; i < m; i++) {
+            const float *x = a + (long)i * lda;
+            __m256 s = _mm256_setzero_ps();
+            for (long p = 0; p < full; p += 8) s = _mm256_fmadd_ps(_mm256_loadu_ps(x + p), widen8(row + p, half), s);
+            float sum = reduce8(s);
+            for (long p = full; p < k; p++) {
+                float wv;
+                if (half) {
+                    _Float16 h;
+                    memcpy(&h, row + p, 2);
+                    wv = (float)h;
+                } else {
+                    wv = f32_from_bf16_scalar(row[p]);
+                }
+                sum += x[p] * wv;
+            }
+            c[(long)i * ldc + j] = sum;
+        }
+    }
+}
+#endif
+
+static void rows_times_weight(int half, int m, long j0, long j1, long k, const float *a, long lda,
+                              const uint16_t *w, long ldw, float *c, long ldc) {
+#if KK_X86
+    int isa = kk_active_isa();
+    if (isa >= KK_ISA_AVX512) { rows_times_weight_avx512(half, m, j0, j1, k, a, lda, w, ldw, c, ldc); return; }
+    if (isa >= KK_ISA_AVX2) { rows_times_weight_avx2(half, m, j0, j1, k, a, lda, w, ldw, c, ldc); return; }
+#endif
+    rows_times_weight_scalar(half, m, j0, j1, k, a, lda, w, ldw, c, ldc);
+}
+
+void kk_rows_times_weight_bf16(int m, long j0, long j1, long k, const float *a, long lda,
+                               const uint16_t *w, long ldw, float *c, long ldc) {
+    rows_times_weight(0, m, j0, j1, k, a, lda, w, ldw, c, ldc);
+}
+
+void kk_rows_times_weight_f16(int m, long j0, long j1, long k, const float *a, long lda,
+                              const uint16_t *w, long ldw, float *c, long ldc) {
+    rows_times_weight(1, m, j0, j1, k, a, lda, w, ldw, c, ldc);
+}
+
+// MARK: oneDNN
+
+#if KK_DNNL
+static dnnl_engine_t engine = NULL;
+static dnnl_stream_t stream = NULL;
+static pthread_once_t engine_once = PTHREAD_ONCE_INIT;
+
+static void make_engine(void) {
+    if (dnnl_engine_create(&engine, dnnl_cpu, 0) != dnnl_success) { engine = NULL; return; }
+    if (dnnl_stream_create(&stream, engine, dnnl_stream_default_flags) != dnnl_success) {
+        dnnl_engine_destroy(engine);
+        engine = NULL;
+        stream = NULL;
+    }
+}
+
+struct kk_matmul {
+    dnnl_primitive_desc_t pd;
+    dnnl_primitive_t primitive;
+    dnnl_memory_t a, b, c;
+};
+
+int kk_dnnl_available(void) {
+    pthread_once(&engine_once, make_engine);
+    return engine != NULL;
+}
+
+static dnnl_data_type_t dnnl_type(int t) { return t == KK_BF16 ? dnnl_bf16 : dnnl_f32; }
+
+kk_matmul *kk_matmul_create(long m, long n, long k, int a_type, int b_type, int trans_a, int trans_b,
+                            long lda, long ldb, long ldc, int *status) {
+    *status = dnnl_runtime_error;
+    if (!kk_dnnl_available()) return NULL;
+    dnnl_memory_desc_t a_md, b_md, c_md;
+    dnnl_dims_t a_dims = {m, k}, b_dims = {k, n}, c_dims = {m, n};
+    dnnl_dims_t a_strides = {trans_a ? 1 : lda, trans_a ? lda : 1};
+    dnnl_dims_t b_strides = {trans_b ? 1 : ldb, trans_b ? ldb : 1};
+    dnnl_dims_t c_strides = {ldc, 1};
+    dnnl_status_t s;
+    if ((s = dnnl_memory_desc_init_by_strides(&a_md, 2, a_dims, dnnl_type(a_type), a_strides)) != dnnl_success ||
+        (s = dnnl_memory_desc_init_by_strides(&b_md, 2, b_dims, dnnl_type(b_type), b_strides)) != dnnl_success ||
+        (s = dnnl_memory_desc_init_by_strides(&c_md, 2, c_dims, dnnl_f32, c_strides)) != dnnl_success) {
+        *status = s;
+        return NULL;
+    }
+    dnnl_matmul_desc_t desc;
+    if ((s = dnnl_matmul_desc_init(&desc, &a_md, &b_md, NULL, &c_md)) != dnnl_success) { *status = s; return NULL; }
+    kk_matmul *p = calloc(1, sizeof(kk_matmul));
+    if (!p) return NULL;
+    if ((s = dnnl_primitive_desc_create(&p->pd, &desc, NULL, engine, NULL)) != dnnl_success) {
+        free(p);
+        *status = s;
+        return NULL;
+    }
+    if ((s = dnnl_primitive_create(&p->primitive, p->pd)) != dnnl_success ||
+        (s = dnnl_memory_create(&p->a, &a_md, engine, DNNL_MEMORY_NONE)) != dnnl_success ||
+        (s = dnnl_memory_create(&p->b, &b_md, engine, DNNL_MEMORY_NONE)) != dnnl_success ||
+        (s = dnnl_memory_create(&p->c, &c_md, engine, DNNL_MEMORY_NONE)) != dnnl_success) {
+        kk_matmul_destroy(p);
+        *status = s;
+        return NULL;
+    }
+    *status = dnnl_success;
+    return p;
+}
+
+static int (*omp_get)(void) = NULL;
+static void (*omp_set)(int) = NULL;
+static int wanted_threads = 0;
+static pthread_once_t omp_once = PTHREAD_ONCE_INIT;
+
+static void find_omp(void) {
+    // oneDNN's OpenMP runtime comes with libdnnl; look its functions up there rather than link
+    // libgomp's development files.
+    omp_get = (int (*)(void))dlsym(RTLD_DEFAULT, "omp_get_max_threads");
+    omp_set = (void (*)(int))dlsym(RTLD_DEFAULT, "omp_set_num_threads");
+    if (!omp_get || !omp_set) omp_get = NULL, omp_set = NULL;
+}
+
+int kk_matmul_run(kk_matmul *p, const void *a, const void *b, float *c) {
+    dnnl_status_t s;
+    // OpenMP's thread count is a per-thread setting: apply the process-wide one on whichever thread
+    // runs the product (the server's scheduler is not the main thread).
+    if (wanted_threads > 0 && omp_set && omp_get() != wanted_threads) omp_set(wanted_threads);
+    if ((s = dnnl_memory_set_data_handle(p->a, (void *)a)) != dnnl_success) return s;
+    if ((s = dnnl_memory_set_data_handle(p->b, (void *)b)) != dnnl_success) return s;
+    if ((s = dnnl_memory_set_data_handle(p->c, c)) != dnnl_success) return s;
+    dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, p->a}, {DNNL_ARG_WEIGHTS, p->b}, {DNNL_ARG_DST, p->c}};
+    if ((s = dnnl_primitive_execute(p->primitive, stream, 3, args)) != dnnl_success) return s;
+    return dnnl_stream_wait(stream);
+}
+
+void kk_matmul_destroy(kk_matmul *p) {
+    if (!p) return;
+    if (p->a) dnnl_memory_destroy(p->a);
+    if (p->b) dnnl_memory_destroy(p->b);
+    if (p->c) dnnl_memory_destroy(p->c);
+    if (p->primitive) dnnl_primitive_destroy(p->primitive);
+    if (p->pd) dnnl_primitive_desc_destroy(p->pd);
+    free(p);
+}
+
+const char *kk_matmul_implementation(kk_matmul *p) {
+    const char *name = NULL;
+    if (dnnl_primitive_desc_query(p->pd, dnnl_query_impl_info_str, 0, &name) != dnnl_success || !name) return "unknown";
+    return name;
+}
+
+int kk_set_dnnl_threads(int n) {
+    pthread_once(&omp_once, find_omp);
+    if (!omp_set) return 0;
+    int previous = wanted_threads > 0 ? wanted_threads : omp_get();
+    wanted_threads = n < 1 ? 1 : n;
+    omp_set(wanted_threads);
+    return previous;
+}
+#else
+struct kk_matmul {
+    int unused;
+};
+int kk_dnnl_available(void) { return 0; }
+kk_matmul *kk_matmul_create(long m, long n, long k, int a_type, int b_type, int trans_a, int trans_b,
+                            long lda, long ldb, long ldc, int *status) {
+    (void)m; (void)n; (void)k; (void)a_type; (void)b_type; (void)trans_a; (void)trans_b;
+    (void)lda; (void)ldb; (void)ldc;
+    *status = -1;
+    return NULL;
+}
+int kk_matmul_run(kk_matmul *p, const void *a, const void *b, float *c) {
+    (void)p; (void)a; (void)b; (void)c;
+    return -1;
+}
+void kk_matmul_destroy(kk_matmul *p) { (void)p; }
+const char *kk_matmul_implementation(kk_matmul *p) { (void)p; return "none"; }
+int kk_set_dnnl_threads(int n) { (void)n; return 0; }
+#endif

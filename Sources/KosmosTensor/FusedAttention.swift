@@ -1,0 +1,194 @@
+import Foundation
+
+/// Where the matrices of one attention call are: `rows` = batch × heads (query, key, value and
+/// output matrices of row r start at r × their stride), and what each query may see.
+struct AttentionLayout {
+    let rows: Int, heads: Int, queries: Int, keys: Int, headDim: Int, valueDim: Int
+    let queryStride: Int, keyStride: Int, valueStride: Int, outputStride: Int
+    let causal: Bool
+    let scale: Float
+
+    /// Keys query i sees: j < visible(i) (the queries are the last positions of the keys when causal).
+    @inline(__always) func visible(_ i: Int) -> Int {
+        causal ? Swift.max(0, Swift.min(keys, i + keys - queries + 1)) : keys
+    }
+}
+
+/// Queries per tile and keys per block of the fused kernel: a tile's scores are queryTile × keyBlock
+/// floats (8 KB), and a key block (keyBlock × headDim floats) stays in L1/L2 while the tile's queries use it.
+private let queryTile = 16
+private let keyBlock = 128
+
+/// softmax(q·kᵀ·scale + masks)·v one query tile at a time with an online softmax: the scores of a
+/// tile against one block of keys are the only scores that exist, so memory is linear in length.
+/// `logSumExp` (rows × queries) receives log Σ exp of each query's scores (−inf when it sees no
+/// key) for the backward pass. A query that sees no key gets zeros, as `maskedSoftmax` gives.
+func fusedAttentionForward(_ l: AttentionLayout, q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+                           out: UnsafeMutablePointer<Float>, logSumExp: UnsafeMutablePointer<Float>?,
+                           padding: UnsafePointer<Bool>?) {
+    let tiles = (l.queries + queryTile - 1) / queryTile
+    let work = queryTile * Swift.max(l.keys, 1) * (l.headDim + l.valueDim) * 2
+    Parallel.forRanges(l.rows * tiles, minimumPerChunk: Swift.max(1, 1_000_000 / Swift.max(work, 1))) { range in
+        let scores = UnsafeMutablePointer<Float>.allocate(capacity: queryTile * keyBlock)
+        let maxima = UnsafeMutablePointer<Float>.allocate(capacity: queryTile)
+        let sums = UnsafeMutablePointer<Float>.allocate(capacity: queryTile)
+        let accumulators = UnsafeMutablePointer<Float>.allocate(capacity: queryTile * l.valueDim)
+        defer { scores.deallocate(); maxima.deallocate(); sums.deallocate(); accumulators.deallocate() }
+        for task in range {
+            let r = task / tiles, i0 = (task % tiles) * queryTile, i1 = Swift.min(l.queries, i0 + queryTile)
+            let qr = q + r * l.queryStride, kr = k + r * l.keyStride, vr = v + r * l.valueStride
+            let pad = padding.map { $0 + (r / l.heads) * l.keys }
+            maxima.update(repeating: -.infinity, count: queryTile)
+            sums.update(repeating: 0, count: queryTile)
+            accumulators.update(repeating: 0, count: queryTile * l.valueDim)
+            let limit = l.visible(i1 - 1)
+            var j0 = 0
+            while j0 < limit {
+                let j1 = Swift.min(limit, j0 + keyBlock)
+                for i in i0..<i1 {
+                    let end = Swift.min(j1, l.visible(i))
+                    if end <= j0 { continue }
+                    let t = i - i0, row = scores, qi = qr + i * l.headDim
+                    var blockMax = -Float.infinity
+                    for j in j0..<end {
+                        let s: Float = (pad?[j] ?? false) ? -.infinity : rowDot(qi, kr + j * l.headDim, l.headDim) * l.scale
+                        row[j - j0] = s
+                        blockMax = Swift.max(blockMax, s)
+                    }
+                    if blockMax == -.infinity { continue }
+                    let newMax = Swift.max(maxima[t], blockMax)
+                    let acc = accumulators + t * l.valueDim
+                    if maxima[t] != -.infinity && maxima[t] != newMax {
+                        let correction = fastExp(maxima[t] - newMax)
+                        sums[t] *= correction
+                        scaleRow(acc, correction, l.valueDim)
+                    }
+                    maxima[t] = newMax
+                    let n = end - j0
+                    expShifted(row, newMax, n)
+                    sums[t] += rowSum(row, n)
+                    for j in 0..<n where row[j] != 0 {
+                        addScaled(acc, vr + (j0 + j) * l.valueDim, row[j], l.valueDim)
+                    }
+                }
+                j0 = j1
+            }
+            for i in i0..<i1 {
+                let t = i - i0, o = out + r * l.outputStride + i * l.valueDim
+                if sums[t] > 0 {
+                    let inverse = 1 / sums[t], acc = accumulators + t * l.valueDim
+                    for d in 0..<l.valueDim { o[d] = acc[d] * inverse }
+                    logSumExp?[r * l.queries + i] = maxima[t] + Foundation.log(sums[t])
+                } else {
+                    o.update(repeating: 0, count: l.valueDim)
+                    logSumExp?[r * l.queries + i] = -.infinity
+                }
+            }
+        }
+    }
+}
+
+/// Gradients of the fused attention: the probabilities are recomputed from q, k and the saved
+/// log Σ exp, one (query, key) pair at a time, never stored. dq, dk, dv must start at zero; each
+/// row (batch × head) is one task, so a thread owns the dk and dv it accumulates.
+func fusedAttentionBackward(_ l: AttentionLayout, q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+                            out: UnsafePointer<Float>, gradOut: UnsafePointer<Float>, logSumExp: UnsafePointer<Float>,
+                            padding: UnsafePointer<Bool>?,
+                            dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>) {
+    Parallel.forRanges(l.rows, minimumPerChunk: 1) { range in
+        for r in range {
+            let qr = q + r * l.queryStride, kr = k + r * l.keyStride, vr = v + r * l.valueStride
+            let orow = out + r * l.outputStride, gr = gradOut + r * l.outputStride
+            let dqr = dq + r * l.queryStride, dkr = dk + r * l.keyStride, dvr = dv + r * l.valueStride
+            let pad = padding.map { $0 + (r / l.heads) * l.keys }
+            for i in 0..<l.queries {
+                let lse = logSumExp[r * l.queries + i]
+                if lse == -.infinity { continue }
+                let qi = qr + i * l.headDim, gi = gr + i * l.valueDim, dqi = dqr + i * l.headDim
+                let delta = rowDot(gi, orow + i * l.valueDim, l.valueDim)
+                for j in 0..<l.visible(i) where !(pad?[j] ?? false) {
+                    let kj = kr + j * l.headDim, vj = vr + j * l.valueDim
+                    let p = fastExp(rowDot(qi, kj, l.headDim) * l.scale - lse)
+                    addScaled(dvr + j * l.valueDim, gi, p, l.valueDim)
+                    let ds = p * (rowDot(gi, vj, l.valueDim) - delta) * l.scale
+                    addScaled(dqi, kj, ds, l.headDim)
+                    addScaled(dkr + j * l.headDim, qi, ds, l.headDim)
+                }
+            }
+        }
+    }
+}
+
+/// x[j] = exp(x[j] − shift) in place (−inf becomes 0).
+@inline(__always) private func expShifted(_ x: UnsafeMutablePointer<Float>, _ shift: Float, _ n: Int) {
+    let sv = Vec(repeating: shift)
+    var j = 0
+    while j + vecWidth <= n { storeVec(fastExp(loadVec(x + j) - sv), x + j); j += vecWidth }
+    while j < n { x[j] = fastExp(x[j] - shift); j += 1 }
+}
+
+/// y += a·x over n floats.
+@inline(__always) func addScaled(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ a: Float, _ n: Int) {
+    let av = Vec(repeating: a)
+    var d = 0
+    while d + vecWidth <= n { storeVec(loadVec(y + d) + av * loadVec(x + d), y + d); d += vecWidth }
+    while d < n { y[d] += a * x[d]; d += 1 }
+}
+
+/// y *= a over n floats.
+@inline(__always) private func scaleRow(_ y: UnsafeMutablePointer<Float>, _ a: Float, _ n: Int) {
+    let av = Vec(repeating: a)
+    var d = 0
+    while d + vecWidth <= n { storeVec(loadVec(y + d) * av, y + d); d += vecWidth }
+    while d < n { y[d] *= a; d += 1 }
+}
+
+extension Tensor {
+    /// softmax(q·kᵀ·scale + masks)·v for q [batch, heads, queries, headDim], k [batch, heads, keys,
+    /// headDim], v [batch, heads, keys, valueDim], without the queries × keys matrix: tiled with an
+    /// online softmax forward, the probabilities recomputed backward. Masks as `maskedSoftmax`:
+    /// `causal` (queries are the last positions of the keys) and `keyPadding` (batch × keys, true
+    /// where a key is padding). Equal to `unfusedAttention` to rounding (tests hold it to 1e-6).
+    public static func fusedAttention(query: Tensor, key: Tensor, value: Tensor, causal: Bool = false,
+                                      keyPadding: [Bool]? = nil, scale: Float? = nil) -> Tensor {
+        let layout = attentionLayout(query, key, value, causal: causal, keyPadding: keyPadding, scale: scale)
+        let out = Tensor.uninitialized([query.shape[0], query.shape[1], layout.queries, layout.valueDim])
+        if out.count == 0 { return out }
+        let recording = needsGrad([query, key, value])
+        let logSumExp = recording ? Tensor.uninitialized([layout.rows * layout.queries]) : nil
+        keyPadding.withUnsafeBufferPointerOrNil { padding in
+            fusedAttentionForward(layout, q: query.pointer, k: key.pointer, v: value.pointer, out: out.pointer,
+                                  logSumExp: logSumExp?.pointer, padding: padding?.baseAddress)
+        }
+        if recording, let logSumExp {
+            let saved = out.detached()
+            out.recorded("fused_attention", [query, key, value]) { g in
+                let dq = Tensor.zeros(query.shape), dk = Tensor.zeros(key.shape), dv = Tensor.zeros(value.shape)
+                keyPadding.withUnsafeBufferPointerOrNil { padding in
+                    fusedAttentionBackward(layout, q: query.pointer, k: key.pointer, v: value.pointer, out: saved.pointer,
+                                           gradOut: g.pointer, logSumExp: logSumExp.pointer, padding: padding?.baseAddress,
+                                           dq: dq.pointer, dk: dk.pointer, dv: dv.pointer)
+                }
+                return [query.requiresGrad ? dq : nil, key.requiresGrad ? dk : nil, value.requiresGrad ? dv : nil]
+            }
+        }
+        return out
+    }
+
+    static func attentionLayout(_ q: Tensor, _ k: Tensor, _ v: Tensor, causal: Bool, keyPadding: [Bool]?, scale: Float?) -> AttentionLayout {
+        precondition(q.rank == 4 && k.rank == 4 && v.rank == 4,
+                     "attention expects rank-4 query/key/value, got \(q.shape), \(k.shape), \(v.shape)")
+        let batch = q.shape[0], heads = q.shape[1], queries = q.shape[2], headDim = q.shape[3]
+        let keys = k.shape[2], valueDim = v.shape[3]
+        precondition(k.shape[0] == batch && k.shape[1] == heads && k.shape[3] == headDim && v.shape[0] == batch
+                     && v.shape[1] == heads && v.shape[2] == keys,
+                     "attention: query \(q.shape), key \(k.shape) and value \(v.shape) do not fit together")
+        if let keyPadding {
+            precondition(keyPadding.count == batch * keys, "keyPadding needs \(batch)×\(keys) flags, got \(keyPadding.count)")
+        }
+        return AttentionLayout(rows: batch * heads, heads: heads, queries: queries, keys: keys, headDim: headDim, valueDim: valueDim,
+                               queryStride: queries * headDim, keyStride: keys * headDim, valueStride: keys * valueDim,
+                               outputStride: queries * valueDim, causal: causal,
+                               scale: scale ?? 1 / Float(headDim).squareRoot())
+    }
+}

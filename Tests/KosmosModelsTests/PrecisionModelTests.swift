@@ -1,0 +1,92 @@
+import Foundation
+import XCTest
+import KosmosNN
+import KosmosTensor
+@testable import KosmosModels
+
+/// Models with bfloat16 weights: loading straight into 16-bit storage, and logits judged against
+/// the float64 reference beside PyTorch's own bfloat16 error (scripts/reference/precision_reference.py).
+final class PrecisionModelTests: XCTestCase {
+    func testKosmos1LoadsAndRunsInBFloat16() throws {
+        let fixture = try modelFixture("kosmos_tiny.safetensors")
+        let model = try withWeightDType(.bfloat16) {
+            try KosmosModel(configuration: KosmosParityTests.tinyConfiguration(), generator: RandomGenerator(seed: 0))
+        }
+        try model.load(from: fixture, prefix: "model.", sourceName: "kosmos_tiny")
+        model.eval()
+        let batch = try KosmosParityTests.loadBatch(model, fixture)
+        XCTAssertEqual(model.decoder.embedTokens.weight.dtype, DType.bfloat16)
+        XCTAssertEqual(model.decoder.layers.items[0].ffn.fc1.weight.dtype, DType.bfloat16)
+        XCTAssertEqual(model.decoder.layers.items[0].ffn.fc1.bias?.dtype, DType.float32, "biases stay float32")
+        XCTAssertEqual(model.visionModel.embeddings.positionEmbedding.weight.dtype, DType.float32, "position tables stay float32")
+        let logits = try withoutGrad { try model.logits(batch) }.scalars
+        let reference = try modelFixture("precision_reference.safetensors")
+        let exact = try reference.floats("logits64")
+        XCTAssertEqual(logits.count, exact.count)
+        let errors = zip(logits, exact).map { Double(abs($0 - $1)) }
+        let maxError = errors.max() ?? .infinity
+        let rmsError = (errors.reduce(0) { $0 + $1 * $1 } / Double(errors.count)).squareRoot()
+        let torchMax = Double(try reference.floats("torch_bf16_max_error")[0])
+        let torchRMS = Double(try reference.floats("torch_bf16_rms_error")[0])
+        print(String(format: "bfloat16 logits against float64: ours max %.4g rms %.4g, PyTorch bf16 max %.4g rms %.4g",
+                     maxError, rmsError, torchMax, torchRMS))
+        XCTAssertLessThanOrEqual(maxError, 1.5 * torchMax)
+        XCTAssertLessThanOrEqual(rmsError, 1.5 * torchRMS)
+    }
+
+    /// A float32 model converted in place equals one built in bfloat16 and loaded (same rounding),
+    /// and a bfloat16 file loads into bfloat16 weights bit for bit.
+    func testConvertingAndLoadingGiveTheSameWeights() throws {
+        let fixture = try modelFixture("kosmos_tiny.safetensors")
+        let built = try withWeightDType(.bfloat16) {
+            try KosmosModel(configuration: KosmosParityTests.tinyConfiguration(), generator: RandomGenerator(seed: 0))
+        }
+        try built.load(from: fixture, prefix: "model.", sourceName: "kosmos_tiny")
+        let converted = try KosmosModel(configuration: KosmosParityTests.tinyConfiguration(), generator: RandomGenerator(seed: 0))
+        try converted.load(from: fixture, prefix: "model.", sourceName: "kosmos_tiny")
+        converted.convertWeights(to: .bfloat16)
+        let a = built.namedParameters(), b = converted.namedParameters()
+        XCTAssertEqual(a.map(\.name), b.map(\.name))
+        for (x, y) in zip(a, b) {
+            XCTAssertEqual(x.tensor.dtype, y.tensor.dtype, x.name)
+            XCTAssertEqual(x.tensor.scalars, y.tensor.scalars, x.name)
+        }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kosmos-bf16-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try converted.save(directory: directory, dtype: .bf16)
+        // Saved as BF16 throughout: the weights come back bit for bit, the float32 parameters
+        // (norms, biases) as their bfloat16 roundings.
+        let reloaded = try KosmosModel.load(directory: directory, dtype: .bfloat16)
+        for (x, y) in zip(reloaded.namedParameters(), b) {
+            XCTAssertEqual(x.tensor.dtype, y.tensor.dtype, x.name)
+            XCTAssertEqual(x.tensor.scalars, y.tensor.converted(to: .bfloat16).scalars, x.name)
+        }
+        XCTAssertEqual(reloaded.parameterBytes[.bfloat16], converted.parameterBytes[.bfloat16])
+    }
+
+    /// config.json's torch_dtype must be a dtype the weights hold: a contradiction names both.
+    func testADeclaredDTypeTheWeightsDoNotHaveIsRefused() throws {
+        let fixture = try modelFixture("kosmos_tiny.safetensors")
+        let model = try KosmosModel(configuration: KosmosParityTests.tinyConfiguration(), generator: RandomGenerator(seed: 0))
+        try model.load(from: fixture, prefix: "model.", sourceName: "kosmos_tiny")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kosmos-dtype-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try model.save(directory: directory)
+        let config = directory.appendingPathComponent("config.json")
+        var object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: config)) as? [String: Any])
+        object["torch_dtype"] = "bfloat16"
+        try JSONSerialization.data(withJSONObject: object).write(to: config)
+        XCTAssertThrowsError(try KosmosModel.load(directory: directory)) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("torch_dtype is 'bfloat16'") && text.contains("F32") && text.contains("config.json"), text)
+        }
+        object["torch_dtype"] = "float32"
+        try JSONSerialization.data(withJSONObject: object).write(to: config)
+        XCTAssertNoThrow(try KosmosModel.load(directory: directory))
+        object["torch_dtype"] = "float7"
+        try JSONSerialization.data(withJSONObject: object).write(to: config)
+        XCTAssertThrowsError(try KosmosModel.load(directory: directory)) { error in
+            XCTAssertTrue("\(error)".contains("torch_dtype 'float7' is not a dtype"), "\(error)")
+        }
+    }
+}

@@ -1,0 +1,200 @@
+import CKosmosKernels
+import Foundation
+import XCTest
+@testable import KosmosTensor
+
+/// bfloat16/float16 storage, the conversions, the few-rows kernels at every ISA level against the
+/// scalar twin, and the products through oneDNN against float32 BLAS.
+final class PrecisionTests: XCTestCase {
+    override func tearDown() {
+        Kernels.limitISA(Int(KK_ISA_AVX512_BF16))
+        super.tearDown()
+    }
+
+    /// Every level this CPU has, lowest first (the scalar one always).
+    private var levels: [Int] { Array(0...Int(kk_cpu_isa())) }
+
+    /// Values that exercise rounding: ties both ways, subnormals, the largest finite values, ±inf,
+    /// NaN, and random numbers over many magnitudes.
+    private func awkwardFloats() -> [Float] {
+        var values: [Float] = [0, -0, 1, -1, .infinity, -.infinity, .nan, .greatestFiniteMagnitude, -.greatestFiniteMagnitude,
+                               .leastNormalMagnitude, .leastNonzeroMagnitude, -.leastNonzeroMagnitude, 65504, 65520, 65519.99,
+                               1e-8, 6e-5, 3.3895314e38]
+        // bfloat16 ties: the bits below the kept 16 are exactly 0x8000, with an even and an odd kept part.
+        for kept: UInt32 in [0x3F80, 0x3F81, 0x4000, 0x4001, 0xBF80, 0xBF81] {
+            values.append(Float(bitPattern: kept << 16 | 0x8000))
+            values.append(Float(bitPattern: kept << 16 | 0x7FFF))
+            values.append(Float(bitPattern: kept << 16 | 0x8001))
+        }
+        let generator = RandomGenerator(seed: 7)
+        for _ in 0..<1000 {
+            let magnitude = Float(generator.nextInt(below: 80)) - 40
+            values.append((generator.nextFloat() * 2 - 1) * Float(Foundation.pow(10, Double(magnitude) / 2)))
+        }
+        return values
+    }
+
+    func testBFloat16ConversionIsPyTorchsRoundingAtEveryLevel() {
+        let values = awkwardFloats()
+        let expected = values.map { HalfPrecision.bf16Bits(from: $0) }
+        for level in levels {
+            Kernels.limitISA(level)
+            var bits = [UInt16](repeating: 0, count: values.count)
+            kk_bf16_from_f32(values, &bits, values.count)
+            XCTAssertEqual(bits, expected, "level \(level)")
+            var back = [Float](repeating: 0, count: values.count)
+            kk_f32_from_bf16(bits, &back, values.count)
+            for (b, w) in zip(bits, back) where !w.isNaN {
+                XCTAssertEqual(w, HalfPrecision.float(fromBF16: b), "level \(level)")
+            }
+        }
+    }
+
+    func testFloat16ConversionIsIEEERoundingAtEveryLevel() {
+        let values = awkwardFloats()
+        for level in levels {
+            Kernels.limitISA(level)
+            var bits = [UInt16](repeating: 0, count: values.count)
+            kk_f16_from_f32(values, &bits, values.count)
+            for (i, v) in values.enumerated() {
+                if v.isNaN {
+                    XCTAssertTrue(HalfPrecision.float(fromF16: bits[i]).isNaN, "level \(level): NaN stays NaN")
+                } else {
+                    XCTAssertEqual(bits[i], HalfPrecision.f16Bits(from: v), "level \(level): \(v)")
+                }
+            }
+            var back = [Float](repeating: 0, count: values.count)
+            kk_f32_from_f16(bits, &back, values.count)
+            for (b, w) in zip(bits, back) where !w.isNaN {
+                XCTAssertEqual(w, HalfPrecision.float(fromF16: b), "level \(level)")
+            }
+        }
+    }
+
+    /// c = a · wᵀ with w 16-bit: each level against a float64 sum of the exactly widened weights,
+    /// for row counts around the kernel's groups of 4 and lengths with and without a tail.
+    func testRowsTimesWeightAtEveryLevelAgainstFloat64() {
+        let generator = RandomGenerator(seed: 3)
+        for (m, k, n) in [(1, 64, 9), (1, 37, 13), (2, 100, 5), (4, 16, 7), (5, 129, 11), (7, 3, 4)] {
+            let a = (0..<m * k).map { _ in generator.nextFloat() * 2 - 1 }
+            let wide = (0..<n * k).map { _ in generator.nextFloat() * 2 - 1 }
+            for half in [false, true] {
+                var w = [UInt16](repeating: 0, count: n * k)
+                if half { kk_f16_from_f32(wide, &w, w.count) } else { kk_bf16_from_f32(wide, &w, w.count) }
+                let widened = w.map { half ? HalfPrecision.float(fromF16: $0) : HalfPrecision.float(fromBF16: $0) }
+                var expected = [Float](repeating: 0, count: m * n)
+                for i in 0..<m {
+                    for j in 0..<n {
+                        var sum = 0.0
+                        for p in 0..<k { sum += Double(a[i * k + p]) * Double(widened[j * k + p]) }
+                        expected[i * n + j] = Float(sum)
+                    }
+                }
+                for level in levels {
+                    Kernels.limitISA(level)
+                    var c = [Float](repeating: .nan, count: m * n)
+                    // Two column ranges, as two threads would split them.
+                    let split = n / 2
+                    for (j0, j1) in [(0, split), (split, n)] {
+                        if half {
+                            kk_rows_times_weight_f16(Int32(m), j0, j1, k, a, k, w, k, &c, n)
+                        } else {
+                            kk_rows_times_weight_bf16(Int32(m), j0, j1, k, a, k, w, k, &c, n)
+                        }
+                    }
+                    assertClose(c, expected, rtol: 1e-5, atol: 1e-5, "m \(m) k \(k) n \(n) \(half ? "f16" : "bf16") level \(level)")
+                }
+            }
+        }
+    }
+
+    func testTensorConversionsKeepValuesAndShapes() {
+        let generator = RandomGenerator(seed: 1)
+        let t = Tensor.randn([3, 5], generator: generator)
+        let b = t.converted(to: .bfloat16)
+        XCTAssertEqual(b.dtype, .bfloat16)
+        XCTAssertEqual(b.shape, [3, 5])
+        XCTAssertEqual(b.scalars, t.scalars.map { HalfPrecision.float(fromBF16: HalfPrecision.bf16Bits(from: $0)) })
+        XCTAssertEqual(b.clone().scalars, b.scalars)
+        XCTAssertEqual(b.clone().dtype, .bfloat16)
+        XCTAssertTrue(t.converted(to: .float32) === t, "converting to its own dtype is the same tensor")
+        let h = b.converted(to: .float16)
+        XCTAssertEqual(h.scalars, b.scalars, "bfloat16 → float16 is exact for values of this range")
+        // In place: every holder sees the new storage.
+        let tied = t
+        t.convert(to: .bfloat16)
+        XCTAssertEqual(tied.dtype, .bfloat16)
+        XCTAssertEqual(tied.scalars, b.scalars)
+        let f = Tensor.zeros([3, 5]).converted(to: .bfloat16)
+        f.copy(from: t)
+        XCTAssertEqual(f.scalars, b.scalars)
+        f.fill(2.5)
+        XCTAssertEqual(f.scalars, [Float](repeating: 2.5, count: 15))
+        XCTAssertEqual(b.reshaped([15]).scalars, b.scalars, "a reshape shares the 16-bit storage")
+    }
+
+    func testGatherRowsWidensSixteenBitTables() {
+        let table = Tensor.randn([6, 20], generator: RandomGenerator(seed: 2))
+        for dtype in [DType.bfloat16, .float16] {
+            let narrow = table.converted(to: dtype)
+            let rows = narrow.gatherRows([4, 0, 4])
+            XCTAssertEqual(rows.dtype, .float32)
+            let expected = narrow.scalars
+            XCTAssertEqual(rows.scalars, Array(expected[80..<100]) + Array(expected[0..<20]) + Array(expected[80..<100]))
+        }
+    }
+
+    /// x · Wᵀ with W bfloat16 or float16, over the few-rows kernel (≤ 4 rows), oneDNN (more rows,
+    /// bfloat16 rounding the rows too) and the widening fallback (other orientations): each against
+    /// float32 products of the same rounded values.
+    func testSixteenBitWeightProductsAgainstFloat32() {
+        let generator = RandomGenerator(seed: 4)
+        for dtype in [DType.bfloat16, .float16] {
+            for rows in [1, 3, 4, 5, 40] {
+                let x = Tensor.randn([rows, 72], generator: generator)
+                let w = Tensor.randn([33, 72], generator: generator).converted(to: dtype)
+                let wide = w.converted(to: .float32)
+                let product = withoutGrad { Tensor.matmul(x, w, transposeB: true) }
+                let roundsRows = dtype == .bfloat16 && rows > 4 && Kernels.oneDNNAvailable
+                let xr = roundsRows ? x.converted(to: .bfloat16).converted(to: .float32) : x
+                let expected = withoutGrad { Tensor.matmul(xr, wide, transposeB: true) }
+                assertClose(product, expected, rtol: 1e-5, atol: 1e-5, "\(dtype) \(rows) rows")
+                // W read untransposed (x · W for W [72, 33]) goes through the widening path.
+                let wt = Tensor.randn([72, 33], generator: generator).converted(to: dtype)
+                assertClose(withoutGrad { Tensor.matmul(x, wt) }, withoutGrad { Tensor.matmul(x, wt.converted(to: .float32)) },
+                            rtol: 1e-5, atol: 1e-5, "\(dtype) \(rows) rows, weight not transposed")
+            }
+        }
+        // Batched rows (a [2, 3, k] input) are folded into one product.
+        let x = Tensor.randn([2, 3, 24], generator: generator)
+        let w = Tensor.randn([10, 24], generator: generator).converted(to: .bfloat16)
+        let product = withoutGrad { Tensor.matmul(x, w, transposeB: true) }
+        XCTAssertEqual(product.shape, [2, 3, 10])
+        let xr = Kernels.oneDNNAvailable ? x.converted(to: .bfloat16).converted(to: .float32) : x
+        assertClose(product, withoutGrad { Tensor.matmul(xr, w.converted(to: .float32), transposeB: true) }, rtol: 1e-5, atol: 1e-5)
+    }
+
+    /// oneDNN's float32 products equal OpenBLAS's to rounding, in every orientation.
+    func testOneDNNFloat32ProductsEqualBLAS() throws {
+        guard Kernels.oneDNNAvailable else {
+            #if os(Linux) && arch(x86_64)
+            XCTFail("oneDNN is not available: scripts/install-deps.sh installs libdnnl-dev")
+            #endif
+            return
+        }
+        let saved = Kernels.float32Backend
+        defer { Kernels.float32Backend = saved }
+        let generator = RandomGenerator(seed: 5)
+        for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+            let a = Tensor.randn(ta ? [96, 70] : [70, 96], generator: generator)
+            let b = Tensor.randn(tb ? [80, 96] : [96, 80], generator: generator)
+            Kernels.float32Backend = .onednn
+            let ours = withoutGrad { Tensor.matmul(a, b, transposeA: ta, transposeB: tb) }
+            Kernels.float32Backend = .blas
+            let blas = withoutGrad { Tensor.matmul(a, b, transposeA: ta, transposeB: tb) }
+            assertClose(ours, blas, rtol: 1e-5, atol: 1e-4, "transposeA \(ta) transposeB \(tb)")
+        }
+        let implementation = try XCTUnwrap(Kernels.oneDNNImplementation(m: 64, n: 64, k: 64, dtype: .bfloat16))
+        XCTAssertFalse(implementation.isEmpty)
+    }
+}

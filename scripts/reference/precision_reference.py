@@ -1,0 +1,44 @@
+"""bfloat16 judged fairly: PyTorch's own bfloat16 error on the tiny Kosmos-1 model, beside which our
+bfloat16 logits are measured (Tests/KosmosModelsTests/PrecisionModelTests.swift).
+
+Run from the repository root: venv/bin/python scripts/reference/precision_reference.py
+Reads the weights and batch of Tests/Fixtures/kosmos_tiny.safetensors (scripts/reference/kosmos_reference.py)
+and writes Tests/Fixtures/precision_reference.safetensors:
+- `logits64`: the model in float64 (the float32 weights widened), the reference both are judged against;
+- `logits_torch_bf16`: `model.to(torch.bfloat16)` with bfloat16 pixels, as people run PyTorch for inference;
+- `torch_bf16_max_error`, `torch_bf16_rms_error`: that run's error against `logits64` over every position.
+"""
+import os
+import warnings
+
+warnings.filterwarnings("ignore")
+import torch
+from safetensors.torch import load_file, save_file
+
+from kosmos_reference import ROOT, Kosmos, batch
+
+fixture = load_file(os.path.join(ROOT, "Tests", "Fixtures", "kosmos_tiny.safetensors"))
+state = {k[len("model."):]: v for k, v in fixture.items() if k.startswith("model.")}
+tokens, padding, slots, _ = batch()
+assert torch.equal(tokens, fixture["tokens"]), "kosmos_tiny.safetensors was made from another batch"
+pixels = fixture["pixels"]
+
+def run(dtype):
+    model = Kosmos()
+    model.load_state_dict(state)
+    model = model.to(dtype).eval()
+    with torch.no_grad():
+        return model(tokens, padding, slots, pixels.to(dtype)).double()
+
+logits64 = run(torch.float64)
+bf16 = run(torch.bfloat16)
+error = (bf16 - logits64).abs()
+out = {
+    "logits64": logits64.float(),
+    "logits_torch_bf16": bf16.float(),
+    "torch_bf16_max_error": error.max().float().reshape(1),
+    "torch_bf16_rms_error": error.pow(2).mean().sqrt().float().reshape(1),
+}
+path = os.path.join(ROOT, "Tests", "Fixtures", "precision_reference.safetensors")
+save_file({k: v.contiguous() for k, v in out.items()}, path, metadata={"generator": "scripts/reference/precision_reference.py"})
+print("wrote", path, "PyTorch bf16 error: max %.4g, rms %.4g" % (error.max().item(), error.pow(2).mean().sqrt().item()))
