@@ -315,6 +315,173 @@ void kk_rows_times_weight_f16(int m, long j0, long j1, long k, const float *a, l
     rows_times_weight(1, m, j0, j1, k, a, lda, w, ldw, c, ldc);
 }
 
+// MARK: Attention tiles
+
+// The portable loops are compiled for AVX2 and the baseline ISA (the inner loop runs over contiguous
+// j or e, which the compiler vectorises; each score is four chains over d, d mod 4, summed
+// pairwise). AVX-512 has its own register-blocked versions below (two chains per score). The tests
+// hold every level to a float64 sum.
+#define KK_SCORES_BODY                                                                          \
+    for (int p = 0; p < d; p++)                                                                 \
+        for (int j = 0; j < cols; j++) kt[(long)p * cols + j] = k[(long)j * ldk + p];           \
+    for (int i = 0; i < rows; i++) {                                                            \
+        float *restrict out = s + (long)i * lds;                                                \
+        const float *restrict qi = q + (long)i * ldq;                                           \
+        /* Four partial sums (p mod 4), added at the end: chains a quarter as long. */          \
+        float part[4][cols];                                                                    \
+        for (int c = 0; c < 4; c++)                                                             \
+            for (int j = 0; j < cols; j++) part[c][j] = 0;                                      \
+        for (int p = 0; p < d; p++) {                                                           \
+            const float a = qi[p];                                                              \
+            const float *restrict row = kt + (long)p * cols;                                    \
+            float *restrict acc = part[p & 3];                                                  \
+            for (int j = 0; j < cols; j++) acc[j] += a * row[j];                                \
+        }                                                                                       \
+        for (int j = 0; j < cols; j++)                                                          \
+            out[j] = ((part[0][j] + part[1][j]) + (part[2][j] + part[3][j])) * scale;           \
+    }
+
+#define KK_ACCUMULATE_BODY                                                                      \
+    for (int i = 0; i < rows; i++) {                                                            \
+        float *restrict out = acc + (long)i * ldacc;                                            \
+        const float *restrict pi = p + (long)i * ldp;                                           \
+        for (int j = 0; j < cols; j++) {                                                        \
+            const float a = pi[j];                                                              \
+            if (a == 0) continue;                                                               \
+            const float *restrict row = v + (long)j * ldv;                                      \
+            for (int e = 0; e < dv; e++) out[e] += a * row[e];                                  \
+        }                                                                                       \
+    }
+
+#if KK_X86
+// AVX-512: 4 query rows × 32 keys per block in registers, two partial sums per score (even and odd
+// d), so each transposed key row loaded is used by 4 queries and nothing is stored until the end.
+// A block past the last row repeats the last row (its results are not written).
+__attribute__((target("avx512f,avx512bw,avx512vl,fma")))
+static void scores_avx512(int rows, int cols, int d, const float *restrict q, long ldq, const float *restrict k, long ldk,
+                          float scale, float *restrict s, long lds, float *restrict kt) {
+    for (int p = 0; p < d; p++)
+        for (int j = 0; j < cols; j++) kt[(long)p * cols + j] = k[(long)j * ldk + p];
+    const __m512 sv = _mm512_set1_ps(scale);
+    for (int i0 = 0; i0 < rows; i0 += 4) {
+        const float *qr[4];
+        for (int r = 0; r < 4; r++) qr[r] = q + (long)(i0 + r < rows ? i0 + r : rows - 1) * ldq;
+        for (int j0 = 0; j0 < cols; j0 += 32) {
+            int left = cols - j0;
+            __mmask16 m0 = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1u);
+            __mmask16 m1 = left >= 32 ? 0xffff : left <= 16 ? 0 : (__mmask16)((1u << (left - 16)) - 1u);
+            __m512 e[4][2], o[4][2];
+            for (int r = 0; r < 4; r++) e[r][0] = e[r][1] = o[r][0] = o[r][1] = _mm512_setzero_ps();
+            int p = 0;
+            for (; p + 2 <= d; p += 2) {
+                const float *k0 = kt + (long)p * cols + j0, *k1 = k0 + cols;
+                __m512 a0 = _mm512_maskz_loadu_ps(m0, k0), a1 = _mm512_maskz_loadu_ps(m1, k0 + 16);
+                __m512 b0 = _mm512_maskz_loadu_ps(m0, k1), b1 = _mm512_maskz_loadu_ps(m1, k1 + 16);
+                for (int r = 0; r < 4; r++) {
+                    __m512 x = _mm512_set1_ps(qr[r][p]), y = _mm512_set1_ps(qr[r][p + 1]);
+                    e[r][0] = _mm512_fmadd_ps(x, a0, e[r][0]);
+                    e[r][1] = _mm512_fmadd_ps(x, a1, e[r][1]);
+                    o[r][0] = _mm512_fmadd_ps(y, b0, o[r][0]);
+                    o[r][1] = _mm512_fmadd_ps(y, b1, o[r][1]);
+                }
+            }
+            if (p < d) {
+                const float *k0 = kt + (long)p * cols + j0;
+                __m512 a0 = _mm512_maskz_loadu_ps(m0, k0), a1 = _mm512_maskz_loadu_ps(m1, k0 + 16);
+                for (int r = 0; r < 4; r++) {
+                    __m512 x = _mm512_set1_ps(qr[r][p]);
+                    e[r][0] = _mm512_fmadd_ps(x, a0, e[r][0]);
+                    e[r][1] = _mm512_fmadd_ps(x, a1, e[r][1]);
+                }
+            }
+            for (int r = 0; r < 4 && i0 + r < rows; r++) {
+                float *out = s + (long)(i0 + r) * lds + j0;
+                _mm512_mask_storeu_ps(out, m0, _mm512_mul_ps(_mm512_add_ps(e[r][0], o[r][0]), sv));
+                _mm512_mask_storeu_ps(out + 16, m1, _mm512_mul_ps(_mm512_add_ps(e[r][1], o[r][1]), sv));
+            }
+        }
+    }
+}
+
+// AVX-512: 4 rows × 64 outputs of the accumulator in registers while the keys stream past.
+__attribute__((target("avx512f,avx512bw,avx512vl,fma")))
+static void accumulate_avx512(int rows, int cols, int dv, const float *restrict p, long ldp, const float *restrict v,
+                              long ldv, float *restrict acc, long ldacc) {
+    for (int i0 = 0; i0 < rows; i0 += 4) {
+        int nr = rows - i0 < 4 ? rows - i0 : 4;
+        const float *pr[4];
+        for (int r = 0; r < 4; r++) pr[r] = p + (long)(i0 + (r < nr ? r : nr - 1)) * ldp;
+        for (int e0 = 0; e0 < dv; e0 += 64) {
+            __mmask16 m[4];
+            for (int b = 0; b < 4; b++) {
+                int left = dv - e0 - 16 * b;
+                m[b] = left >= 16 ? 0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1u);
+            }
+            __m512 a[4][4];
+            for (int r = 0; r < 4; r++)
+                for (int b = 0; b < 4; b++)
+                    a[r][b] = r < nr ? _mm512_maskz_loadu_ps(m[b], acc + (long)(i0 + r) * ldacc + e0 + 16 * b) : _mm512_setzero_ps();
+            for (int j = 0; j < cols; j++) {
+                const float *row = v + (long)j * ldv + e0;
+                __m512 w0 = _mm512_maskz_loadu_ps(m[0], row), w1 = _mm512_maskz_loadu_ps(m[1], row + 16);
+                __m512 w2 = _mm512_maskz_loadu_ps(m[2], row + 32), w3 = _mm512_maskz_loadu_ps(m[3], row + 48);
+                for (int r = 0; r < 4; r++) {
+                    __m512 x = _mm512_set1_ps(pr[r][j]);
+                    a[r][0] = _mm512_fmadd_ps(x, w0, a[r][0]);
+                    a[r][1] = _mm512_fmadd_ps(x, w1, a[r][1]);
+                    a[r][2] = _mm512_fmadd_ps(x, w2, a[r][2]);
+                    a[r][3] = _mm512_fmadd_ps(x, w3, a[r][3]);
+                }
+            }
+            for (int r = 0; r < nr; r++)
+                for (int b = 0; b < 4; b++) _mm512_mask_storeu_ps(acc + (long)(i0 + r) * ldacc + e0 + 16 * b, m[b], a[r][b]);
+        }
+    }
+}
+
+__attribute__((target("avx2,fma")))
+static void scores_avx2(int rows, int cols, int d, const float *restrict q, long ldq, const float *restrict k, long ldk,
+                        float scale, float *restrict s, long lds, float *restrict kt) {
+    KK_SCORES_BODY
+}
+
+__attribute__((target("avx2,fma")))
+static void accumulate_avx2(int rows, int cols, int dv, const float *restrict p, long ldp, const float *restrict v,
+                            long ldv, float *restrict acc, long ldacc) {
+    KK_ACCUMULATE_BODY
+}
+#endif
+
+static void scores_scalar(int rows, int cols, int d, const float *restrict q, long ldq, const float *restrict k, long ldk,
+                          float scale, float *restrict s, long lds, float *restrict kt) {
+    KK_SCORES_BODY
+}
+
+static void accumulate_scalar(int rows, int cols, int dv, const float *restrict p, long ldp, const float *restrict v,
+                              long ldv, float *restrict acc, long ldacc) {
+    KK_ACCUMULATE_BODY
+}
+
+void kk_attention_scores(int rows, int cols, int d, const float *q, long ldq, const float *k, long ldk,
+                         float scale, float *s, long lds, float *kt) {
+#if KK_X86
+    int isa = kk_active_isa();
+    if (isa >= KK_ISA_AVX512) { scores_avx512(rows, cols, d, q, ldq, k, ldk, scale, s, lds, kt); return; }
+    if (isa >= KK_ISA_AVX2) { scores_avx2(rows, cols, d, q, ldq, k, ldk, scale, s, lds, kt); return; }
+#endif
+    scores_scalar(rows, cols, d, q, ldq, k, ldk, scale, s, lds, kt);
+}
+
+void kk_attention_accumulate(int rows, int cols, int dv, const float *p, long ldp, const float *v, long ldv,
+                             float *acc, long ldacc) {
+#if KK_X86
+    int isa = kk_active_isa();
+    if (isa >= KK_ISA_AVX512) { accumulate_avx512(rows, cols, dv, p, ldp, v, ldv, acc, ldacc); return; }
+    if (isa >= KK_ISA_AVX2) { accumulate_avx2(rows, cols, dv, p, ldp, v, ldv, acc, ldacc); return; }
+#endif
+    accumulate_scalar(rows, cols, dv, p, ldp, v, ldv, acc, ldacc);
+}
+
 // MARK: oneDNN
 
 #if KK_DNNL

@@ -1,3 +1,4 @@
+import CKosmosKernels
 import Foundation
 
 /// Where the matrices of one attention call are: `rows` = batch × heads (query, key, value and
@@ -30,12 +31,14 @@ func fusedAttentionForward(_ l: AttentionLayout, q: UnsafePointer<Float>, k: Uns
     let work = queryTile * Swift.max(l.keys, 1) * (l.headDim + l.valueDim) * 2
     Parallel.forRanges(l.rows * tiles, minimumPerChunk: Swift.max(1, 1_000_000 / Swift.max(work, 1))) { range in
         let scores = UnsafeMutablePointer<Float>.allocate(capacity: queryTile * keyBlock)
+        let transposed = UnsafeMutablePointer<Float>.allocate(capacity: l.headDim * keyBlock)
         let maxima = UnsafeMutablePointer<Float>.allocate(capacity: queryTile)
         let sums = UnsafeMutablePointer<Float>.allocate(capacity: queryTile)
         let accumulators = UnsafeMutablePointer<Float>.allocate(capacity: queryTile * l.valueDim)
-        defer { scores.deallocate(); maxima.deallocate(); sums.deallocate(); accumulators.deallocate() }
+        defer { scores.deallocate(); transposed.deallocate(); maxima.deallocate(); sums.deallocate(); accumulators.deallocate() }
         for task in range {
             let r = task / tiles, i0 = (task % tiles) * queryTile, i1 = Swift.min(l.queries, i0 + queryTile)
+            let rows = i1 - i0
             let qr = q + r * l.queryStride, kr = k + r * l.keyStride, vr = v + r * l.valueStride
             let pad = padding.map { $0 + (r / l.heads) * l.keys }
             maxima.update(repeating: -.infinity, count: queryTile)
@@ -44,33 +47,34 @@ func fusedAttentionForward(_ l: AttentionLayout, q: UnsafePointer<Float>, k: Uns
             let limit = l.visible(i1 - 1)
             var j0 = 0
             while j0 < limit {
-                let j1 = Swift.min(limit, j0 + keyBlock)
-                for i in i0..<i1 {
-                    let end = Swift.min(j1, l.visible(i))
-                    if end <= j0 { continue }
-                    let t = i - i0, row = scores, qi = qr + i * l.headDim
+                let j1 = Swift.min(limit, j0 + keyBlock), n = j1 - j0
+                // The tile's scores against this block, then each row's mask and online softmax.
+                kk_attention_scores(Int32(rows), Int32(n), Int32(l.headDim), qr + i0 * l.headDim, l.headDim,
+                                    kr + j0 * l.headDim, l.headDim, l.scale, scores, keyBlock, transposed)
+                for t in 0..<rows {
+                    let row = scores + t * keyBlock
+                    let end = Swift.min(j1, l.visible(i0 + t))
                     var blockMax = -Float.infinity
-                    for j in j0..<end {
-                        let s: Float = (pad?[j] ?? false) ? -.infinity : rowDot(qi, kr + j * l.headDim, l.headDim) * l.scale
-                        row[j - j0] = s
-                        blockMax = Swift.max(blockMax, s)
+                    for j in j0..<Swift.max(j0, end) {
+                        if pad?[j] ?? false { row[j - j0] = -.infinity } else { blockMax = Swift.max(blockMax, row[j - j0]) }
                     }
-                    if blockMax == -.infinity { continue }
+                    if blockMax == -.infinity {
+                        row.update(repeating: 0, count: n)
+                        continue
+                    }
+                    for j in Swift.max(j0, end)..<j1 { row[j - j0] = -.infinity }
                     let newMax = Swift.max(maxima[t], blockMax)
-                    let acc = accumulators + t * l.valueDim
                     if maxima[t] != -.infinity && maxima[t] != newMax {
                         let correction = fastExp(maxima[t] - newMax)
                         sums[t] *= correction
-                        scaleRow(acc, correction, l.valueDim)
+                        scaleRow(accumulators + t * l.valueDim, correction, l.valueDim)
                     }
                     maxima[t] = newMax
-                    let n = end - j0
                     expShifted(row, newMax, n)
                     sums[t] += rowSum(row, n)
-                    for j in 0..<n where row[j] != 0 {
-                        addScaled(acc, vr + (j0 + j) * l.valueDim, row[j], l.valueDim)
-                    }
                 }
+                kk_attention_accumulate(Int32(rows), Int32(n), Int32(l.valueDim), scores, keyBlock, vr + j0 * l.valueDim,
+                                        l.valueDim, accumulators, l.valueDim)
                 j0 = j1
             }
             for i in i0..<i1 {
@@ -88,34 +92,78 @@ func fusedAttentionForward(_ l: AttentionLayout, q: UnsafePointer<Float>, k: Uns
     }
 }
 
-/// Gradients of the fused attention: the probabilities are recomputed from q, k and the saved
-/// log Σ exp, one (query, key) pair at a time, never stored. dq, dk, dv must start at zero; each
-/// row (batch × head) is one task, so a thread owns the dk and dv it accumulates.
+/// Gradients of the fused attention, tile by tile as the forward pass: each tile's scores are
+/// recomputed by the same kernel (so they are the forward's numbers exactly), the probabilities
+/// come from them and the saved log Σ exp, and the four products run on the tile; nothing larger
+/// than a tile is stored. dq, dk, dv must start at zero; each row (batch × head) is one task, so a
+/// thread owns the dk and dv it accumulates.
 func fusedAttentionBackward(_ l: AttentionLayout, q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
                             out: UnsafePointer<Float>, gradOut: UnsafePointer<Float>, logSumExp: UnsafePointer<Float>,
                             padding: UnsafePointer<Bool>?,
                             dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>) {
     Parallel.forRanges(l.rows, minimumPerChunk: 1) { range in
+        let probabilities = UnsafeMutablePointer<Float>.allocate(capacity: queryTile * keyBlock)
+        let gradScores = UnsafeMutablePointer<Float>.allocate(capacity: queryTile * keyBlock)
+        let transposedTile = UnsafeMutablePointer<Float>.allocate(capacity: queryTile * keyBlock)
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: Swift.max(l.headDim, l.valueDim) * keyBlock)
+        let deltas = UnsafeMutablePointer<Float>.allocate(capacity: queryTile)
+        defer {
+            probabilities.deallocate(); gradScores.deallocate(); transposedTile.deallocate(); scratch.deallocate(); deltas.deallocate()
+        }
         for r in range {
             let qr = q + r * l.queryStride, kr = k + r * l.keyStride, vr = v + r * l.valueStride
             let orow = out + r * l.outputStride, gr = gradOut + r * l.outputStride
             let dqr = dq + r * l.queryStride, dkr = dk + r * l.keyStride, dvr = dv + r * l.valueStride
             let pad = padding.map { $0 + (r / l.heads) * l.keys }
-            for i in 0..<l.queries {
-                let lse = logSumExp[r * l.queries + i]
-                if lse == -.infinity { continue }
-                let qi = qr + i * l.headDim, gi = gr + i * l.valueDim, dqi = dqr + i * l.headDim
-                let delta = rowDot(gi, orow + i * l.valueDim, l.valueDim)
-                for j in 0..<l.visible(i) where !(pad?[j] ?? false) {
-                    let kj = kr + j * l.headDim, vj = vr + j * l.valueDim
-                    let p = fastExp(rowDot(qi, kj, l.headDim) * l.scale - lse)
-                    addScaled(dvr + j * l.valueDim, gi, p, l.valueDim)
-                    let ds = p * (rowDot(gi, vj, l.valueDim) - delta) * l.scale
-                    addScaled(dqi, kj, ds, l.headDim)
-                    addScaled(dkr + j * l.headDim, qi, ds, l.headDim)
+            var i0 = 0
+            while i0 < l.queries {
+                let i1 = Swift.min(l.queries, i0 + queryTile), rows = i1 - i0
+                for t in 0..<rows { deltas[t] = rowDot(gr + (i0 + t) * l.valueDim, orow + (i0 + t) * l.valueDim, l.valueDim) }
+                let limit = l.visible(i1 - 1)
+                var j0 = 0
+                while j0 < limit {
+                    let j1 = Swift.min(limit, j0 + keyBlock), n = j1 - j0
+                    kk_attention_scores(Int32(rows), Int32(n), Int32(l.headDim), qr + i0 * l.headDim, l.headDim,
+                                        kr + j0 * l.headDim, l.headDim, l.scale, probabilities, keyBlock, scratch)
+                    // dP = dO · Vᵀ over the tile.
+                    kk_attention_scores(Int32(rows), Int32(n), Int32(l.valueDim), gr + i0 * l.valueDim, l.valueDim,
+                                        vr + j0 * l.valueDim, l.valueDim, 1, gradScores, keyBlock, scratch)
+                    for t in 0..<rows {
+                        let p = probabilities + t * keyBlock, ds = gradScores + t * keyBlock
+                        let lse = logSumExp[r * l.queries + i0 + t]
+                        let end = lse == -.infinity ? j0 : Swift.min(j1, l.visible(i0 + t))
+                        for j in 0..<n {
+                            let key = j0 + j
+                            if key >= end || (pad?[key] ?? false) {
+                                p[j] = 0
+                                ds[j] = 0
+                            } else {
+                                p[j] = fastExp(p[j] - lse)
+                                ds[j] = p[j] * (ds[j] - deltas[t]) * l.scale
+                            }
+                        }
+                    }
+                    // dV += Pᵀ·dO, dQ += dS·K, dK += dSᵀ·Q.
+                    transpose(probabilities, rows: rows, cols: n, into: transposedTile)
+                    kk_attention_accumulate(Int32(n), Int32(rows), Int32(l.valueDim), transposedTile, rows,
+                                            gr + i0 * l.valueDim, l.valueDim, dvr + j0 * l.valueDim, l.valueDim)
+                    kk_attention_accumulate(Int32(rows), Int32(n), Int32(l.headDim), gradScores, keyBlock,
+                                            kr + j0 * l.headDim, l.headDim, dqr + i0 * l.headDim, l.headDim)
+                    transpose(gradScores, rows: rows, cols: n, into: transposedTile)
+                    kk_attention_accumulate(Int32(n), Int32(rows), Int32(l.headDim), transposedTile, rows,
+                                            qr + i0 * l.headDim, l.headDim, dkr + j0 * l.headDim, l.headDim)
+                    j0 = j1
                 }
+                i0 = i1
             }
         }
+    }
+}
+
+/// out[j × rows + t] = tile[t × keyBlock + j]: a tile's rows × cols, transposed, packed.
+@inline(__always) private func transpose(_ tile: UnsafePointer<Float>, rows: Int, cols: Int, into out: UnsafeMutablePointer<Float>) {
+    for t in 0..<rows {
+        for j in 0..<cols { out[j * rows + t] = tile[t * keyBlock + j] }
     }
 }
 

@@ -108,6 +108,40 @@ final class PrecisionTests: XCTestCase {
         }
     }
 
+    /// The fused attention's tile kernels at every level against float64 sums, with odd sizes (the
+    /// vector tails) and leading dimensions wider than the rows.
+    func testAttentionTileKernelsAtEveryLevelAgainstFloat64() {
+        let generator = RandomGenerator(seed: 8)
+        let (rows, cols, d, dv) = (5, 37, 19, 23)
+        let q = (0..<rows * (d + 3)).map { _ in generator.nextFloat() * 2 - 1 }
+        let k = (0..<cols * (d + 1)).map { _ in generator.nextFloat() * 2 - 1 }
+        let p = (0..<rows * (cols + 2)).map { _ in generator.nextFloat() }
+        let v = (0..<cols * dv).map { _ in generator.nextFloat() * 2 - 1 }
+        let start = (0..<rows * dv).map { _ in generator.nextFloat() }
+        var scores = [Float](repeating: 0, count: rows * cols), sums = start
+        for i in 0..<rows {
+            for j in 0..<cols {
+                var t = 0.0
+                for e in 0..<d { t += Double(q[i * (d + 3) + e]) * Double(k[j * (d + 1) + e]) }
+                scores[i * cols + j] = Float(t * 0.5)
+            }
+            for e in 0..<dv {
+                var t = Double(start[i * dv + e])
+                for j in 0..<cols { t += Double(p[i * (cols + 2) + j]) * Double(v[j * dv + e]) }
+                sums[i * dv + e] = Float(t)
+            }
+        }
+        for level in levels {
+            Kernels.limitISA(level)
+            var s = [Float](repeating: .nan, count: rows * cols), scratch = [Float](repeating: 0, count: d * cols)
+            kk_attention_scores(Int32(rows), Int32(cols), Int32(d), q, d + 3, k, d + 1, 0.5, &s, cols, &scratch)
+            assertClose(s, scores, rtol: 1e-5, atol: 1e-6, "scores, level \(level)")
+            var acc = start
+            kk_attention_accumulate(Int32(rows), Int32(cols), Int32(dv), p, cols + 2, v, dv, &acc, dv)
+            assertClose(acc, sums, rtol: 1e-5, atol: 1e-5, "accumulate, level \(level)")
+        }
+    }
+
     func testTensorConversionsKeepValuesAndShapes() {
         let generator = RandomGenerator(seed: 1)
         let t = Tensor.randn([3, 5], generator: generator)

@@ -1,7 +1,9 @@
-"""PyTorch CPU timings for the cases of `kosmos bench model` (float32, torch's default threads).
+"""PyTorch CPU timings for the cases of `kosmos bench model` (torch's default threads), float32, or
+with --bf16 the models in bfloat16 (`model.to(torch.bfloat16)`, as people run PyTorch for inference;
+its matmuls go to oneDNN). The generate case times decode steps only, after the prompt.
 
-Run: venv/bin/python scripts/bench/pytorch_model.py [--repeats 3]
-(venv: torch, transformers, torchscale, fairscale==0.4.0, timm)."""
+Run: venv/bin/python scripts/bench/pytorch_model.py [--repeats 3] [--bf16] [--cases vit,decoder,train,generate]
+(venv: scripts/bench/requirements.txt)."""
 import argparse
 import resource
 import time
@@ -17,7 +19,9 @@ from transformers import CLIPVisionConfig, CLIPVisionModel
 parser = argparse.ArgumentParser()
 parser.add_argument("--repeats", type=int, default=3)
 parser.add_argument("--cases", default="vit,decoder,train")
+parser.add_argument("--bf16", action="store_true", help="inference cases in bfloat16 (train stays float32)")
 args = parser.parse_args()
+dtype = torch.bfloat16 if args.bf16 else torch.float32
 
 
 def timed(name, fn, note=""):
@@ -31,23 +35,46 @@ def timed(name, fn, note=""):
     print(f"{name:48s} best {times[0]:.3f} s  median {times[len(times) // 2]:.3f} s  {note}", flush=True)
 
 
-print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
+print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, {dtype}")
 cases = args.cases.split(",")
 if "vit" in cases:
     tower = CLIPVisionModel(CLIPVisionConfig(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24,
-                                             num_attention_heads=16, patch_size=14, image_size=224)).eval()
-    pixels = torch.randn(1, 3, 224, 224)
+                                             num_attention_heads=16, patch_size=14, image_size=224)).eval().to(dtype)
+    pixels = torch.randn(1, 3, 224, 224).to(dtype)
     with torch.no_grad():
         timed("ViT-L/14 encode, 1 image 224×224", lambda: tower(pixel_values=pixels))
     del tower
 if "decoder" in cases:
     config = DecoderConfig(decoder_embed_dim=2048, decoder_attention_heads=32, decoder_ffn_embed_dim=8192,
                            decoder_layers=24, vocab_size=32002, xpos_rel_pos=True, subln=True)
-    decoder = Decoder(config, embed_tokens=torch.nn.Embedding(32002, 2048)).eval()
+    decoder = Decoder(config, embed_tokens=torch.nn.Embedding(32002, 2048)).eval().to(dtype)
     tokens = torch.randint(0, 32002, (1, 128))
     with torch.no_grad():
         timed("1.3B decoder forward, 128 tokens", lambda: decoder(tokens),
               f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:.2f} GB")
+    del decoder
+if "generate" in cases:
+    config = DecoderConfig(decoder_embed_dim=2048, decoder_attention_heads=32, decoder_ffn_embed_dim=8192,
+                           decoder_layers=24, vocab_size=32002, xpos_rel_pos=True, subln=True)
+    decoder = Decoder(config, embed_tokens=torch.nn.Embedding(32002, 2048)).eval().to(dtype)
+    prompt = torch.randint(0, 32002, (1, 64))
+    rates = []
+
+    def generate():
+        with torch.no_grad():
+            state = {"is_first_step": True}
+            logits, _ = decoder(prompt, incremental_state=state)
+            state["is_first_step"] = False
+            sequence = torch.cat([prompt, logits[:, -1:].argmax(-1)], dim=1)
+            start = time.perf_counter()
+            for _ in range(63):
+                logits, _ = decoder(sequence, incremental_state=state)
+                sequence = torch.cat([sequence, logits[:, -1:].argmax(-1)], dim=1)
+            rates.append(63 / (time.perf_counter() - start))
+
+    timed("1.3B decoder, 64-token prompt + 64 new (greedy)", generate)
+    print(f"{'':48s} decode {max(rates):.2f} tokens/s (best; steps after the prompt only), "
+          f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:.2f} GB", flush=True)
     del decoder
 if "train" in cases:
     config = DecoderConfig(decoder_embed_dim=256, decoder_attention_heads=4, decoder_ffn_embed_dim=1024,

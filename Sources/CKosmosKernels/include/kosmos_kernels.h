@@ -40,6 +40,15 @@ void kk_rows_times_weight_bf16(int m, long j0, long j1, long k, const float *a, 
 void kk_rows_times_weight_f16(int m, long j0, long j1, long k, const float *a, long lda,
                               const uint16_t *w, long ldw, float *c, long ldc);
 
+/// Attention tiles (the fused kernel's inner products), float32:
+/// s[i*lds + j] = scale * sum_d q[i*ldq + d] * k[j*ldk + d] for i < rows, j < cols; `kt` is scratch
+/// of d * cols floats (the key block transposed, so the products are broadcasts and FMAs).
+void kk_attention_scores(int rows, int cols, int d, const float *q, long ldq, const float *k, long ldk,
+                         float scale, float *s, long lds, float *kt);
+/// acc[i*ldacc + e] += sum_j p[i*ldp + j] * v[j*ldv + e] for i < rows, e < dv, j < cols.
+void kk_attention_accumulate(int rows, int cols, int dv, const float *p, long ldp, const float *v, long ldv,
+                             float *acc, long ldacc);
+
 // oneDNN matrix products (x86-64 Linux with libdnnl). All functions exist everywhere; without
 // oneDNN `kk_dnnl_available` is 0 and `kk_matmul_create` returns NULL.
 int kk_dnnl_available(void);
