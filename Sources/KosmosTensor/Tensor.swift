@@ -31,14 +31,8 @@ public final class TensorStorage {
     init(count: Int, dtype: DType = .float32) {
         self.count = count
         self.dtype = dtype
-        var memory: UnsafeMutableRawPointer?
         // Allocate at least one element so empty tensors still own a valid pointer.
-        let bytes = Swift.max(count, 1) * Swift.max(dtype.byteCount, 4)
-        if posix_memalign(&memory, 64, bytes) != 0 || memory == nil {
-            // Out of memory is not recoverable for a tensor engine; say how much was asked for.
-            fatalError("KosmosTensor: could not allocate \(bytes) bytes")
-        }
-        raw = memory!
+        raw = LargeBuffers.allocate(Swift.max(count, 1) * dtype.byteCount)
         switch dtype {
         case .float32: raw.bindMemory(to: Float.self, capacity: Swift.max(count, 1))
         case .bfloat16, .float16: raw.bindMemory(to: UInt16.self, capacity: Swift.max(count, 1))
@@ -58,7 +52,63 @@ public final class TensorStorage {
         return raw.assumingMemoryBound(to: UInt16.self)
     }
 
-    deinit { free(raw) }
+    deinit { LargeBuffers.release(raw, Swift.max(count, 1) * dtype.byteCount) }
+}
+
+/// Tensor memory. Small buffers come from malloc (64-byte aligned). Buffers of a megabyte or more
+/// are mapped from the system and, when freed, kept for the next request of the same size up to
+/// `cacheLimit` bytes in all, else unmapped: activations of the same shapes recur every layer and
+/// every call, so they are reused instead of page-faulted anew, while malloc's own heap would keep
+/// every freed block (the float32 temporaries of a bfloat16 model's initialisation) resident.
+enum LargeBuffers {
+    static let threshold = 1 << 20
+    nonisolated(unsafe) static var cacheLimit = 128 << 20
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var free: [Int: [UnsafeMutableRawPointer]] = [:]
+    nonisolated(unsafe) private static var cached = 0
+    private static let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+
+    static func allocate(_ bytes: Int) -> UnsafeMutableRawPointer {
+        if bytes < threshold {
+            var memory: UnsafeMutableRawPointer?
+            if posix_memalign(&memory, 64, Swift.max(bytes, 4)) != 0 || memory == nil {
+                // Out of memory is not recoverable for a tensor engine; say how much was asked for.
+                fatalError("KosmosTensor: could not allocate \(bytes) bytes")
+            }
+            return memory!
+        }
+        let size = rounded(bytes)
+        lock.lock()
+        if let reused = free[size]?.popLast() {
+            cached -= size
+            lock.unlock()
+            return reused
+        }
+        lock.unlock()
+        guard let mapped = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), mapped != MAP_FAILED else {
+            fatalError("KosmosTensor: could not map \(bytes) bytes")
+        }
+        return mapped
+    }
+
+    static func release(_ memory: UnsafeMutableRawPointer, _ bytes: Int) {
+        if bytes < threshold {
+            Foundation.free(memory)
+            return
+        }
+        let size = rounded(bytes)
+        lock.lock()
+        if cached + size <= cacheLimit {
+            free[size, default: []].append(memory)
+            cached += size
+            lock.unlock()
+            return
+        }
+        lock.unlock()
+        munmap(memory, size)
+    }
+
+    private static func rounded(_ bytes: Int) -> Int { (bytes + page - 1) / page * page }
 }
 
 /// A tensor: a shape, a contiguous row-major buffer of one `DType` (float32 unless converted) and,
