@@ -75,6 +75,24 @@ static inline float f32_from_bf16_scalar(uint16_t value) {
     return f;
 }
 
+static inline float f32_from_f16_scalar(uint16_t value) {
+    _Float16 h;
+    memcpy(&h, &value, 2);
+    return (float)h;
+}
+
+static inline uint16_t f16_from_f32_scalar(float value) {
+    _Float16 h = (_Float16)value;
+    uint16_t bits;
+    memcpy(&bits, &h, 2);
+    return bits;
+}
+
+/// One 16-bit weight, float16 (`half`) or bfloat16, exactly as float32.
+static inline float widen_scalar(uint16_t value, int half) {
+    return half ? f32_from_f16_scalar(value) : f32_from_bf16_scalar(value);
+}
+
 #if KK_X86
 __attribute__((target("avx512f,avx512bw,avx512vl")))
 static void bf16_from_f32_avx512(const float *src, uint16_t *dst, size_t n) {
@@ -108,21 +126,14 @@ static void f16_from_f32_f16c(const float *src, uint16_t *dst, size_t n) {
     size_t i = 0;
     for (; i + 8 <= n; i += 8)
         _mm_storeu_si128((__m128i *)(dst + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
-    for (; i < n; i++) {
-        _Float16 h = (_Float16)src[i];
-        memcpy(dst + i, &h, 2);
-    }
+    for (; i < n; i++) dst[i] = f16_from_f32_scalar(src[i]);
 }
 
 __attribute__((target("avx2,fma,f16c")))
 static void f32_from_f16_f16c(const uint16_t *src, float *dst, size_t n) {
     size_t i = 0;
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
-    for (; i < n; i++) {
-        _Float16 h;
-        memcpy(&h, src + i, 2);
-        dst[i] = (float)h;
-    }
+    for (; i < n; i++) dst[i] = f32_from_f16_scalar(src[i]);
 }
 #endif
 
@@ -144,21 +155,14 @@ void kk_f16_from_f32(const float *src, uint16_t *dst, size_t n) {
 #if KK_X86
     if (kk_active_isa() >= KK_ISA_AVX2) { f16_from_f32_f16c(src, dst, n); return; }
 #endif
-    for (size_t i = 0; i < n; i++) {
-        _Float16 h = (_Float16)src[i];
-        memcpy(dst + i, &h, 2);
-    }
+    for (size_t i = 0; i < n; i++) dst[i] = f16_from_f32_scalar(src[i]);
 }
 
 void kk_f32_from_f16(const uint16_t *src, float *dst, size_t n) {
 #if KK_X86
     if (kk_active_isa() >= KK_ISA_AVX2) { f32_from_f16_f16c(src, dst, n); return; }
 #endif
-    for (size_t i = 0; i < n; i++) {
-        _Float16 h;
-        memcpy(&h, src + i, 2);
-        dst[i] = (float)h;
-    }
+    for (size_t i = 0; i < n; i++) dst[i] = f32_from_f16_scalar(src[i]);
 }
 
 // MARK: Few rows times a 16-bit weight
@@ -172,15 +176,7 @@ static void rows_times_weight_scalar(int half, int m, long j0, long j1, long k, 
             const float *x = a + (long)i * lda;
             float sum = 0;
             for (long p = 0; p < k; p++) {
-                float wv;
-                if (half) {
-                    _Float16 h;
-                    memcpy(&h, row + p, 2);
-                    wv = (float)h;
-                } else {
-                    wv = f32_from_bf16_scalar(row[p]);
-                }
-                sum += x[p] * wv;
+                sum += x[p] * widen_scalar(row[p], half);
             }
             c[(long)i * ldc + j] = sum;
         }
@@ -279,15 +275,7 @@ static void rows_times_weight_avx2(int half, int m, long j0, long j1, long k, co
             for (long p = 0; p < full; p += 8) s = _mm256_fmadd_ps(_mm256_loadu_ps(x + p), widen8(row + p, half), s);
             float sum = reduce8(s);
             for (long p = full; p < k; p++) {
-                float wv;
-                if (half) {
-                    _Float16 h;
-                    memcpy(&h, row + p, 2);
-                    wv = (float)h;
-                } else {
-                    wv = f32_from_bf16_scalar(row[p]);
-                }
-                sum += x[p] * wv;
+                sum += x[p] * widen_scalar(row[p], half);
             }
             c[(long)i * ldc + j] = sum;
         }

@@ -135,11 +135,12 @@ func float32Product(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, a: Unsaf
 }
 
 /// A float32 `a` times a bfloat16 or float16 `b`, the output float32:
-/// - a weight read as transposed (x·Wᵀ, every Linear) with few rows: `kk_rows_times_weight_*`,
-///   which widens each weight element exactly and accumulates in float32, reading the weight once
-///   (decoding is bound by that read);
+/// - a weight read as transposed (x·Wᵀ, every Linear) with few rows, or float16 with any number:
+///   `kk_rows_times_weight_*`, which widens each weight element exactly and accumulates in float32,
+///   reading the weight once (decoding is bound by that read);
 /// - bfloat16 with more rows: oneDNN, the rows rounded to bfloat16 (accumulation float32);
-/// - anything else, or without oneDNN: the weight widened to float32 and the float32 product.
+/// - anything else (a weight read untransposed; bfloat16 without oneDNN): the weight widened to
+///   float32 and the float32 product.
 func halfPrecisionMatmul(_ a: Tensor, _ b: Tensor, _ transposeA: Bool, _ transposeB: Bool) -> Tensor {
     let k = transposeA ? a.shape[a.rank - 2] : a.shape[a.rank - 1]
     if b.rank == 2 && transposeB && !transposeA && b.shape[1] == k {
@@ -148,7 +149,7 @@ func halfPrecisionMatmul(_ a: Tensor, _ b: Tensor, _ transposeA: Bool, _ transpo
         if out.count == 0 { return out }
         if k == 0 { out.fill(0); return out }
         let pa = a.pointer, pc = out.pointer, w = b.storage.halfPointer
-        if rows <= halfPrecisionRowsKernelLimit || (b.dtype == .float16 && !Kernels.oneDNNAvailable) {
+        if rows <= halfPrecisionRowsKernelLimit || b.dtype == .float16 {
             let bf16 = b.dtype == .bfloat16
             Parallel.forRanges(n, minimumPerChunk: Swift.max(16, 65_536 / Swift.max(k * rows, 1))) { columns in
                 if bf16 {
@@ -170,6 +171,7 @@ func halfPrecisionMatmul(_ a: Tensor, _ b: Tensor, _ transposeA: Bool, _ transpo
     return matmulKernel(a, b.converted(to: .float32), transposeA, transposeB)
 }
 
-/// Up to this many rows a product with a 16-bit weight goes through the rows kernel (measured:
-/// docs/benchmarks.md, "bfloat16 products"); oneDNN from there.
+/// Up to this many rows a bfloat16 product goes through the rows kernel, oneDNN from there (the
+/// decoder's fc1 with 4 rows: 2.73 ms through the kernel; with 16 rows 2.45 ms through oneDNN,
+/// docs/benchmarks.md).
 let halfPrecisionRowsKernelLimit = 4
