@@ -37,13 +37,19 @@ public enum Kernels {
     /// are never oversubscribed.
     public static func setThreadCount(_ n: Int) {
         let n = Swift.max(1, n)
+        budgetSet = true
         Parallel.threadCount = n
         BLAS.threadCount = n
         _ = kk_set_dnnl_threads(Int32(n))
     }
 
-    /// Applies `KOSMOS_NUM_THREADS` (or the active cores) to every backend; called before the first product.
-    static let applyDefaultThreads: Void = { setThreadCount(Parallel.threadCount) }()
+    /// Gives oneDNN our pool's thread count (`KOSMOS_NUM_THREADS`, else the active cores) before its
+    /// first product, unless `setThreadCount` has set every backend already. OpenBLAS keeps
+    /// `OPENBLAS_NUM_THREADS` until a budget is set.
+    static let applyDefaultThreads: Void = {
+        if !budgetSet { _ = kk_set_dnnl_threads(Int32(Parallel.threadCount)) }
+    }()
+    nonisolated(unsafe) private static var budgetSet = false
 
     /// Products below this many multiply-adds stay on BLAS: a oneDNN call costs a few microseconds.
     static let oneDNNMinimumWork = 1 << 18

@@ -182,6 +182,10 @@ final class CLITests: XCTestCase {
         let expected = try library.model.generate(try library.sequence("<image>An image of", [Self.image]), options: options)
         XCTAssertEqual(try jsonObject(run.stdout)["ids"] as? [Int], expected)
 
+        // The bench takes the same options; --threads sets the one budget it reports.
+        let bench = try succeed(["bench", "gemm", "--sizes", "32", "--repeats", "1", "--dtype", "bf16", "--threads", "1"])
+        XCTAssertTrue(bench.stdout.contains("bfloat16 weights") && bench.stdout.contains("threads: 1"), bench.stdout)
+
         let unknown = try kosmos(["generate", "--model", Self.kosmos1.path, "--prompt", "x", "--dtype", "float8"])
         XCTAssertNotEqual(unknown.status, 0)
         XCTAssertTrue(unknown.stderr.contains("--dtype 'float8' is not a dtype"), unknown.stderr)
