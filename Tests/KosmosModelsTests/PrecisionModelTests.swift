@@ -34,6 +34,35 @@ final class PrecisionModelTests: XCTestCase {
         XCTAssertLessThanOrEqual(rmsError, 1.5 * torchRMS)
     }
 
+    /// Kosmos-2 with bfloat16 weights (loaded through the registry) against transformers' float32
+    /// logits, beside transformers' own bfloat16 error on the same batch.
+    func testKosmos2InBFloat16IsNoFurtherOffThanPyTorchs() throws {
+        let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/kosmos2_tiny")
+        let loaded = try ModelRegistry.load(directory, dtype: .bfloat16)
+        let model = try XCTUnwrap(loaded as? Kosmos2Model)
+        XCTAssertEqual(model.textModel.embedTokens.weight.dtype, DType.bfloat16)
+        XCTAssertEqual(model.imageToTextProjection.dense.weight.dtype, DType.bfloat16)
+        let expected = try modelFixture("kosmos2_expected.safetensors")
+        let tokens = try expected.int64s("input_ids").map { Int($0) }
+        let positions = try expected.int64s("image_positions").map { Int($0) }
+        let logits = try withoutGrad {
+            try model.logits(tokens: tokens, imagePositions: positions, pixels: try expected.tensor("pixel_values"))
+        }.scalars
+        let reference = try modelFixture("precision_reference.safetensors")
+        let exact = try reference.floats("kosmos2.logits32")
+        XCTAssertEqual(logits.count, exact.count)
+        let errors = zip(logits, exact).map { Double(abs($0 - $1)) }
+        let maxError = errors.max() ?? .infinity
+        let rmsError = (errors.reduce(0) { $0 + $1 * $1 } / Double(errors.count)).squareRoot()
+        let torchMax = Double(try reference.floats("kosmos2.torch_bf16_max_error")[0])
+        let torchRMS = Double(try reference.floats("kosmos2.torch_bf16_rms_error")[0])
+        print(String(format: "Kosmos-2 bfloat16 logits against float32: ours max %.4g rms %.4g, PyTorch bf16 max %.4g rms %.4g",
+                     maxError, rmsError, torchMax, torchRMS))
+        XCTAssertLessThanOrEqual(maxError, 1.5 * torchMax)
+        XCTAssertLessThanOrEqual(rmsError, 1.5 * torchRMS)
+    }
+
     /// A float32 model converted in place equals one built in bfloat16 and loaded (same rounding),
     /// and a bfloat16 file loads into bfloat16 weights bit for bit.
     func testConvertingAndLoadingGiveTheSameWeights() throws {

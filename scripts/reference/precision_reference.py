@@ -6,7 +6,11 @@ Reads the weights and batch of Tests/Fixtures/kosmos_tiny.safetensors (scripts/r
 and writes Tests/Fixtures/precision_reference.safetensors:
 - `logits64`: the model in float64 (the float32 weights widened), the reference both are judged against;
 - `logits_torch_bf16`: `model.to(torch.bfloat16)` with bfloat16 pixels, as people run PyTorch for inference;
-- `torch_bf16_max_error`, `torch_bf16_rms_error`: that run's error against `logits64` over every position.
+- `torch_bf16_max_error`, `torch_bf16_rms_error`: that run's error against `logits64` over every position;
+- the same for the tiny Kosmos-2 (Tests/Fixtures/kosmos2_tiny through transformers'
+  Kosmos2ForConditionalGeneration, the batch of kosmos2_expected.safetensors), prefixed `kosmos2.`,
+  against float32 (`kosmos2.logits32`): transformers' Kosmos-2 does not run in float64 (its causal
+  mask overflows), and float32's own error (~1e-6) is four orders below bfloat16's.
 """
 import os
 import warnings
@@ -14,6 +18,8 @@ import warnings
 warnings.filterwarnings("ignore")
 import torch
 from safetensors.torch import load_file, save_file
+
+from transformers import Kosmos2ForConditionalGeneration
 
 from kosmos_reference import ROOT, Kosmos, batch
 
@@ -39,6 +45,27 @@ out = {
     "torch_bf16_max_error": error.max().float().reshape(1),
     "torch_bf16_rms_error": error.pow(2).mean().sqrt().float().reshape(1),
 }
+print("Kosmos-1 PyTorch bf16 error: max %.4g, rms %.4g" % (error.max().item(), error.pow(2).mean().sqrt().item()))
+
+expected2 = load_file(os.path.join(ROOT, "Tests", "Fixtures", "kosmos2_expected.safetensors"))
+mask = torch.zeros_like(expected2["input_ids"])
+mask[0, expected2["image_positions"]] = 1
+
+def run2(dtype):
+    model = Kosmos2ForConditionalGeneration.from_pretrained(os.path.join(ROOT, "Tests", "Fixtures", "kosmos2_tiny"),
+                                                           attn_implementation="eager").to(dtype).eval()
+    with torch.no_grad():
+        return model(pixel_values=expected2["pixel_values"].to(dtype), input_ids=expected2["input_ids"],
+                     image_embeds_position_mask=mask).logits.double()
+
+logits2 = run2(torch.float32)
+error2 = (run2(torch.bfloat16) - logits2).abs()
+out.update({
+    "kosmos2.logits32": logits2.float(),
+    "kosmos2.torch_bf16_max_error": error2.max().float().reshape(1),
+    "kosmos2.torch_bf16_rms_error": error2.pow(2).mean().sqrt().float().reshape(1),
+})
+print("Kosmos-2 PyTorch bf16 error: max %.4g, rms %.4g" % (error2.max().item(), error2.pow(2).mean().sqrt().item()))
 path = os.path.join(ROOT, "Tests", "Fixtures", "precision_reference.safetensors")
 save_file({k: v.contiguous() for k, v in out.items()}, path, metadata={"generator": "scripts/reference/precision_reference.py"})
-print("wrote", path, "PyTorch bf16 error: max %.4g, rms %.4g" % (error.max().item(), error.pow(2).mean().sqrt().item()))
+print("wrote", path)
