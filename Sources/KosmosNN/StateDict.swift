@@ -97,7 +97,7 @@ extension Module {
                 tensor.withUnsafeMutableRawBytes { $0.copyMemory(from: bytes) }
             }
         case .bfloat16, .float16:
-            let wide = Tensor.zeros(tensor.shape)
+            let wide = Tensor.uninitialized(tensor.shape, dtype: .float32)
             try wide.withUnsafeMutableBufferPointer { try source.copyFloats(key, into: $0) }
             tensor.copy(from: wide)
         }

@@ -175,14 +175,6 @@ func fusedAttentionBackward(_ l: AttentionLayout, q: UnsafePointer<Float>, k: Un
     while j < n { x[j] = fastExp(x[j] - shift); j += 1 }
 }
 
-/// y += a·x over n floats.
-@inline(__always) func addScaled(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ a: Float, _ n: Int) {
-    let av = Vec(repeating: a)
-    var d = 0
-    while d + vecWidth <= n { storeVec(loadVec(y + d) + av * loadVec(x + d), y + d); d += vecWidth }
-    while d < n { y[d] += a * x[d]; d += 1 }
-}
-
 /// y *= a over n floats.
 @inline(__always) private func scaleRow(_ y: UnsafeMutablePointer<Float>, _ a: Float, _ n: Int) {
     let av = Vec(repeating: a)

@@ -20,18 +20,25 @@ final class PrecisionModelTests: XCTestCase {
         XCTAssertEqual(model.decoder.layers.items[0].ffn.fc1.bias?.dtype, DType.float32, "biases stay float32")
         XCTAssertEqual(model.visionModel.embeddings.positionEmbedding.weight.dtype, DType.float32, "position tables stay float32")
         let logits = try withoutGrad { try model.logits(batch) }.scalars
+        try assertNoFurtherOffThanPyTorch(logits, reference: "logits64", prefix: "", "Kosmos-1 bfloat16 logits against float64")
+    }
+
+    /// Our logits' max and RMS error against the reference tensor of precision_reference.safetensors
+    /// are at most 1.5× PyTorch's bfloat16 errors stored beside it (`prefix` + torch_bf16_*_error).
+    func assertNoFurtherOffThanPyTorch(_ logits: [Float], reference name: String, prefix: String, _ label: String,
+                                       file: StaticString = #filePath, line: UInt = #line) throws {
         let reference = try modelFixture("precision_reference.safetensors")
-        let exact = try reference.floats("logits64")
-        XCTAssertEqual(logits.count, exact.count)
+        let exact = try reference.floats(name)
+        XCTAssertEqual(logits.count, exact.count, label, file: file, line: line)
         let errors = zip(logits, exact).map { Double(abs($0 - $1)) }
         let maxError = errors.max() ?? .infinity
         let rmsError = (errors.reduce(0) { $0 + $1 * $1 } / Double(errors.count)).squareRoot()
-        let torchMax = Double(try reference.floats("torch_bf16_max_error")[0])
-        let torchRMS = Double(try reference.floats("torch_bf16_rms_error")[0])
-        print(String(format: "bfloat16 logits against float64: ours max %.4g rms %.4g, PyTorch bf16 max %.4g rms %.4g",
-                     maxError, rmsError, torchMax, torchRMS))
-        XCTAssertLessThanOrEqual(maxError, 1.5 * torchMax)
-        XCTAssertLessThanOrEqual(rmsError, 1.5 * torchRMS)
+        let torchMax = Double(try reference.floats(prefix + "torch_bf16_max_error")[0])
+        let torchRMS = Double(try reference.floats(prefix + "torch_bf16_rms_error")[0])
+        print(String(format: "%@: ours max %.4g rms %.4g, PyTorch bf16 max %.4g rms %.4g",
+                     label as NSString, maxError, rmsError, torchMax, torchRMS))
+        XCTAssertLessThanOrEqual(maxError, 1.5 * torchMax, label, file: file, line: line)
+        XCTAssertLessThanOrEqual(rmsError, 1.5 * torchRMS, label, file: file, line: line)
     }
 
     /// Kosmos-2 with bfloat16 weights (loaded through the registry) against transformers' float32
@@ -49,18 +56,8 @@ final class PrecisionModelTests: XCTestCase {
         let logits = try withoutGrad {
             try model.logits(tokens: tokens, imagePositions: positions, pixels: try expected.tensor("pixel_values"))
         }.scalars
-        let reference = try modelFixture("precision_reference.safetensors")
-        let exact = try reference.floats("kosmos2.logits32")
-        XCTAssertEqual(logits.count, exact.count)
-        let errors = zip(logits, exact).map { Double(abs($0 - $1)) }
-        let maxError = errors.max() ?? .infinity
-        let rmsError = (errors.reduce(0) { $0 + $1 * $1 } / Double(errors.count)).squareRoot()
-        let torchMax = Double(try reference.floats("kosmos2.torch_bf16_max_error")[0])
-        let torchRMS = Double(try reference.floats("kosmos2.torch_bf16_rms_error")[0])
-        print(String(format: "Kosmos-2 bfloat16 logits against float32: ours max %.4g rms %.4g, PyTorch bf16 max %.4g rms %.4g",
-                     maxError, rmsError, torchMax, torchRMS))
-        XCTAssertLessThanOrEqual(maxError, 1.5 * torchMax)
-        XCTAssertLessThanOrEqual(rmsError, 1.5 * torchRMS)
+        try assertNoFurtherOffThanPyTorch(logits, reference: "kosmos2.logits32", prefix: "kosmos2.",
+                                          "Kosmos-2 bfloat16 logits against float32")
     }
 
     /// A float32 model converted in place equals one built in bfloat16 and loaded (same rounding),
