@@ -111,13 +111,16 @@ public final class AdamW {
                               count: Int, _ s: StepScalars) {
         let decay = s.decay, b2 = s.beta2, oneMinusB1 = s.oneMinusBeta1, oneMinusB2 = s.oneMinusBeta2
         let biasCorrection2Sqrt = s.biasCorrection2Sqrt, negStepSize = s.negativeStepSize, epsilon = s.eps
-        for i in 0..<count {
-            let g = gb[i]
-            p[i] *= decay
-            mb[i] += oneMinusB1 * (g - mb[i])
-            vb[i] = vb[i] * b2 + oneMinusB2 * g * g
-            let denom = vb[i].squareRoot() / biasCorrection2Sqrt + epsilon
-            p[i] += negStepSize * mb[i] / denom
+        // Every element is independent, so splitting across cores changes no result.
+        Parallel.forRanges(count, minimumPerChunk: Parallel.elementGrain) { range in
+            for i in range {
+                let g = gb[i]
+                p[i] *= decay
+                mb[i] += oneMinusB1 * (g - mb[i])
+                vb[i] = vb[i] * b2 + oneMinusB2 * g * g
+                let denom = vb[i].squareRoot() / biasCorrection2Sqrt + epsilon
+                p[i] += negStepSize * mb[i] / denom
+            }
         }
     }
 

@@ -16,7 +16,7 @@ public enum Parallel {
     /// Calls `body` on disjoint ranges covering 0..<count, in parallel when there is enough work.
     /// `minimumPerChunk` is the smallest range worth handing to another thread.
     @inline(__always)
-    static func forRanges(_ count: Int, minimumPerChunk: Int, _ body: (Range<Int>) -> Void) {
+    public static func forRanges(_ count: Int, minimumPerChunk: Int, _ body: (Range<Int>) -> Void) {
         let chunks = Swift.min(threadCount, count / Swift.max(minimumPerChunk, 1))
         if chunks <= 1 {
             if count > 0 { body(0..<count) }
@@ -30,7 +30,7 @@ public enum Parallel {
     }
 
     /// Elements per chunk for cheap element-wise work: below this, waking a thread costs more than it saves.
-    static let elementGrain = 32_768
+    public static let elementGrain = 32_768
 }
 
 // MARK: SIMD helpers shared by the kernels

@@ -56,15 +56,24 @@ public final class TensorStorage {
 }
 
 /// Tensor memory. Small buffers come from malloc (64-byte aligned). Buffers of a megabyte or more
-/// are mapped from the system and, when freed, kept for the next request of the same size up to
-/// `cacheLimit` bytes in all, else unmapped: activations of the same shapes recur every layer and
-/// every call, so they are reused instead of page-faulted anew, while malloc's own heap would keep
-/// every freed block (the float32 temporaries of a bfloat16 model's initialisation) resident.
+/// are mapped from the system and, when freed, kept for the next request of the same size:
+/// activations and gradients of the same shapes recur every layer and every step, and a fresh
+/// mapping costs a page fault and a zeroed page per 4 KiB (a quarter of a training step's time
+/// with a 128 MB cache). The cache keeps the most recently freed buffers up to `cacheLimit`
+/// bytes and unmaps the oldest beyond it, so sizes that stop recurring (a model's float32
+/// initialisation temporaries) are given back. The limit is `KOSMOS_BUFFER_CACHE_MB` (MiB) when
+/// set, else 1/16 of physical memory, at most 1 GiB.
 enum LargeBuffers {
     static let threshold = 1 << 20
-    nonisolated(unsafe) static var cacheLimit = 128 << 20
+    nonisolated(unsafe) static var cacheLimit: Int = {
+        if let text = ProcessInfo.processInfo.environment["KOSMOS_BUFFER_CACHE_MB"], let mb = Int(text), mb >= 0 {
+            return mb << 20
+        }
+        return Swift.min(1 << 30, Int(ProcessInfo.processInfo.physicalMemory / 16))
+    }()
     private static let lock = NSLock()
-    nonisolated(unsafe) private static var free: [Int: [UnsafeMutableRawPointer]] = [:]
+    /// Free buffers, oldest first.
+    nonisolated(unsafe) private static var free: [(size: Int, memory: UnsafeMutableRawPointer)] = []
     nonisolated(unsafe) private static var cached = 0
     private static let page = Int(sysconf(Int32(_SC_PAGESIZE)))
 
@@ -79,7 +88,9 @@ enum LargeBuffers {
         }
         let size = rounded(bytes)
         lock.lock()
-        if let reused = free[size]?.popLast() {
+        // The newest free buffer of this size (the cache holds at most a few hundred).
+        if let index = free.lastIndex(where: { $0.size == size }) {
+            let reused = free.remove(at: index).memory
             cached -= size
             lock.unlock()
             return reused
@@ -97,15 +108,28 @@ enum LargeBuffers {
             return
         }
         let size = rounded(bytes)
+        var evicted: [(size: Int, memory: UnsafeMutableRawPointer)] = []
         lock.lock()
-        if cached + size <= cacheLimit {
-            free[size, default: []].append(memory)
-            cached += size
-            lock.unlock()
-            return
+        free.append((size, memory))
+        cached += size
+        var drop = 0
+        while cached > cacheLimit && drop < free.count {
+            cached -= free[drop].size
+            drop += 1
+        }
+        if drop > 0 {
+            evicted = Array(free[..<drop])
+            free.removeFirst(drop)
         }
         lock.unlock()
-        munmap(memory, size)
+        for buffer in evicted { munmap(buffer.memory, buffer.size) }
+    }
+
+    /// Bytes held by freed buffers waiting for reuse.
+    static var cachedBytes: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return cached
     }
 
     private static func rounded(_ bytes: Int) -> Int { (bytes + page - 1) / page * page }

@@ -231,6 +231,31 @@ extension EngineTests {
 /// Products with a few rows against a weight stored n×k (several sequences decoding together)
 /// take the skinny path instead of sgemm; they must agree with exact arithmetic and not depend on
 /// the thread count.
+final class LargeBufferTests: XCTestCase {
+    /// Freed large buffers are reused by the next request of their size, and beyond the cache
+    /// limit the oldest are given back (not the newest: sizes that recur stay).
+    func testLargeBuffersAreReusedAndTheOldestGivenBack() {
+        let saved = LargeBuffers.cacheLimit
+        defer { LargeBuffers.cacheLimit = saved }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        // Sizes no other test allocates (1 MiB plus an odd number of pages).
+        let sizes = [(1 << 20) + 7 * page, (1 << 20) + 11 * page, (1 << 20) + 13 * page, (1 << 20) + 17 * page]
+        let buffers = sizes.map { LargeBuffers.allocate($0) }
+        LargeBuffers.cacheLimit = sizes[1] + sizes[2] + sizes[3]
+        for (buffer, size) in zip(buffers, sizes) { LargeBuffers.release(buffer, size) }
+        XCTAssertEqual(LargeBuffers.cachedBytes, sizes[1] + sizes[2] + sizes[3], "the oldest (first) buffer and older ones given back")
+        XCTAssertEqual(LargeBuffers.allocate(sizes[2]), buffers[2], "a freed buffer is reused for its size")
+        XCTAssertEqual(LargeBuffers.cachedBytes, sizes[1] + sizes[3])
+        let fresh = LargeBuffers.allocate(sizes[0])
+        XCTAssertEqual(LargeBuffers.cachedBytes, sizes[1] + sizes[3], "the evicted size is mapped anew")
+        LargeBuffers.release(fresh, sizes[0])
+        LargeBuffers.release(buffers[2], sizes[2])
+        LargeBuffers.cacheLimit = 0
+        LargeBuffers.release(LargeBuffers.allocate(sizes[0]), sizes[0])
+        XCTAssertEqual(LargeBuffers.cachedBytes, 0, "a zero limit keeps nothing")
+    }
+}
+
 final class SkinnyProductTests: XCTestCase {
     func testFewRowsTimesTransposedWeightMatchesFloat64() {
         let generator = RandomGenerator(seed: 5)
