@@ -35,8 +35,10 @@ public final class Linear: Module {
     }
 
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        // Transpose flag instead of a copy of W.
-        let y = Tensor.matmul(x, weight, transposeB: true)
+        // Transpose flag instead of a copy of W. Mixed precision rounds a float32 weight for the
+        // product (differentiably: its float32 gradient reaches the weight).
+        let w = weight.dtype == .float32 && ComputePrecision.current == .bfloat16 ? weight.converted(to: .bfloat16) : weight
+        let y = Tensor.matmul(x, w, transposeB: true)
         if let bias { return y + bias }
         return y
     }
@@ -104,6 +106,37 @@ public func withWeightDType<R>(_ dtype: DType, _ body: () throws -> R) rethrows 
     let saved = WeightPrecision.current
     WeightPrecision.current = dtype
     defer { WeightPrecision.current = saved }
+    return try body()
+}
+
+/// The dtype Linear layers compute their products in while training: float32, or bfloat16 inside
+/// `withComputeDType(.bfloat16)` (mixed precision: the float32 weight is rounded to bfloat16 for
+/// the product, the product's inputs and gradients are bfloat16, its outputs, the gradient that
+/// reaches the weight and everything else stay float32). Per thread, like grad mode.
+public enum ComputePrecision {
+    private static let key: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key, nil)
+        return key
+    }()
+
+    /// float32 unless a `withComputeDType(.bfloat16)` scope is active on this thread.
+    public static var current: DType {
+        pthread_getspecific(key) == nil ? .float32 : .bfloat16
+    }
+
+    static func set(_ dtype: DType) {
+        pthread_setspecific(key, dtype == .bfloat16 ? UnsafeRawPointer(bitPattern: 1) : nil)
+    }
+}
+
+/// Runs `body` with Linear products computed in `dtype` (float32 or bfloat16; float16 compute is
+/// not supported: its range needs loss scaling, which bfloat16 does not).
+public func withComputeDType<R>(_ dtype: DType, _ body: () throws -> R) rethrows -> R {
+    precondition(dtype != .float16, "float16 compute is not supported (use bfloat16)")
+    let saved = ComputePrecision.current
+    ComputePrecision.set(dtype)
+    defer { ComputePrecision.set(saved) }
     return try body()
 }
 

@@ -8,7 +8,13 @@ extension Tensor {
     public static func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transposeB: Bool = false) -> Tensor {
         let out = matmulKernel(a, b, transposeA, transposeB)
         if needsGrad(a, b) {
-            out.recorded("matmul", [a, b]) { g in
+            // A product with a bfloat16 operand (mixed-precision training casts the float32 master
+            // weight, docs/precision.md) computes its gradients as bfloat16 products too, like
+            // PyTorch's autocast: the incoming gradient rounded once, accumulation float32, the
+            // gradients float32.
+            let reduced = a.dtype == .bfloat16 || b.dtype == .bfloat16
+            out.recorded("matmul", [a, b]) { gradient in
+                let g = reduced ? gradient.storageConverted(to: .bfloat16) : gradient
                 // C = op(A)·op(B). The four flag combinations give each gradient as one more product,
                 // again without materialising a transpose.
                 var da: Tensor? = nil, db: Tensor? = nil
@@ -54,7 +60,7 @@ extension Tensor {
 func matmulKernel(_ a: Tensor, _ b: Tensor, _ transposeA: Bool, _ transposeB: Bool) -> Tensor {
     precondition(a.rank >= 2 && b.rank >= 2, "matmul needs rank ≥ 2 operands, got \(a.shape) and \(b.shape)")
     if a.dtype != .float32 || b.dtype != .float32 {
-        return halfPrecisionMatmul(a.converted(to: .float32), b, transposeA, transposeB)
+        return halfPrecisionMatmul(a, b, transposeA, transposeB)
     }
     let aRows = a.shape[a.rank - 2], aCols = a.shape[a.rank - 1]
     let bRows = b.shape[b.rank - 2], bCols = b.shape[b.rank - 1]
@@ -134,22 +140,23 @@ func float32Product(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, a: Unsaf
     BLAS.sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: 1, a: a, lda: lda, b: b, ldb: ldb, beta: 0, c: c, ldc: ldc)
 }
 
-/// A float32 `a` times a bfloat16 or float16 `b`, the output float32:
-/// - a weight read as transposed (x·Wᵀ, every Linear) with few rows, or float16 with any number:
-///   `kk_rows_times_weight_*`, which widens each weight element exactly and accumulates in float32,
-///   reading the weight once (decoding is bound by that read);
-/// - bfloat16 with more rows: oneDNN, the rows rounded to bfloat16 (accumulation float32);
-/// - anything else (a weight read untransposed; bfloat16 without oneDNN): the weight widened to
-///   float32 and the float32 product.
+/// A product with a bfloat16 or float16 operand, the output float32:
+/// - float32 rows times a weight read as transposed (x·Wᵀ, every Linear) with few rows, or a
+///   float16 weight with any number: `kk_rows_times_weight_*`, which widens each weight element
+///   exactly and accumulates in float32, reading the weight once (decoding is bound by that read);
+/// - bfloat16 with float32 or bfloat16 (more rows, any transposition, the gradients of mixed-
+///   precision training): oneDNN, float32 operands rounded to bfloat16, accumulation float32;
+/// - anything else (float16 with a transposition the rows kernel does not read, bfloat16 without
+///   oneDNN): both operands widened to float32 and the float32 product.
 func halfPrecisionMatmul(_ a: Tensor, _ b: Tensor, _ transposeA: Bool, _ transposeB: Bool) -> Tensor {
     let k = transposeA ? a.shape[a.rank - 2] : a.shape[a.rank - 1]
-    if b.rank == 2 && transposeB && !transposeA && b.shape[1] == k {
+    if a.dtype == .float32 && b.dtype != .float32 && b.rank == 2 && transposeB && !transposeA && b.shape[1] == k {
         let n = b.shape[0], rows = a.count / Swift.max(k, 1)
-        let out = Tensor.uninitialized(Array(a.shape.dropLast()) + [n])
-        if out.count == 0 { return out }
-        if k == 0 { out.fill(0); return out }
-        let pa = a.pointer, pc = out.pointer, w = b.storage.halfPointer
         if rows <= halfPrecisionRowsKernelLimit || b.dtype == .float16 {
+            let out = Tensor.uninitialized(Array(a.shape.dropLast()) + [n])
+            if out.count == 0 { return out }
+            if k == 0 { out.fill(0); return out }
+            let pa = a.pointer, pc = out.pointer, w = b.storage.halfPointer
             let bf16 = b.dtype == .bfloat16
             Parallel.forRanges(n, minimumPerChunk: Swift.max(16, 65_536 / Swift.max(k * rows, 1))) { columns in
                 if bf16 {
@@ -160,15 +167,31 @@ func halfPrecisionMatmul(_ a: Tensor, _ b: Tensor, _ transposeA: Bool, _ transpo
             }
             return withExtendedLifetime((a, b)) { out }
         }
-        if b.dtype == .bfloat16 {
-            let rounded = a.converted(to: .bfloat16)
-            let done = OneDNN.run(.init(m: rows, n: n, k: k, aType: KK_BF16, bType: KK_BF16, transA: false, transB: true,
-                                        lda: k, ldb: k, ldc: n),
-                                  a: rounded.storage.raw, b: b.storage.raw, c: pc)
-            if done { return withExtendedLifetime((rounded, b)) { out } }
-        }
     }
-    return matmulKernel(a, b.converted(to: .float32), transposeA, transposeB)
+    if a.dtype != .float16 && b.dtype != .float16 && b.rank == 2 && (a.rank == 2 || !transposeA), Kernels.oneDNNAvailable,
+       let out = bfloat16Product(a, b, transposeA, transposeB) {
+        return out
+    }
+    return matmulKernel(a.storageConverted(to: .float32), b.storageConverted(to: .float32), transposeA, transposeB)
+}
+
+/// op(a)·op(b) for a 2-D `b` (a's leading axes folded into rows when it is not transposed) through
+/// oneDNN's bfloat16 product, float32 operands rounded to bfloat16; nil when oneDNN cannot make it.
+func bfloat16Product(_ a: Tensor, _ b: Tensor, _ transposeA: Bool, _ transposeB: Bool) -> Tensor? {
+    let aCols = a.shape[a.rank - 1], aRows = a.count / Swift.max(aCols, 1)
+    let bRows = b.shape[0], bCols = b.shape[1]
+    let m = transposeA ? aCols : aRows, k = transposeA ? aRows : aCols
+    let n = transposeB ? bRows : bCols
+    precondition(k == (transposeB ? bCols : bRows),
+                 "matmul: inner dimensions differ: \(a.shape)\(transposeA ? "ᵀ" : "") · \(b.shape)\(transposeB ? "ᵀ" : "")")
+    let out = Tensor.uninitialized(transposeA ? [m, n] : Array(a.shape.dropLast()) + [n])
+    if out.count == 0 { return out }
+    if k == 0 { out.fill(0); return out }
+    let a16 = a.storageConverted(to: .bfloat16), b16 = b.storageConverted(to: .bfloat16)
+    let done = OneDNN.run(.init(m: m, n: n, k: k, aType: KK_BF16, bType: KK_BF16, transA: transposeA, transB: transposeB,
+                                lda: aCols, ldb: bCols, ldc: n),
+                          a: a16.storage.raw, b: b16.storage.raw, c: out.pointer)
+    return withExtendedLifetime((a16, b16)) { done ? out : nil }
 }
 
 /// Up to this many rows a bfloat16 product goes through the rows kernel, oneDNN from there (the

@@ -21,7 +21,7 @@ extension SafeTensorsWriter {
     public mutating func add(name: String, tensor: Tensor, as dtype: SafeTensorsDType = .f32) throws {
         if tensor.dtype != .float32, let stored: DType = [.f32: .float32, .bf16: .bfloat16, .f16: .float16][dtype] {
             // Little-endian bytes of the stored dtype (a copy: the tensor's own storage may change).
-            let bytes = tensor.converted(to: stored).withUnsafeMutableRawBytes { [UInt8]($0) }
+            let bytes = tensor.storageConverted(to: stored).withUnsafeMutableRawBytes { [UInt8]($0) }
             try add(name: name, dtype: dtype, shape: tensor.shape, bytes: bytes)
             return
         }

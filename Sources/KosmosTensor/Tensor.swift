@@ -216,7 +216,7 @@ public final class Tensor: CustomStringConvertible {
     /// The values in row-major order (widened to float32 when stored in 16 bits).
     public var scalars: [Float] {
         if dtype == .float32 { return Array(UnsafeBufferPointer(start: pointer, count: count)) }
-        return converted(to: .float32).scalars
+        return storageConverted(to: .float32).scalars
     }
 
     /// The single value of a one-element tensor.
@@ -225,9 +225,20 @@ public final class Tensor: CustomStringConvertible {
         return scalars[0]
     }
 
-    /// The values stored as `dtype` (rounded to nearest even when narrowing), cut off from autograd.
-    /// The same tensor when it already has that dtype.
+    /// The values stored as `dtype` (rounded to nearest even when narrowing); the same tensor when
+    /// it already has that dtype. Differentiable: gradients are float32 whatever the dtypes, so
+    /// the gradient passes back unchanged (a float32 master weight cast to bfloat16 for a
+    /// mixed-precision step gets its float32 gradient).
     public func converted(to dtype: DType) -> Tensor {
+        let out = storageConverted(to: dtype)
+        if out !== self && Tensor.needsGrad(self) {
+            out.recorded("convert", [self]) { g in [g] }
+        }
+        return out
+    }
+
+    /// `converted(to:)` without recording: for kernels that convert operands internally.
+    func storageConverted(to dtype: DType) -> Tensor {
         if dtype == self.dtype { return self }
         let storage = TensorStorage(count: count, dtype: dtype)
         convertElements(from: self.storage, to: storage, count: count)

@@ -141,7 +141,7 @@ public final class Trainer {
         let schedule = LearningRateSchedule(kind: LearningRateSchedule.Kind(rawValue: c.schedule.kind)!, peak: c.optimizer.lr,
                                             warmupSteps: c.schedule.warmupSteps, totalSteps: c.train.steps)
         stepper = TrainingStep(model: model, optimizer: c.optimizer, schedule: schedule, communicator: communicator,
-                               distributed: c.distributed)
+                               distributed: c.distributed, computeDType: c.computeDType)
 
         (packer, loaders) = try Trainer.makeData(c, model: modelConfiguration, tokenizer: tokenizer,
                                                  modelDirectory: modelDirectory, resume: state?.data,

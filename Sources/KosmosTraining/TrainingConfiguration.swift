@@ -1,5 +1,6 @@
 import Foundation
 import KosmosModels
+import KosmosTensor
 
 /// Why a training configuration was refused. Every message names the field (`optimizer.lr`) so the
 /// user can fix the file or the `--set` override without guessing.
@@ -96,9 +97,12 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
         public var seed: UInt64 = 0
         /// "none", "all" or "all-but-last-layer" (the paper's choice for a pretrained CLIP).
         public var visionFreeze = VisionFreezePolicy.allButLastLayer.rawValue
+        /// "float32", or "bfloat16" for mixed precision: bfloat16 products (forward and backward)
+        /// with float32 master weights, AdamW states and everything else (docs/precision.md).
+        public var dtype = "float32"
         public init() {}
         enum CodingKeys: String, CodingKey {
-            case steps, seed
+            case steps, seed, dtype
             case gradAccumulation = "grad_accumulation", visionFreeze = "vision_freeze"
         }
     }
@@ -236,7 +240,7 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
         "optimizer": .object(["lr": .number, "beta1": .number, "beta2": .number, "eps": .number, "weight_decay": .number,
                               "max_grad_norm": .number]),
         "schedule": .object(["kind": .string, "warmup_steps": .integer]),
-        "train": .object(["steps": .integer, "grad_accumulation": .integer, "seed": .integer, "vision_freeze": .string]),
+        "train": .object(["steps": .integer, "grad_accumulation": .integer, "seed": .integer, "vision_freeze": .string, "dtype": .string]),
         "checkpoint": .object(["directory": .string, "every": .integer, "keep": .integer]),
         "log": .object(["every": .integer]),
         "distributed": .object(["zero_stage": .integer, "bucket_mb": .number, "timeout_seconds": .number]),
@@ -353,6 +357,8 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
 
     // MARK: Validation
 
+    /// The compute dtype of the training step (`train.dtype`, validated).
+    public var computeDType: DType { DType(name: train.dtype) ?? .float32 }
     public var freezePolicy: VisionFreezePolicy { VisionFreezePolicy(rawValue: train.visionFreeze) ?? .allButLastLayer }
 
     /// Impossible values, with the field named.
@@ -394,6 +400,13 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
         guard train.gradAccumulation >= 1 else { throw fail("train.grad_accumulation", "must be at least 1") }
         guard VisionFreezePolicy(rawValue: train.visionFreeze) != nil else {
             throw fail("train.vision_freeze", "'\(train.visionFreeze)' is not one of none, all, all-but-last-layer")
+        }
+        switch DType(name: train.dtype) {
+        case .float32?, .bfloat16?: break
+        case .float16?:
+            throw fail("train.dtype", "float16 training is not supported (its range needs loss scaling); use bfloat16 or float32")
+        case nil:
+            throw fail("train.dtype", "'\(train.dtype)' is not a dtype: use float32 or bfloat16")
         }
         guard !checkpoint.directory.isEmpty else { throw fail("checkpoint.directory", "must not be empty") }
         guard checkpoint.every >= 0 else { throw fail("checkpoint.every", "must not be negative (0: only at the end)") }
@@ -494,6 +507,7 @@ extension TrainingConfiguration.Train {
         gradAccumulation = try c.decode(.gradAccumulation, default: gradAccumulation)
         seed = try c.decode(.seed, default: seed)
         visionFreeze = try c.decode(.visionFreeze, default: visionFreeze)
+        dtype = try c.decode(.dtype, default: dtype)
     }
 }
 

@@ -28,6 +28,9 @@ public final class TrainingStep {
     /// Seconds spent in collective operations and the optimizer update since this object was made
     /// (distributed path only: includes waiting for the slowest rank).
     public private(set) var synchronizationSeconds = 0.0
+    /// float32, or bfloat16 for mixed precision (`train.dtype`): the Linear products of forward
+    /// and backward in bfloat16, the parameters, gradients and AdamW states float32.
+    public let computeDType: DType
 
     public struct Result: Equatable, Sendable {
         /// Mean cross-entropy over the step's labelled tokens.
@@ -43,8 +46,9 @@ public final class TrainingStep {
 
     public init(model: any TrainableModel, optimizer settings: TrainingConfiguration.Optimizer, schedule: LearningRateSchedule,
                 communicator: Communicator = SingleProcessCommunicator(),
-                distributed: TrainingConfiguration.Distributed = .init()) {
+                distributed: TrainingConfiguration.Distributed = .init(), computeDType: DType = .float32) {
         self.communicator = communicator
+        self.computeDType = computeDType
         self.model = model
         self.schedule = schedule
         maxGradNorm = settings.maxGradNorm
@@ -103,7 +107,7 @@ public final class TrainingStep {
         var loss = 0.0
         for (batch, n) in zip(microBatches, counts) where n > 0 {
             let weight = Double(n) / Double(total)
-            let l = try model.trainingLoss(batch)
+            let l = try withComputeDType(computeDType) { try model.trainingLoss(batch) }
             loss += Double(l.item()) * weight
             l.scaled(by: Float(weight)).backward()
         }

@@ -22,6 +22,9 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("set"), help: ArgumentHelp("Override a field, e.g. --set optimizer.lr=1e-4 (repeatable).", valueName: "KEY=VALUE"))
     var overrides: [String] = []
 
+    @Option(help: "Compute dtype: float32, or bfloat16 for mixed precision (bfloat16 products, float32 master weights and AdamW states). Sets train.dtype.")
+    var dtype: String?
+
     @Flag(help: "Continue from the newest complete checkpoint in checkpoint.directory.")
     var resume = false
 
@@ -32,7 +35,8 @@ struct Train: ParsableCommand {
         guard config != nil || !overrides.isEmpty else {
             throw ValidationError("give --config FILE (and/or --set KEY=VALUE overrides); see docs/training.md")
         }
-        let configuration = try TrainingConfiguration.load(file: config.map { URL(fileURLWithPath: $0) }, overrides: overrides)
+        let configuration = try TrainingConfiguration.load(file: config.map { URL(fileURLWithPath: $0) },
+                                                           overrides: overrides + (dtype.map { ["train.dtype=\"\($0)\""] } ?? []))
         if dryRun {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -65,6 +69,9 @@ struct Train: ParsableCommand {
             header += "\ndistributed: \(communicator.worldSize) process(es) over \(communicator.name), "
                 + "global batch \(communicator.worldSize) × \(configuration.train.gradAccumulation) × \(configuration.data.batchSize) sequences, "
                 + "ZeRO stage \(configuration.distributed.zeroStage) (AdamW state per process: \(trainer.stepper.optimizerStateElements) floats)"
+        }
+        if configuration.computeDType == .bfloat16 {
+            header += "\nmixed precision: bfloat16 products, float32 master weights, gradients and AdamW states"
         }
         if let from = trainer.resumedFrom { header += "\nresuming from \(from.path) at step \(trainer.step)" }
         if root { FileHandle.standardError.write(Data((header + "\n").utf8)) }

@@ -186,6 +186,14 @@ final class CLITests: XCTestCase {
         let bench = try succeed(["bench", "gemm", "--sizes", "32", "--repeats", "1", "--dtype", "bf16", "--threads", "1"])
         XCTAssertTrue(bench.stdout.contains("bfloat16 weights") && bench.stdout.contains("threads: 1"), bench.stdout)
 
+        // train --dtype is train.dtype (mixed precision); float16 training is refused by name.
+        let base = ["train", "--set", "tokenizer=\"/t\"", "--set", "data.sources=[{\"path\": \"a\"}]", "--dry-run"]
+        let mixed = try succeed(base + ["--dtype", "bfloat16"])
+        XCTAssertTrue(mixed.stdout.contains("\"dtype\" : \"bfloat16\""), mixed.stdout)
+        let half = try kosmos(base + ["--dtype", "float16"])
+        XCTAssertNotEqual(half.status, 0)
+        XCTAssertTrue(half.stderr.contains("train.dtype: float16 training is not supported"), half.stderr)
+
         let unknown = try kosmos(["generate", "--model", Self.kosmos1.path, "--prompt", "x", "--dtype", "float8"])
         XCTAssertNotEqual(unknown.status, 0)
         XCTAssertTrue(unknown.stderr.contains("--dtype 'float8' is not a dtype"), unknown.stderr)

@@ -23,6 +23,42 @@ final class PrecisionModelTests: XCTestCase {
         try assertNoFurtherOffThanPyTorch(logits, reference: "logits64", prefix: "", "Kosmos-1 bfloat16 logits against float64")
     }
 
+    /// Mixed-precision training (`withComputeDType(.bfloat16)`, what `train.dtype: bfloat16` runs):
+    /// the float32 weights stay float32 and get float32 gradients, and those gradients' error
+    /// against the float64 ones is at most 1.5× that of PyTorch's autocast-bf16 gradients (the
+    /// worst parameter's ‖Δ‖/‖g‖ and all parameters' together, precision_reference.py).
+    func testMixedPrecisionGradientsAreNoFurtherOffThanPyTorchAutocast() throws {
+        let fixture = try modelFixture("kosmos_tiny.safetensors")
+        let model = try KosmosModel(configuration: KosmosParityTests.tinyConfiguration(), generator: RandomGenerator(seed: 0))
+        try model.load(from: fixture, prefix: "model.", sourceName: "kosmos_tiny")
+        model.eval()
+        let batch = try KosmosParityTests.loadBatch(model, fixture)
+        let loss = try withComputeDType(.bfloat16) { try model.logits(batch) }.reshaped([-1, 40]).crossEntropy(targets: batch.labels)
+        loss.backward()
+        var worst = 0.0, delta2 = 0.0, norm2 = 0.0
+        for (name, parameter) in model.namedParameters() {
+            XCTAssertEqual(parameter.dtype, .float32, name)
+            guard fixture.entry("grad.\(name)") != nil else { continue }
+            let grad = try XCTUnwrap(parameter.grad, name)
+            XCTAssertEqual(grad.dtype, .float32, name)
+            let exact = try fixture.floats("grad.\(name)")
+            let diff = zip(grad.scalars, exact).reduce(0.0) { $0 + Double($1.0 - $1.1) * Double($1.0 - $1.1) }
+            let size = exact.reduce(0.0) { $0 + Double($1) * Double($1) }
+            if size.squareRoot() > 1e-8 { worst = max(worst, (diff / size).squareRoot()) }
+            delta2 += diff
+            norm2 += size
+        }
+        let reference = try modelFixture("precision_reference.safetensors")
+        let torchWorst = Double(try reference.floats("train.torch_bf16_grad_max_rel_error")[0])
+        let torchAll = Double(try reference.floats("train.torch_bf16_grad_rel_error")[0])
+        let all = (delta2 / norm2).squareRoot()
+        print(String(format: "mixed-precision gradients: ours worst %.4g all %.4g, PyTorch autocast worst %.4g all %.4g",
+                     worst, all, torchWorst, torchAll))
+        XCTAssertGreaterThan(all, 1e-4, "float32 products are ~1e-6 off: these must have run in bfloat16")
+        XCTAssertLessThanOrEqual(worst, 1.5 * torchWorst)
+        XCTAssertLessThanOrEqual(all, 1.5 * torchAll)
+    }
+
     /// Our logits' max and RMS error against the reference tensor of precision_reference.safetensors
     /// are at most 1.5× PyTorch's bfloat16 errors stored beside it (`prefix` + torch_bf16_*_error).
     func assertNoFurtherOffThanPyTorch(_ logits: [Float], reference name: String, prefix: String, _ label: String,

@@ -193,9 +193,11 @@ final class PrecisionTests: XCTestCase {
                 let xr = roundsRows ? x.converted(to: .bfloat16).converted(to: .float32) : x
                 let expected = withoutGrad { Tensor.matmul(xr, wide, transposeB: true) }
                 assertClose(product, expected, rtol: 1e-5, atol: 1e-5, "\(dtype) \(rows) rows")
-                // W read untransposed (x · W for W [72, 33]) goes through the widening path.
+                // W read untransposed (x · W for W [72, 33], as a gradient reads it): bfloat16 through
+                // oneDNN with the rows rounded, float16 widened.
                 let wt = Tensor.randn([72, 33], generator: generator).converted(to: dtype)
-                assertClose(withoutGrad { Tensor.matmul(x, wt) }, withoutGrad { Tensor.matmul(x, wt.converted(to: .float32)) },
+                let xt = dtype == .bfloat16 && Kernels.oneDNNAvailable ? x.converted(to: .bfloat16).converted(to: .float32) : x
+                assertClose(withoutGrad { Tensor.matmul(x, wt) }, withoutGrad { Tensor.matmul(xt, wt.converted(to: .float32)) },
                             rtol: 1e-5, atol: 1e-5, "\(dtype) \(rows) rows, weight not transposed")
             }
         }
@@ -206,6 +208,43 @@ final class PrecisionTests: XCTestCase {
         XCTAssertEqual(product.shape, [2, 3, 10])
         let xr = Kernels.oneDNNAvailable ? x.converted(to: .bfloat16).converted(to: .float32) : x
         assertClose(product, withoutGrad { Tensor.matmul(xr, w.converted(to: .float32), transposeB: true) }, rtol: 1e-5, atol: 1e-5)
+    }
+
+    /// Mixed precision: a float32 weight cast to bfloat16 for the product. The forward and both
+    /// gradients are the float32 products of the bfloat16-rounded operands (the incoming gradient
+    /// rounded too, as PyTorch's autocast computes them), every transposition; the weight's
+    /// gradient reaches the float32 master through the cast and is float32.
+    func testMixedPrecisionProductAndGradientsAreProductsOfRoundedOperands() throws {
+        guard Kernels.oneDNNAvailable else {
+            #if os(Linux) && arch(x86_64)
+            XCTFail("oneDNN is not available: scripts/install-deps.sh installs libdnnl-dev")
+            #endif
+            return
+        }
+        let generator = RandomGenerator(seed: 6)
+        func rounded(_ t: Tensor) -> Tensor { withoutGrad { t.converted(to: .bfloat16).converted(to: .float32) } }
+        for (ta, tb) in [(false, true), (false, false), (true, false), (true, true)] {
+            let x = Tensor.randn(ta ? [72, 40] : [2, 20, 72], generator: generator)
+            x.requiresGrad = true
+            let master = Tensor.randn(tb ? [33, 72] : [72, 33], generator: generator)
+            master.requiresGrad = true
+            let y = Tensor.matmul(x, master.converted(to: .bfloat16), transposeA: ta, transposeB: tb)
+            let r = Tensor.randn(y.shape, generator: generator)
+            (y * r).sum().backward()
+            let label = "transposeA \(ta) transposeB \(tb)"
+            let (dx, dw) = (try XCTUnwrap(x.grad), try XCTUnwrap(master.grad))
+            XCTAssertEqual(dw.dtype, .float32, label)
+            XCTAssertEqual(dw.shape, master.shape, label)
+            // The same op on float32 copies of the rounded values.
+            let xr = rounded(x), wr = rounded(master), gr = rounded(r)
+            xr.requiresGrad = true
+            wr.requiresGrad = true
+            let yr = Tensor.matmul(xr, wr, transposeA: ta, transposeB: tb)
+            assertClose(withoutGrad { y }, withoutGrad { yr }, rtol: 1e-5, atol: 1e-5, label + " forward")
+            (yr * gr).sum().backward()
+            assertClose(dx, try XCTUnwrap(xr.grad), rtol: 1e-5, atol: 1e-5, label + " input gradient")
+            assertClose(dw, try XCTUnwrap(wr.grad), rtol: 1e-5, atol: 1e-5, label + " weight gradient")
+        }
     }
 
     /// oneDNN's float32 products equal OpenBLAS's to rounding, in every orientation.

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import KosmosModels
+import KosmosTensor
 @testable import KosmosTraining
 
 final class ConfigurationTests: XCTestCase {
@@ -34,6 +35,7 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertEqual(c.schedule.kind, "linear")
         XCTAssertEqual(c.freezePolicy, .allButLastLayer)
         XCTAssertEqual(c.model.preset, "kosmos-tiny")
+        XCTAssertEqual(c.computeDType, .float32)
     }
 
     func testOverridesParseJSONValuesAndCreateSections() throws {
@@ -45,6 +47,7 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertEqual(c.schedule.kind, "cosine")
         XCTAssertEqual(c.checkpoint.directory, "/tmp/x")
         XCTAssertEqual(c.freezePolicy, VisionFreezePolicy.none)
+        XCTAssertEqual(try load(minimal, ["train.dtype=bf16"]).computeDType, .bfloat16)
     }
 
     func testPathsResolveAgainstTheFile() throws {
@@ -87,6 +90,8 @@ final class ConfigurationTests: XCTestCase {
         assertRejected(minimal, ["train.steps=100"], field: "schedule.warmup_steps", "no decay")
         assertRejected(minimal, ["train.grad_accumulation=0"], field: "train.grad_accumulation")
         assertRejected(minimal, ["train.vision_freeze=some"], field: "train.vision_freeze")
+        assertRejected(minimal, ["train.dtype=float8"], field: "train.dtype", "'float8' is not a dtype: use float32 or bfloat16")
+        assertRejected(minimal, ["train.dtype=float16"], field: "train.dtype", "float16 training is not supported")
         assertRejected(minimal, ["schedule.kind=step"], field: "schedule.kind")
         assertRejected(minimal, ["data.batch_size=0"], field: "data.batch_size")
         assertRejected(minimal, ["checkpoint.keep=0"], field: "checkpoint.keep")

@@ -6,31 +6,46 @@ final class ResumeTests: XCTestCase {
     /// Straight N steps vs k steps, a new Trainer (as a new process would build it) resumed from the
     /// checkpoint, then N: identical weight bytes, optimizer state and logged losses.
     func testResumeInProcessIsBitIdentical() throws {
+        let losses = try assertResumeIsBitIdentical(dtype: "float32")
+        // Mixed precision resumes exactly too, and is a different run (its products are bfloat16).
+        let mixed = try assertResumeIsBitIdentical(dtype: "bfloat16")
+        XCTAssertEqual(losses.keys.sorted(), mixed.keys.sorted())
+        XCTAssertNotEqual(losses, mixed)
+        for (step, loss) in losses { XCTAssertEqual(mixed[step]!, loss, accuracy: 0.05 * loss, "step \(step)") }
+    }
+
+    /// The straight and resumed runs of the tiny configuration with `train.dtype`; returns the logged losses.
+    func assertResumeIsBitIdentical(dtype: String, file: StaticString = #filePath, line: UInt = #line) throws -> [Int: Double] {
         let straightDir = try TrainingTestSupport.temporaryDirectory("straight")
         let resumedDir = try TrainingTestSupport.temporaryDirectory("resumed")
         defer { for d in [straightDir, resumedDir] { try? FileManager.default.removeItem(at: d) } }
 
-        try Trainer(configuration: try TrainingTestSupport.tinyConfiguration(directory: straightDir, steps: 8, checkpointEvery: 3), resume: false).run()
+        var straightConfiguration = try TrainingTestSupport.tinyConfiguration(directory: straightDir, steps: 8, checkpointEvery: 3)
+        straightConfiguration.train.dtype = dtype
+        try Trainer(configuration: straightConfiguration, resume: false).run()
 
-        let c = try TrainingTestSupport.tinyConfiguration(directory: resumedDir, steps: 8, checkpointEvery: 3)
+        var c = try TrainingTestSupport.tinyConfiguration(directory: resumedDir, steps: 8, checkpointEvery: 3)
+        c.train.dtype = dtype
         let first = try Trainer(configuration: c, resume: false)
         try first.run(stopAfter: 5)   // checkpoint at 3; steps 4 and 5 are lost as if killed
-        XCTAssertEqual(first.step, 5)
+        XCTAssertEqual(first.step, 5, file: file, line: line)
         let second = try Trainer(configuration: c, resume: true)
-        XCTAssertEqual(second.step, 3)
-        XCTAssertEqual(second.resumedFrom?.lastPathComponent, "step-00000003")
+        XCTAssertEqual(second.step, 3, file: file, line: line)
+        XCTAssertEqual(second.resumedFrom?.lastPathComponent, "step-00000003", file: file, line: line)
         try second.run()
 
-        for file in ["model.safetensors", "optimizer.safetensors", "trainer_state.json"] {
-            XCTAssertEqual(try TrainingTestSupport.bytes(straightDir.appendingPathComponent("step-00000008/\(file)")),
-                           try TrainingTestSupport.bytes(resumedDir.appendingPathComponent("step-00000008/\(file)")), file)
+        for name in ["model.safetensors", "optimizer.safetensors", "trainer_state.json"] {
+            XCTAssertEqual(try TrainingTestSupport.bytes(straightDir.appendingPathComponent("step-00000008/\(name)")),
+                           try TrainingTestSupport.bytes(resumedDir.appendingPathComponent("step-00000008/\(name)")),
+                           "\(dtype) \(name)", file: file, line: line)
         }
         let straight = try TrainingTestSupport.loggedLosses(straightDir.appendingPathComponent("metrics.jsonl"))
         let resumed = try TrainingTestSupport.loggedLosses(resumedDir.appendingPathComponent("metrics.jsonl"))
-        XCTAssertEqual(straight.keys.sorted(), [2, 4, 6, 8])
-        XCTAssertEqual(straight, resumed)
+        XCTAssertEqual(straight.keys.sorted(), [2, 4, 6, 8], file: file, line: line)
+        XCTAssertEqual(straight, resumed, dtype, file: file, line: line)
         // The model folder of a checkpoint is a model directory the other commands load.
-        XCTAssertNoThrow(try KosmosModelLoadCheck.load(straightDir.appendingPathComponent("latest")))
+        XCTAssertNoThrow(try KosmosModelLoadCheck.load(straightDir.appendingPathComponent("latest")), file: file, line: line)
+        return straight
     }
 
     func testResumeRefusesChangedSettingsAndMissingCheckpoints() throws {

@@ -1,6 +1,8 @@
 """PyTorch CPU timings for the cases of `kosmos bench model` (torch's default threads), float32, or
 with --bf16 the models in bfloat16 (`model.to(torch.bfloat16)`, as people run PyTorch for inference;
-its matmuls go to oneDNN). The generate case times decode steps only, after the prompt.
+its matmuls go to oneDNN; the train case then runs under torch.autocast("cpu", torch.bfloat16), mixed
+precision with float32 weights, as `kosmos bench model --dtype bfloat16` runs it). The generate case
+times decode steps only, after the prompt.
 
 Run: venv/bin/python scripts/bench/pytorch_model.py [--repeats 3] [--bf16] [--cases vit,decoder,train,generate]
 (venv: scripts/bench/requirements.txt)."""
@@ -19,7 +21,7 @@ from transformers import CLIPVisionConfig, CLIPVisionModel
 parser = argparse.ArgumentParser()
 parser.add_argument("--repeats", type=int, default=3)
 parser.add_argument("--cases", default="vit,decoder,train")
-parser.add_argument("--bf16", action="store_true", help="inference cases in bfloat16 (train stays float32)")
+parser.add_argument("--bf16", action="store_true", help="inference cases in bfloat16, train under autocast-bf16")
 args = parser.parse_args()
 dtype = torch.bfloat16 if args.bf16 else torch.float32
 
@@ -86,8 +88,9 @@ if "train" in cases:
 
     def step():
         opt.zero_grad()
-        logits, _ = decoder(tokens)
-        F.cross_entropy(logits.reshape(-1, 32002), targets.reshape(-1), ignore_index=-100).backward()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+            logits, _ = decoder(tokens)
+        F.cross_entropy(logits.float().reshape(-1, 32002), targets.reshape(-1), ignore_index=-100).backward()
         opt.step()
 
     timed("train step, 4 layers d=256, vocab 32k, 8×128", step)
