@@ -230,7 +230,7 @@ public final class CLIPVisionTransformer: Module {
             let a = layer.selfAttn
             for (linear, std) in [(a.qProj, inStd), (a.kProj, inStd), (a.vProj, inStd), (a.outProj, Foundation.pow(d, -0.5) * factor),
                                   (layer.mlp.fc1, Foundation.pow(2 * d, -0.5) * factor), (layer.mlp.fc2, inStd)] {
-                linear.weight.copy(from: Tensor.randn(linear.weight.shape, std: std, generator: generator))
+                linear.weight.copy(from: Tensor.randn(linear.weight.shape, std: std, generator: generator, dtype: linear.weight.dtype))
                 linear.bias?.fill(0)
             }
         }

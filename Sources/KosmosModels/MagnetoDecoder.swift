@@ -343,13 +343,9 @@ public final class MagnetoDecoder: Module {
         configuration = c
         let d = c.decoderEmbedDim
         embedTokens = Embedding(count: c.vocabSize, dimension: d, paddingIndex: c.paddingIdx, generator: generator)
-        // Built in float32 and copied in, so weights stored in 16 bits (withWeightDType) take the same values rounded.
-        let table = Tensor.randn([c.vocabSize, d], std: Foundation.pow(Float(d), -0.5), generator: generator)
-        if c.paddingIdx >= 0 && c.paddingIdx < c.vocabSize {
-            table.withUnsafeMutableBufferPointer { b in
-                for j in 0..<d { b[c.paddingIdx * d + j] = 0 }
-            }
-        }
+        // Generated in the weight's dtype (16-bit weights take the float32 values rounded).
+        let table = Tensor.randn([c.vocabSize, d], std: Foundation.pow(Float(d), -0.5), generator: generator, dtype: embedTokens.weight.dtype)
+        table.zeroRow(c.paddingIdx)
         embedTokens.weight.copy(from: table)
         if c.absolutePositions == .learned {
             let table = Embedding(count: c.maxTargetPositions + 2, dimension: d, followsWeightDType: false, generator: generator)
@@ -365,7 +361,8 @@ public final class MagnetoDecoder: Module {
             outputProjection = Linear(sharing: embedTokens.weight)
         } else {
             outputProjection = Linear(inFeatures: d, outFeatures: c.vocabSize, bias: false, generator: generator)
-            outputProjection.weight.copy(from: Tensor.randn([c.vocabSize, d], std: Foundation.pow(Float(d), -0.5), generator: generator))
+            outputProjection.weight.copy(from: Tensor.randn([c.vocabSize, d], std: Foundation.pow(Float(d), -0.5), generator: generator,
+                                                            dtype: outputProjection.weight.dtype))
         }
         dropout = Dropout(probability: c.dropout, generator: generator)
         embedScale = c.noScaleEmbedding ? 1 : Float(d).squareRoot()
@@ -381,7 +378,7 @@ public final class MagnetoDecoder: Module {
             let factor = Float(Foundation.log(Double(c.decoderLayers * 2)).squareRoot())
             for (name, p) in namedParameters()
             where ["fc1", "fc2", "out_proj", "v_proj"].contains(where: { name.contains($0) }) {
-                p.copy(from: withoutGrad { p.converted(to: .float32).scaled(by: factor) })
+                p.scaleInPlace(by: factor)
             }
         }
     }

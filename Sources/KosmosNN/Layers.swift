@@ -13,9 +13,8 @@ public final class Linear: Module {
         self.inFeatures = inFeatures
         self.outFeatures = outFeatures
         let bound = inFeatures > 0 ? 1 / Float(inFeatures).squareRoot() : 0
-        weight = Tensor.uniform([outFeatures, inFeatures], low: -bound, high: bound, generator: generator)
+        weight = Tensor.uniform([outFeatures, inFeatures], low: -bound, high: bound, generator: generator, dtype: WeightPrecision.current)
         self.bias = bias ? Tensor.uniform([outFeatures], low: -bound, high: bound, generator: generator) : nil
-        weight.convert(to: WeightPrecision.current)
         super.init()
         registerParameter("weight", weight)
         if let b = self.bias { registerParameter("bias", b) }
@@ -62,13 +61,8 @@ public final class Embedding: Module {
         self.dimension = dimension
         self.paddingIndex = paddingIndex
         self.followsWeightDType = followsWeightDType
-        weight = Tensor.randn([count, dimension], generator: generator)
-        if let paddingIndex, paddingIndex >= 0, paddingIndex < count {
-            weight.withUnsafeMutableBufferPointer { buffer in
-                for j in 0..<dimension { buffer[paddingIndex * dimension + j] = 0 }
-            }
-        }
-        if followsWeightDType { weight.convert(to: WeightPrecision.current) }
+        weight = Tensor.randn([count, dimension], generator: generator, dtype: followsWeightDType ? WeightPrecision.current : .float32)
+        if let paddingIndex { weight.zeroRow(paddingIndex) }
         super.init()
         registerParameter("weight", weight)
     }
@@ -102,11 +96,14 @@ public enum WeightPrecision {
 }
 
 /// Builds modules whose Linear and Embedding weights are stored as `dtype`.
+/// In 16 bits the float32 temporaries of the weights are given back as each weight is converted
+/// (not kept for reuse), so building or loading peaks at the 16-bit weights plus one temporary.
 public func withWeightDType<R>(_ dtype: DType, _ body: () throws -> R) rethrows -> R {
     let saved = WeightPrecision.current
     WeightPrecision.current = dtype
     defer { WeightPrecision.current = saved }
-    return try body()
+    if dtype == .float32 { return try body() }
+    return try TensorMemory.withoutBufferReuse(body)
 }
 
 /// The dtype Linear layers compute their products in while training: float32, or bfloat16 inside

@@ -1,3 +1,4 @@
+import CKosmosKernels
 import Foundation
 
 /// A seeded random number generator whose streams are identical on every run and machine:
@@ -120,21 +121,44 @@ public enum RandomGeneratorError: Error, CustomStringConvertible, Equatable {
 }
 
 extension Tensor {
-    /// Standard normal values (times std, plus mean).
+    /// Standard normal values (times std, plus mean), stored as `dtype` (16-bit: generated in
+    /// float32 a block at a time and rounded, the same values as a float32 tensor converted,
+    /// without a float32 copy of the whole tensor).
     public static func randn(_ shape: [Int], mean: Float = 0, std: Float = 1, generator: RandomGenerator,
-                             requiresGrad: Bool = false) -> Tensor {
-        let t = Tensor.uninitialized(shape)
-        t.withUnsafeMutableBufferPointer { generator.fillNormal($0, mean: mean, std: std) }
+                             requiresGrad: Bool = false, dtype: DType = .float32) -> Tensor {
+        let t = Tensor.generated(shape, dtype: dtype) { generator.fillNormal($0, mean: mean, std: std) }
         t.requiresGrad = requiresGrad
         return t
     }
 
-    /// Values uniform in [low, high).
+    /// Values uniform in [low, high), stored as `dtype` (as `randn`).
     public static func uniform(_ shape: [Int], low: Float = 0, high: Float = 1, generator: RandomGenerator,
-                               requiresGrad: Bool = false) -> Tensor {
-        let t = Tensor.uninitialized(shape)
-        t.withUnsafeMutableBufferPointer { generator.fillUniform($0, low: low, high: high) }
+                               requiresGrad: Bool = false, dtype: DType = .float32) -> Tensor {
+        let t = Tensor.generated(shape, dtype: dtype) { generator.fillUniform($0, low: low, high: high) }
         t.requiresGrad = requiresGrad
+        return t
+    }
+
+    /// A tensor filled by `fill` in order; 16-bit storage a block at a time. Blocks are of even
+    /// length so normal pairs never straddle a block: the stream is consumed exactly as one fill.
+    static func generated(_ shape: [Int], dtype: DType, _ fill: (UnsafeMutableBufferPointer<Float>) -> Void) -> Tensor {
+        let t = Tensor.uninitialized(shape, dtype: dtype)
+        if dtype == .float32 {
+            t.withUnsafeMutableBufferPointer(fill)
+            return t
+        }
+        let block = 16_384
+        let wide = UnsafeMutableBufferPointer<Float>.allocate(capacity: block)
+        defer { wide.deallocate() }
+        let half = t.storage.halfPointer
+        var start = 0
+        while start < t.count {
+            let n = Swift.min(block, t.count - start)
+            let part = UnsafeMutableBufferPointer(rebasing: wide[0..<n])
+            fill(part)
+            if dtype == .bfloat16 { kk_bf16_from_f32(wide.baseAddress!, half + start, n) } else { kk_f16_from_f32(wide.baseAddress!, half + start, n) }
+            start += n
+        }
         return t
     }
 

@@ -110,6 +110,11 @@ enum LargeBuffers {
         let size = rounded(bytes)
         var evicted: [(size: Int, memory: UnsafeMutableRawPointer)] = []
         lock.lock()
+        if reuseSuspended > 0 {
+            lock.unlock()
+            munmap(memory, size)
+            return
+        }
         free.append((size, memory))
         cached += size
         var drop = 0
@@ -132,7 +137,47 @@ enum LargeBuffers {
         return cached
     }
 
+    /// Scopes in which freed buffers are unmapped at once (`TensorMemory.withoutBufferReuse`).
+    nonisolated(unsafe) private static var reuseSuspended = 0
+
+    static func suspendReuse(_ delta: Int) {
+        lock.lock()
+        reuseSuspended += delta
+        lock.unlock()
+    }
+
+    /// Unmaps every cached buffer.
+    static func releaseCached() {
+        lock.lock()
+        let all = free
+        free.removeAll()
+        cached = 0
+        lock.unlock()
+        for buffer in all { munmap(buffer.memory, buffer.size) }
+    }
+
     private static func rounded(_ bytes: Int) -> Int { (bytes + page - 1) / page * page }
+}
+
+/// Tensor memory as a program sees it: the cache of freed large buffers (see `LargeBuffers`).
+public enum TensorMemory {
+    /// Bytes of freed buffers kept for reuse.
+    public static var cachedBytes: Int { LargeBuffers.cachedBytes }
+
+    /// Gives every cached buffer back to the system.
+    public static func releaseCachedBuffers() { LargeBuffers.releaseCached() }
+
+    /// Runs `body` with freed large buffers given back at once instead of cached, then releases
+    /// the cache: for building a model whose weights are converted as they are made (each float32
+    /// temporary would otherwise stay resident beside the 16-bit weights).
+    public static func withoutBufferReuse<R>(_ body: () throws -> R) rethrows -> R {
+        LargeBuffers.suspendReuse(1)
+        defer {
+            LargeBuffers.suspendReuse(-1)
+            LargeBuffers.releaseCached()
+        }
+        return try body()
+    }
 }
 
 /// A tensor: a shape, a contiguous row-major buffer of one `DType` (float32 unless converted) and,
@@ -287,6 +332,37 @@ public final class Tensor: CustomStringConvertible {
     public func copy(from source: Tensor) {
         precondition(source.count == count, "copy(from:) of \(source.shape) into \(shape)")
         withExtendedLifetime(source) { convertElements(from: source.storage, to: storage, count: count) }
+    }
+
+    /// In place: multiply every element by `factor` (16-bit storage widened, scaled in float32 and
+    /// rounded back a block at a time, without a float32 copy of the tensor).
+    public func scaleInPlace(by factor: Float) {
+        if dtype == .float32 {
+            let p = pointer
+            for i in 0..<count { p[i] *= factor }
+            return
+        }
+        let block = 16_384
+        let wide = UnsafeMutablePointer<Float>.allocate(capacity: block)
+        defer { wide.deallocate() }
+        let half = storage.halfPointer
+        var start = 0
+        while start < count {
+            let n = Swift.min(block, count - start)
+            if dtype == .bfloat16 { kk_f32_from_bf16(half + start, wide, n) } else { kk_f32_from_f16(half + start, wide, n) }
+            for i in 0..<n { wide[i] *= factor }
+            if dtype == .bfloat16 { kk_bf16_from_f32(wide, half + start, n) } else { kk_f16_from_f32(wide, half + start, n) }
+            start += n
+        }
+    }
+
+    /// In place: row `index` of a [rows, columns] tensor becomes zero (any dtype: zero is all bits
+    /// clear); nothing when the index is outside.
+    public func zeroRow(_ index: Int) {
+        precondition(rank == 2, "zeroRow of a \(shape) tensor")
+        guard index >= 0 && index < shape[0] else { return }
+        let width = shape[1] * dtype.byteCount
+        (storage.raw + index * width).initializeMemory(as: UInt8.self, repeating: 0, count: width)
     }
 
     /// In place: set every element to `value`.

@@ -210,6 +210,29 @@ final class PrecisionTests: XCTestCase {
         assertClose(product, withoutGrad { Tensor.matmul(xr, w.converted(to: .float32), transposeB: true) }, rtol: 1e-5, atol: 1e-5)
     }
 
+    /// Random tensors generated straight into 16-bit storage (a block at a time) are the float32
+    /// ones rounded, and leave the generator where the float32 fill leaves it, across block
+    /// boundaries and with an odd count (the last normal pair half used). In-place scaling and
+    /// row zeroing of 16-bit tensors equal the float32 route.
+    func testSixteenBitGenerationAndInPlaceOpsEqualTheFloat32Route() {
+        for dtype in [DType.bfloat16, .float16] {
+            let shape = [3, 16_385]
+            let (a, b) = (RandomGenerator(seed: 8), RandomGenerator(seed: 8))
+            XCTAssertEqual(Tensor.randn(shape, std: 0.5, generator: a, dtype: dtype).scalars,
+                           Tensor.randn(shape, std: 0.5, generator: b).converted(to: dtype).scalars, "\(dtype) randn")
+            XCTAssertEqual(Tensor.uniform(shape, low: -2, high: 3, generator: a, dtype: dtype).scalars,
+                           Tensor.uniform(shape, low: -2, high: 3, generator: b).converted(to: dtype).scalars, "\(dtype) uniform")
+            XCTAssertEqual(a.nextFloat(), b.nextFloat(), "\(dtype): the streams stay in step")
+
+            let t = Tensor.randn(shape, generator: a).converted(to: dtype)
+            let expected = withoutGrad { t.converted(to: .float32).scaled(by: 1.7) }.converted(to: dtype)
+            t.scaleInPlace(by: 1.7)
+            XCTAssertEqual(t.scalars, expected.scalars, "\(dtype) scaleInPlace")
+            t.zeroRow(1)
+            XCTAssertTrue(t.scalars[16_385..<32_770].allSatisfy { $0 == 0 } && t.scalars[0] != 0 && t.scalars[32_770] != 0)
+        }
+    }
+
     /// Mixed precision: a float32 weight cast to bfloat16 for the product. The forward and both
     /// gradients are the float32 products of the bfloat16-rounded operands (the incoming gradient
     /// rounded too, as PyTorch's autocast computes them), every transposition; the weight's
