@@ -137,6 +137,13 @@ public protocol SafeTensorsReadable: AnyObject {
     func int64s(_ name: String) throws -> [Int64]
     /// The tensor's bytes exactly as stored (little-endian), valid only inside `body`.
     func withRawBytes<R>(_ name: String, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R
+    /// The tensor's bytes in a copy-on-write mapping of the file, valid while `owner` lives (writes
+    /// go to private pages, never to the file); nil when the file is not mapped so.
+    func mappedBytes(_ name: String) -> (bytes: UnsafeMutableRawBufferPointer, owner: AnyObject)?
+}
+
+extension SafeTensorsReadable {
+    public func mappedBytes(_ name: String) -> (bytes: UnsafeMutableRawBufferPointer, owner: AnyObject)? { nil }
 }
 
 // MARK: - Reader
@@ -260,6 +267,12 @@ public final class SafeTensorsFile: SafeTensorsReadable, @unchecked Sendable {
         return try body(UnsafeRawBufferPointer(start: storage.base + stored.fileOffset, count: stored.entry.byteCount))
     }
 
+    public func mappedBytes(_ name: String) -> (bytes: UnsafeMutableRawBufferPointer, owner: AnyObject)? {
+        guard storage.isWritableMapping, let stored = tensors[name] else { return nil }
+        return (UnsafeMutableRawBufferPointer(start: UnsafeMutableRawPointer(mutating: storage.base + stored.fileOffset),
+                                              count: stored.entry.byteCount), storage)
+    }
+
     private func lookup(_ name: String) throws -> StoredTensor {
         if let stored = tensors[name] { return stored }
         throw SafeTensorsFile.missingTensorError(file: displayName, name: name, names: names)
@@ -290,6 +303,8 @@ final class SafeTensorsStorage {
     let base: UnsafeRawPointer
     let count: Int
     private let isMapped: Bool
+    /// Mapped PROT_READ | PROT_WRITE, MAP_PRIVATE: tensors may use the bytes in place.
+    let isWritableMapping: Bool
 
     var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
 
@@ -333,10 +348,19 @@ final class SafeTensorsStorage {
         // the file while it is mapped, touching the lost pages raises SIGBUS; that cannot be
         // prevented from user space, only avoided by not rewriting weights in place — which our
         // writer never does, it renames a new file over the old one.)
-        let mapped = mmap(nil, size, PROT_READ, MAP_PRIVATE, descriptor, 0)
+        // Writable copy-on-write where the system allows it (a strict overcommit policy may not):
+        // a model's 16-bit weights then use the file's pages in place, and a write (a weight
+        // changed after loading) copies the page privately instead of faulting.
+        var mapped = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, descriptor, 0)
+        var writable = true
+        if mapped == nil || mapped == MAP_FAILED {
+            mapped = mmap(nil, size, PROT_READ, MAP_PRIVATE, descriptor, 0)
+            writable = false
+        }
         if let mapped = mapped, mapped != MAP_FAILED {
             base = UnsafeRawPointer(mapped)
             isMapped = true
+            isWritableMapping = writable
             return
         }
         // Some file systems (and some sandboxes) refuse mmap; reading is slower but equivalent.
@@ -359,6 +383,7 @@ final class SafeTensorsStorage {
         }
         base = UnsafeRawPointer(buffer)
         isMapped = false
+        isWritableMapping = false
     }
 
     deinit {

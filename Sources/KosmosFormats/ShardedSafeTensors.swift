@@ -201,6 +201,10 @@ public final class ShardedSafeTensors: SafeTensorsReadable, @unchecked Sendable 
         try file(for: name).withRawBytes(name, body)
     }
 
+    public func mappedBytes(_ name: String) -> (bytes: UnsafeMutableRawBufferPointer, owner: AnyObject)? {
+        (try? file(for: name))?.mappedBytes(name)
+    }
+
     private var displayName: String { (indexURL ?? shardURLs[0]).path }
 
     private func file(for name: String) throws -> SafeTensorsFile {

@@ -374,7 +374,7 @@ public final class MagnetoDecoder: Module {
         if let layerNorm { registerModule("layer_norm", layerNorm) }
         registerModule("output_projection", outputProjection)
         registerModule("dropout_module", dropout)
-        if c.subln {
+        if c.subln && !RandomInitialisation.isSkipped {
             let factor = Float(Foundation.log(Double(c.decoderLayers * 2)).squareRoot())
             for (name, p) in namedParameters()
             where ["fc1", "fc2", "out_proj", "v_proj"].contains(where: { name.contains($0) }) {

@@ -134,7 +134,7 @@ extension CLIPVisionTransformer {
         default:
             throw ModelDirectoryError.unknownModelType(type, url, expected: ["clip", "clip_vision_model"])
         }
-        let tower = try CLIPVisionTransformer(configuration: configuration, generator: RandomGenerator(seed: 0))
+        let tower = try withoutRandomInitialisation { try CLIPVisionTransformer(configuration: configuration, generator: RandomGenerator(seed: 0)) }
         let weights = try ModelDirectory.weights(in: directory)
         let prefixed = weights.entry("vision_model.embeddings.class_embedding") != nil
         // A full CLIPModel also holds text_model.*, visual_projection and logit_scale, so only

@@ -84,15 +84,21 @@ extension Module {
         }
     }
 
-    /// One tensor's values into `tensor` in its own dtype: float32 as always; a 16-bit tensor takes
-    /// the file's bytes as they are when the file has its dtype (no float32 copy), else the values
-    /// through float32, rounded once.
+    /// One tensor's values into `tensor` in its own dtype: float32 as always; a 16-bit tensor uses
+    /// the file's bytes in place when the file has its dtype and is mapped (no copy at all; copied
+    /// as they are otherwise), else takes the values through float32, rounded once.
     private func copy(_ key: String, from source: SafeTensorsReadable, into tensor: Tensor) throws {
         let stored = source.entry(key)?.dtype
         switch tensor.dtype {
         case .float32:
             try tensor.withUnsafeMutableBufferPointer { try source.copyFloats(key, into: $0) }
         case .bfloat16 where stored == .bf16, .float16 where stored == .f16:
+            // The file's pages themselves when it is mapped copy-on-write and the data aligned.
+            if let mapped = source.mappedBytes(key), let base = mapped.bytes.baseAddress, Int(bitPattern: base) % 2 == 0,
+               mapped.bytes.count == tensor.count * 2 {
+                tensor.useBytes(mapped.bytes, owner: mapped.owner)
+                return
+            }
             try source.withRawBytes(key) { bytes in
                 tensor.withUnsafeMutableRawBytes { $0.copyMemory(from: bytes) }
             }

@@ -28,9 +28,13 @@ public final class TensorStorage {
     public let count: Int
     public let dtype: DType
 
+    /// Keeps memory this storage does not own alive (a file mapping); nil for owned memory.
+    private let owner: AnyObject?
+
     init(count: Int, dtype: DType = .float32) {
         self.count = count
         self.dtype = dtype
+        owner = nil
         // Allocate at least one element so empty tensors still own a valid pointer.
         raw = LargeBuffers.allocate(Swift.max(count, 1) * dtype.byteCount)
         switch dtype {
@@ -52,7 +56,24 @@ public final class TensorStorage {
         return raw.assumingMemoryBound(to: UInt16.self)
     }
 
-    deinit { LargeBuffers.release(raw, Swift.max(count, 1) * dtype.byteCount) }
+    /// Storage over `count` elements of `dtype` at `memory`, which `owner` keeps valid.
+    init(borrowing memory: UnsafeMutableRawPointer, count: Int, dtype: DType, owner: AnyObject) {
+        self.count = count
+        self.dtype = dtype
+        self.owner = owner
+        raw = memory
+        switch dtype {
+        case .float32: raw.bindMemory(to: Float.self, capacity: Swift.max(count, 1))
+        case .bfloat16, .float16: raw.bindMemory(to: UInt16.self, capacity: Swift.max(count, 1))
+        }
+    }
+
+    /// Whether the elements live in memory another object owns (a checkpoint's mapping).
+    public var isBorrowed: Bool { owner != nil }
+
+    deinit {
+        if owner == nil { LargeBuffers.release(raw, Swift.max(count, 1) * dtype.byteCount) }
+    }
 }
 
 /// Tensor memory. Small buffers come from malloc (64-byte aligned). Buffers of a megabyte or more
@@ -299,6 +320,18 @@ public final class Tensor: CustomStringConvertible {
         let storage = TensorStorage(count: count, dtype: dtype)
         convertElements(from: self.storage, to: storage, count: count)
         self.storage = storage
+    }
+
+    /// In place: the elements become `bytes` (this tensor's dtype, little-endian, at least
+    /// 2-byte aligned), used where they are and kept valid by `owner`, a checkpoint's
+    /// copy-on-write mapping: a 16-bit weight then needs no memory of its own, and every module
+    /// holding the tensor sees it. For weights of a model that runs without gradients.
+    public func useBytes(_ bytes: UnsafeMutableRawBufferPointer, owner: AnyObject) {
+        precondition(bytes.count == count * dtype.byteCount, "useBytes: \(bytes.count) bytes for \(count) \(dtype) elements")
+        precondition(gradFn == nil && grad == nil, "useBytes of a tensor autograd is using")
+        guard let base = bytes.baseAddress, count > 0 else { return }
+        precondition(Int(bitPattern: base) % dtype.byteCount == 0, "useBytes: misaligned \(dtype) data")
+        storage = TensorStorage(borrowing: base, count: count, dtype: dtype, owner: owner)
     }
 
     /// A tensor of uninitialised 16-bit (or float32) storage, for loaders that fill it.

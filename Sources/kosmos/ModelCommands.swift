@@ -23,7 +23,13 @@ struct Init: ParsableCommand {
     @Option(help: "A tokenizer file (.model or tokenizer.json) to copy into the directory.")
     var tokenizer: String?
 
+    @Option(help: "The stored dtype of every tensor: float32, bfloat16 or float16 (as model.to(dtype) then save_pretrained).")
+    var dtype = "float32"
+
     func validate() throws {
+        guard DType(name: dtype) != nil else {
+            throw ValidationError("--dtype '\(dtype)' is not a dtype: use float32, bfloat16 or float16")
+        }
         guard KosmosConfiguration.preset(named: preset) != nil else {
             throw ValidationError("unknown preset '\(preset)'; choose one of \(KosmosConfiguration.presetNames.joined(separator: ", "))")
         }
@@ -39,10 +45,13 @@ struct Init: ParsableCommand {
         let directory = URL(fileURLWithPath: out)
         print("initialising \(preset) (seed \(seed))...")
         fflush(nil)
-        let model = try KosmosModel(configuration: configuration, generator: RandomGenerator(seed: seed))
-        print("writing \(model.parameterCount.formatted()) parameters to \(directory.path)...")
+        let stored = DType(name: dtype) ?? .float32
+        // Built with 16-bit weights when stored so (the same values, rounded once, in half the memory).
+        let model = try withWeightDType(stored) { try KosmosModel(configuration: configuration, generator: RandomGenerator(seed: seed)) }
+        print("writing \(model.parameterCount.formatted()) parameters (\(stored)) to \(directory.path)...")
         fflush(nil)
-        try model.save(directory: directory)
+        let fileDType: SafeTensorsDType = [.float32: .f32, .bfloat16: .bf16, .float16: .f16][stored]!
+        try model.save(directory: directory, dtype: fileDType)
         if let tokenizer {
             let source = URL(fileURLWithPath: tokenizer)
             let name = source.pathExtension == "json" ? "tokenizer.json" : "tokenizer.model"

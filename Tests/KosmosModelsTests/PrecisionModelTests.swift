@@ -124,6 +124,17 @@ final class PrecisionModelTests: XCTestCase {
             XCTAssertEqual(x.tensor.scalars, y.tensor.converted(to: .bfloat16).scalars, x.name)
         }
         XCTAssertEqual(reloaded.parameterBytes[.bfloat16], converted.parameterBytes[.bfloat16])
+        // The 16-bit weights use the file's mapped pages in place; a write to one copies its page
+        // privately and never reaches the file.
+        let fc1 = reloaded.decoder.layers.items[0].ffn.fc1.weight
+        XCTAssertTrue(fc1.storage.isBorrowed)
+        XCTAssertFalse(try XCTUnwrap(reloaded.decoder.layers.items[0].ffn.fc1.bias).storage.isBorrowed, "float32 parameters are copied")
+        let before = try Data(contentsOf: directory.appendingPathComponent("model.safetensors"))
+        fc1.fill(0.5)
+        XCTAssertTrue(fc1.scalars.allSatisfy { $0 == 0.5 })
+        XCTAssertEqual(try Data(contentsOf: directory.appendingPathComponent("model.safetensors")), before)
+        XCTAssertEqual(try KosmosModel.load(directory: directory, dtype: .bfloat16).decoder.layers.items[0].ffn.fc1.weight.scalars,
+                       b.first { $0.name == "decoder.layers.0.ffn.fc1.weight" }!.tensor.converted(to: .bfloat16).scalars)
     }
 
     /// config.json's torch_dtype must be a dtype the weights hold: a contradiction names both.

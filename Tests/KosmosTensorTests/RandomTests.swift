@@ -37,6 +37,21 @@ final class RandomTests: XCTestCase {
         XCTAssertNotEqual(a, c)
     }
 
+    /// Inside withoutRandomInitialisation randn/uniform leave their generator untouched (a model
+    /// built there for a strict load consumes no random numbers), in every dtype; outside, again.
+    func testSkippedInitialisationLeavesTheGeneratorUntouched() {
+        let (a, b) = (RandomGenerator(seed: 3), RandomGenerator(seed: 3))
+        let t = withoutRandomInitialisation { () -> Tensor in
+            XCTAssertTrue(RandomInitialisation.isSkipped)
+            _ = Tensor.uniform([5, 7], generator: a, dtype: .bfloat16)
+            return Tensor.randn([4, 300_000], generator: a)
+        }
+        XCTAssertFalse(RandomInitialisation.isSkipped)
+        XCTAssertEqual(t.shape, [4, 300_000])
+        XCTAssertEqual(a.nextFloat(), b.nextFloat())
+        XCTAssertEqual(Tensor.randn([9], generator: a).scalars, Tensor.randn([9], generator: b).scalars)
+    }
+
     func testStateRestoreResumesTheStream() {
         let g = RandomGenerator(seed: 11)
         _ = (0..<5).map { _ in g.next() }

@@ -12,7 +12,8 @@ extension KosmosModel {
             throw ModelDirectoryError.unknownModelType(type, url, expected: Kosmos1Family.entry.modelTypes)
         }
         let configuration = try ModelDirectory.decode(KosmosConfiguration.self, from: data, file: url)
-        let model = try KosmosModel(configuration: configuration, generator: RandomGenerator(seed: 0))
+        // Every tensor comes from the file (the load is strict): no random initialisation first.
+        let model = try withoutRandomInitialisation { try KosmosModel(configuration: configuration, generator: RandomGenerator(seed: 0)) }
         try model.load(from: try ModelDirectory.weights(in: directory), sourceName: directory.lastPathComponent)
         model.eval()
         return model

@@ -202,7 +202,8 @@ public final class Kosmos2Model: Module {
         // from there into the decoder's output projection. Position tables are computed, not stored.
         let head = try Kosmos2HeadPlan(configuration: configuration, weights: weights, sourceName: directory.lastPathComponent)
         configuration.tieWordEmbeddings = head.tied
-        let model = try Kosmos2Model(configuration: configuration, generator: RandomGenerator(seed: 0))
+        // Every tensor comes from the file (the load is strict): no random initialisation first.
+        let model = try withoutRandomInitialisation { try Kosmos2Model(configuration: configuration, generator: RandomGenerator(seed: 0)) }
         try model.load(from: head.source(weights), sourceName: directory.lastPathComponent,
                        ignoring: head.ignored.union(["text_model.model.embed_positions.weights",
                                                      "vision_model.model.embeddings.position_ids"]))

@@ -30,6 +30,9 @@ final class RenamedSafeTensors: SafeTensorsReadable {
     func withRawBytes<R>(_ name: String, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
         try source.withRawBytes(fileName(name), body)
     }
+    func mappedBytes(_ name: String) -> (bytes: UnsafeMutableRawBufferPointer, owner: AnyObject)? {
+        source.mappedBytes(fileName(name))
+    }
 }
 
 /// How a Kosmos-2 checkpoint's LM head is read, following transformers 5's `tie_weights` during
