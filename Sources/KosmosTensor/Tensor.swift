@@ -188,10 +188,12 @@ public enum TensorMemory {
     /// Gives every cached buffer back to the system.
     public static func releaseCachedBuffers() { LargeBuffers.releaseCached() }
 
-    /// Runs `body` with freed large buffers given back at once instead of cached, then releases
-    /// the cache: for building a model whose weights are converted as they are made (each float32
-    /// temporary would otherwise stay resident beside the 16-bit weights).
+    /// Runs `body` with the cache emptied and freed large buffers given back at once instead of
+    /// cached, then empties it again: for building a model whose weights are converted as they are
+    /// made (each float32 temporary, or what earlier work left cached, would otherwise stay
+    /// resident beside the 16-bit weights).
     public static func withoutBufferReuse<R>(_ body: () throws -> R) rethrows -> R {
+        LargeBuffers.releaseCached()
         LargeBuffers.suspendReuse(1)
         defer {
             LargeBuffers.suspendReuse(-1)
