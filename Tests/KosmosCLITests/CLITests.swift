@@ -186,6 +186,23 @@ final class CLITests: XCTestCase {
         let bench = try succeed(["bench", "gemm", "--sizes", "32", "--repeats", "1", "--dtype", "bf16", "--threads", "1"])
         XCTAssertTrue(bench.stdout.contains("bfloat16 weights") && bench.stdout.contains("threads: 1"), bench.stdout)
 
+        // init --dtype stores every tensor in that dtype; the directory loads with its weights in
+        // place (bit for bit the file's) and generates.
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kosmos-init-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        _ = try succeed(["init", "--preset", "kosmos-tiny", "--out", directory.path, "--dtype", "bfloat16"])
+        let file = try SafeTensorsFile(url: directory.appendingPathComponent("model.safetensors"))
+        XCTAssertTrue(file.names.allSatisfy { file.entry($0)?.dtype == .bf16 }, "\(file.names.map { "\($0): \(file.entry($0)!.dtype)" })")
+        let loaded = try KosmosModel.load(directory: directory, dtype: .bfloat16)
+        let fc1 = loaded.decoder.layers.items[0].ffn.fc1.weight
+        XCTAssertTrue(fc1.storage.isBorrowed)
+        try file.withRawBytes("decoder.layers.0.ffn.fc1.weight") { bytes in
+            fc1.withUnsafeMutableRawBytes { XCTAssertEqual(Array(UnsafeRawBufferPointer($0)), Array(bytes)) }
+        }
+        let info = try succeed(["info", "--model", directory.path])
+        XCTAssertTrue(info.stdout.contains("decoder: 8,591,904 [BF16]") && !info.stdout.contains("F32"), info.stdout)
+        XCTAssertNotEqual(try kosmos(["init", "--preset", "kosmos-tiny", "--out", directory.path + "-x", "--dtype", "int4"]).status, 0)
+
         // train --dtype is train.dtype (mixed precision); float16 training is refused by name.
         let base = ["train", "--set", "tokenizer=\"/t\"", "--set", "data.sources=[{\"path\": \"a\"}]", "--dry-run"]
         let mixed = try succeed(base + ["--dtype", "bfloat16"])
