@@ -55,8 +55,13 @@ func fusedAttentionForward(_ l: AttentionLayout, q: UnsafePointer<Float>, k: Uns
                     let row = scores + t * keyBlock
                     let end = Swift.min(j1, l.visible(i0 + t))
                     var blockMax = -Float.infinity
-                    for j in j0..<Swift.max(j0, end) {
-                        if pad?[j] ?? false { row[j - j0] = -.infinity } else { blockMax = Swift.max(blockMax, row[j - j0]) }
+                    if let pad {
+                        for j in j0..<Swift.max(j0, end) {
+                            if pad[j] { row[j - j0] = -.infinity } else { blockMax = Swift.max(blockMax, row[j - j0]) }
+                        }
+                    } else if end > j0 {
+                        // No padding: the vector maximum (exact, NaN skipped like the loop above).
+                        blockMax = rowMax(row, end - j0)
                     }
                     if blockMax == -.infinity {
                         row.update(repeating: 0, count: n)
