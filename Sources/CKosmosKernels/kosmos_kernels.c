@@ -489,7 +489,7 @@ static void make_engine(void) {
 struct kk_matmul {
     dnnl_primitive_desc_t pd;
     dnnl_primitive_t primitive;
-    dnnl_memory_t a, b, c;
+    dnnl_memory_t a, b, c, bias;
 };
 
 int kk_dnnl_available(void) {
@@ -500,23 +500,24 @@ int kk_dnnl_available(void) {
 static dnnl_data_type_t dnnl_type(int t) { return t == KK_BF16 ? dnnl_bf16 : dnnl_f32; }
 
 kk_matmul *kk_matmul_create(long m, long n, long k, int a_type, int b_type, int trans_a, int trans_b,
-                            long lda, long ldb, long ldc, int *status) {
+                            int with_bias, long lda, long ldb, long ldc, int *status) {
     *status = dnnl_runtime_error;
     if (!kk_dnnl_available()) return NULL;
-    dnnl_memory_desc_t a_md, b_md, c_md;
-    dnnl_dims_t a_dims = {m, k}, b_dims = {k, n}, c_dims = {m, n};
+    dnnl_memory_desc_t a_md, b_md, c_md, bias_md;
+    dnnl_dims_t a_dims = {m, k}, b_dims = {k, n}, c_dims = {m, n}, bias_dims = {1, n}, bias_strides = {n, 1};
     dnnl_dims_t a_strides = {trans_a ? 1 : lda, trans_a ? lda : 1};
     dnnl_dims_t b_strides = {trans_b ? 1 : ldb, trans_b ? ldb : 1};
     dnnl_dims_t c_strides = {ldc, 1};
     dnnl_status_t s;
     if ((s = dnnl_memory_desc_init_by_strides(&a_md, 2, a_dims, dnnl_type(a_type), a_strides)) != dnnl_success ||
         (s = dnnl_memory_desc_init_by_strides(&b_md, 2, b_dims, dnnl_type(b_type), b_strides)) != dnnl_success ||
-        (s = dnnl_memory_desc_init_by_strides(&c_md, 2, c_dims, dnnl_f32, c_strides)) != dnnl_success) {
+        (s = dnnl_memory_desc_init_by_strides(&c_md, 2, c_dims, dnnl_f32, c_strides)) != dnnl_success ||
+        (s = dnnl_memory_desc_init_by_strides(&bias_md, 2, bias_dims, dnnl_f32, bias_strides)) != dnnl_success) {
         *status = s;
         return NULL;
     }
     dnnl_matmul_desc_t desc;
-    if ((s = dnnl_matmul_desc_init(&desc, &a_md, &b_md, NULL, &c_md)) != dnnl_success) { *status = s; return NULL; }
+    if ((s = dnnl_matmul_desc_init(&desc, &a_md, &b_md, with_bias ? &bias_md : NULL, &c_md)) != dnnl_success) { *status = s; return NULL; }
     kk_matmul *p = calloc(1, sizeof(kk_matmul));
     if (!p) return NULL;
     if ((s = dnnl_primitive_desc_create(&p->pd, &desc, NULL, engine, NULL)) != dnnl_success) {
@@ -527,7 +528,8 @@ kk_matmul *kk_matmul_create(long m, long n, long k, int a_type, int b_type, int 
     if ((s = dnnl_primitive_create(&p->primitive, p->pd)) != dnnl_success ||
         (s = dnnl_memory_create(&p->a, &a_md, engine, DNNL_MEMORY_NONE)) != dnnl_success ||
         (s = dnnl_memory_create(&p->b, &b_md, engine, DNNL_MEMORY_NONE)) != dnnl_success ||
-        (s = dnnl_memory_create(&p->c, &c_md, engine, DNNL_MEMORY_NONE)) != dnnl_success) {
+        (s = dnnl_memory_create(&p->c, &c_md, engine, DNNL_MEMORY_NONE)) != dnnl_success ||
+        (with_bias && (s = dnnl_memory_create(&p->bias, &bias_md, engine, DNNL_MEMORY_NONE)) != dnnl_success)) {
         kk_matmul_destroy(p);
         *status = s;
         return NULL;
@@ -549,7 +551,7 @@ static void find_omp(void) {
     if (!omp_get || !omp_set) omp_get = NULL, omp_set = NULL;
 }
 
-int kk_matmul_run(kk_matmul *p, const void *a, const void *b, float *c) {
+int kk_matmul_run(kk_matmul *p, const void *a, const void *b, float *c, const float *bias) {
     dnnl_status_t s;
     // OpenMP's thread count is a per-thread setting: apply the process-wide one on whichever thread
     // runs the product (the server's scheduler is not the main thread).
@@ -557,8 +559,10 @@ int kk_matmul_run(kk_matmul *p, const void *a, const void *b, float *c) {
     if ((s = dnnl_memory_set_data_handle(p->a, (void *)a)) != dnnl_success) return s;
     if ((s = dnnl_memory_set_data_handle(p->b, (void *)b)) != dnnl_success) return s;
     if ((s = dnnl_memory_set_data_handle(p->c, c)) != dnnl_success) return s;
-    dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, p->a}, {DNNL_ARG_WEIGHTS, p->b}, {DNNL_ARG_DST, p->c}};
-    if ((s = dnnl_primitive_execute(p->primitive, stream, 3, args)) != dnnl_success) return s;
+    if ((p->bias != NULL) != (bias != NULL)) return dnnl_invalid_arguments;
+    if (p->bias && (s = dnnl_memory_set_data_handle(p->bias, (void *)bias)) != dnnl_success) return s;
+    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, p->a}, {DNNL_ARG_WEIGHTS, p->b}, {DNNL_ARG_DST, p->c}, {DNNL_ARG_BIAS, p->bias}};
+    if ((s = dnnl_primitive_execute(p->primitive, stream, p->bias ? 4 : 3, args)) != dnnl_success) return s;
     return dnnl_stream_wait(stream);
 }
 
@@ -567,6 +571,7 @@ void kk_matmul_destroy(kk_matmul *p) {
     if (p->a) dnnl_memory_destroy(p->a);
     if (p->b) dnnl_memory_destroy(p->b);
     if (p->c) dnnl_memory_destroy(p->c);
+    if (p->bias) dnnl_memory_destroy(p->bias);
     if (p->primitive) dnnl_primitive_destroy(p->primitive);
     if (p->pd) dnnl_primitive_desc_destroy(p->pd);
     free(p);
@@ -592,14 +597,14 @@ struct kk_matmul {
 };
 int kk_dnnl_available(void) { return 0; }
 kk_matmul *kk_matmul_create(long m, long n, long k, int a_type, int b_type, int trans_a, int trans_b,
-                            long lda, long ldb, long ldc, int *status) {
-    (void)m; (void)n; (void)k; (void)a_type; (void)b_type; (void)trans_a; (void)trans_b;
+                            int with_bias, long lda, long ldb, long ldc, int *status) {
+    (void)m; (void)n; (void)k; (void)a_type; (void)b_type; (void)trans_a; (void)trans_b; (void)with_bias;
     (void)lda; (void)ldb; (void)ldc;
     *status = -1;
     return NULL;
 }
-int kk_matmul_run(kk_matmul *p, const void *a, const void *b, float *c) {
-    (void)p; (void)a; (void)b; (void)c;
+int kk_matmul_run(kk_matmul *p, const void *a, const void *b, float *c, const float *bias) {
+    (void)p; (void)a; (void)b; (void)c; (void)bias;
     return -1;
 }
 void kk_matmul_destroy(kk_matmul *p) { (void)p; }

@@ -37,9 +37,7 @@ public final class Linear: Module {
         // Transpose flag instead of a copy of W. Mixed precision rounds a float32 weight for the
         // product (differentiably: its float32 gradient reaches the weight).
         let w = weight.dtype == .float32 && ComputePrecision.current == .bfloat16 ? weight.converted(to: .bfloat16) : weight
-        let y = Tensor.matmul(x, w, transposeB: true)
-        if let bias { return y + bias }
-        return y
+        return Tensor.linear(x, weight: w, bias: bias)
     }
 }
 

@@ -56,6 +56,46 @@ extension Tensor {
     }
 }
 
+extension Tensor {
+    /// x·Wᵀ + bias (W [out, in], bias [out] or nil), as torch.nn.functional.linear. Without
+    /// autograd, a product that oneDNN computes takes the bias in the same pass (no second pass
+    /// over the output); with autograd, or on the other backends, it is the product and an add.
+    public static func linear(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
+        if let bias, !needsGrad([x, weight, bias]), let fused = fusedLinear(x, weight, bias) { return fused }
+        let y = matmul(x, weight, transposeB: true)
+        if let bias { return y + bias }
+        return y
+    }
+}
+
+/// The product and its bias in one oneDNN call where `matmul` would give the product to oneDNN
+/// anyway (the same shapes, dtypes and thresholds); nil otherwise.
+func fusedLinear(_ x: Tensor, _ w: Tensor, _ bias: Tensor) -> Tensor? {
+    guard x.dtype == .float32, x.rank >= 2, w.rank == 2, bias.dtype == .float32, bias.rank == 1, bias.count == w.shape[0],
+          x.shape[x.rank - 1] == w.shape[1], Kernels.oneDNNAvailable else { return nil }
+    let k = w.shape[1], n = w.shape[0], rows = x.count / Swift.max(k, 1)
+    guard rows > 0, k > 0, n > 0 else { return nil }
+    let out = Tensor.uninitialized(Array(x.shape.dropLast()) + [n])
+    let done: Bool
+    switch w.dtype {
+    case .float32:
+        guard Kernels.float32Backend == .onednn && rows > BLAS.skinnyRows && rows * n * k >= Kernels.oneDNNMinimumWork else { return nil }
+        done = OneDNN.run(.init(m: rows, n: n, k: k, aType: KK_F32, bType: KK_F32, transA: false, transB: true,
+                                lda: k, ldb: k, ldc: n, bias: true),
+                          a: x.pointer, b: w.pointer, c: out.pointer, bias: bias.pointer)
+    case .bfloat16:
+        guard rows > halfPrecisionRowsKernelLimit else { return nil }
+        let x16 = x.storageConverted(to: .bfloat16)
+        done = OneDNN.run(.init(m: rows, n: n, k: k, aType: KK_BF16, bType: KK_BF16, transA: false, transB: true,
+                                lda: k, ldb: k, ldc: n, bias: true),
+                          a: x16.storage.raw, b: w.storage.raw, c: out.pointer, bias: bias.pointer)
+        withExtendedLifetime(x16) {}
+    case .float16:
+        return nil
+    }
+    return withExtendedLifetime((x, w, bias)) { done ? out : nil }
+}
+
 /// The product without autograd.
 func matmulKernel(_ a: Tensor, _ b: Tensor, _ transposeA: Bool, _ transposeB: Bool) -> Tensor {
     precondition(a.rank >= 2 && b.rank >= 2, "matmul needs rank ≥ 2 operands, got \(a.shape) and \(b.shape)")

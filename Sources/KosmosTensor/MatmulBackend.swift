@@ -60,6 +60,8 @@ public enum Kernels {
 enum OneDNN {
     struct Key: Hashable {
         let m: Int, n: Int, k: Int, aType: Int32, bType: Int32, transA: Bool, transB: Bool, lda: Int, ldb: Int, ldc: Int
+        /// A float32 bias of n values added to every row of the product.
+        var bias = false
     }
 
     private static let lock = NSLock()
@@ -68,7 +70,9 @@ enum OneDNN {
 
     /// C = op(A)·op(B) through oneDNN; false when oneDNN cannot make this product (the caller
     /// takes another path).
-    static func run(_ key: Key, a: UnsafeRawPointer, b: UnsafeRawPointer, c: UnsafeMutablePointer<Float>) -> Bool {
+    static func run(_ key: Key, a: UnsafeRawPointer, b: UnsafeRawPointer, c: UnsafeMutablePointer<Float>,
+                    bias: UnsafePointer<Float>? = nil) -> Bool {
+        precondition(key.bias == (bias != nil), "OneDNN.run: the key's bias and the bias argument disagree")
         _ = Kernels.applyDefaultThreads
         lock.lock()
         defer { lock.unlock() }
@@ -82,11 +86,11 @@ enum OneDNN {
             }
             var status: Int32 = 0
             primitive = kk_matmul_create(key.m, key.n, key.k, key.aType, key.bType, key.transA ? 1 : 0, key.transB ? 1 : 0,
-                                         key.lda, key.ldb, key.ldc, &status)
+                                         key.bias ? 1 : 0, key.lda, key.ldb, key.ldc, &status)
             primitives[key] = primitive
         }
         guard let primitive else { return false }
-        let status = kk_matmul_run(primitive, a, b, c)
+        let status = kk_matmul_run(primitive, a, b, c, bias)
         precondition(status == 0, "oneDNN matmul \(key.m)×\(key.k)·\(key.k)×\(key.n) failed with status \(status)")
         return true
     }
@@ -95,7 +99,7 @@ enum OneDNN {
     static func implementation(_ key: Key) -> String? {
         var status: Int32 = 0
         guard let p = kk_matmul_create(key.m, key.n, key.k, key.aType, key.bType, key.transA ? 1 : 0, key.transB ? 1 : 0,
-                                       key.lda, key.ldb, key.ldc, &status) else { return nil }
+                                       key.bias ? 1 : 0, key.lda, key.ldb, key.ldc, &status) else { return nil }
         defer { kk_matmul_destroy(p) }
         return String(cString: kk_matmul_implementation(p))
     }

@@ -270,6 +270,32 @@ final class PrecisionTests: XCTestCase {
         }
     }
 
+    /// `Tensor.linear` without autograd (the bias inside oneDNN's product where oneDNN computes it)
+    /// equals the product plus the bias, float32 and bfloat16 weights, every row count's backend;
+    /// with autograd it is the recorded product and add, gradients included.
+    func testLinearWithTheBiasInTheProductEqualsProductPlusBias() {
+        let generator = RandomGenerator(seed: 9)
+        for dtype in [DType.float32, .bfloat16] {
+            for shape in [[1, 96], [5, 96], [3, 40, 96], [300, 96]] {
+                let x = Tensor.randn(shape, generator: generator)
+                let w = Tensor.randn([130, 96], generator: generator).converted(to: dtype)
+                let b = Tensor.randn([130], generator: generator)
+                let fused = withoutGrad { Tensor.linear(x, weight: w, bias: b) }
+                let plain = withoutGrad { Tensor.matmul(x, w, transposeB: true) + b }
+                XCTAssertEqual(fused.shape, plain.shape)
+                assertClose(fused, plain, rtol: 1e-6, atol: 1e-6, "\(dtype) \(shape)")
+                XCTAssertEqual(withoutGrad { Tensor.linear(x, weight: w, bias: nil) }.scalars,
+                               withoutGrad { Tensor.matmul(x, w, transposeB: true) }.scalars)
+            }
+        }
+        let x = Tensor.randn([64, 96], generator: generator), w = Tensor.randn([130, 96], generator: generator)
+        let b = Tensor.randn([130], generator: generator)
+        b.requiresGrad = true
+        let y = Tensor.linear(x, weight: w, bias: b)
+        y.sum().backward()
+        XCTAssertEqual(try XCTUnwrap(b.grad).scalars, [Float](repeating: 64, count: 130))
+    }
+
     /// oneDNN's float32 products equal OpenBLAS's to rounding, in every orientation.
     func testOneDNNFloat32ProductsEqualBLAS() throws {
         guard Kernels.oneDNNAvailable else {

@@ -56,13 +56,14 @@ int kk_dnnl_available(void);
 #define KK_F32 0
 #define KK_BF16 1
 typedef struct kk_matmul kk_matmul;
-/// A primitive for C[m×n] (f32, leading dimension ldc) = op(A)·op(B), A of type a_type (m×k, or
-/// k×m read transposed) and B of type b_type (k×n, or n×k read transposed), row-major with the
-/// given leading dimensions. NULL when oneDNN cannot make it (then `status` says why).
+/// A primitive for C[m×n] (f32, leading dimension ldc) = op(A)·op(B) (+ a float32 bias of n
+/// values added to every row when with_bias), A of type a_type (m×k, or k×m read transposed) and
+/// B of type b_type (k×n, or n×k read transposed), row-major with the given leading dimensions.
+/// NULL when oneDNN cannot make it (then `status` says why).
 kk_matmul *kk_matmul_create(long m, long n, long k, int a_type, int b_type, int trans_a, int trans_b,
-                            long lda, long ldb, long ldc, int *status);
-/// Runs it; 0 on success, the oneDNN status otherwise.
-int kk_matmul_run(kk_matmul *p, const void *a, const void *b, float *c);
+                            int with_bias, long lda, long ldb, long ldc, int *status);
+/// Runs it (bias NULL exactly when made without); 0 on success, the oneDNN status otherwise.
+int kk_matmul_run(kk_matmul *p, const void *a, const void *b, float *c, const float *bias);
 void kk_matmul_destroy(kk_matmul *p);
 /// The implementation oneDNN chose, e.g. "brg:avx512_core_bf16" (valid while p lives).
 const char *kk_matmul_implementation(kk_matmul *p);
