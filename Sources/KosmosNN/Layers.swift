@@ -109,30 +109,18 @@ public func withWeightDType<R>(_ dtype: DType, _ body: () throws -> R) rethrows 
 /// the product, the product's inputs and gradients are bfloat16, its outputs, the gradient that
 /// reaches the weight and everything else stay float32). Per thread, like grad mode.
 public enum ComputePrecision {
-    private static let key: pthread_key_t = {
-        var key = pthread_key_t()
-        pthread_key_create(&key, nil)
-        return key
-    }()
+    /// Set inside `withComputeDType(.bfloat16)`.
+    static let bfloat16 = ThreadFlag()
 
     /// float32 unless a `withComputeDType(.bfloat16)` scope is active on this thread.
-    public static var current: DType {
-        pthread_getspecific(key) == nil ? .float32 : .bfloat16
-    }
-
-    static func set(_ dtype: DType) {
-        pthread_setspecific(key, dtype == .bfloat16 ? UnsafeRawPointer(bitPattern: 1) : nil)
-    }
+    public static var current: DType { bfloat16.isSet ? .bfloat16 : .float32 }
 }
 
 /// Runs `body` with Linear products computed in `dtype` (float32 or bfloat16; float16 compute is
 /// not supported: its range needs loss scaling, which bfloat16 does not).
 public func withComputeDType<R>(_ dtype: DType, _ body: () throws -> R) rethrows -> R {
     precondition(dtype != .float16, "float16 compute is not supported (use bfloat16)")
-    let saved = ComputePrecision.current
-    ComputePrecision.set(dtype)
-    defer { ComputePrecision.set(saved) }
-    return try body()
+    return try ComputePrecision.bfloat16.with(dtype == .bfloat16, body)
 }
 
 extension Module {

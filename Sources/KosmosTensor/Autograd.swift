@@ -14,36 +14,40 @@ final class GradFunction {
     }
 }
 
+/// A per-thread boolean, false on every thread until set, with a scoped setter. Grad mode, the
+/// skipped random initialisation and KosmosNN's compute dtype are each one.
+public final class ThreadFlag: @unchecked Sendable {
+    private var key = pthread_key_t()
+
+    public init() { pthread_key_create(&key, nil) }
+
+    /// This thread's value.
+    public var isSet: Bool { pthread_getspecific(key) != nil }
+
+    /// Runs `body` with this thread's value `value`, then restores the previous one.
+    public func with<R>(_ value: Bool, _ body: () throws -> R) rethrows -> R {
+        let previous = pthread_getspecific(key)
+        pthread_setspecific(key, value ? UnsafeRawPointer(bitPattern: 1) : nil)
+        defer { pthread_setspecific(key, previous) }
+        return try body()
+    }
+}
+
 /// Whether operations record a graph. On by default; `withoutGrad` turns it off for the current
 /// thread (like `torch.no_grad()`, it is per thread so a server's inference threads never touch a
 /// training thread's setting).
 public enum GradMode {
-    private static let key: pthread_key_t = {
-        var key = pthread_key_t()
-        pthread_key_create(&key, nil)
-        return key
-    }()
+    /// Set inside `withoutGrad`.
+    private static let disabled = ThreadFlag()
 
     /// Recording is on unless a `withoutGrad` scope is active on this thread.
-    public static var isEnabled: Bool {
-        pthread_getspecific(key) == nil
-    }
+    public static var isEnabled: Bool { !disabled.isSet }
 
     /// Runs `body` with recording off: no graph is built and no saved tensors are kept.
-    public static func withoutGrad<R>(_ body: () throws -> R) rethrows -> R {
-        let previous = pthread_getspecific(key)
-        pthread_setspecific(key, UnsafeRawPointer(bitPattern: 1))
-        defer { pthread_setspecific(key, previous) }
-        return try body()
-    }
+    public static func withoutGrad<R>(_ body: () throws -> R) rethrows -> R { try disabled.with(true, body) }
 
     /// Runs `body` with recording on, even inside a `withoutGrad` scope.
-    public static func withGrad<R>(_ body: () throws -> R) rethrows -> R {
-        let previous = pthread_getspecific(key)
-        pthread_setspecific(key, nil)
-        defer { pthread_setspecific(key, previous) }
-        return try body()
-    }
+    public static func withGrad<R>(_ body: () throws -> R) rethrows -> R { try disabled.with(false, body) }
 }
 
 /// Shorthand for `GradMode.withoutGrad`.

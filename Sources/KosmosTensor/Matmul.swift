@@ -79,7 +79,7 @@ func fusedLinear(_ x: Tensor, _ w: Tensor, _ bias: Tensor) -> Tensor? {
     let done: Bool
     switch w.dtype {
     case .float32:
-        guard Kernels.float32Backend == .onednn && rows > BLAS.skinnyRows && rows * n * k >= Kernels.oneDNNMinimumWork else { return nil }
+        guard Kernels.float32ProductGoesToOneDNN(m: rows, n: n, k: k) else { return nil }
         done = OneDNN.run(.init(m: rows, n: n, k: k, aType: KK_F32, bType: KK_F32, transA: false, transB: true,
                                 lda: k, ldb: k, ldc: n, bias: true),
                           a: x.pointer, b: w.pointer, c: out.pointer, bias: bias.pointer)
@@ -172,7 +172,7 @@ func matmulKernel(_ a: Tensor, _ b: Tensor, _ transposeA: Bool, _ transposeB: Bo
 /// it is the float32 backend, BLAS otherwise (and for the few-row shapes BLAS.sgemm specialises).
 func float32Product(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
                     b: UnsafePointer<Float>, ldb: Int, c: UnsafeMutablePointer<Float>, ldc: Int) {
-    if Kernels.float32Backend == .onednn && m > BLAS.skinnyRows && m * n * k >= Kernels.oneDNNMinimumWork,
+    if Kernels.float32ProductGoesToOneDNN(m: m, n: n, k: k),
        OneDNN.run(.init(m: m, n: n, k: k, aType: KK_F32, bType: KK_F32, transA: transA, transB: transB, lda: lda, ldb: ldb, ldc: ldc),
                   a: a, b: b, c: c) {
         return

@@ -53,6 +53,12 @@ public enum Kernels {
 
     /// Products below this many multiply-adds stay on BLAS: a oneDNN call costs a few microseconds.
     static let oneDNNMinimumWork = 1 << 18
+
+    /// Whether a float32 m×k·k×n product goes to oneDNN (more than a few rows, enough work, oneDNN
+    /// the float32 backend); the rest go to BLAS.
+    static func float32ProductGoesToOneDNN(m: Int, n: Int, k: Int) -> Bool {
+        float32Backend == .onednn && m > BLAS.skinnyRows && m * n * k >= oneDNNMinimumWork
+    }
 }
 
 /// oneDNN matmul primitives, made once per shape and dtype and kept (a model uses a few dozen).

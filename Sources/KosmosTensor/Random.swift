@@ -125,26 +125,17 @@ public enum RandomGeneratorError: Error, CustomStringConvertible, Equatable {
 /// `withoutRandomInitialisation` skips the generator (12.8 s of the 1.3B decoder's 15 s build and
 /// one forward here), the tensors' memory left as mapped (zero pages, not yet resident).
 public enum RandomInitialisation {
-    private static let key: pthread_key_t = {
-        var key = pthread_key_t()
-        pthread_key_create(&key, nil)
-        return key
-    }()
+    static let skipped = ThreadFlag()
 
     /// True inside a `withoutRandomInitialisation` scope on this thread.
-    public static var isSkipped: Bool { pthread_getspecific(key) != nil }
-
-    static func set(_ skipped: Bool) { pthread_setspecific(key, skipped ? UnsafeRawPointer(bitPattern: 1) : nil) }
+    public static var isSkipped: Bool { skipped.isSet }
 }
 
 /// Runs `body` with `Tensor.randn`/`uniform` returning tensors of unspecified contents without
 /// touching their generator: for building a module every tensor of which a strict load then
 /// overwrites. Nothing may read those tensors before that.
 public func withoutRandomInitialisation<R>(_ body: () throws -> R) rethrows -> R {
-    let saved = RandomInitialisation.isSkipped
-    RandomInitialisation.set(true)
-    defer { RandomInitialisation.set(saved) }
-    return try body()
+    try RandomInitialisation.skipped.with(true, body)
 }
 
 extension Tensor {
@@ -170,23 +161,7 @@ extension Tensor {
     /// length so normal pairs never straddle a block: the stream is consumed exactly as one fill.
     static func generated(_ shape: [Int], dtype: DType, _ fill: (UnsafeMutableBufferPointer<Float>) -> Void) -> Tensor {
         let t = Tensor.uninitialized(shape, dtype: dtype)
-        if RandomInitialisation.isSkipped { return t }
-        if dtype == .float32 {
-            t.withUnsafeMutableBufferPointer(fill)
-            return t
-        }
-        let block = 16_384
-        let wide = UnsafeMutableBufferPointer<Float>.allocate(capacity: block)
-        defer { wide.deallocate() }
-        let half = t.storage.halfPointer
-        var start = 0
-        while start < t.count {
-            let n = Swift.min(block, t.count - start)
-            let part = UnsafeMutableBufferPointer(rebasing: wide[0..<n])
-            fill(part)
-            if dtype == .bfloat16 { kk_bf16_from_f32(wide.baseAddress!, half + start, n) } else { kk_f16_from_f32(wide.baseAddress!, half + start, n) }
-            start += n
-        }
+        if !RandomInitialisation.isSkipped { t.updateInFloat32Blocks(reading: false, fill) }
         return t
     }
 

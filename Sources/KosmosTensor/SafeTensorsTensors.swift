@@ -19,12 +19,33 @@ extension SafeTensorsWriter {
     /// read when `write(to:)` runs: keep it alive and unchanged until then.
     /// A 16-bit tensor's values are copied here, converted to `dtype` (exact when it is the tensor's own).
     public mutating func add(name: String, tensor: Tensor, as dtype: SafeTensorsDType = .f32) throws {
-        if tensor.dtype != .float32, let stored: DType = [.f32: .float32, .bf16: .bfloat16, .f16: .float16][dtype] {
+        if tensor.dtype != .float32, let stored = DType(safeTensors: dtype) {
             // Little-endian bytes of the stored dtype (a copy: the tensor's own storage may change).
             let bytes = tensor.storageConverted(to: stored).withUnsafeMutableRawBytes { [UInt8]($0) }
             try add(name: name, dtype: dtype, shape: tensor.shape, bytes: bytes)
             return
         }
         try tensor.withUnsafeBufferPointer { try add(name: name, shape: tensor.shape, floats: $0, as: dtype) }
+    }
+}
+
+extension DType {
+    /// The safetensors dtype that stores this one.
+    public var safeTensorsDType: SafeTensorsDType {
+        switch self {
+        case .float32: return .f32
+        case .bfloat16: return .bf16
+        case .float16: return .f16
+        }
+    }
+
+    /// The dtype of a floating-point safetensors dtype (nil for F64 and the integer types).
+    public init?(safeTensors dtype: SafeTensorsDType) {
+        switch dtype {
+        case .f32: self = .float32
+        case .bf16: self = .bfloat16
+        case .f16: self = .float16
+        default: return nil
+        }
     }
 }

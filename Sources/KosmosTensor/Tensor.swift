@@ -37,6 +37,10 @@ public final class TensorStorage {
         owner = nil
         // Allocate at least one element so empty tensors still own a valid pointer.
         raw = LargeBuffers.allocate(Swift.max(count, 1) * dtype.byteCount)
+        TensorStorage.bind(raw, count: count, dtype: dtype)
+    }
+
+    private static func bind(_ raw: UnsafeMutableRawPointer, count: Int, dtype: DType) {
         switch dtype {
         case .float32: raw.bindMemory(to: Float.self, capacity: Swift.max(count, 1))
         case .bfloat16, .float16: raw.bindMemory(to: UInt16.self, capacity: Swift.max(count, 1))
@@ -62,10 +66,7 @@ public final class TensorStorage {
         self.dtype = dtype
         self.owner = owner
         raw = memory
-        switch dtype {
-        case .float32: raw.bindMemory(to: Float.self, capacity: Swift.max(count, 1))
-        case .bfloat16, .float16: raw.bindMemory(to: UInt16.self, capacity: Swift.max(count, 1))
-        }
+        TensorStorage.bind(raw, count: count, dtype: dtype)
     }
 
     /// Whether the elements live in memory another object owns (a checkpoint's mapping).
@@ -372,21 +373,30 @@ public final class Tensor: CustomStringConvertible {
     /// In place: multiply every element by `factor` (16-bit storage widened, scaled in float32 and
     /// rounded back a block at a time, without a float32 copy of the tensor).
     public func scaleInPlace(by factor: Float) {
+        updateInFloat32Blocks(reading: true) { block in
+            for i in block.indices { block[i] *= factor }
+        }
+    }
+
+    /// Runs `update` over the elements in order as float32, in blocks of 16,384 (of even length, so
+    /// normal pairs never straddle one) for 16-bit storage, rounding each block back; float32
+    /// storage is one block, in place. `reading`: the blocks start with the elements' values
+    /// (else their contents are unspecified, for `update`s that write every element).
+    func updateInFloat32Blocks(reading: Bool, _ update: (UnsafeMutableBufferPointer<Float>) -> Void) {
         if dtype == .float32 {
-            let p = pointer
-            for i in 0..<count { p[i] *= factor }
+            withUnsafeMutableBufferPointer(update)
             return
         }
-        let block = 16_384
-        let wide = UnsafeMutablePointer<Float>.allocate(capacity: block)
+        let size = 16_384
+        let wide = UnsafeMutableBufferPointer<Float>.allocate(capacity: size)
         defer { wide.deallocate() }
-        let half = storage.halfPointer
+        let half = storage.halfPointer, bf16 = dtype == .bfloat16
         var start = 0
         while start < count {
-            let n = Swift.min(block, count - start)
-            if dtype == .bfloat16 { kk_f32_from_bf16(half + start, wide, n) } else { kk_f32_from_f16(half + start, wide, n) }
-            for i in 0..<n { wide[i] *= factor }
-            if dtype == .bfloat16 { kk_bf16_from_f32(wide, half + start, n) } else { kk_f16_from_f32(wide, half + start, n) }
+            let n = Swift.min(size, count - start)
+            if reading { bf16 ? kk_f32_from_bf16(half + start, wide.baseAddress!, n) : kk_f32_from_f16(half + start, wide.baseAddress!, n) }
+            update(UnsafeMutableBufferPointer(rebasing: wide[0..<n]))
+            bf16 ? kk_bf16_from_f32(wide.baseAddress!, half + start, n) : kk_f16_from_f32(wide.baseAddress!, half + start, n)
             start += n
         }
     }

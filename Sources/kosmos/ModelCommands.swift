@@ -50,8 +50,7 @@ struct Init: ParsableCommand {
         let model = try withWeightDType(stored) { try KosmosModel(configuration: configuration, generator: RandomGenerator(seed: seed)) }
         print("writing \(model.parameterCount.formatted()) parameters (\(stored)) to \(directory.path)...")
         fflush(nil)
-        let fileDType: SafeTensorsDType = [.float32: .f32, .bfloat16: .bf16, .float16: .f16][stored]!
-        try model.save(directory: directory, dtype: fileDType)
+        try model.save(directory: directory, dtype: stored.safeTensorsDType)
         if let tokenizer {
             let source = URL(fileURLWithPath: tokenizer)
             let name = source.pathExtension == "json" ? "tokenizer.json" : "tokenizer.model"
