@@ -1,4 +1,5 @@
 #include "kosmos_kernels.h"
+#include "kk_half.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -75,18 +76,6 @@ static inline float f32_from_bf16_scalar(uint16_t value) {
     return f;
 }
 
-static inline float f32_from_f16_scalar(uint16_t value) {
-    _Float16 h;
-    memcpy(&h, &value, 2);
-    return (float)h;
-}
-
-static inline uint16_t f16_from_f32_scalar(float value) {
-    _Float16 h = (_Float16)value;
-    uint16_t bits;
-    memcpy(&bits, &h, 2);
-    return bits;
-}
 
 /// One 16-bit weight, float16 (`half`) or bfloat16, exactly as float32.
 static inline float widen_scalar(uint16_t value, int half) {

@@ -26,6 +26,7 @@ public enum SafeTensorsDType: String, Sendable, CaseIterable {
     case i64 = "I64"
     case i32 = "I32"
     case u8 = "U8"
+    case i8 = "I8"
     case bool = "BOOL"
 
     /// Bytes per element in the file.
@@ -34,7 +35,7 @@ public enum SafeTensorsDType: String, Sendable, CaseIterable {
         case .f32, .i32: return 4
         case .f16, .bf16: return 2
         case .i64, .f64: return 8
-        case .u8, .bool: return 1
+        case .u8, .i8, .bool: return 1
         }
     }
 
@@ -42,14 +43,14 @@ public enum SafeTensorsDType: String, Sendable, CaseIterable {
     public var isFloatingPoint: Bool {
         switch self {
         case .f32, .f16, .bf16, .f64: return true
-        case .i64, .i32, .u8, .bool: return false
+        case .i64, .i32, .u8, .i8, .bool: return false
         }
     }
 
     /// Dtypes the safetensors format defines that Kosmos does not read. Used only to tell the user
     /// "valid but unsupported" apart from "not a dtype at all", which point at different fixes.
     static let otherFormatDTypes: Set<String> = [
-        "I8", "I16", "U16", "U32", "U64", "F8_E4M3", "F8_E5M2", "F8_E8M0", "F6_E2M3",
+        "I16", "U16", "U32", "U64", "F8_E4M3", "F8_E5M2", "F8_E8M0", "F6_E2M3",
         "F6_E3M2", "F4", "C64",
     ]
 }
@@ -245,6 +246,10 @@ public final class SafeTensorsFile: SafeTensorsReadable, @unchecked Sendable {
         case .u8:
             for index in 0..<count {
                 result.append(Int64(source.load(fromByteOffset: index, as: UInt8.self)))
+            }
+        case .i8:
+            for index in 0..<count {
+                result.append(Int64(source.load(fromByteOffset: index, as: Int8.self)))
             }
         case .bool:
             for index in 0..<count {
@@ -1160,7 +1165,7 @@ public enum HalfPrecision {
             for index in 0..<count {
                 destination[index] = Float(Double(bitPattern: UInt64(littleEndian: source.loadUnaligned(fromByteOffset: index * 8, as: UInt64.self))))
             }
-        case .i64, .i32, .u8, .bool:
+        case .i64, .i32, .u8, .i8, .bool:
             return
         }
     }

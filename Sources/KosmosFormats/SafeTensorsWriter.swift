@@ -195,7 +195,7 @@ public struct SafeTensorsWriter {
                         staging.storeBytes(of: Double(floats[index]).bitPattern.littleEndian, toByteOffset: slot * 8, as: UInt64.self)
                     }
                 }
-            case .i64, .i32, .u8, .bool:
+            case .i64, .i32, .u8, .i8, .bool:
                 break  // rejected in add
             }
         }

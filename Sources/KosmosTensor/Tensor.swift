@@ -71,6 +71,8 @@ public final class TensorStorage {
 
     /// Whether the elements live in memory another object owns (a checkpoint's mapping).
     public var isBorrowed: Bool { owner != nil }
+    /// Whether the elements are the read-only zeros of `Tensor.releaseStorage`.
+    public var isReleased: Bool { owner is ZeroPages }
 
     deinit {
         if owner == nil { LargeBuffers.release(raw, Swift.max(count, 1) * dtype.byteCount) }
@@ -325,6 +327,14 @@ public final class Tensor: CustomStringConvertible {
         self.storage = storage
     }
 
+    /// In place: the elements become zeros in a read-only mapping that takes no memory (a weight
+    /// whose values now live elsewhere, such as a quantized Linear's). Writing to it faults.
+    public func releaseStorage() {
+        precondition(gradFn == nil && grad == nil, "releaseStorage of a tensor autograd is using")
+        let mapping = ZeroPages(bytes: Swift.max(count, 1) * dtype.byteCount)
+        storage = TensorStorage(borrowing: mapping.base, count: count, dtype: dtype, owner: mapping)
+    }
+
     /// In place: the elements become `bytes` (this tensor's dtype, little-endian, at least
     /// 2-byte aligned), used where they are and kept valid by `owner`, a checkpoint's
     /// copy-on-write mapping: a 16-bit weight then needs no memory of its own, and every module
@@ -495,4 +505,20 @@ public func broadcastShapes(_ a: [Int], _ b: [Int]) -> [Int]? {
     let a = axis < 0 ? axis + rank : axis
     precondition(a >= 0 && a < Swift.max(rank, 1), "axis \(axis) out of range for rank \(rank)")
     return a
+}
+
+/// A read-only anonymous mapping: reads give zeros, no page is ever resident for it.
+final class ZeroPages {
+    let base: UnsafeMutableRawPointer
+    private let size: Int
+
+    init(bytes: Int) {
+        size = bytes
+        guard let mapped = mmap(nil, bytes, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), mapped != MAP_FAILED else {
+            fatalError("KosmosTensor: could not map \(bytes) bytes")
+        }
+        base = mapped
+    }
+
+    deinit { munmap(base, size) }
 }

@@ -40,6 +40,34 @@ void kk_rows_times_weight_bf16(int m, long j0, long j1, long k, const float *a, 
 void kk_rows_times_weight_f16(int m, long j0, long j1, long k, const float *a, long lda,
                               const uint16_t *w, long ldw, float *c, long ldc);
 
+// Quantized weights [rows × k] (docs/model-format.md): q8 (int8 levels, a float16 scale per group
+// of columns: w = q·d) and q4 (4-bit levels 0-15, a float16 scale and minimum per group:
+// w = n·d + m, fused, one rounding). Groups are a multiple of 32 columns; a q4 row is packed in
+// 32-column blocks of 16 bytes, byte i holding column i (low nibble) and column i + 16 (high).
+// Scales (and minimums) are [rows × k/group], row-major.
+#define KK_Q_BLOCK 32
+#define KK_Q_BAD_LAYOUT 1      // group not a positive multiple of 32 or k not a multiple of group
+#define KK_Q_NOT_FINITE 2      // a weight is NaN or infinite
+#define KK_Q_SCALE_OVERFLOW 3  // a scale or minimum does not fit float16
+/// Quantize row-major float32 weights; 0 or one of the codes above. The definition of the formats.
+int kk_q8_quantize(long rows, long k, const float *w, long group, int8_t *q, uint16_t *scales);
+int kk_q4_quantize(long rows, long k, const float *w, long group, uint8_t *q, uint16_t *scales, uint16_t *mins);
+/// Rows j0 ..< j1 dequantized into dst (those rows only, k apart), float32 or bfloat16 (rounded).
+void kk_q8_dequantize(long j0, long j1, long k, const int8_t *q, const uint16_t *scales, long group, float *dst);
+void kk_q4_dequantize(long j0, long j1, long k, const uint8_t *q, const uint16_t *scales, const uint16_t *mins,
+                      long group, float *dst);
+void kk_q8_dequantize_bf16(long j0, long j1, long k, const int8_t *q, const uint16_t *scales, long group, uint16_t *dst);
+void kk_q4_dequantize_bf16(long j0, long j1, long k, const uint8_t *q, const uint16_t *scales, const uint16_t *mins,
+                           long group, uint16_t *dst);
+/// c[i*ldc + j] ≈ sum_p a[i*lda + p] * w[j][p] for rows i < m, columns j0 <= j < j1, the weight read
+/// once from memory (decoding). The activations are quantized per 32-column block (int8, scale
+/// max|a|/127) and each block's products are exact integer dot products; quantized.c defines the
+/// float order, which every ISA level follows bit for bit, whatever j0/j1 and the other rows.
+void kk_q8_rows_times_weight(int m, long j0, long j1, long k, const float *a, long lda, const int8_t *q,
+                             const uint16_t *scales, long group, float *c, long ldc);
+void kk_q4_rows_times_weight(int m, long j0, long j1, long k, const float *a, long lda, const uint8_t *q,
+                             const uint16_t *scales, const uint16_t *mins, long group, float *c, long ldc);
+
 /// Attention tiles (the fused kernel's inner products), float32:
 /// s[i*lds + j] = scale * sum_d q[i*ldq + d] * k[j*ldk + d] for i < rows, j < cols; `kt` is scratch
 /// of d * cols floats (the key block transposed, so the products are broadcasts and FMAs).
