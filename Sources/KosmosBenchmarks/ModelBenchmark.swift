@@ -40,25 +40,66 @@ public enum ModelBenchmark {
     }
 
     /// ViT-L/14 encoding one 224×224 image.
-    public static func visionTower(repeats: Int, dtype: DType = .float32) throws -> Result {
+    public static func visionTower(repeats: Int, dtype: DType = .float32, quantization: QuantizationFormat? = nil) throws -> Result {
         guard let preset = KosmosConfiguration.preset(named: "kosmos-1") else { throw ModelError.invalidInput("no kosmos-1 preset") }
         let tower = try withWeightDType(dtype) { try CLIPVisionTransformer(configuration: preset.vision, generator: RandomGenerator(seed: 0)) }
+        try quantize(tower, quantization)
         tower.eval()
         let pixels = Tensor.randn([1, 3, 224, 224], generator: RandomGenerator(seed: 1))
         let times = try time(repeats) { _ = try withoutGrad { try tower(pixels) } }
         return Result(name: "ViT-L/14 encode, 1 image 224×224", seconds: times, note: "")
     }
 
-    /// Bytes of a module's parameters (each in its own dtype).
-    static func weightBytes(_ module: Module) -> Int { module.parameterBytes.values.reduce(0, +) }
+    /// Bytes of a module's weights as held (each in its own dtype; quantized Linears' levels,
+    /// scales and minimums).
+    static func weightBytes(_ module: Module) -> Int { module.weightByteCount }
+
+    /// Quantizes a freshly built model's Linears in memory (`--weights q8|q4`); nothing for nil.
+    static func quantize(_ module: Module, _ format: QuantizationFormat?) throws {
+        guard let format else { return }
+        try TensorMemory.withoutBufferReuse { _ = try module.quantizeLinears(format) }
+    }
+
+    /// The machine's memory read bandwidth in bytes/s: the best of five passes summing a 512 MiB
+    /// buffer with every worker thread (what a decoding step does with the weights).
+    public static func readBandwidth() -> Double {
+        let count = 128 << 20
+        let buffer = UnsafeMutablePointer<Float>.allocate(capacity: count)
+        defer { buffer.deallocate() }
+        buffer.initialize(repeating: 1, count: count)
+        var best = Double.infinity
+        var sink: Float = 0
+        let lock = NSLock()
+        for _ in 0..<5 {
+            let start = DispatchTime.now().uptimeNanoseconds
+            Parallel.forRanges(count / 64, minimumPerChunk: 1) { range in
+                var a = SIMD16<Float>(), b = SIMD16<Float>(), c = SIMD16<Float>(), d = SIMD16<Float>()
+                let raw = UnsafeRawPointer(buffer)
+                for block in range {
+                    let p = raw + block * 256
+                    a += p.loadUnaligned(as: SIMD16<Float>.self)
+                    b += p.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self)
+                    c += p.loadUnaligned(fromByteOffset: 128, as: SIMD16<Float>.self)
+                    d += p.loadUnaligned(fromByteOffset: 192, as: SIMD16<Float>.self)
+                }
+                lock.lock()
+                sink += (a + b + c + d).sum()
+                lock.unlock()
+            }
+            best = Swift.min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        }
+        precondition(sink > 0)
+        return Double(count * 4) / best
+    }
 
     /// The kosmos-1 decoder (1.3B) forward over 128 tokens, logits included.
-    public static func decoderForward(repeats: Int, dtype: DType = .float32) throws -> Result {
+    public static func decoderForward(repeats: Int, dtype: DType = .float32, quantization: QuantizationFormat? = nil) throws -> Result {
         guard let preset = KosmosConfiguration.preset(named: "kosmos-1") else { throw ModelError.invalidInput("no kosmos-1 preset") }
         var c = preset.decoder
         c.dropout = 0
         let before = peakResidentBytes()
         let decoder = try withWeightDType(dtype) { try MagnetoDecoder(configuration: c, generator: RandomGenerator(seed: 0)) }
+        try quantize(decoder, quantization)
         decoder.eval()
         let weightBytes = weightBytes(decoder)
         let generator = RandomGenerator(seed: 2)
@@ -112,12 +153,14 @@ public enum ModelBenchmark {
 
     /// KV-cached greedy decoding with the kosmos-1 decoder (1.3B): a 64-token prompt, then 64 new
     /// tokens; the note gives tokens/s and the fraction of the memory-bandwidth bound (every step
-    /// reads all weights once) at `bandwidth` bytes/s.
-    public static func generation(repeats: Int, dtype: DType = .float32, bandwidth: Double = 45e9) throws -> Result {
+    /// reads all weights once) at `bandwidth` bytes/s (nil: measured after the timing, `readBandwidth`).
+    public static func generation(repeats: Int, dtype: DType = .float32, quantization: QuantizationFormat? = nil,
+                                  bandwidth: Double? = nil) throws -> Result {
         guard let preset = KosmosConfiguration.preset(named: "kosmos-1") else { throw ModelError.invalidInput("no kosmos-1 preset") }
         var c = preset.decoder
         c.dropout = 0
         let decoder = try withWeightDType(dtype) { try MagnetoDecoder(configuration: c, generator: RandomGenerator(seed: 0)) }
+        try quantize(decoder, quantization)
         decoder.eval()
         let weightBytes = Double(weightBytes(decoder))
         let generator = RandomGenerator(seed: 4)
@@ -139,11 +182,13 @@ public enum ModelBenchmark {
         // 63 cached steps follow the first token (which comes from the prefill).
         let best = decodeSeconds.min() ?? 0
         let tokensPerSecond = 63 / best
+        let peak = peakResidentBytes()
+        let bandwidth = bandwidth ?? readBandwidth()
         let bound = bandwidth / weightBytes
-        let note = String(format: "decode %.2f tokens/s (%.0f%% of the %.2f tokens/s bandwidth bound at %.0f GB/s)",
-                          tokensPerSecond, 100 * tokensPerSecond / bound, bound, bandwidth / 1e9)
+        let note = String(format: "decode %.2f tokens/s (%.0f%% of the %.2f tokens/s bandwidth bound: %.2f GB read per token at %.1f GB/s measured)",
+                          tokensPerSecond, 100 * tokensPerSecond / bound, bound, weightBytes / 1e9, bandwidth / 1e9)
         return Result(name: "1.3B decoder, 64-token prompt + 64 new (greedy)", seconds: times,
-                      note: note + String(format: ", peak RSS %.2f GB", Double(peakResidentBytes()) / 1e9))
+                      note: note + String(format: ", peak RSS %.2f GB", Double(peak) / 1e9))
     }
 
     /// A small decoder for batched-decoding measurements: 12 layers × 768, ffn 3072, 12 heads,
@@ -167,9 +212,10 @@ public enum ModelBenchmark {
     /// filled by a prefill of `past` random tokens, then `steps` steps are timed (each grows the
     /// past by one). Shows how a step's time grows with the past (attention only, with nothing of
     /// the past copied or re-rotated).
-    public static func decodeAfterPast(_ past: Int, configuration c: DecoderConfiguration, steps: Int = 16, dtype: DType = .float32,
+    public static func decodeAfterPast(_ past: Int, configuration c: DecoderConfiguration, steps: Int = 16, dtype: DType = .float32, quantization: QuantizationFormat? = nil,
                                        repeats: Int) throws -> Result {
         let decoder = try withWeightDType(dtype) { try MagnetoDecoder(configuration: c, generator: RandomGenerator(seed: 0)) }
+        try quantize(decoder, quantization)
         decoder.eval()
         let generator = RandomGenerator(seed: 6)
         let prompt = (0..<past).map { _ in generator.nextInt(below: c.vocabSize) }
@@ -199,9 +245,10 @@ public enum ModelBenchmark {
     /// Decode tokens/s of `MagnetoDecoder.step` over `batch` sequences at once: each sequence is
     /// prefilled alone (prompts of 48 + 4·i tokens, so the caches differ in length), then `steps`
     /// batched steps are timed. tokens/s counts every sequence's token: batch × steps / seconds.
-    public static func batchedDecoding(batch: Int, configuration c: DecoderConfiguration, steps: Int = 32, dtype: DType = .float32,
+    public static func batchedDecoding(batch: Int, configuration c: DecoderConfiguration, steps: Int = 32, dtype: DType = .float32, quantization: QuantizationFormat? = nil,
                                        repeats: Int) throws -> Result {
         let decoder = try withWeightDType(dtype) { try MagnetoDecoder(configuration: c, generator: RandomGenerator(seed: 0)) }
+        try quantize(decoder, quantization)
         decoder.eval()
         let generator = RandomGenerator(seed: 5)
         let prompts = (0..<batch).map { i in (0..<(48 + 4 * (i % 8))).map { _ in generator.nextInt(below: c.vocabSize) } }

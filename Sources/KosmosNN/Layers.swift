@@ -8,10 +8,16 @@ public final class Linear: Module {
     public let bias: Tensor?
     public let inFeatures: Int
     public let outFeatures: Int
+    /// Whether the weight is another module's tensor (a head tied to the token embeddings).
+    public let isTied: Bool
+    /// The weight in a quantized format, when the layer uses one (`useQuantized`); then `weight`
+    /// holds no values and the layer does not train.
+    public private(set) var quantized: QuantizedMatrix?
 
     public init(inFeatures: Int, outFeatures: Int, bias: Bool = true, generator: RandomGenerator) {
         self.inFeatures = inFeatures
         self.outFeatures = outFeatures
+        isTied = false
         let bound = inFeatures > 0 ? 1 / Float(inFeatures).squareRoot() : 0
         weight = Tensor.uniform([outFeatures, inFeatures], low: -bound, high: bound, generator: generator, dtype: WeightPrecision.current)
         self.bias = bias ? Tensor.uniform([outFeatures], low: -bound, high: bound, generator: generator) : nil
@@ -29,11 +35,24 @@ public final class Linear: Module {
         bias = nil
         outFeatures = weight.shape[0]
         inFeatures = weight.shape[1]
+        isTied = true
         super.init()
         registerParameter("weight", weight)
     }
 
+    /// Computes with `matrix` ([outFeatures, inFeatures]) from now on; the float weight's memory is
+    /// given back (it reads as zeros) and it no longer takes gradients.
+    public func useQuantized(_ matrix: QuantizedMatrix) {
+        precondition(!isTied, "a Linear tied to another module's weight is not quantized")
+        precondition(matrix.rows == outFeatures && matrix.columns == inFeatures,
+                     "quantized weight [\(matrix.rows), \(matrix.columns)] for a Linear [\(outFeatures), \(inFeatures)]")
+        quantized = matrix
+        weight.requiresGrad = false
+        weight.releaseStorage()
+    }
+
     public func callAsFunction(_ x: Tensor) -> Tensor {
+        if let quantized { return quantized.linear(x, bias: bias) }
         // Transpose flag instead of a copy of W. Mixed precision rounds a float32 weight for the
         // product (differentiably: its float32 gradient reaches the weight).
         let w = weight.dtype == .float32 && ComputePrecision.current == .bfloat16 ? weight.converted(to: .bfloat16) : weight

@@ -41,13 +41,16 @@ public struct StateDictError: Error, CustomStringConvertible, Equatable {
 extension Module {
     /// Fills every parameter and buffer from `source`, where the tensor for `a.b.weight` is stored
     /// under `prefix + "a.b.weight"`. Everything is checked before anything is copied, so on error
-    /// the module is unchanged. F16/BF16 tensors are converted to float32.
+    /// the module is unchanged. Floats load in each tensor's dtype (F16/BF16 used in place where
+    /// they can be); a Linear weight stored quantized (I8/U8 with its `_scale` and `_min`
+    /// tensors, docs/model-format.md) makes that Linear quantized, its levels used in place.
     /// - Parameter strict: also reject tensors under `prefix` that the module does not have.
     /// - Parameter ignoring: names that may be present without being expected (non-persistent
     ///   buffers some writers store, such as position_ids).
     public func load(from source: SafeTensorsReadable, prefix: String = "", strict: Bool = true,
                      sourceName: String = "checkpoint", ignoring: Set<String> = []) throws {
         var problems = StateDictError(source: sourceName)
+        let quantized = quantizedLoadPlan(from: source, prefix: prefix, problems: &problems)
         let state = stateDict()
         // Tied tensors (one tensor under several names) need only one of their names in the file:
         // PyTorch's safetensors writers keep a single copy of shared tensors.
@@ -62,11 +65,14 @@ extension Module {
         var plan: [(key: String, tensor: Tensor)] = []
         for id in order {
             let keys = names[id]!, tensor = tensors[id]!
+            if keys.contains(where: quantized.weights.contains) { continue }
             guard let key = keys.first(where: { source.entry($0) != nil }), let entry = source.entry(key) else {
                 problems.missing.append(keys[0])
                 continue
             }
-            if entry.shape != tensor.shape {
+            if tensor.storage.isReleased {
+                problems.unreadable.append("tensor \(key) is the weight of a quantized Linear; float weights load into a float model")
+            } else if entry.shape != tensor.shape {
                 problems.mismatched.append(.init(name: key, expected: tensor.shape, found: entry.shape))
             } else if ![.f32, .f16, .bf16].contains(entry.dtype) {
                 problems.unreadable.append("tensor \(key) has dtype \(entry.dtype.rawValue), expected a float type")
@@ -75,13 +81,14 @@ extension Module {
             }
         }
         if strict {
-            let expected = Set(names.values.joined())
+            let expected = Set(names.values.joined()).union(quantized.consumed)
             problems.unexpected = source.names.filter { $0.hasPrefix(prefix) && !expected.contains($0) && !ignoring.contains($0) }
         }
         guard problems.isEmpty else { throw problems }
         for (key, tensor) in plan {
             try copy(key, from: source, into: tensor)
         }
+        for (linear, matrix) in quantized.attach { linear.useQuantized(matrix) }
     }
 
     /// One tensor's values into `tensor` in its own dtype: float32 as always; a 16-bit tensor uses
@@ -124,6 +131,10 @@ extension Module {
     /// name, as float32 or converted to F16/BF16.
     public func save(to url: URL, dtype: SafeTensorsDType = .f32, prefix: String = "",
                      metadata: [String: String] = [:]) throws {
+        if let (name, _) = quantizedLinears.first {
+            // Its float weight holds no values; `kosmos quantize` writes quantized directories.
+            throw StateDictError(source: url.lastPathComponent, unreadable: ["\(name)weight is quantized; saving float weights of a quantized model would write zeros"])
+        }
         let state = stateDict()
         var writer = SafeTensorsWriter(metadata: metadata)
         // The writer reads the buffers during write(to:); keep the tensors alive until then.

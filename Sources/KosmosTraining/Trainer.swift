@@ -110,6 +110,9 @@ public final class Trainer {
                 throw ModelDirectoryError.unknownModelType(type, url, expected: Kosmos1Family.entry.modelTypes)
             }
             modelConfiguration = try ModelDirectory.decode(KosmosConfiguration.self, from: data, file: url)
+            if let quantization = try ModelQuantizer.quantizationConfig(of: modelDirectory!) {
+                throw ModelError.invalidInput("\(modelDirectory!.path) is quantized (\(quantization["format"] ?? "?")): quantized weights do not train; train from the float checkpoint it came from")
+            }
         }
         model = try KosmosModel(configuration: modelConfiguration, generator: generator)
         if let weightsFrom = checkpoint ?? modelDirectory {

@@ -77,13 +77,22 @@ struct Info: ParsableCommand {
             for line in try family.describe(data, file: url) { print(line) }
         }
         let weights = try ModelDirectory.weights(in: directory)
-        var counts: [String: Int] = [:], dtypes: [String: Set<String>] = [:]
+        if let quantization = try ModelQuantizer.quantizationConfig(of: directory) {
+            let fields = ["format", "group_size", "quantized_linears"].map { "\($0) \(quantization[$0].map { "\($0)" } ?? "?")" }
+            print("quantized: \(fields.joined(separator: ", ")) (docs/model-format.md)")
+        }
+        var counts: [String: Int] = [:], dtypes: [String: Set<String>] = [:], bytes = 0
         for name in weights.names {
             guard let entry = weights.entry(name) else { continue }
+            bytes += entry.byteCount
+            dtypes[String(name.split(separator: ".").first ?? Substring(name)), default: []].insert(entry.dtype.rawValue)
+            // Scales and minimums are not parameters; a q4 byte holds two.
+            if name.hasSuffix("_scale") || name.hasSuffix("_min") { continue }
             let component = String(name.split(separator: ".").first ?? Substring(name))
-            counts[component, default: 0] += entry.elementCount
-            dtypes[component, default: []].insert(entry.dtype.rawValue)
+            let packed = entry.dtype == .u8 && weights.entry(QuantizedTensorNames.scale(of: name)) != nil
+            counts[component, default: 0] += entry.elementCount * (packed ? 2 : 1)
         }
+        print(String(format: "weights: %.2f GB stored", Double(bytes) / 1e9))
         print("parameters (stored tensors, by first name component):")
         for component in counts.keys.sorted() {
             print("  \(component): \(counts[component]!.formatted()) [\(dtypes[component]!.sorted().joined(separator: ", "))]")
@@ -112,22 +121,29 @@ struct ModelBench: ParsableCommand {
     @Option(help: "Cases to run, comma-separated: \(ModelBenchmark.cases.joined(separator: ", ")).")
     var cases: String = ModelBenchmark.cases.joined(separator: ",")
 
+    @OptionGroup var weights: BenchWeightOptions
+
     func validate() throws {
         guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1") }
+
         for name in cases.split(separator: ",") where !ModelBenchmark.cases.contains(String(name)) {
             throw ValidationError("unknown case '\(name)'; choose from \(ModelBenchmark.cases.joined(separator: ", "))")
         }
     }
 
     func run() throws {
-        let dtype = try precision.apply(default: .float32)
-        print("weights \(dtype), \(precision.summary), runs: \(repeats)")
+        let (dtype, quantization) = try weights.resolve(precision)
+        print("weights \(quantization.map { "\($0) (other weights \(dtype))" } ?? "\(dtype)"), \(precision.summary), runs: \(repeats)")
         for name in cases.split(separator: ",") {
+            if name == "train", let quantization {
+                print("train: not run with \(quantization) weights (quantized weights do not train)")
+                continue
+            }
             let result: ModelBenchmark.Result
             switch name {
-            case "vit": result = try ModelBenchmark.visionTower(repeats: repeats, dtype: dtype)
-            case "decoder": result = try ModelBenchmark.decoderForward(repeats: repeats, dtype: dtype)
-            case "generate": result = try ModelBenchmark.generation(repeats: repeats, dtype: dtype)
+            case "vit": result = try ModelBenchmark.visionTower(repeats: repeats, dtype: dtype, quantization: quantization)
+            case "decoder": result = try ModelBenchmark.decoderForward(repeats: repeats, dtype: dtype, quantization: quantization)
+            case "generate": result = try ModelBenchmark.generation(repeats: repeats, dtype: dtype, quantization: quantization)
             default: result = try ModelBenchmark.trainingStep(repeats: repeats, dtype: dtype)
             }
             print(String(format: "%-48@ best %.3f s  median %.3f s  %@", result.name as NSString, result.best, result.median, result.note as NSString))
@@ -160,6 +176,8 @@ struct GenerateBench: ParsableCommand {
 
     @OptionGroup var precision: PrecisionOptions
 
+    @OptionGroup var weights: BenchWeightOptions
+
     func validate() throws {
         if let batch {
             let sizes = batch.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
@@ -178,7 +196,7 @@ struct GenerateBench: ParsableCommand {
     }
 
     func run() throws {
-        let dtype = try precision.apply(default: .float32)
+        let (dtype, quantization) = try weights.resolve(precision)
         var c = ModelBenchmark.smallDecoderConfiguration()
         if size == "kosmos-1", let preset = KosmosConfiguration.preset(named: "kosmos-1") {
             c = preset.decoder
@@ -187,18 +205,18 @@ struct GenerateBench: ParsableCommand {
         if let past {
             let lengths = past.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
             c.maxTargetPositions = Swift.max(c.maxTargetPositions, (lengths.max() ?? 0) + steps)
-            print("decoder: \(c.decoderLayers) layers × \(c.decoderEmbedDim), vocab \(c.vocabSize); weights \(dtype), \(precision.summary)")
+            print("decoder: \(c.decoderLayers) layers × \(c.decoderEmbedDim), vocab \(c.vocabSize); weights \(quantization.map { "\($0) (other weights \(dtype))" } ?? "\(dtype)"), \(precision.summary)")
             for length in lengths {
-                print(try ModelBenchmark.decodeAfterPast(length, configuration: c, steps: steps, dtype: dtype, repeats: Swift.max(2, repeats)).note)
+                print(try ModelBenchmark.decodeAfterPast(length, configuration: c, steps: steps, dtype: dtype, quantization: quantization, repeats: Swift.max(2, repeats)).note)
                 fflush(nil)
             }
             return
         }
         if let batch {
-            print("decoder: \(c.decoderLayers) layers × \(c.decoderEmbedDim), vocab \(c.vocabSize); weights \(dtype), \(precision.summary)")
+            print("decoder: \(c.decoderLayers) layers × \(c.decoderEmbedDim), vocab \(c.vocabSize); weights \(quantization.map { "\($0) (other weights \(dtype))" } ?? "\(dtype)"), \(precision.summary)")
             var first: Double?
             for size in batch.split(separator: ",").compactMap({ Int($0.trimmingCharacters(in: .whitespaces)) }) {
-                let result = try ModelBenchmark.batchedDecoding(batch: size, configuration: c, steps: steps, dtype: dtype, repeats: Swift.max(1, repeats))
+                let result = try ModelBenchmark.batchedDecoding(batch: size, configuration: c, steps: steps, dtype: dtype, quantization: quantization, repeats: Swift.max(1, repeats))
                 let tokensPerSecond = Double(size * steps) / result.best
                 if first == nil { first = tokensPerSecond }
                 print(String(format: "%@, %.2f× the tokens/s of the first batch size", result.note as NSString,
@@ -207,8 +225,31 @@ struct GenerateBench: ParsableCommand {
             }
             return
         }
-        print("weights \(dtype), \(precision.summary)")
-        let result = try ModelBenchmark.generation(repeats: Swift.max(1, repeats), dtype: dtype)
+        print("weights \(quantization.map { "\($0) (other weights \(dtype))" } ?? "\(dtype)"), \(precision.summary)")
+        let result = try ModelBenchmark.generation(repeats: Swift.max(1, repeats), dtype: dtype, quantization: quantization)
         print(String(format: "%@: best %.3f s, %@", result.name as NSString, result.best, result.note as NSString))
+    }
+}
+
+/// `--weights float32|bfloat16|q8|q4` of the benchmarks: the weights' storage, quantized formats
+/// included (random weights quantized in memory; everything not quantized is bfloat16).
+struct BenchWeightOptions: ParsableArguments {
+    @Option(help: "Weights: float32, bfloat16, q8 or q4 (random weights quantized in memory; the rest bfloat16). Overrides --dtype.")
+    var weights: String?
+
+    var quantization: QuantizationFormat? { weights.flatMap { QuantizationFormat(rawValue: $0.lowercased()) } }
+
+    func validate() throws {
+        if let weights, quantization == nil, DType(name: weights) == nil {
+            throw ValidationError("--weights '\(weights)' is not float32, bfloat16, q8 or q4")
+        }
+    }
+
+    /// The dtype of the weights that stay floats, and the quantized format if any.
+    func resolve(_ precision: PrecisionOptions) throws -> (dtype: DType, quantization: QuantizationFormat?) {
+        let dtype = try precision.apply(default: .float32)
+        if let quantization { return (.bfloat16, quantization) }
+        if let weights, let named = DType(name: weights) { return (named, nil) }
+        return (dtype, nil)
     }
 }

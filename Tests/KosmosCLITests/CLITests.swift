@@ -219,6 +219,30 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(variable.stderr.contains("KOSMOS_DTYPE 'int3' is not a dtype"), variable.stderr)
     }
 
+    /// `kosmos quantize`: the quantized directory generates through the CLI what the library
+    /// computes with it, `info` says what it is, and quantizing it again is refused.
+    func testQuantizedDirectoryGeneratesAsTheLibrary() throws {
+        let out = Self.root.appendingPathComponent("kosmos1-q4")
+        let run = try succeed(["quantize", "--model", Self.kosmos1.path, "--to", "q4", "--out", out.path])
+        XCTAssertTrue(run.stdout.contains("Linear weights in q4"), run.stdout)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out.appendingPathComponent("tokenizer.model").path))
+        let generated = try succeed(["generate", "--model", out.path, "--image", Self.image.path,
+                                     "--prompt", "<image>An image of", "--max-tokens", "8", "--json", "--dtype", "bfloat16"])
+        let library = try Kosmos1(out, dtype: .bfloat16)
+        XCTAssertFalse(library.model.quantizedLinears.isEmpty)
+        var options = GenerationOptions()
+        options.maxNewTokens = 8
+        let expected = try library.model.generate(try library.sequence("<image>An image of", [Self.image]), options: options)
+        XCTAssertEqual(try jsonObject(generated.stdout)["ids"] as? [Int], expected)
+        let info = try succeed(["info", "--model", out.path])
+        XCTAssertTrue(info.stdout.contains("quantized: format q4, group_size 32"), info.stdout)
+        let again = try kosmos(["quantize", "--model", out.path, "--to", "q8", "--out", out.path + "-again"])
+        XCTAssertNotEqual(again.status, 0)
+        XCTAssertTrue(again.stderr.contains("is already quantized (q4, group 32)"), again.stderr)
+        let unknown = try kosmos(["quantize", "--model", Self.kosmos1.path, "--to", "q3", "--out", out.path + "-x"])
+        XCTAssertTrue(unknown.stderr.contains("--to 'q3' is not a format: use q8 or q4"), unknown.stderr)
+    }
+
     func testKosmos1GenerateStreamsTheLibrarysText() throws {
         let library = try Kosmos1(Self.kosmos1)
         let run = try succeed(["generate", "--model", Self.kosmos1.path, "--image", Self.image.path, "--image", Self.secondImage.path,
