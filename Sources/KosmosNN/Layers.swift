@@ -146,9 +146,9 @@ extension Module {
     /// Stores the weight of every Linear and token Embedding below (and including) this module as
     /// `dtype`, in place (a tied weight once). Biases, norms, position tables and other
     /// parameters stay float32: they are small, and the ops that read them compute in float32.
-    /// For inference: a converted weight takes no gradient.
+    /// For inference: a converted weight takes no gradient. Quantized Linears keep their format.
     public func convertWeights(to dtype: DType) {
-        if let linear = self as? Linear { linear.weight.convert(to: dtype) }
+        if let linear = self as? Linear, linear.quantized == nil { linear.weight.convert(to: dtype) }
         if let embedding = self as? Embedding, embedding.followsWeightDType { embedding.weight.convert(to: dtype) }
         for child in children { child.module.convertWeights(to: dtype) }
     }
