@@ -130,6 +130,29 @@ static void q4_row_avx512(long k, const uint8_t *q, const uint16_t *scales, cons
 }
 #endif
 
+#if KQ_X86
+// Straight to bfloat16 where the CPU converts natively (vcvtne2ps2bf16 rounds to nearest even, as
+// kk_bf16_from_f32 does; dequantized values are never NaN).
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,f16c")))
+static void q_row_bf16_native(int bits, long k, const void *q, const uint16_t *scales, const uint16_t *mins, long group,
+                              uint16_t *out) {
+    for (long p = 0; p < k; p += KK_Q_BLOCK) {
+        __m512 d = _mm512_set1_ps(_cvtsh_ss(scales[p / group])), lo, hi;
+        if (bits == 8) {
+            __m256i bytes = _mm256_loadu_si256((const __m256i *)((const int8_t *)q + p));
+            lo = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_castsi256_si128(bytes))), d);
+            hi = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_extracti128_si256(bytes, 1))), d);
+        } else {
+            __m512 m = _mm512_set1_ps(_cvtsh_ss(mins[p / group]));
+            __m128i bytes = _mm_loadu_si128((const __m128i *)((const uint8_t *)q + p / 2));
+            lo = _mm512_fmadd_ps(q4_levels16(bytes, 0), d, m);
+            hi = _mm512_fmadd_ps(q4_levels16(bytes, 1), d, m);
+        }
+        _mm512_storeu_si512((void *)(out + p), (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+    }
+}
+#endif
+
 static void dequantize_row(int bits, long k, const void *q, const uint16_t *scales, const uint16_t *mins, long group,
                            float *out) {
 #if KQ_X86
@@ -148,6 +171,15 @@ static void dequantize_rows(int bits, long j0, long j1, long k, const void *q, c
                             const uint16_t *mins, long group, float *f32, uint16_t *bf16) {
     const long groups = k / group, row_bytes = bits == 8 ? k : k / 2;
     float *scratch = bf16 ? malloc((size_t)k * sizeof(float)) : NULL;
+#if KQ_X86
+    if (bf16 && kk_active_isa() >= KK_ISA_AVX512_BF16) {
+        for (long j = j0; j < j1; j++)
+            q_row_bf16_native(bits, k, (const uint8_t *)q + j * row_bytes, scales + j * groups, mins ? mins + j * groups : NULL,
+                              group, bf16 + (j - j0) * k);
+        free(scratch);
+        return;
+    }
+#endif
     for (long j = j0; j < j1; j++) {
         float *row = bf16 ? scratch : f32 + (j - j0) * k;
         dequantize_row(bits, k, (const uint8_t *)q + j * row_bytes, scales + j * groups, mins ? mins + j * groups : NULL,

@@ -32,6 +32,9 @@ final class QuantizationTests: XCTestCase {
                 XCTAssertEqual(matrix(q8).scales, try bytes("g\(group).q8.scales"), "q8 scales g\(group)")
                 XCTAssertNil(matrix(q8).minimums)
                 XCTAssertEqual(q8.dequantized().scalars, try floats("g\(group).q8.dequantized"), "q8 dequantized g\(group) level \(level)")
+                XCTAssertEqual(q8.dequantized(to: .bfloat16).scalars,
+                               try floats("g\(group).q8.dequantized").map { HalfPrecision.float(fromBF16: HalfPrecision.bf16Bits(from: $0)) },
+                               "q8 bf16 g\(group) level \(level)")
 
                 let q4 = try QuantizedMatrix(quantizing: w, format: .q4, groupSize: group)
                 XCTAssertEqual(matrix(q4).levels, try bytes("g\(group).q4.levels"), "q4 levels g\(group) level \(level)")
