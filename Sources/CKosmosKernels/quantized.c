@@ -170,16 +170,15 @@ static void dequantize_row(int bits, long k, const void *q, const uint16_t *scal
 static void dequantize_rows(int bits, long j0, long j1, long k, const void *q, const uint16_t *scales,
                             const uint16_t *mins, long group, float *f32, uint16_t *bf16) {
     const long groups = k / group, row_bytes = bits == 8 ? k : k / 2;
-    float *scratch = bf16 ? malloc((size_t)k * sizeof(float)) : NULL;
 #if KQ_X86
     if (bf16 && kk_active_isa() >= KK_ISA_AVX512_BF16) {
         for (long j = j0; j < j1; j++)
             q_row_bf16_native(bits, k, (const uint8_t *)q + j * row_bytes, scales + j * groups, mins ? mins + j * groups : NULL,
                               group, bf16 + (j - j0) * k);
-        free(scratch);
         return;
     }
 #endif
+    float *scratch = bf16 ? malloc((size_t)k * sizeof(float)) : NULL;
     for (long j = j0; j < j1; j++) {
         float *row = bf16 ? scratch : f32 + (j - j0) * k;
         dequantize_row(bits, k, (const uint8_t *)q + j * row_bytes, scales + j * groups, mins ? mins + j * groups : NULL,

@@ -232,16 +232,9 @@ public final class QuantizedMatrix {
         if Kernels.oneDNNAvailable {
             let w16 = dequantized(to: .bfloat16)
             let x16 = input.storageConverted(to: .bfloat16)
-            let done: Bool
-            if let bias {
-                done = OneDNN.run(.init(m: m, n: n, k: k, aType: KK_BF16, bType: KK_BF16, transA: false, transB: true,
-                                        lda: k, ldb: k, ldc: n, bias: true),
-                                  a: x16.storage.raw, b: w16.storage.raw, c: pc, bias: bias.pointer)
-            } else {
-                done = OneDNN.run(.init(m: m, n: n, k: k, aType: KK_BF16, bType: KK_BF16, transA: false, transB: true,
-                                        lda: k, ldb: k, ldc: n),
-                                  a: x16.storage.raw, b: w16.storage.raw, c: pc)
-            }
+            let done = OneDNN.run(.init(m: m, n: n, k: k, aType: KK_BF16, bType: KK_BF16, transA: false, transB: true,
+                                        lda: k, ldb: k, ldc: n, bias: bias != nil),
+                                  a: x16.storage.raw, b: w16.storage.raw, c: pc, bias: bias.map { UnsafePointer($0.pointer) })
             if done { return withExtendedLifetime((input, x16, w16, bias)) { out } }
         }
         let w = dequantized(to: .float32)
