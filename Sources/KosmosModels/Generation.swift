@@ -22,6 +22,9 @@ public struct GenerationOptions: Sendable, Equatable {
     public var numBeams = 1
     /// Beam scores are divided by (new tokens)^lengthPenalty when a hypothesis finishes.
     public var lengthPenalty: Float = 1
+    /// Prompt positions per prefill chunk (`PromptPrefill`): the prompt's activations exist for one
+    /// chunk at a time; the logits equal a one-shot prefill's to rounding.
+    public var prefillChunkSize = PromptPrefill.defaultChunkSize
 
     public init() {}
 
@@ -35,6 +38,7 @@ public struct GenerationOptions: Sendable, Equatable {
         guard noRepeatNgramSize >= 0 else { throw fail("no-repeat n-gram size must not be negative") }
         guard numBeams >= 1 && numBeams <= 64 else { throw fail("beams must be between 1 and 64") }
         guard lengthPenalty.isFinite else { throw fail("length penalty must be finite") }
+        guard prefillChunkSize >= 1 else { throw fail("prefill chunk size must be at least 1 position, not \(prefillChunkSize)") }
     }
 }
 
@@ -315,7 +319,8 @@ public final class DecodingBatch {
         /// Whatever the owner wants to keep with the sequence (a request, an index).
         public var userInfo: Any?
         let sampler: TokenSampler
-        let cache: DecoderCache
+        /// Its keys and values (the owner prefills it between `makeMember` and `join`).
+        public let cache: DecoderCache
         fileprivate var history: [Int]
 
         init(prompt: [Int], options: GenerationOptions, cache: DecoderCache) {
@@ -341,26 +346,37 @@ public final class DecodingBatch {
     }
 
     /// Prefills `prompt` on its own into a fresh cache (`prefill` returns logits [1, length, vocab]
-    /// for it, as `runGeneration`'s prefill does), picks the first new token, and adds the sequence
-    /// to the batch unless that already finished it. Beam search is not batched (numBeams must be 1).
+    /// for it, or [1, 1, vocab] for its last position), picks the first new token, and adds the
+    /// sequence to the batch unless that already finished it. Beam search is not batched (numBeams must be 1).
     @discardableResult
     public func add(prompt: [Int], options: GenerationOptions, prefill: (DecoderCache) throws -> Tensor) throws -> Member {
+        let member = try makeMember(prompt: prompt, options: options)
+        if member.isFinished { return member }
+        try join(member, logits: try withoutGrad { try prefill(member.cache) })
+        return member
+    }
+
+    /// A member for `prompt` with an empty cache (sized for the prompt and its new tokens) that is
+    /// not running yet: the owner prefills `member.cache` (at its own pace: `PromptPrefill`), then
+    /// `join`s it. A member allowed no new tokens comes back finished.
+    public func makeMember(prompt: [Int], options: GenerationOptions) throws -> Member {
         try options.validate()
         guard options.numBeams == 1 else {
             throw ModelError.invalidInput("beam search is not batched; generate with several beams one prompt at a time")
         }
         let member = Member(prompt: prompt, options: options, cache: decoder.makeCache(reservation: prompt.count + options.maxNewTokens))
-        guard options.maxNewTokens > 0 else {
-            member.finishReason = .length
-            return member
-        }
-        let logits = try withoutGrad { try prefill(member.cache) }
+        if options.maxNewTokens == 0 { member.finishReason = .length }
+        return member
+    }
+
+    /// Starts a prefilled member: its first token from the prefill's logits (the last position of
+    /// [1, length, vocab]), then it runs with the batch unless that token finished it.
+    public func join(_ member: Member, logits: Tensor) throws {
         guard logits.rank == 3, logits.shape[0] == 1, logits.shape[1] >= 1 else {
             throw ModelError.invalidInput("prefill returned logits of shape \(logits.shape); expected [1, length, vocab]")
         }
         accept(member, logits: logits.narrowed(axis: 1, start: logits.shape[1] - 1, length: 1).scalars)
         if !member.isFinished { running.append(member) }
-        return member
     }
 
     /// Ends a member now; it leaves the batch before the next step.

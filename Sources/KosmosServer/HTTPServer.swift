@@ -26,6 +26,8 @@ public struct ServerOptions: Sendable {
     public var queueCapacity = 64
     /// Sequences decoded together in one step.
     public var maxBatch = 16
+    /// Prompt positions prefilled between two decoding steps (a long prompt in chunks of this many).
+    public var prefillChunk = PromptPrefill.defaultChunkSize
     /// Seconds a request may take from arrival to its last token.
     public var requestTimeout: Double = 300
     /// When set, every /v1 request needs `Authorization: Bearer <key>`.

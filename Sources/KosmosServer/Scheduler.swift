@@ -94,17 +94,25 @@ public struct SchedulerStatistics: Sendable {
     /// Sum over steps of the sequences in the step (mean batch = batchedTokens / steps).
     public var batchedTokens = 0
     public var largestBatch = 0
+    /// Prompt chunks prefilled (`prefillChunk` positions each, the last of a prompt fewer).
+    public var prefillChunks = 0
+    /// Decoding steps taken while a prompt was part-way through its prefill: the other requests
+    /// kept getting tokens.
+    public var stepsWhilePrefilling = 0
 }
 
 /// The continuous-batching loop. One thread owns the model: it admits queued requests between
-/// steps (each prompt prefilled on its own), then advances every running request by one token in
-/// one batched decoder step (`DecodingBatch`), streams each request's new text, and lets finished,
-/// cancelled or timed-out requests leave. The waiting queue is bounded: `submit` refuses with 429
-/// when it is full.
+/// steps, prefills them a chunk at a time (at most `prefillChunk` prompt positions per loop, the
+/// prefilling requests taking turns), advances every running request by one token in one batched
+/// decoder step (`DecodingBatch`), streams each request's new text, and lets finished, cancelled or
+/// timed-out requests leave. A long prompt thus delays the others' next token by one chunk's time,
+/// not its whole prefill. The waiting queue is bounded: `submit` refuses with 429 when it is full.
 public final class Scheduler: @unchecked Sendable {
     public let model: ServedModel
     public let maxBatch: Int
     public let queueCapacity: Int
+    /// Prompt positions prefilled per loop (over all prefilling requests), between decoding steps.
+    public let prefillChunk: Int
     let logger: Logger
     private let condition = NSCondition()
     private var waiting: [GenerationJob] = []
@@ -113,19 +121,25 @@ public final class Scheduler: @unchecked Sendable {
     private var statistics = SchedulerStatistics()
     private var held: HoldPoint?
     private let batch: DecodingBatch
+    /// Admitted requests whose prompts are being prefilled (scheduler thread only), in turn order.
+    private var prefilling: [(job: GenerationJob, member: DecodingBatch.Member, prefill: PromptPrefill)] = []
+    /// Admitted requests not yet decoding (prefilling), read under the lock for the batch's room.
+    private var prefillingCount = 0
 
     /// Where `hold(_:)` stops the loop.
     public enum HoldPoint: Sendable {
         /// Nothing is admitted or decoded: requests wait in the queue.
         case admission
-        /// Requests are admitted (prefilled, first token) but no decoding step runs.
+        /// Requests are admitted (prefilled whole, first token) but no decoding step runs.
         case steps
     }
 
-    public init(model: ServedModel, maxBatch: Int = 16, queueCapacity: Int = 64, logger: Logger = Logger(label: "kosmos.scheduler")) {
+    public init(model: ServedModel, maxBatch: Int = 16, queueCapacity: Int = 64, prefillChunk: Int = PromptPrefill.defaultChunkSize,
+                logger: Logger = Logger(label: "kosmos.scheduler")) {
         self.model = model
         self.maxBatch = max(1, maxBatch)
         self.queueCapacity = max(0, queueCapacity)
+        self.prefillChunk = max(1, prefillChunk)
         self.logger = logger
         batch = DecodingBatch(decoder: model.decoder, eos: model.eos)
     }
@@ -198,48 +212,98 @@ public final class Scheduler: @unchecked Sendable {
     private func loop() {
         while true {
             condition.lock()
-            // Wait while there is nothing to admit and nothing to decode (`hold` makes either count as nothing).
-            while !stopping && (waiting.isEmpty || held == .admission || batch.running.count >= maxBatch)
-                && (batch.running.isEmpty || held != nil) { condition.wait() }
+            // Wait while there is nothing to admit, prefill or decode (`hold` makes each count as nothing).
+            while !stopping && (waiting.isEmpty || held == .admission || batch.running.count + prefillingCount >= maxBatch)
+                && (prefillingCount == 0 || held == .admission) && (batch.running.isEmpty || held != nil) { condition.wait() }
             if stopping {
                 let pending = waiting
                 waiting = []
                 condition.unlock()
                 let shutdown = APIError(status: 503, message: "the server is shutting down", type: "server_error")
                 for job in pending { fail(job, shutdown) }
+                for entry in prefilling { fail(entry.job, shutdown) }
+                prefilling = []
                 for member in batch.running {
                     batch.finish(member)
                     if let job = member.userInfo as? GenerationJob { fail(job, shutdown) }
                 }
                 return
             }
-            let room = held == .admission ? 0 : maxBatch - batch.running.count
+            let room = held == .admission ? 0 : maxBatch - batch.running.count - prefillingCount
             let admitted = Array(waiting.prefix(max(0, room)))
             waiting.removeFirst(admitted.count)
-            let stepping = held == nil
+            let hold = held
             condition.unlock()
             for job in admitted { admit(job) }
-            if stepping { step() }
+            if hold != .admission {
+                // Held before the steps, every admitted prompt is prefilled whole; otherwise
+                // `prefillChunk` positions' worth, the prompts taking turns.
+                var budget = prefillChunk
+                while !prefilling.isEmpty && (budget > 0 || hold == .steps) {
+                    budget -= advancePrefill(limit: hold == .steps ? prefillChunk : budget)
+                }
+            }
+            if hold == nil { step() }
         }
     }
 
-    /// Prefills a job alone and adds it to the batch (its first token comes from the prefill).
+    /// Starts a job's prefill (its prompt checked against the model's positions, its media encoded);
+    /// the chunks run in `advancePrefill()`.
     private func admit(_ job: GenerationJob) {
         if job.isCancelled { return cancelled(job) }
         if job.isExpired { return fail(job, Self.timeout) }
         do {
-            let member = try batch.add(prompt: job.prompt.tokens, options: job.options) { cache in
-                try model.prefill(job.prompt, cache: cache)
-            }
+            let member = try batch.makeMember(prompt: job.prompt.tokens, options: job.options)
             member.userInfo = job
-            job.member = member
-            count(\.admitted)
-            deliver(job)
+            if member.isFinished {
+                job.member = member
+                count(\.admitted)
+                return deliver(job)
+            }
+            let prefill = try model.startPrefill(job.prompt, cache: member.cache, chunkSize: prefillChunk)
+            prefilling.append((job, member, prefill))
+            setPrefillingCount()
         } catch let error as APIError {
             fail(job, error)
         } catch {
             fail(job, APIError(status: 400, message: "\(error)"))
         }
+    }
+
+    /// Runs one chunk (at most `limit` positions) of the first prefilling job, which then goes to
+    /// the back of the turn (or, finished, joins the batch with its first token). Returns the
+    /// positions prefilled.
+    private func advancePrefill(limit: Int) -> Int {
+        guard !prefilling.isEmpty else { return 0 }
+        let entry = prefilling.removeFirst()
+        defer { setPrefillingCount() }
+        let job = entry.job
+        if job.isCancelled { cancelled(job); return 0 }
+        if job.isExpired { fail(job, Self.timeout); return 0 }
+        let start = entry.prefill.position
+        do {
+            let logits = try entry.prefill.advance(limit: limit)
+            count(\.prefillChunks)
+            if let logits {
+                try batch.join(entry.member, logits: logits)
+                job.member = entry.member
+                count(\.admitted)
+                deliver(job)
+            } else {
+                prefilling.append(entry)
+            }
+        } catch let error as APIError {
+            fail(job, error)
+        } catch {
+            fail(job, APIError(status: 400, message: "\(error)"))
+        }
+        return Swift.max(1, entry.prefill.position - start)
+    }
+
+    private func setPrefillingCount() {
+        condition.lock()
+        prefillingCount = prefilling.count
+        condition.unlock()
     }
 
     private func step() {
@@ -251,6 +315,7 @@ public final class Scheduler: @unchecked Sendable {
             statistics.steps += 1
             statistics.batchedTokens += size
             statistics.largestBatch = max(statistics.largestBatch, size)
+            if prefillingCount > 0 { statistics.stepsWhilePrefilling += 1 }
             condition.unlock()
             for member in members {
                 if let job = member.userInfo as? GenerationJob { deliver(job) }

@@ -69,10 +69,10 @@ public final class ServedModel: @unchecked Sendable {
         }
     }
 
-    /// Runs the prompt (its images encoded) into a fresh cache: logits [1, length, vocab].
-    /// Scheduler thread only.
-    func prefill(_ prompt: Prompt, cache: DecoderCache) throws -> Tensor {
-        try model.prefill(prompt, cache: cache)
+    /// A prefill of the prompt (its images encoded now) into a fresh cache, to be advanced a chunk
+    /// of `chunkSize` positions at a time. Scheduler thread only.
+    func startPrefill(_ prompt: Prompt, cache: DecoderCache, chunkSize: Int) throws -> PromptPrefill {
+        try model.startPrefill(prompt, cache: cache, chunkSize: chunkSize)
     }
 
     /// The text of generated ids (EOS dropped); a grounding family's markup is turned into

@@ -19,34 +19,52 @@ struct PromptOptions: ParsableArguments {
     @OptionGroup var modelOptions: ModelOptions
 
     @Option(help: "Prompt text; <image> marks each image's place. `generate` takes several (repeat --prompt): they are decoded together, batched.")
-    var prompt: [String]
+    var prompt: [String] = []
+
+    @Option(name: .customLong("prompt-file"), help: "A UTF-8 file whose text is a prompt (one final newline dropped), for prompts longer than a command line; repeatable, read after the --prompt values.")
+    var promptFile: [String] = []
 
     @Option(help: "Image file (JPEG or PNG); repeat for several.")
     var image: [String] = []
 
     var directory: URL { modelOptions.directory }
 
-    /// The one prompt of a command that takes one.
-    var singlePrompt: String { prompt.first ?? "" }
+    /// How many prompts were given (--prompt and --prompt-file together).
+    var count: Int { prompt.count + promptFile.count }
 
-    func validate() throws {
-        guard !prompt.isEmpty else { throw ValidationError("give a --prompt") }
+    /// The prompts: the --prompt values, then each --prompt-file's text.
+    func texts() throws -> [String] {
+        guard count > 0 else { throw ValidationError("give a --prompt or a --prompt-file") }
+        return try prompt + promptFile.map { path in
+            let data: Data
+            do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+                throw CommandError("--prompt-file \(path): cannot read it (\(error.localizedDescription))")
+            }
+            guard var text = String(data: data, encoding: .utf8) else { throw CommandError("--prompt-file \(path): not UTF-8 text") }
+            if text.hasSuffix("\r\n") { text.removeLast(2) } else if text.hasSuffix("\n") { text.removeLast() }
+            return text
+        }
     }
 
-    /// Loads the Kosmos-1 model, its tokenizer and the images, and builds the (first) prompt's token ids.
-    func loadKosmos() throws -> (model: KosmosModel, tokenizer: Tokenizer, images: [Tensor], tokens: [Int]) {
+    /// Loads the Kosmos-1 model and its tokenizer, and builds the prompt's sequence: `tokens` when
+    /// given (ids as they are, the --image files for their image slots), else the one prompt's text.
+    func loadKosmos(tokens given: [Int]? = nil) throws -> (model: KosmosModel, tokenizer: Tokenizer, sequence: KosmosSequence, text: String?) {
         // forward exists to check a conversion against PyTorch: float32 unless --dtype says otherwise.
         let session = try KosmosSession(directory: directory, tokenizer: modelOptions.tokenizer,
                                         dtype: try modelOptions.dtype(default: .float32))
-        let sequence = try session.sequence(prompt: singlePrompt, images: image)
-        return (session.model, session.tokenizer, sequence.images, sequence.tokens)
+        if let given {
+            let images = try image.map { try session.images.load(URL(fileURLWithPath: $0)) }
+            return (session.model, session.tokenizer, KosmosSequence(tokens: given, images: images), nil)
+        }
+        let text = try texts()[0]
+        return (session.model, session.tokenizer, try session.sequence(prompt: text, images: image), text)
     }
 
     /// The images of each prompt: the `<image>` markers of all prompts take the --image files in order.
-    func imagesPerPrompt() throws -> [[String]] {
+    func imagesPerPrompt(_ prompts: [String]) throws -> [[String]] {
         var remaining = image[...]
         var result: [[String]] = []
-        for text in prompt {
+        for text in prompts {
             let markers = text.components(separatedBy: "<image>").count - 1
             guard remaining.count >= markers else {
                 throw ValidationError("the prompts have more <image> markers than the \(image.count) --image file(s)")
@@ -69,17 +87,28 @@ struct Forward: ParsableCommand {
 
     @OptionGroup var input: PromptOptions
 
+    @Option(name: .customLong("input-ids"), help: "A JSON file holding an array of token ids: the input as it is (no tokenizing), in place of a prompt; --image files fill its image slots.")
+    var inputIds: String?
+
     @Option(help: "Output .safetensors file.")
     var out: String
 
     func validate() throws {
-        guard input.prompt.count == 1 else { throw ValidationError("forward takes one --prompt") }
+        if inputIds != nil {
+            guard input.count == 0 else { throw ValidationError("give --input-ids or a prompt, not both") }
+        } else {
+            guard input.count == 1 else { throw ValidationError("forward takes one --prompt (or --prompt-file, or --input-ids)") }
+        }
     }
 
     func run() throws {
-        let (kosmos, _, images, tokens) = try input.loadKosmos()
-        let batch = try kosmos.makeBatch([KosmosSequence(tokens: tokens, images: images)])
-        var writer = SafeTensorsWriter(metadata: ["prompt": input.singlePrompt, "model": input.directory.lastPathComponent])
+        let given = try inputIds.map(readTokenIds)
+        let (kosmos, _, sequence, text) = try input.loadKosmos(tokens: given)
+        let tokens = sequence.tokens, images = sequence.images
+        let batch = try kosmos.makeBatch([sequence])
+        var metadata = ["model": input.directory.lastPathComponent]
+        if let text { metadata["prompt"] = text } else if let inputIds { metadata["input_ids_file"] = inputIds }
+        var writer = SafeTensorsWriter(metadata: metadata)
         var keep: [Tensor] = []
         try withoutGrad {
             var embeds: Tensor? = nil
@@ -176,7 +205,13 @@ struct Generate: ParsableCommand {
     @Flag(help: "Print one JSON object {ids, text} at the end instead of streaming text (an array of them for several prompts).")
     var json = false
 
-    func validate() throws { try validateBeams(beams) }
+    @Option(name: .customLong("prefill-chunk"), help: "Prompt positions per prefill chunk: a long prompt runs in chunks of this many, so its activations never exist for more than one chunk.")
+    var prefillChunk = PromptPrefill.defaultChunkSize
+
+    func validate() throws {
+        try validateBeams(beams)
+        guard prefillChunk >= 1 else { throw ValidationError("--prefill-chunk \(prefillChunk): a chunk holds at least 1 prompt position") }
+    }
 
     func run() throws {
         var options = GenerationOptions()
@@ -189,8 +224,9 @@ struct Generate: ParsableCommand {
         options.seed = seed
         options.numBeams = beams
         options.lengthPenalty = lengthPenalty
+        options.prefillChunkSize = prefillChunk
         let session = try input.modelOptions.session()
-        let prompts = input.prompt
+        let prompts = try input.texts()
         let files: [[String]]
         if session.processor.mediaLimit(.image) == 1 {
             // One image per prompt (Kosmos-2): one --image for all prompts, or one per prompt.
@@ -199,7 +235,7 @@ struct Generate: ParsableCommand {
             }
             files = prompts.indices.map { [input.image[input.image.count == 1 ? 0 : $0]] }
         } else {
-            files = try input.imagesPerPrompt()
+            files = try input.imagesPerPrompt(prompts)
         }
         let inputs = try zip(prompts, files).map { try session.input(text: $0, imageFiles: $1.map(URL.init(fileURLWithPath:))) }
         let eos = session.model.eosTokenId
@@ -214,6 +250,19 @@ struct Generate: ParsableCommand {
         _ = try session.model.generate(inputs[0], options: fitted, onToken: stream.add)
         stream.finish()
     }
+}
+
+/// The token ids of a JSON file holding one array of integers (`forward --input-ids`).
+func readTokenIds(_ path: String) throws -> [Int] {
+    let data: Data
+    do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+        throw CommandError("--input-ids \(path): cannot read it (\(error.localizedDescription))")
+    }
+    guard let ids = try? JSONDecoder().decode([Int].self, from: data) else {
+        throw CommandError("--input-ids \(path): not a JSON array of integer token ids (like [1, 4093, 29871])")
+    }
+    guard !ids.isEmpty else { throw CommandError("--input-ids \(path): the array is empty; give at least one token id") }
+    return ids
 }
 
 /// A loaded Kosmos-1 model with its tokenizer and image preprocessing.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KosmosBenchmarks
+import KosmosModels
 import KosmosServer
 import Logging
 
@@ -52,13 +53,17 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("queue-size"), help: "Requests waiting for the batch before 429.")
     var queueSize = 64
 
+    @Option(name: .customLong("prefill-chunk"), help: "Prompt positions prefilled between two decoding steps: a long prompt is prefilled in chunks of this many, interleaved with the other requests' tokens.")
+    var prefillChunk = PromptPrefill.defaultChunkSize
+
     @Option(help: "Seconds a request may take.")
     var timeout: Double = 300
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
         for (name, value) in [("--max-body-bytes", maxBodyBytes), ("--max-image-pixels", maxImagePixels), ("--max-prompt-tokens", maxPromptTokens),
-                              ("--max-tokens-ceiling", maxTokensCeiling), ("--default-max-tokens", defaultMaxTokens), ("--max-batch", maxBatch)]
+                              ("--max-tokens-ceiling", maxTokensCeiling), ("--default-max-tokens", defaultMaxTokens), ("--max-batch", maxBatch),
+                              ("--prefill-chunk", prefillChunk)]
         where value < 1 {
             throw ValidationError("\(name) must be at least 1")
         }
@@ -80,6 +85,7 @@ struct Serve: AsyncParsableCommand {
         o.maxTokensCeiling = maxTokensCeiling
         o.defaultMaxTokens = defaultMaxTokens
         o.maxBatch = maxBatch
+        o.prefillChunk = prefillChunk
         o.queueCapacity = queueSize
         o.requestTimeout = timeout
         return o
@@ -92,7 +98,8 @@ struct Serve: AsyncParsableCommand {
         let served = try ServedModel(directory: modelOptions.directory, tokenizer: modelOptions.tokenizerFile,
                                      name: name, maxImagePixels: options.maxImagePixels,
                                      dtype: try modelOptions.dtype())
-        let scheduler = Scheduler(model: served, maxBatch: options.maxBatch, queueCapacity: options.queueCapacity, logger: logger)
+        let scheduler = Scheduler(model: served, maxBatch: options.maxBatch, queueCapacity: options.queueCapacity,
+                                  prefillChunk: options.prefillChunk, logger: logger)
         let server = KosmosHTTPServer(scheduler: scheduler, options: options, logger: logger)
         let host = options.host, name = served.name
         try await server.run(handleSignals: true) { port in

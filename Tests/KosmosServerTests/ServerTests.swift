@@ -348,6 +348,48 @@ final class ServerTests: XCTestCase {
         XCTAssertTrue(LoopbackClient.events(stream.body).done, stream.text)
     }
 
+    /// A long prompt is prefilled in chunks between the decoding steps of a request already
+    /// running, which keeps getting tokens; both answers equal generating each prompt alone. The
+    /// loop's order is fixed by holding it while the two arrive, so this does not depend on speed.
+    func testALongPromptIsPrefilledBetweenTheOthersSteps() async throws {
+        let directory = try Self.makeModelDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let served = try ServedModel(directory: directory, name: "chunks", maxImagePixels: 1 << 20)
+        let scheduler = Scheduler(model: served, maxBatch: 4, queueCapacity: 4, prefillChunk: 8)
+        scheduler.start()
+        defer { scheduler.stop() }
+        var running = GenerationOptions()
+        running.maxNewTokens = 30
+        running.stopAtEOS = false
+        let shortPrompt = ModelInput(tokens: [5, 6, 7])
+        scheduler.hold(.steps)
+        let (_, first) = try scheduler.submit(prompt: shortPrompt, options: running, timeout: 120)
+        try waitUntil("the short request is admitted") { scheduler.stats.admitted == 1 }
+        scheduler.hold(.admission)
+        var long = GenerationOptions()
+        long.maxNewTokens = 4
+        long.stopAtEOS = false
+        let longPrompt = ModelInput(tokens: (0..<60).map { 10 + ($0 * 7) % 50 })
+        let (_, second) = try scheduler.submit(prompt: longPrompt, options: long, timeout: 120)
+        try waitUntil("the long request is queued") { scheduler.stats.submitted == 2 }
+        scheduler.release()
+        func completion(_ events: AsyncStream<GenerationEvent>) async throws -> Completion {
+            for await event in events {
+                if case .finished(let done) = event { return done }
+                if case .failed(let error) = event { throw error }
+            }
+            throw TestFailure(message: "the stream ended without a completion")
+        }
+        let a = try await completion(first), b = try await completion(second)
+        let stats = scheduler.stats
+        // The short prompt in one chunk, the long one in ⌈60/8⌉ = 8, with a step after each of
+        // the first 7 (the 8th makes it join the batch).
+        XCTAssertEqual(stats.prefillChunks, 1 + 8)
+        XCTAssertEqual(stats.stepsWhilePrefilling, 7)
+        XCTAssertEqual(a.tokenIds, try served.model.generate(shortPrompt, options: running))
+        XCTAssertEqual(b.tokenIds, try served.model.generate(longPrompt, options: long))
+    }
+
     /// Runs a server of the test's own (port 0) until the returned task is cancelled; its port.
     func start(_ server: KosmosHTTPServer) async throws -> (port: Int, task: Task<Void, Error>) {
         let (ports, continuation) = AsyncStream<Int>.makeStream()

@@ -77,8 +77,10 @@ public protocol GenerativeModel: AnyObject {
     func loadTokenizer(directory: URL, explicit: URL?) throws -> Tokenizer
     /// The family's input processor over a tokenizer.
     func processor(tokenizer: Tokenizer) throws -> any InputProcessor
-    /// Runs the prompt (media encoded) into `cache`: logits [1, length, vocab].
-    func prefill(_ input: ModelInput, cache: DecoderCache) throws -> Tensor
+    /// The prompt as the decoder reads it: its token ids and, when it has media, the embeddings of
+    /// every position with the media's encodings in their places (the media encoded here, once).
+    /// `prefill` and `PromptPrefill` run it through the decoder.
+    func decoderInput(_ input: ModelInput) throws -> DecoderInput
 }
 
 extension GenerativeModel {
@@ -93,7 +95,7 @@ extension GenerativeModel {
     public func generate(_ inputs: [ModelInput], options: GenerationOptions = GenerationOptions(),
                          onToken: (Int, Int) -> Bool = { _, _ in true }) throws -> [[Int]] {
         try runBatchedGeneration(prompts: inputs.map(\.tokens), eos: eosTokenId, options: options, decoder: textDecoder,
-                                 onToken: onToken, prefill: { i, cache in try prefill(inputs[i], cache: cache) })
+                                 onToken: onToken, prefill: { i, cache in try prefill(inputs[i], cache: cache, chunkSize: options.prefillChunkSize) })
     }
 
     /// Generates after `input` with the KV cache (greedy, sampling or beam search, as `options`
@@ -102,7 +104,7 @@ extension GenerativeModel {
                          onToken: (Int) -> Bool = { _ in true }) throws -> [Int] {
         try runGeneration(prompt: input.tokens, eos: eosTokenId, options: options, onToken: onToken,
                           makeCache: { textDecoder.makeCache(reservation: input.tokens.count + options.maxNewTokens) },
-                          prefill: { cache in try prefill(input, cache: cache) },
+                          prefill: { cache in try prefill(input, cache: cache, chunkSize: options.prefillChunkSize) },
                           step: { next, cache in try step(next, cache: cache) })
     }
 }
@@ -136,6 +138,10 @@ public protocol TextDecoder: AnyObject {
     func next(_ token: Int, cache: DecoderCache) throws -> Tensor
     /// Logits [n, vocab] after appending `tokens[i]` to the sequence in `caches[i]`, in one pass.
     func step(tokens: [Int], caches: [DecoderCache]) throws -> Tensor
+    /// Appends positions `range` of `input` to the sequence in `cache` in one pass; with `logits`,
+    /// returns the logits [1, 1, vocab] after the range's last position (nil otherwise). A chunk
+    /// of a prefill: only the range's activations exist, so memory follows the chunk, not the prompt.
+    func extend(_ input: DecoderInput, range: Range<Int>, cache: DecoderCache, logits: Bool) throws -> Tensor?
 }
 
 extension MagnetoDecoder: TextDecoder {
@@ -147,5 +153,18 @@ extension MagnetoDecoder: TextDecoder {
 
     public func next(_ token: Int, cache: DecoderCache) throws -> Tensor {
         try self(tokens: [token], batch: 1, length: 1, cache: cache)
+    }
+
+    public func extend(_ input: DecoderInput, range: Range<Int>, cache: DecoderCache, logits: Bool) throws -> Tensor? {
+        guard !range.isEmpty, range.lowerBound >= 0, range.upperBound <= input.tokens.count else {
+            throw ModelError.invalidInput("positions \(range) of a \(input.tokens.count)-token prompt")
+        }
+        let embeddings = input.embeddings.map {
+            range.count == $0.shape[1] ? $0 : $0.narrowed(axis: 1, start: range.lowerBound, length: range.count)
+        }
+        let hidden = try features(tokens: Array(input.tokens[range]), batch: 1, length: range.count,
+                                  tokenEmbeddings: embeddings, cache: cache)
+        guard logits else { return nil }
+        return outputProjection(range.count == 1 ? hidden : hidden.narrowed(axis: 1, start: range.count - 1, length: 1))
     }
 }

@@ -238,16 +238,21 @@ public final class KosmosModel: Module {
     /// `imageEmbeddings` [images, num_image_tokens, dim] skips the image path when the caller
     /// already ran it (`kosmos forward` writes the features too).
     public func logits(_ batch: KosmosBatch, cache: DecoderCache? = nil, imageEmbeddings precomputed: Tensor? = nil) throws -> Tensor {
+        try decoder(tokens: batch.tokens, batch: batch.batch, length: batch.length,
+                    tokenEmbeddings: try inputEmbeddings(batch, imageEmbeddings: precomputed),
+                    keyPadding: cache == nil ? batch.padding : nil, cache: cache)
+    }
+
+    /// The decoder's input embeddings [batch, length, dim] with the images' embeddings in their
+    /// slots (the images encoded unless `precomputed`); nil when the batch has no images (the
+    /// decoder looks the tokens up itself).
+    func inputEmbeddings(_ batch: KosmosBatch, imageEmbeddings precomputed: Tensor? = nil) throws -> Tensor? {
+        guard let pixels = batch.pixels else { return nil }
         let d = configuration.decoder.decoderEmbedDim
-        var embeddings: Tensor? = nil
-        if let pixels = batch.pixels {
-            let images = try precomputed ?? imageEmbeddings(visionFeatures: try visionModel(pixels).lastHiddenState)
-            let tokenEmbeddings = try decoder.embedTokens(batch.tokens).reshaped([-1, d])
-            embeddings = tokenEmbeddings.replacingRows(at: batch.slotPositions, with: images.reshaped([-1, d]))
-                .reshaped([batch.batch, batch.length, d])
-        }
-        return try decoder(tokens: batch.tokens, batch: batch.batch, length: batch.length,
-                           tokenEmbeddings: embeddings, keyPadding: cache == nil ? batch.padding : nil, cache: cache)
+        let images = try precomputed ?? imageEmbeddings(visionFeatures: try visionModel(pixels).lastHiddenState)
+        let tokenEmbeddings = try decoder.embedTokens(batch.tokens).reshaped([-1, d])
+        return tokenEmbeddings.replacingRows(at: batch.slotPositions, with: images.reshaped([-1, d]))
+            .reshaped([batch.batch, batch.length, d])
     }
 
     /// Mean next-token cross-entropy over the batch's labelled positions.

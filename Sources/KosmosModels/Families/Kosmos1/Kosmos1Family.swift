@@ -45,9 +45,9 @@ extension KosmosModel: GenerativeModel {
         Kosmos1Processor(model: self, tokenizer: tokenizer)
     }
 
-    public func prefill(_ input: ModelInput, cache: DecoderCache) throws -> Tensor {
+    public func decoderInput(_ input: ModelInput) throws -> DecoderInput {
         let batch = try makeBatch([KosmosSequence(tokens: input.tokens, images: try input.media.images(for: self))])
-        return try logits(batch, cache: cache)
+        return DecoderInput(tokens: batch.tokens, embeddings: try inputEmbeddings(batch))
     }
 }
 

@@ -221,16 +221,20 @@ public final class Kosmos2Model: Module {
     /// Logits [1, length, vocab] for `tokens` whose `imagePositions` take the image embeddings (in
     /// order), before the √d scaling as transformers does. With a cache the tokens are appended.
     public func logits(tokens: [Int], imagePositions: [Int], pixels: Tensor?, cache: DecoderCache? = nil) throws -> Tensor {
+        try textModel(tokens: tokens, batch: 1, length: tokens.count,
+                      tokenEmbeddings: try inputEmbeddings(tokens: tokens, imagePositions: imagePositions, pixels: pixels), cache: cache)
+    }
+
+    /// The text model's input embeddings [1, length, dim] with the image's embeddings at
+    /// `imagePositions` (the image encoded here); nil without an image.
+    func inputEmbeddings(tokens: [Int], imagePositions: [Int], pixels: Tensor?) throws -> Tensor? {
+        guard let pixels else { return nil }
         let d = configuration.text.embedDim
-        var embeddings: Tensor? = nil
-        if let pixels {
-            let images = try imageEmbeddings(pixels).reshaped([-1, d])
-            guard images.shape[0] == imagePositions.count else {
-                throw ModelError.invalidInput("\(imagePositions.count) image positions for \(images.shape[0]) image embeddings")
-            }
-            embeddings = try textModel.embedTokens(tokens).replacingRows(at: imagePositions, with: images).reshaped([1, tokens.count, d])
+        let images = try imageEmbeddings(pixels).reshaped([-1, d])
+        guard images.shape[0] == imagePositions.count else {
+            throw ModelError.invalidInput("\(imagePositions.count) image positions for \(images.shape[0]) image embeddings")
         }
-        return try textModel(tokens: tokens, batch: 1, length: tokens.count, tokenEmbeddings: embeddings, cache: cache)
+        return try textModel.embedTokens(tokens).replacingRows(at: imagePositions, with: images).reshaped([1, tokens.count, d])
     }
 
     /// Kosmos2Processor's prompt text for one image: `<s>`, `<image>`, 64 image slots, `</image>`, then

@@ -30,10 +30,12 @@ extension Kosmos2Model: GenerativeModel {
         try Kosmos2Processor(model: self, tokenizer: tokenizer)
     }
 
-    public func prefill(_ input: ModelInput, cache: DecoderCache) throws -> Tensor {
+    public func decoderInput(_ input: ModelInput) throws -> DecoderInput {
         let images = try input.media.images(for: self)
         guard images.count <= 1 else { throw ModelError.invalidInput("Kosmos-2 takes at most one image per prompt") }
-        return try logits(tokens: input.tokens, imagePositions: input.mediaPositions, pixels: images.first?.unsqueezed(0), cache: cache)
+        return DecoderInput(tokens: input.tokens,
+                            embeddings: try inputEmbeddings(tokens: input.tokens, imagePositions: input.mediaPositions,
+                                                            pixels: images.first?.unsqueezed(0)))
     }
 }
 
