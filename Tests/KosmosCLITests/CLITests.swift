@@ -494,6 +494,48 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(try jsonObject(run.stdout)["ids"] as? [Int], expected)
     }
 
+    /// `forward --input-ids` runs the ids as given: the same logits as the prompt they came from;
+    /// `generate --prompt-file` is `--prompt` with the file's text, and `--prefill-chunk` changes
+    /// nothing of the output.
+    func testInputIdsPromptFilesAndPrefillChunks() throws {
+        let dir = Self.root.appendingPathComponent("long-input-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let fromPrompt = dir.appendingPathComponent("prompt.safetensors"), fromIds = dir.appendingPathComponent("ids.safetensors")
+        _ = try succeed(["forward", "--model", Self.kosmos1.path, "--image", Self.image.path, "--prompt", "<image>An image of",
+                         "--out", fromPrompt.path])
+        let reference = try SafeTensorsFile(url: fromPrompt)
+        let ids = try reference.int64s("input_ids").map { Int($0) }
+        let idsFile = dir.appendingPathComponent("ids.json")
+        try JSONEncoder().encode(ids).write(to: idsFile)
+        _ = try succeed(["forward", "--model", Self.kosmos1.path, "--image", Self.image.path, "--input-ids", idsFile.path,
+                         "--out", fromIds.path])
+        let given = try SafeTensorsFile(url: fromIds)
+        XCTAssertEqual(try given.int64s("input_ids").map { Int($0) }, ids)
+        XCTAssertEqual(try given.tensor("logits").scalars, try reference.tensor("logits").scalars)
+
+        let text = "<image>An image of"
+        let promptFile = dir.appendingPathComponent("prompt.txt")
+        try Data((text + "\n").utf8).write(to: promptFile)
+        let direct = try jsonObject(try succeed(["generate", "--model", Self.kosmos1.path, "--image", Self.image.path,
+                                                 "--prompt", text, "--max-tokens", "6", "--json"]).stdout)
+        for flags in [["--prompt-file", promptFile.path], ["--prompt-file", promptFile.path, "--prefill-chunk", "2"],
+                      ["--prompt", text, "--prefill-chunk", "1"]] {
+            let run = try succeed(["generate", "--model", Self.kosmos1.path, "--image", Self.image.path, "--max-tokens", "6", "--json"] + flags)
+            XCTAssertEqual(try jsonObject(run.stdout)["ids"] as? [Int], direct["ids"] as? [Int], "\(flags)")
+        }
+
+        try Data("[1, 2, oops]".utf8).write(to: idsFile)
+        try assertFails(["forward", "--model", Self.kosmos1.path, "--input-ids", idsFile.path, "--out", fromIds.path],
+                        saying: ["--input-ids", "not a JSON array of integer token ids"])
+        try assertFails(["forward", "--model", Self.kosmos1.path, "--input-ids", idsFile.path, "--prompt", "hi", "--out", fromIds.path],
+                        saying: ["--input-ids or a prompt, not both"])
+        try assertFails(["generate", "--model", Self.kosmos1.path, "--prompt", "hi", "--prefill-chunk", "0"],
+                        saying: ["--prefill-chunk 0"])
+        try assertFails(["generate", "--model", Self.kosmos1.path, "--prompt-file", dir.appendingPathComponent("absent.txt").path],
+                        saying: ["--prompt-file", "cannot read it"])
+        try assertFails(["generate", "--model", Self.kosmos1.path], saying: ["--prompt or a --prompt-file"])
+    }
+
     func testBeamCountsOutsideTheLimitAreRefused() throws {
         try assertFails(["generate", "--model", Self.kosmos1.path, "--prompt", "hi", "--beams", "65"], saying: ["--beams 65", "1 to 64"])
         try assertFails(["caption", "--model", Self.kosmos2.path, Self.image.path, "--beams", "0"], saying: ["--beams 0", "1 to 64"])
