@@ -48,8 +48,11 @@ let package = Package(
         // Kernels that need the CPU's own instructions (AVX-512 BF16, F16C), chosen at run time from
         // cpuid with a scalar twin, and oneDNN's matrix products (Debian: libdnnl-dev) on Linux; the
         // C compiles to stubs where dnnl.h is absent (macOS: Accelerate does the products).
+        // Optimised in debug builds too: the tests run long inputs through these loops (a 12,000-
+        // token attention), which unoptimised code would take minutes over.
         .target(
             name: "CKosmosKernels",
+            cSettings: [.unsafeFlags(["-O2"], .when(configuration: .debug))],
             linkerSettings: [.linkedLibrary("dnnl", .when(platforms: [.linux]))]
         ),
         // File formats and atomic files: safetensors (single and sharded), AtomicFile, F16/BF16.
@@ -57,7 +60,7 @@ let package = Package(
         .target(
             name: "KosmosTensor",
             dependencies: ["KosmosFormats", "CKosmosKernels", .target(name: "CBLAS", condition: .when(platforms: [.linux]))],
-            swiftSettings: [.swiftLanguageMode(.v5)]
+            swiftSettings: [.swiftLanguageMode(.v5), .unsafeFlags(["-O"], .when(configuration: .debug))]
         ),
         .target(
             name: "KosmosNN",

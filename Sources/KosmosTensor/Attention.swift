@@ -78,6 +78,7 @@ extension Tensor {
                      "attention expects rank-4 query/key/value, got \(query.shape), \(key.shape), \(value.shape)")
         let headDim = query.shape[3]
         let factor = scale ?? 1 / Float(headDim).squareRoot()
+        let (key, value) = (key.repeatingHeads(query.shape[1]), value.repeatingHeads(query.shape[1]))
         let scores = matmul(query, key, transposeB: true)
         var probabilities: Tensor
         if let bias {
@@ -89,6 +90,19 @@ extension Tensor {
             probabilities = probabilities.dropout(probability: dropout.probability, generator: dropout.generator)
         }
         return matmul(probabilities, value)
+    }
+}
+
+extension Tensor {
+    /// [batch, kvHeads, n, d] → [batch, heads, n, d] with head h a copy of head h / (heads / kvHeads)
+    /// (grouped-query attention through ops that want one key head per query head); itself when
+    /// the counts are equal. The gradient sums over each group.
+    func repeatingHeads(_ heads: Int) -> Tensor {
+        let kvHeads = shape[1]
+        guard heads != kvHeads else { return self }
+        precondition(kvHeads > 0 && heads % kvHeads == 0, "\(kvHeads) key/value heads do not divide \(heads) heads")
+        let (b, n, d) = (shape[0], shape[2], shape[3])
+        return unsqueezed(2).expanded(to: [b, kvHeads, heads / kvHeads, n, d]).reshaped([b, heads, n, d])
     }
 }
 

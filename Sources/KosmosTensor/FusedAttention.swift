@@ -1,13 +1,19 @@
 import CKosmosKernels
 import Foundation
 
-/// Where the matrices of one attention call are: `rows` = batch × heads (query, key, value and
-/// output matrices of row r start at r × their stride), and what each query may see.
+/// Where the matrices of one attention call are: `rows` = batch × heads (query and output
+/// matrices of row r start at r × their stride), and what each query may see. `group` query heads
+/// share one key/value head (grouped-query attention; 1: one each): row r reads the key and value
+/// matrices of key row r / group (batch × heads / group of them).
 struct AttentionLayout {
     let rows: Int, heads: Int, queries: Int, keys: Int, headDim: Int, valueDim: Int
     let queryStride: Int, keyStride: Int, valueStride: Int, outputStride: Int
     let causal: Bool
     let scale: Float
+    var group = 1
+
+    /// Key/value rows: batch × key/value heads.
+    var keyRows: Int { rows / group }
 
     /// Keys query i sees: j < visible(i) (the queries are the last positions of the keys when causal).
     @inline(__always) func visible(_ i: Int) -> Int {
@@ -39,7 +45,7 @@ func fusedAttentionForward(_ l: AttentionLayout, q: UnsafePointer<Float>, k: Uns
         for task in range {
             let r = task / tiles, i0 = (task % tiles) * queryTile, i1 = Swift.min(l.queries, i0 + queryTile)
             let rows = i1 - i0
-            let qr = q + r * l.queryStride, kr = k + r * l.keyStride, vr = v + r * l.valueStride
+            let qr = q + r * l.queryStride, kr = k + (r / l.group) * l.keyStride, vr = v + (r / l.group) * l.valueStride
             let pad = padding.map { $0 + (r / l.heads) * l.keys }
             maxima.update(repeating: -.infinity, count: queryTile)
             sums.update(repeating: 0, count: queryTile)
@@ -100,13 +106,13 @@ func fusedAttentionForward(_ l: AttentionLayout, q: UnsafePointer<Float>, k: Uns
 /// Gradients of the fused attention, tile by tile as the forward pass: each tile's scores are
 /// recomputed by the same kernel (so they are the forward's numbers exactly), the probabilities
 /// come from them and the saved log Σ exp, and the four products run on the tile; nothing larger
-/// than a tile is stored. dq, dk, dv must start at zero; each row (batch × head) is one task, so a
-/// thread owns the dk and dv it accumulates.
+/// than a tile is stored. dq, dk, dv must start at zero; each key/value row (with the `group` query
+/// rows that read it) is one task, so a thread owns the dk and dv it accumulates.
 func fusedAttentionBackward(_ l: AttentionLayout, q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
                             out: UnsafePointer<Float>, gradOut: UnsafePointer<Float>, logSumExp: UnsafePointer<Float>,
                             padding: UnsafePointer<Bool>?,
                             dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>) {
-    Parallel.forRanges(l.rows, minimumPerChunk: 1) { range in
+    Parallel.forRanges(l.keyRows, minimumPerChunk: 1) { range in
         let probabilities = UnsafeMutablePointer<Float>.allocate(capacity: queryTile * keyBlock)
         let gradScores = UnsafeMutablePointer<Float>.allocate(capacity: queryTile * keyBlock)
         let transposedTile = UnsafeMutablePointer<Float>.allocate(capacity: queryTile * keyBlock)
@@ -115,10 +121,10 @@ func fusedAttentionBackward(_ l: AttentionLayout, q: UnsafePointer<Float>, k: Un
         defer {
             probabilities.deallocate(); gradScores.deallocate(); transposedTile.deallocate(); scratch.deallocate(); deltas.deallocate()
         }
-        for r in range {
-            let qr = q + r * l.queryStride, kr = k + r * l.keyStride, vr = v + r * l.valueStride
+        for r in range.lazy.flatMap({ kv in (kv * l.group)..<((kv + 1) * l.group) }) {
+            let qr = q + r * l.queryStride, kr = k + (r / l.group) * l.keyStride, vr = v + (r / l.group) * l.valueStride
             let orow = out + r * l.outputStride, gr = gradOut + r * l.outputStride
-            let dqr = dq + r * l.queryStride, dkr = dk + r * l.keyStride, dvr = dv + r * l.valueStride
+            let dqr = dq + r * l.queryStride, dkr = dk + (r / l.group) * l.keyStride, dvr = dv + (r / l.group) * l.valueStride
             let pad = padding.map { $0 + (r / l.heads) * l.keys }
             var i0 = 0
             while i0 < l.queries {
@@ -189,9 +195,10 @@ func fusedAttentionBackward(_ l: AttentionLayout, q: UnsafePointer<Float>, k: Un
 }
 
 extension Tensor {
-    /// softmax(q·kᵀ·scale + masks)·v for q [batch, heads, queries, headDim], k [batch, heads, keys,
-    /// headDim], v [batch, heads, keys, valueDim], without the queries × keys matrix: tiled with an
-    /// online softmax forward, the probabilities recomputed backward. Masks as `maskedSoftmax`:
+    /// softmax(q·kᵀ·scale + masks)·v for q [batch, heads, queries, headDim], k [batch, kvHeads, keys,
+    /// headDim], v [batch, kvHeads, keys, valueDim], without the queries × keys matrix: tiled with an
+    /// online softmax forward, the probabilities recomputed backward. kvHeads divides heads (grouped-
+    /// query attention: query head h reads key/value head h / (heads / kvHeads)). Masks as `maskedSoftmax`:
     /// `causal` (queries are the last positions of the keys) and `keyPadding` (batch × keys, true
     /// where a key is padding). Equal to `unfusedAttention` to rounding (tests hold it to 1e-6).
     public static func fusedAttention(query: Tensor, key: Tensor, value: Tensor, causal: Bool = false,
@@ -224,9 +231,9 @@ extension Tensor {
         precondition(q.rank == 4 && k.rank == 4 && v.rank == 4,
                      "attention expects rank-4 query/key/value, got \(q.shape), \(k.shape), \(v.shape)")
         let batch = q.shape[0], heads = q.shape[1], queries = q.shape[2], headDim = q.shape[3]
-        let keys = k.shape[2], valueDim = v.shape[3]
-        precondition(k.shape[0] == batch && k.shape[1] == heads && k.shape[3] == headDim && v.shape[0] == batch
-                     && v.shape[1] == heads && v.shape[2] == keys,
+        let keys = k.shape[2], valueDim = v.shape[3], kvHeads = k.shape[1]
+        precondition(k.shape[0] == batch && kvHeads > 0 && heads % kvHeads == 0 && k.shape[3] == headDim && v.shape[0] == batch
+                     && v.shape[1] == kvHeads && v.shape[2] == keys,
                      "attention: query \(q.shape), key \(k.shape) and value \(v.shape) do not fit together")
         if let keyPadding {
             precondition(keyPadding.count == batch * keys, "keyPadding needs \(batch)×\(keys) flags, got \(keyPadding.count)")
@@ -234,6 +241,6 @@ extension Tensor {
         return AttentionLayout(rows: batch * heads, heads: heads, queries: queries, keys: keys, headDim: headDim, valueDim: valueDim,
                                queryStride: queries * headDim, keyStride: keys * headDim, valueStride: keys * valueDim,
                                outputStride: queries * valueDim, causal: causal,
-                               scale: scale ?? 1 / Float(headDim).squareRoot())
+                               scale: scale ?? 1 / Float(headDim).squareRoot(), group: heads / kvHeads)
     }
 }

@@ -9,7 +9,8 @@ public protocol KeyValueCache: AnyObject {
     /// Appends positions: keys and values [batch, heads, n, headDim].
     func append(keys: Tensor, values: Tensor)
     /// softmax(q·kᵀ + masks)·v over the stored positions for queries [batch, heads, n, headDim]
-    /// (scaled and rotated already); `causal`: the queries are the last n positions.
+    /// (scaled and rotated already; their heads a multiple of the stored ones: grouped-query
+    /// attention); `causal`: the queries are the last n positions.
     func attention(query: Tensor, causal: Bool, keyPadding: [Bool]?) -> Tensor
     /// An independent cache with the same positions.
     func copied() -> any KeyValueCache
@@ -77,26 +78,30 @@ public final class KVBuffer {
         count += n
     }
 
-    /// softmax(q·kᵀ + masks)·v over the stored positions, for queries [batch, heads, n, headDim]
-    /// already scaled (and rotated); returns [batch, heads, n, headDim]. `causal`: the queries are
+    /// softmax(q·kᵀ + masks)·v over the stored positions, for queries [batch, queryHeads, n, headDim]
+    /// already scaled (and rotated); returns [batch, queryHeads, n, headDim]. queryHeads is a
+    /// multiple of the stored heads (grouped-query attention: query head h reads stored head
+    /// h / (queryHeads / heads)). `causal`: the queries are
     /// the last n stored positions (query i sees keys j ≤ count − n + i). `keyPadding`: batch ×
     /// count flags, true where a key is padding. The fused kernel of `Tensor.fusedAttention`, reading
     /// the stored prefix where it lies: no scores matrix, so a long prompt prefilled in chunks
     /// needs memory linear in its length.
     public func attention(query q: Tensor, causal: Bool, keyPadding: [Bool]? = nil) -> Tensor {
-        precondition(q.rank == 4 && q.shape[0] == batch && q.shape[1] == heads && q.shape[3] == headDim,
-                     "attention takes queries [\(batch), \(heads), n, \(headDim)], got \(q.shape)")
+        precondition(q.rank == 4 && q.shape[0] == batch && q.shape[1] % heads == 0 && q.shape[3] == headDim,
+                     "attention takes queries [\(batch), a multiple of \(heads), n, \(headDim)], got \(q.shape)")
+        let queryHeads = q.shape[1]
         let n = q.shape[2], keyCount = count
         precondition(!causal || n <= keyCount, "causal attention of \(n) queries over \(keyCount) keys")
         if let keyPadding {
             precondition(keyPadding.count == batch * keyCount, "keyPadding needs \(batch)×\(keyCount) flags, got \(keyPadding.count)")
         }
-        let out = Tensor.uninitialized([batch, heads, n, headDim])
+        let out = Tensor.uninitialized([batch, queryHeads, n, headDim])
         if n == 0 { return out }
         guard keyCount > 0 else { out.fill(0); return out }
-        let layout = AttentionLayout(rows: batch * heads, heads: heads, queries: n, keys: keyCount, headDim: headDim,
+        let layout = AttentionLayout(rows: batch * queryHeads, heads: queryHeads, queries: n, keys: keyCount, headDim: headDim,
                                      valueDim: headDim, queryStride: n * headDim, keyStride: capacity * headDim,
-                                     valueStride: capacity * headDim, outputStride: n * headDim, causal: causal, scale: 1)
+                                     valueStride: capacity * headDim, outputStride: n * headDim, causal: causal, scale: 1,
+                                     group: queryHeads / heads)
         keyPadding.withUnsafeBufferPointerOrNil { padding in
             fusedAttentionForward(layout, q: q.pointer, k: keys.pointer, v: values.pointer, out: out.pointer,
                                   logSumExp: nil, padding: padding?.baseAddress)

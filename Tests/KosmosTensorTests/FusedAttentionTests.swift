@@ -66,6 +66,38 @@ final class FusedAttentionTests: XCTestCase {
         }
     }
 
+    /// Grouped-query attention (fewer key/value heads than query heads): the fused kernel equals
+    /// the unfused ops, which repeat each key/value head for its group, forward and gradients (the
+    /// key/value gradients summed over the group), and the KV buffer reads its stored heads the same way.
+    func testGroupedKeyValueHeadsEqualRepeatedHeads() {
+        let generator = RandomGenerator(seed: 14)
+        for kvHeads in [1, 2] {
+            let q = Tensor.randn([2, 4, 19, 8], generator: generator)
+            let k = Tensor.randn([2, kvHeads, 150, 8], generator: generator), v = Tensor.randn([2, kvHeads, 150, 8], generator: generator)
+            let weights = Tensor.randn([2, 4, 19, 8], generator: generator)
+            let pad = (0..<2 * 150).map { $0 % 5 == 2 }
+            var results: [[Tensor]] = []
+            for fused in [true, false] {
+                let qi = q.clone(), ki = k.clone(), vi = v.clone()
+                for t in [qi, ki, vi] { t.requiresGrad = true }
+                let out = fused
+                    ? Tensor.fusedAttention(query: qi, key: ki, value: vi, causal: true, keyPadding: pad, scale: 0.4)
+                    : Tensor.unfusedAttention(query: qi, key: ki, value: vi, causal: true, keyPadding: pad, scale: 0.4)
+                (out * weights).sum().backward()
+                XCTAssertEqual(ki.grad?.shape, k.shape)
+                results.append([out.detached(), qi.grad!, ki.grad!, vi.grad!])
+            }
+            for (index, name) in ["output", "dq", "dk", "dv"].enumerated() {
+                assertClose(results[0][index].scalars, results[1][index].scalars, rtol: 1e-5, atol: 1e-6, "kv heads \(kvHeads): \(name)")
+            }
+            let buffer = KVBuffer(batch: 2, heads: kvHeads, headDim: 8)
+            buffer.append(keys: k, values: v)
+            let cached = buffer.attention(query: q.scaled(by: 0.4), causal: true, keyPadding: pad)
+            // The buffer takes queries scaled already (rounded once more than the kernel's scale).
+            assertClose(cached.scalars, results[0][0].scalars, rtol: 1e-5, atol: 1e-6, "kv heads \(kvHeads): the buffer's attention")
+        }
+    }
+
     func testScaledDotProductAttentionIsFusedWithoutBiasOrDropout() {
         let generator = RandomGenerator(seed: 12)
         let q = Tensor.randn([1, 2, 9, 8], generator: generator), k = Tensor.randn([1, 2, 9, 8], generator: generator)
