@@ -35,8 +35,31 @@ public struct DecoderConfiguration: Codable, Equatable, Sendable {
     public var absolutePositions = AbsolutePositions.none
     /// fairseq's padding index: the sinusoidal table's zero row and the position offset.
     public var paddingIdx = 1
+    /// Key/value heads (multi-query: 1; grouped-query: a divisor of the heads); nil: one per head,
+    /// as torchscale. Query head h reads key/value head h / (heads / kvHeads); k_proj and v_proj
+    /// give kvHeads × head size features, and the KV cache holds that many heads.
+    public var decoderKvAttentionHeads: Int? = nil
+    /// QK-norm: a LayerNorm over each head's query and key (`q_norm`, `k_norm`, head-size weights
+    /// shared by the heads) after the projections, before the scaling and xPos.
+    public var qkNorm = false
 
     public init() {}
+
+    /// Key/value heads in effect.
+    public var kvAttentionHeads: Int { decoderKvAttentionHeads ?? decoderAttentionHeads }
+
+    /// The most positions xPos can carry in float32 (nil without xPos). Its fastest-decaying pair
+    /// (ζ₀ = 0.4d / 1.4d ≈ 0.2857) scales a query at centred position n by ζ₀^(n/scale_base) and a
+    /// key by ζ₀^(−n/scale_base); with positions centred (|n| ≤ max/2) the largest factor is
+    /// ζ₀^(−max/2/scale_base), which must stay within 2^118, leaving 2^10 of float32's 2^128 for the
+    /// values it multiplies (bfloat16 has float32's exponent range; the cache is float32). 66,856
+    /// positions at scale base 512; the limit grows with the scale base.
+    public var xposPositionLimit: Int? {
+        guard xposRelPos else { return nil }
+        let d = decoderEmbedDim / Swift.max(decoderAttentionHeads, 1)
+        let fastest = Double(Float(0.4 * Double(d)) / Float(1.4 * Double(d)))
+        return Int((2 * Double(xposScaleBase) * 118 * Foundation.log(2.0) / -Foundation.log(fastest)).rounded(.down))
+    }
 
     enum CodingKeys: String, CodingKey {
         case decoderEmbedDim = "decoder_embed_dim"
@@ -59,6 +82,8 @@ public struct DecoderConfiguration: Codable, Equatable, Sendable {
         case xposScaleBase = "xpos_scale_base"
         case absolutePositions = "absolute_positions"
         case paddingIdx = "padding_idx"
+        case decoderKvAttentionHeads = "decoder_kv_attention_heads"
+        case qkNorm = "qk_norm"
     }
 
     public init(from decoder: Decoder) throws {
@@ -84,6 +109,8 @@ public struct DecoderConfiguration: Codable, Equatable, Sendable {
         xposScaleBase = try c.decode(.xposScaleBase, default: d.xposScaleBase)
         absolutePositions = try c.decode(.absolutePositions, default: d.absolutePositions)
         paddingIdx = try c.decode(.paddingIdx, default: d.paddingIdx)
+        decoderKvAttentionHeads = try c.decodeIfPresent(Int.self, forKey: .decoderKvAttentionHeads)
+        qkNorm = try c.decode(.qkNorm, default: d.qkNorm)
         // torchscale: subln forces pre-norm.
         if subln { decoderNormalizeBefore = true }
     }
@@ -97,6 +124,15 @@ public struct DecoderConfiguration: Codable, Equatable, Sendable {
         }
         guard !xposRelPos || (decoderEmbedDim / decoderAttentionHeads) % 2 == 0 else {
             throw fail("xpos_rel_pos", "xPos needs an even head dimension")
+        }
+        if let kv = decoderKvAttentionHeads {
+            guard kv > 0, decoderAttentionHeads % kv == 0 else {
+                throw fail("decoder_kv_attention_heads", "\(kv) key/value heads do not divide the \(decoderAttentionHeads) attention heads; use a divisor of \(decoderAttentionHeads) (1: multi-query)")
+            }
+        }
+        guard xposScaleBase > 0, xposScaleBase.isFinite else { throw fail("xpos_scale_base", "must be positive") }
+        if let limit = xposPositionLimit, maxTargetPositions > limit {
+            throw fail("max_target_positions", "\(maxTargetPositions) positions are more than xPos can carry in float32 at xpos_scale_base \(xposScaleBase == xposScaleBase.rounded() ? String(Int(xposScaleBase)) : String(xposScaleBase)): its fastest-decaying pair scales queries and keys by 0.2857^(±positions/2/scale_base), which must stay within 2^±118, so at most \(limit) positions; lower max_target_positions or raise xpos_scale_base (the limit grows with it)")
         }
         guard decoderFfnEmbedDim > 0 else { throw fail("decoder_ffn_embed_dim", "must be positive") }
         guard decoderLayers > 0 else { throw fail("decoder_layers", "must be positive") }

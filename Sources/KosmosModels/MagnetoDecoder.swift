@@ -140,12 +140,18 @@ public final class DecoderCache {
 }
 
 /// torchscale's MultiheadAttention used as causal self-attention, with sub-LN (`inner_attn_ln`
-/// on the concatenated heads before `out_proj`) and optional xPos.
+/// on the concatenated heads before `out_proj`) and optional xPos; and, as configuration options
+/// beyond torchscale, fewer key/value heads than query heads (multi-query and grouped-query
+/// attention) and QK-norm (scripts/reference/attention_variants_reference.py).
 public final class MagnetoSelfAttention: Module {
     public let kProj: Linear, vProj: Linear, qProj: Linear, outProj: Linear
     public let innerAttnLn: LayerNorm?
+    /// QK-norm: LayerNorms over each head's query and key (head-size weights shared by the heads).
+    public let qNorm: LayerNorm?, kNorm: LayerNorm?
     public let xpos: XPos?
     public let heads: Int
+    /// Key/value heads: `heads` unless grouped (a divisor of it; 1 is multi-query).
+    public let kvHeads: Int
     public let headDim: Int
     let attentionDropout: Float
     let generator: RandomGenerator
@@ -153,12 +159,15 @@ public final class MagnetoSelfAttention: Module {
     public init(configuration c: DecoderConfiguration, generator: RandomGenerator) {
         let d = c.decoderEmbedDim
         heads = c.decoderAttentionHeads
+        kvHeads = c.kvAttentionHeads
         headDim = d / heads
-        kProj = Linear(inFeatures: d, outFeatures: d, generator: generator)
-        vProj = Linear(inFeatures: d, outFeatures: d, generator: generator)
+        kProj = Linear(inFeatures: d, outFeatures: kvHeads * headDim, generator: generator)
+        vProj = Linear(inFeatures: d, outFeatures: kvHeads * headDim, generator: generator)
         qProj = Linear(inFeatures: d, outFeatures: d, generator: generator)
         outProj = Linear(inFeatures: d, outFeatures: d, generator: generator)
         innerAttnLn = c.subln ? LayerNorm(d, eps: c.layernormEps) : nil
+        qNorm = c.qkNorm ? LayerNorm(headDim, eps: c.layernormEps) : nil
+        kNorm = c.qkNorm ? LayerNorm(headDim, eps: c.layernormEps) : nil
         xpos = c.xposRelPos ? XPos(headDim: d / heads, scaleBase: c.xposScaleBase) : nil
         attentionDropout = c.attentionDropout
         self.generator = generator
@@ -168,7 +177,24 @@ public final class MagnetoSelfAttention: Module {
         registerModule("q_proj", qProj)
         registerModule("out_proj", outProj)
         if let innerAttnLn { registerModule("inner_attn_ln", innerAttnLn) }
+        if let qNorm, let kNorm {
+            registerModule("q_norm", qNorm)
+            registerModule("k_norm", kNorm)
+        }
         if let xpos { registerModule("xpos", xpos) }
+    }
+
+    /// Queries (QK-normed, then scaled by head_dim^-½ as the reference scales them before xPos),
+    /// keys (QK-normed) and values of x [batch, length, dim]: [batch, length, heads × headDim] and
+    /// [batch, length, kvHeads × headDim].
+    func project(_ x: Tensor) -> (query: Tensor, key: Tensor, value: Tensor) {
+        func normed(_ t: Tensor, _ norm: LayerNorm?, heads: Int) -> Tensor {
+            guard let norm else { return t }
+            let shape = t.shape
+            return norm(t.reshaped([shape[0], shape[1], heads, headDim])).reshaped(shape)
+        }
+        let query = normed(qProj(x), qNorm, heads: heads).scaled(by: Foundation.pow(Float(headDim), -0.5))
+        return (query, normed(kProj(x), kNorm, heads: kvHeads), vProj(x))
     }
 
     /// x [batch, length, dim] → [batch, length, dim]; causal. With a cache, x holds the new
@@ -176,9 +202,8 @@ public final class MagnetoSelfAttention: Module {
     /// `keyPadding` has batch × (all key positions) flags.
     public func callAsFunction(_ x: Tensor, keyPadding: [Bool]? = nil, cache: LayerKVCache? = nil) -> Tensor {
         let batch = x.shape[0], length = x.shape[1], dim = x.shape[2]
-        // The reference scales q before xPos and the product (q *= head_dim^-0.5).
-        let attention = attend(query: qProj(x).scaled(by: Foundation.pow(Float(headDim), -0.5)), key: kProj(x), value: vProj(x),
-                               keyPadding: keyPadding, cache: cache)
+        let (query, key, value) = project(x)
+        let attention = attend(query: query, key: key, value: value, keyPadding: keyPadding, cache: cache)
         return output(attention.reshaped([batch, length, dim]))
     }
 
@@ -189,7 +214,7 @@ public final class MagnetoSelfAttention: Module {
     public func step(_ x: Tensor, caches: [LayerKVCache]) -> Tensor {
         let n = x.shape[0], dim = x.shape[2]
         precondition(x.shape[1] == 1 && caches.count == n, "step takes one position per sequence and one cache per row")
-        let queries = qProj(x).scaled(by: Foundation.pow(Float(headDim), -0.5)), keys = kProj(x), values = vProj(x)
+        let (queries, keys, values) = project(x)
         var rows: [Tensor] = []
         rows.reserveCapacity(n)
         for (i, cache) in caches.enumerated() {
@@ -200,16 +225,17 @@ public final class MagnetoSelfAttention: Module {
         return output(attention.reshaped([n, 1, dim]))
     }
 
-    /// Attention of projected (and scaled) queries over keys and values [batch, length, dim], the
-    /// cached positions first; returns the heads merged [batch, length, dim] before sub-LN.
+    /// Attention of projected (and scaled) queries [batch, length, dim] over keys and values
+    /// [batch, length, kvHeads × headDim], the cached positions first; returns the heads merged
+    /// [batch, length, dim] before sub-LN.
     func attend(query: Tensor, key: Tensor, value: Tensor, keyPadding: [Bool]?, cache: LayerKVCache?) -> Tensor {
         let batch = query.shape[0], length = query.shape[1], dim = query.shape[2]
-        func splitHeads(_ t: Tensor) -> Tensor {
+        func splitHeads(_ t: Tensor, _ heads: Int) -> Tensor {
             t.reshaped([batch, length, heads, headDim]).permuted([0, 2, 1, 3])
         }
-        var q = splitHeads(query)
-        var k = splitHeads(key)
-        let v = splitHeads(value)
+        var q = splitHeads(query, heads)
+        var k = splitHeads(key, kvHeads)
+        let v = splitHeads(value, kvHeads)
         if let cache {
             // New keys rotated once at their own positions, appended in place; attention reads the
             // stored prefix (inference: no dropout, no autograd through the cache).
@@ -218,7 +244,7 @@ public final class MagnetoSelfAttention: Module {
                 k = xpos(k, offset: start, minPosition: cache.minPosition, downscale: true)
                 q = xpos(q, offset: start, minPosition: cache.minPosition, downscale: false)
             }
-            let buffer = cache.buffer(batch: batch, heads: heads, headDim: headDim)
+            let buffer = cache.buffer(batch: batch, heads: kvHeads, headDim: headDim)
             buffer.append(keys: k, values: v)
             return buffer.attention(query: q, causal: true, keyPadding: keyPadding).permuted([0, 2, 1, 3]).reshaped([batch, length, dim])
         }

@@ -42,7 +42,19 @@ func assertGradientClose(_ actual: [Float], _ expected: [Float], _ label: String
 /// logits and loss to 1e-5 relative, every parameter's gradient to 1e-4 relative (DESIGN.md), and
 /// the losses of ten AdamW steps, which both sides run in float32, to 1e-4 relative.
 final class DecoderParityTests: XCTestCase {
+    /// The attention options beyond torchscale (scripts/reference/attention_variants_reference.py):
+    /// key/value heads and QK-norm on the "xpos_subln" decoder.
+    static let attentionVariants: [String: (kvHeads: Int?, qkNorm: Bool)] = [
+        "mqa": (1, false), "gqa": (2, false), "qknorm": (nil, true), "gqa_qknorm": (2, true),
+    ]
+
     static func configuration(_ variant: String) -> DecoderConfiguration {
+        if let options = attentionVariants[variant] {
+            var c = configuration("xpos_subln")
+            c.decoderKvAttentionHeads = options.kvHeads
+            c.qkNorm = options.qkNorm
+            return c
+        }
         var c = DecoderConfiguration()
         c.decoderEmbedDim = 32
         c.decoderAttentionHeads = 4
@@ -117,6 +129,41 @@ final class DecoderParityTests: XCTestCase {
     func testXPosWithLearnedPositions() throws { try check("xpos_learned") }
     func testPreLNWithLearnedPositionsAndEmbeddingNorm() throws { try check("preln_learned") }
     func testTiedInputOutputEmbedding() throws { try check("xpos_tied") }
+    func testMultiQueryAttention() throws { try check("mqa") }
+    func testGroupedQueryAttention() throws { try check("gqa") }
+    func testQKNorm() throws { try check("qknorm") }
+    func testGroupedQueryAttentionWithQKNorm() throws { try check("gqa_qknorm") }
+
+    /// The variants decode through the KV cache as one full pass (every step to 1e-5), the cache
+    /// holding only the key/value heads; their settings survive config.json; a key/value head
+    /// count that does not divide the heads is refused.
+    func testAttentionVariantsDecodeThroughASmallerCache() throws {
+        for (variant, options) in Self.attentionVariants.sorted(by: { $0.key < $1.key }) {
+            let c = Self.configuration(variant)
+            XCTAssertEqual(try JSONDecoder().decode(DecoderConfiguration.self, from: JSONEncoder().encode(c)), c, variant)
+            let decoder = try MagnetoDecoder(configuration: c, generator: RandomGenerator(seed: 0))
+            try decoder.load(from: try modelFixture("decoder_\(variant).safetensors"), prefix: "model.", sourceName: variant)
+            decoder.eval()
+            var tokens = [5, 9, 14, 3]
+            let cache = decoder.makeCache()
+            _ = try withoutGrad { try decoder(tokens: tokens, batch: 1, length: tokens.count, cache: cache) }
+            for next in [7, 21, 40, 11, 2] {
+                let step = try withoutGrad { try decoder.next(next, cache: cache) }
+                tokens.append(next)
+                let full = try withoutGrad { try decoder(tokens: tokens, batch: 1, length: tokens.count) }
+                assertAllClose(step.scalars, Array(full.scalars.suffix(50)), rtol: 1e-5, atol: 1e-5, "\(variant) after \(tokens.count) tokens")
+            }
+            let buffer = try XCTUnwrap(cache.layers[0].buffer as? KVBuffer)
+            XCTAssertEqual(buffer.heads, options.kvHeads ?? 4, variant)
+        }
+        var bad = Self.configuration("xpos_subln")
+        bad.decoderKvAttentionHeads = 3
+        XCTAssertThrowsError(try MagnetoDecoder(configuration: bad, generator: RandomGenerator(seed: 0))) { error in
+            XCTAssertTrue("\(error)".contains("3 key/value heads do not divide the 4 attention heads"), "\(error)")
+        }
+        bad.decoderKvAttentionHeads = 0
+        XCTAssertThrowsError(try MagnetoDecoder(configuration: bad, generator: RandomGenerator(seed: 0)))
+    }
 
     func testMagnetoInitialisationScalesTheRightParameters() throws {
         var c = Self.configuration("xpos_subln")

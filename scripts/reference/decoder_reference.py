@@ -66,11 +66,12 @@ def loss_of(logits, tokens):
     return F.cross_entropy(logits[:, :-1].reshape(-1, VOCAB), targets.reshape(-1), ignore_index=-100)
 
 
-for variant in VARIANTS:
-    decoder = build(variant, seed=17)
+def write_fixture(make, path, generator):
+    """Writes one decoder's fixture: `make()` builds the decoder (the same weights every call)."""
+    decoder = make()
     tokens, padding = batch()
     out = {f"model.{k}": v.detach().clone().float() for k, v in decoder.state_dict().items()}
-    model64 = build(variant, seed=17).double()
+    model64 = make().double()
     logits, _ = model64(tokens, self_attn_padding_mask=padding)
     loss = loss_of(logits, tokens)
     loss.backward()
@@ -92,16 +93,24 @@ for variant in VARIANTS:
         opt.step()
         losses.append(step_loss.item())
     out["adamw_losses"] = torch.tensor(losses, dtype=torch.float32)
-    path = os.path.join(ROOT, "Tests", "Fixtures", f"decoder_{variant}.safetensors")
-    save_file({k: v.contiguous().clone() for k, v in out.items()}, path,
-              metadata={"generator": "scripts/reference/decoder_reference.py"})
+    save_file({k: v.contiguous().clone() for k, v in out.items()}, path, metadata={"generator": generator})
     print("wrote", path, f"loss {loss.item():.6f}")
 
-# fairseq's sinusoidal position table as transformers' Kosmos-2 implements it (the decoder's
-# `absolute_positions: "sinusoidal"`): rows for positions padding_idx+1 .. padding_idx+12, dim 32.
-from transformers.models.kosmos2.modeling_kosmos2 import Kosmos2TextSinusoidalPositionalEmbedding
 
-table = Kosmos2TextSinusoidalPositionalEmbedding.get_embedding(PAD + 1 + 12, DIM, PAD)
-path = os.path.join(ROOT, "Tests", "Fixtures", "sinusoidal_positions.safetensors")
-save_file({"positions": table[PAD + 1:].contiguous().clone()}, path, metadata={"generator": "scripts/reference/decoder_reference.py"})
-print("wrote", path)
+def main():
+    for variant in VARIANTS:
+        path = os.path.join(ROOT, "Tests", "Fixtures", f"decoder_{variant}.safetensors")
+        write_fixture(lambda: build(variant, seed=17), path, "scripts/reference/decoder_reference.py")
+
+    # fairseq's sinusoidal position table as transformers' Kosmos-2 implements it (the decoder's
+    # `absolute_positions: "sinusoidal"`): rows for positions padding_idx+1 .. padding_idx+12, dim 32.
+    from transformers.models.kosmos2.modeling_kosmos2 import Kosmos2TextSinusoidalPositionalEmbedding
+
+    table = Kosmos2TextSinusoidalPositionalEmbedding.get_embedding(PAD + 1 + 12, DIM, PAD)
+    path = os.path.join(ROOT, "Tests", "Fixtures", "sinusoidal_positions.safetensors")
+    save_file({"positions": table[PAD + 1:].contiguous().clone()}, path, metadata={"generator": "scripts/reference/decoder_reference.py"})
+    print("wrote", path)
+
+
+if __name__ == "__main__":
+    main()
