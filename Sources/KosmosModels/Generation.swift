@@ -108,7 +108,7 @@ public struct TokenSampler {
         return candidates[candidates.count - 1].id
     }
 
-    static func argmax(_ values: [Float]) -> Int {
+    public static func argmax(_ values: [Float]) -> Int {
         var best = 0
         for i in values.indices where values[i] > values[best] { best = i }
         return best

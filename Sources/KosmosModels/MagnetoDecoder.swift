@@ -359,6 +359,12 @@ public final class MagnetoDecoder: Module {
     public let outputProjection: Linear
     let dropout: Dropout
     let embedScale: Float
+    /// The generator every dropout of the decoder draws from.
+    let generator: RandomGenerator
+    /// Activation checkpointing while training: each layer keeps only its input and runs again
+    /// in the backward pass (`Tensor.checkpoint`, dropout replayed), so a long sequence needs the
+    /// activations of one layer at a time instead of all of them. Same gradients, one more forward.
+    public var checkpointActivations = false
 
     /// A freshly initialised decoder, as torchscale initialises it: PyTorch's default Linear init,
     /// then (sub-LN) every fc1, fc2, out_proj and v_proj parameter, biases included, × √(ln 2N);
@@ -392,6 +398,7 @@ public final class MagnetoDecoder: Module {
         }
         dropout = Dropout(probability: c.dropout, generator: generator)
         embedScale = c.noScaleEmbedding ? 1 : Float(d).squareRoot()
+        self.generator = generator
         super.init()
         registerModule("embed_tokens", embedTokens)
         if let embedPositions { registerModule("embed_positions", embedPositions) }
@@ -474,7 +481,14 @@ public final class MagnetoDecoder: Module {
             throw ModelError.invalidInput("key padding has \(keyPadding.count) flags for \(batch) × \(offset + length) positions")
         }
         var x = try embed(tokens: tokens, batch: batch, length: length, tokenEmbeddings: tokenEmbeddings, positionOffset: offset)
-        for (i, layer) in layers.items.enumerated() { x = layer(x, keyPadding: keyPadding, cache: cache?.layers[i]) }
+        let checkpointing = checkpointActivations && isTraining && cache == nil && GradMode.isEnabled
+        for (i, layer) in layers.items.enumerated() {
+            if checkpointing {
+                x = Tensor.checkpoint(x, replaying: [generator]) { layer($0, keyPadding: keyPadding) }
+            } else {
+                x = layer(x, keyPadding: keyPadding, cache: cache?.layers[i])
+            }
+        }
         if let layerNorm { x = layerNorm(x) }
         cache?.length += length
         return x

@@ -152,3 +152,30 @@ extension Tensor {
         grad = nil
     }
 }
+
+extension Tensor {
+    /// Activation checkpointing: `body(input)` runs without recording, so none of its intermediate
+    /// tensors outlive it; only `input` is kept. The backward pass runs `body` once more on a copy
+    /// of `input`, recording, and differentiates that run: the gradients of `input` and of every
+    /// parameter `body` reads are those of the plain call (the parameters' arrive in their `grad`
+    /// during the outer backward). `replaying`: generators `body` draws from (dropout), restored
+    /// to their state at the first run for the second, then put back, so both runs draw the same
+    /// numbers and the stream continues as after one run. Memory per checkpointed block: its
+    /// input, instead of every activation inside it; time: one more forward of the block.
+    public static func checkpoint(_ input: Tensor, replaying generators: [RandomGenerator] = [], _ body: @escaping (Tensor) -> Tensor) -> Tensor {
+        guard GradMode.isEnabled else { return body(input) }
+        let before = generators.map(\.state)
+        let out = GradMode.withoutGrad { body(input) }
+        let saved = input.detached()
+        return out.recorded("checkpoint", [input]) { gradient in
+            let after = generators.map(\.state)
+            for (generator, state) in zip(generators, before) { try! generator.restore(state: state) }
+            let x = saved.detached()
+            x.requiresGrad = input.requiresGrad
+            let y = GradMode.withGrad { body(x) }
+            for (generator, state) in zip(generators, after) { try! generator.restore(state: state) }
+            if y.requiresGrad { y.backward(gradient) }
+            return [x.grad]
+        }
+    }
+}

@@ -119,6 +119,7 @@ public final class Trainer {
             try model.load(from: try ModelDirectory.weights(in: weightsFrom), sourceName: weightsFrom.lastPathComponent)
         }
         model.train()
+        model.decoder.checkpointActivations = c.train.checkpointActivations
         model.applyVisionFreeze(c.freezePolicy)
         if communicator.isDistributed {
             // Identical parameters everywhere (rank 0's), whatever each rank initialised or loaded.

@@ -100,10 +100,14 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
         /// "float32", or "bfloat16" for mixed precision: bfloat16 products (forward and backward)
         /// with float32 master weights, AdamW states and everything else (docs/precision.md).
         public var dtype = "float32"
+        /// Recompute each decoder layer in the backward pass instead of keeping its activations
+        /// (the same gradients; memory per sequence of one layer's activations, for long sequences).
+        public var checkpointActivations = false
         public init() {}
         enum CodingKeys: String, CodingKey {
             case steps, seed, dtype
             case gradAccumulation = "grad_accumulation", visionFreeze = "vision_freeze"
+            case checkpointActivations = "checkpoint_activations"
         }
     }
 
@@ -240,7 +244,8 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
         "optimizer": .object(["lr": .number, "beta1": .number, "beta2": .number, "eps": .number, "weight_decay": .number,
                               "max_grad_norm": .number]),
         "schedule": .object(["kind": .string, "warmup_steps": .integer]),
-        "train": .object(["steps": .integer, "grad_accumulation": .integer, "seed": .integer, "vision_freeze": .string, "dtype": .string]),
+        "train": .object(["steps": .integer, "grad_accumulation": .integer, "seed": .integer, "vision_freeze": .string, "dtype": .string,
+                           "checkpoint_activations": .bool]),
         "checkpoint": .object(["directory": .string, "every": .integer, "keep": .integer]),
         "log": .object(["every": .integer]),
         "distributed": .object(["zero_stage": .integer, "bucket_mb": .number, "timeout_seconds": .number]),
@@ -508,6 +513,7 @@ extension TrainingConfiguration.Train {
         seed = try c.decode(.seed, default: seed)
         visionFreeze = try c.decode(.visionFreeze, default: visionFreeze)
         dtype = try c.decode(.dtype, default: dtype)
+        checkpointActivations = try c.decode(.checkpointActivations, default: checkpointActivations)
     }
 }
 

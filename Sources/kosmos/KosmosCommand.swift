@@ -34,7 +34,7 @@ func runWithPassiveOpenMP() {
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure the speed of the engine's building blocks.",
-        subcommands: [Gemm.self, KernelsBench.self, ModelBench.self, GenerateBench.self, ServeBench.self, DataBenchmark.self, TokenizeBenchmark.self, AllReduceBench.self]
+        subcommands: [Gemm.self, KernelsBench.self, ModelBench.self, GenerateBench.self, LongBench.self, ServeBench.self, DataBenchmark.self, TokenizeBenchmark.self, AllReduceBench.self]
     )
 }
 

@@ -231,6 +231,64 @@ struct GenerateBench: ParsableCommand {
     }
 }
 
+struct LongBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "long",
+        abstract: "Long prompts: prefill seconds and tokens/s, decode ms per token at that context, peak memory and KV-cache bytes per token.",
+        discussion: "Each length (ascending) is prefilled in --chunk-position chunks into a fresh cache, then --decode-steps tokens are decoded (the median step is reported). Peak RSS is the process's peak after each length. Random weights."
+    )
+
+    @Option(help: "Prompt lengths, comma-separated.")
+    var tokens = "4096,16384,40960"
+
+    @Option(help: "Decoder: long (4 layers × 256, 65,536 positions), small (12 layers × 768) or kosmos-1 (the 1.3B decoder); the positions are raised to fit the longest prompt.")
+    var size = "long"
+
+    @Option(help: "Prompt positions per prefill chunk.")
+    var chunk = PromptPrefill.defaultChunkSize
+
+    @Option(name: .customLong("decode-steps"), help: "Decoding steps timed after each prompt.")
+    var decodeSteps = 8
+
+    @Option(name: .customLong("kv-heads"), help: "Key/value heads (grouped-query attention: a divisor of the heads; 1: multi-query).")
+    var kvHeads: Int?
+
+    @OptionGroup var precision: PrecisionOptions
+
+    @OptionGroup var weights: BenchWeightOptions
+
+    var lengths: [Int] { tokens.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) } }
+
+    func validate() throws {
+        guard !lengths.isEmpty, lengths.count == tokens.split(separator: ",").count, lengths.allSatisfy({ $0 >= 1 }) else {
+            throw ValidationError("--tokens takes lengths of at least 1, comma-separated, e.g. 4096,16384,40960")
+        }
+        guard ["long", "small", "kosmos-1"].contains(size) else { throw ValidationError("--size is long, small or kosmos-1") }
+        guard chunk >= 1 else { throw ValidationError("--chunk \(chunk): a chunk holds at least 1 position") }
+        guard decodeSteps >= 1 && decodeSteps <= 1024 else { throw ValidationError("--decode-steps must be between 1 and 1024") }
+    }
+
+    func run() throws {
+        let (dtype, quantization) = try weights.resolve(precision)
+        var c = LongContextBenchmark.longConfiguration()
+        if size == "small" { c = ModelBenchmark.smallDecoderConfiguration() }
+        if size == "kosmos-1", let preset = KosmosConfiguration.preset(named: "kosmos-1") { c = preset.decoder }
+        c.dropout = 0
+        c.decoderKvAttentionHeads = kvHeads
+        c.maxTargetPositions = Swift.max(c.maxTargetPositions, (lengths.max() ?? 0) + decodeSteps)
+        try c.validate()
+        print("decoder: \(c.decoderLayers) layers × \(c.decoderEmbedDim), \(c.decoderAttentionHeads) heads (\(c.kvAttentionHeads) key/value), vocab \(c.vocabSize), \(c.maxTargetPositions) positions; weights \(quantization.map { "\($0) (other weights \(dtype))" } ?? "\(dtype)"); chunks of \(chunk); \(precision.summary)")
+        print("tokens  prefill s  prefill tok/s  decode ms/token  peak RSS MiB  KV bytes/token")
+        fflush(nil)
+        _ = try LongContextBenchmark.run(configuration: c, lengths: lengths, chunk: chunk, decodeSteps: decodeSteps,
+                                         dtype: dtype, quantization: quantization) { row in
+            print(String(format: "%6d  %9.2f  %13.0f  %15.2f  %12.0f  %14d", row.tokens, row.prefillSeconds, row.prefillTokensPerSecond,
+                         row.decodeMilliseconds, Double(row.peakResidentBytes) / 1_048_576, row.cacheBytesPerToken))
+            fflush(nil)
+        }
+    }
+}
+
 /// `--weights float32|bfloat16|q8|q4` of the benchmarks: the weights' storage, quantized formats
 /// included (random weights quantized in memory; everything not quantized is bfloat16).
 struct BenchWeightOptions: ParsableArguments {

@@ -89,3 +89,38 @@ extension LongContextTests {
         XCTAssertNoThrow(try c.validate(), "without xPos there is no such limit")
     }
 }
+
+extension LongContextTests {
+    /// Activation checkpointing changes nothing but memory: the loss, every gradient and the
+    /// dropout stream after the step equal the plain backward's, with dropout on the residuals,
+    /// the FFN activations and the attention probabilities (replayed in the second run).
+    func testCheckpointedActivationsGiveTheSameGradients() throws {
+        var c = Self.configuration()
+        c.maxTargetPositions = 256
+        c.dropout = 0.1
+        c.activationDropout = 0.1
+        c.attentionDropout = 0.1
+        c.decoderKvAttentionHeads = 1
+        c.qkNorm = true
+        let tokens = (0..<2 * 90).map { Self.token($0 * 3) }
+        var results: [(loss: Float, grads: [String: [Float]], state: [UInt64])] = []
+        for checkpointing in [false, true] {
+            let generator = RandomGenerator(seed: 41)
+            let decoder = try MagnetoDecoder(configuration: c, generator: generator)
+            decoder.checkpointActivations = checkpointing
+            let logits = try decoder(tokens: tokens, batch: 2, length: 90)
+            let targets = (0..<2).flatMap { b in (1..<90).map { tokens[b * 90 + $0] } }
+            let loss = logits.narrowed(axis: 1, start: 0, length: 89).reshaped([-1, 64]).crossEntropy(targets: targets)
+            loss.backward()
+            let grads = Dictionary(uniqueKeysWithValues: decoder.namedParameters().map { ($0.0, $0.1.grad?.scalars ?? []) })
+            results.append((loss.item(), grads, generator.state))
+        }
+        XCTAssertEqual(results[0].loss, results[1].loss)
+        XCTAssertEqual(results[0].state, results[1].state, "the dropout stream continues as after one forward")
+        XCTAssertEqual(Set(results[0].grads.keys), Set(results[1].grads.keys))
+        for (name, expected) in results[0].grads {
+            XCTAssertFalse(expected.isEmpty, name)
+            assertAllClose(results[1].grads[name] ?? [], expected, rtol: 1e-5, atol: 1e-7, "checkpointed gradient of \(name)")
+        }
+    }
+}

@@ -48,6 +48,8 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertEqual(c.checkpoint.directory, "/tmp/x")
         XCTAssertEqual(c.freezePolicy, VisionFreezePolicy.none)
         XCTAssertEqual(try load(minimal, ["train.dtype=bf16"]).computeDType, .bfloat16)
+        XCTAssertFalse(try load(minimal, []).train.checkpointActivations)
+        XCTAssertTrue(try load(minimal, ["train.checkpoint_activations=true"]).train.checkpointActivations)
     }
 
     func testPathsResolveAgainstTheFile() throws {

@@ -48,6 +48,25 @@ final class ResumeTests: XCTestCase {
         return straight
     }
 
+    /// `train.checkpoint_activations` recomputes each decoder layer in the backward pass: the run's
+    /// losses equal the plain run's (to float32 summation order: the gradients accumulate in
+    /// another order) and the weights after it are as close.
+    func testCheckpointedActivationsTrainAsThePlainRun() throws {
+        let plainDir = try TrainingTestSupport.temporaryDirectory("plain")
+        let checkpointedDir = try TrainingTestSupport.temporaryDirectory("recomputed")
+        defer { for d in [plainDir, checkpointedDir] { try? FileManager.default.removeItem(at: d) } }
+        try Trainer(configuration: try TrainingTestSupport.tinyConfiguration(directory: plainDir, steps: 6, checkpointEvery: 0), resume: false).run()
+        var c = try TrainingTestSupport.tinyConfiguration(directory: checkpointedDir, steps: 6, checkpointEvery: 0)
+        c.train.checkpointActivations = true
+        let trainer = try Trainer(configuration: c, resume: false)
+        XCTAssertTrue(trainer.model.decoder.checkpointActivations)
+        try trainer.run()
+        let plain = try TrainingTestSupport.loggedLosses(plainDir.appendingPathComponent("metrics.jsonl"))
+        let recomputed = try TrainingTestSupport.loggedLosses(checkpointedDir.appendingPathComponent("metrics.jsonl"))
+        XCTAssertEqual(plain.keys.sorted(), recomputed.keys.sorted())
+        for (step, loss) in plain { XCTAssertEqual(recomputed[step]!, loss, accuracy: 1e-5 * loss, "step \(step)") }
+    }
+
     func testResumeRefusesChangedSettingsAndMissingCheckpoints() throws {
         let dir = try TrainingTestSupport.temporaryDirectory("refuse")
         defer { try? FileManager.default.removeItem(at: dir) }
