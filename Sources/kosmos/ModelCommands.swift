@@ -26,6 +26,25 @@ struct Init: ParsableCommand {
     @Option(help: "The stored dtype of every tensor: float32, bfloat16 or float16 (as model.to(dtype) then save_pretrained).")
     var dtype = "float32"
 
+    @Option(name: .customLong("max-positions"), help: "The decoder's max_target_positions (the preset's otherwise), e.g. 65536 for long inputs (xPos carries up to 66,855 at scale base 512).")
+    var maxPositions: Int?
+
+    @Option(name: .customLong("kv-heads"), help: "Key/value heads of the decoder's attention: a divisor of its heads (1: multi-query; default: one per head).")
+    var kvHeads: Int?
+
+    @Flag(name: .customLong("qk-norm"), help: "QK-norm: a LayerNorm on each head's queries and keys.")
+    var qkNorm = false
+
+    /// The preset with the decoder options applied.
+    func configuration() throws -> KosmosConfiguration? {
+        guard var c = KosmosConfiguration.preset(named: preset) else { return nil }
+        if let maxPositions { c.decoder.maxTargetPositions = maxPositions }
+        if let kvHeads { c.decoder.decoderKvAttentionHeads = kvHeads }
+        if qkNorm { c.decoder.qkNorm = true }
+        do { try c.decoder.validate() } catch { throw ValidationError("\(error)") }
+        return c
+    }
+
     func validate() throws {
         guard DType(name: dtype) != nil else {
             throw ValidationError("--dtype '\(dtype)' is not a dtype: use float32, bfloat16 or float16")
@@ -38,10 +57,12 @@ struct Init: ParsableCommand {
         }
         let contents = (try? FileManager.default.contentsOfDirectory(atPath: out)) ?? []
         guard contents.isEmpty else { throw ValidationError("--out \(out) exists and is not empty") }
+        if let maxPositions, maxPositions < 1 { throw ValidationError("--max-positions \(maxPositions): at least 1") }
+        _ = try configuration()
     }
 
     func run() throws {
-        guard let configuration = KosmosConfiguration.preset(named: preset) else { return }
+        guard let configuration = try configuration() else { return }
         let directory = URL(fileURLWithPath: out)
         print("initialising \(preset) (seed \(seed))...")
         fflush(nil)

@@ -536,6 +536,23 @@ final class CLITests: XCTestCase {
         try assertFails(["generate", "--model", Self.kosmos1.path], saying: ["--prompt or a --prompt-file"])
     }
 
+    /// `init` takes the long-context and attention options into config.json, and the directory it
+    /// writes loads with them; positions beyond xPos's range and a key/value head count that does
+    /// not divide the heads are refused.
+    func testInitSetsPositionsKeyValueHeadsAndQKNorm() throws {
+        let directory = Self.root.appendingPathComponent("init-long-\(UUID().uuidString)")
+        _ = try succeed(["init", "--preset", "kosmos-tiny", "--out", directory.path, "--max-positions", "65536", "--kv-heads", "1", "--qk-norm"])
+        let model = try KosmosModel.load(directory: directory)
+        XCTAssertEqual(model.configuration.decoder.maxTargetPositions, 65_536)
+        XCTAssertEqual(model.configuration.decoder.kvAttentionHeads, 1)
+        XCTAssertTrue(model.configuration.decoder.qkNorm)
+        XCTAssertNotNil(model.decoder.layers[0].selfAttn.qNorm)
+        try assertFails(["init", "--preset", "kosmos-tiny", "--out", directory.path + "-far", "--max-positions", "100000"],
+                        saying: ["max_target_positions", "at most 66855 positions"])
+        try assertFails(["init", "--preset", "kosmos-tiny", "--out", directory.path + "-odd", "--kv-heads", "3"],
+                        saying: ["decoder_kv_attention_heads", "do not divide"])
+    }
+
     func testBeamCountsOutsideTheLimitAreRefused() throws {
         try assertFails(["generate", "--model", Self.kosmos1.path, "--prompt", "hi", "--beams", "65"], saying: ["--beams 65", "1 to 64"])
         try assertFails(["caption", "--model", Self.kosmos2.path, Self.image.path, "--beams", "0"], saying: ["--beams 0", "1 to 64"])
