@@ -1,6 +1,7 @@
 import Foundation
 import KosmosModels
 import KosmosServer
+import KosmosTensor
 import Logging
 
 /// Drives `KosmosHTTPServer` over loopback with blocking clients on their own threads, bounded in
@@ -93,5 +94,75 @@ public enum ServeBenchmark {
         group.wait()
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         return (completed, failed, seconds, latencies, tokens)
+    }
+}
+
+extension ServeBenchmark {
+    /// What the other requests see while one long prompt is prefilled: the gaps between the
+    /// scheduler's decoding steps (each running request gets one token per step) from the moment
+    /// the long request is submitted until its first token, and in as long a stretch before it.
+    public struct Interference: Sendable {
+        public let chunk: Int
+        public let prefillSeconds: Double
+        public let gaps: [Double]
+        public let baselineGaps: [Double]
+        public var p50: Double { Self.percentile(gaps, 0.5) }
+        public var p99: Double { Self.percentile(gaps, 0.99) }
+        public var longest: Double { gaps.max() ?? 0 }
+        public var baselineP99: Double { Self.percentile(baselineGaps, 0.99) }
+
+        static func percentile(_ values: [Double], _ q: Double) -> Double {
+            let sorted = values.sorted()
+            guard !sorted.isEmpty else { return 0 }
+            return sorted[Swift.max(0, Swift.min(sorted.count - 1, Int((q * Double(sorted.count)).rounded(.up)) - 1))]
+        }
+    }
+
+    /// `clients` short requests decode (greedy, no EOS stop) on the scheduler directly (in-process:
+    /// the gaps are the scheduler's, not a client's socket); after 16 steps a request with a
+    /// `longPrompt`-token prompt arrives, which the scheduler prefills `chunk` positions per loop.
+    /// The short requests are cancelled when the long one has its first token.
+    public static func longPromptInterference(model: ServedModel, clients: Int, longPrompt: Int, chunk: Int,
+                                              logger: Logger) async throws -> Interference {
+        let scheduler = Scheduler(model: model, maxBatch: clients + 1, queueCapacity: clients + 1, prefillChunk: chunk, logger: logger)
+        scheduler.start()
+        defer { scheduler.stop() }
+        var options = GenerationOptions()
+        options.maxNewTokens = Swift.max(1, model.contextLength - 64)
+        options.stopAtEOS = false
+        var jobs: [GenerationJob] = [], streams: [AsyncStream<GenerationEvent>] = []
+        for i in 0..<clients {
+            let prompt = try model.prompt(text: "Request \(i): describe a small red house by the sea.", images: [])
+            let (job, stream) = try scheduler.submit(prompt: prompt, options: options, timeout: 3600)
+            jobs.append(job)
+            streams.append(stream)
+        }
+        while scheduler.stats.steps < 16 { try await Task.sleep(nanoseconds: 1_000_000) }
+        let generator = RandomGenerator(seed: 9)
+        let vocabulary = model.decoder.vocabularySize
+        let long = ModelInput(tokens: (0..<longPrompt).map { _ in 3 + generator.nextInt(below: vocabulary - 3) })
+        var single = GenerationOptions()
+        single.maxNewTokens = 1
+        single.stopAtEOS = false
+        let submitted = DispatchTime.now().uptimeNanoseconds
+        let (_, longStream) = try scheduler.submit(prompt: long, options: single, timeout: 3600)
+        for await event in longStream {
+            if case .failed(let error) = event { throw error }
+            if case .finished = event { break }
+        }
+        let done = DispatchTime.now().uptimeNanoseconds
+        // One more step after the long request joined, so the gap it waited through is counted.
+        let stepsAtDone = scheduler.stats.steps
+        while scheduler.stats.steps < stepsAtDone + 2 { try await Task.sleep(nanoseconds: 1_000_000) }
+        let times = scheduler.recentStepTimes
+        for job in jobs { job.cancel() }
+        _ = streams
+        let stretch = done - submitted
+        var gaps: [Double] = [], baseline: [Double] = []
+        for (a, b) in zip(times, times.dropFirst()) {
+            let gap = Double(b - a) / 1e9
+            if b > submitted && a < done { gaps.append(gap) } else if b <= submitted && a + stretch >= submitted { baseline.append(gap) }
+        }
+        return Interference(chunk: chunk, prefillSeconds: Double(stretch) / 1e9, gaps: gaps, baselineGaps: baseline)
     }
 }

@@ -184,6 +184,15 @@ public final class Scheduler: @unchecked Sendable {
         return statistics
     }
 
+    /// When the most recent decoding steps ended (DispatchTime nanoseconds, oldest first, the last
+    /// 4,096 at most): the gaps between them are each running request's inter-token times.
+    public var recentStepTimes: [UInt64] {
+        condition.lock()
+        defer { condition.unlock() }
+        return stepTimes
+    }
+    private var stepTimes: [UInt64] = []
+
     /// Queues a request. Throws 429 when the queue is full, 503 when stopping.
     public func submit(prompt: ServedModel.Prompt, options: GenerationOptions, stops: [String] = [], grounding: Bool = false,
                        timeout: Double) throws -> (GenerationJob, AsyncStream<GenerationEvent>) {
@@ -316,6 +325,8 @@ public final class Scheduler: @unchecked Sendable {
             statistics.batchedTokens += size
             statistics.largestBatch = max(statistics.largestBatch, size)
             if prefillingCount > 0 { statistics.stepsWhilePrefilling += 1 }
+            if stepTimes.count >= 8_192 { stepTimes.removeFirst(4_096) }
+            stepTimes.append(DispatchTime.now().uptimeNanoseconds)
             condition.unlock()
             for member in members {
                 if let job = member.userInfo as? GenerationJob { deliver(job) }

@@ -131,7 +131,15 @@ struct ServeBench: AsyncParsableCommand {
     @Option(help: "Stop issuing requests at a level after this many seconds.")
     var duration: Double = 120
 
+    @Option(name: .customLong("long-prompt"), help: "Instead: a prompt of this many tokens arrives while the --clients (the first level) stream; the other clients' inter-token gaps while it is prefilled, in chunks of --prefill-chunk and in one piece.")
+    var longPrompt: Int?
+
+    @Option(name: .customLong("prefill-chunk"), help: "Prompt positions per loop for --long-prompt.")
+    var prefillChunk = PromptPrefill.defaultChunkSize
+
     func validate() throws {
+        if let longPrompt, longPrompt < 1 { throw ValidationError("--long-prompt takes at least 1 token") }
+        guard prefillChunk >= 1 else { throw ValidationError("--prefill-chunk \(prefillChunk): at least 1 position") }
         let levels = clients.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !levels.isEmpty, levels.allSatisfy({ ($0 ?? 0) >= 1 && ($0 ?? 0) <= 64 }) else {
             throw ValidationError("--clients takes concurrencies from 1 to 64, comma-separated")
@@ -152,6 +160,22 @@ struct ServeBench: AsyncParsableCommand {
         let served = try ServedModel(directory: modelOptions.directory, tokenizer: modelOptions.tokenizerFile,
                                      maxImagePixels: options.maxImagePixels,
                                      dtype: try modelOptions.dtype())
+        if let longPrompt {
+            let streaming = levels.first ?? 1
+            guard longPrompt + 1 <= served.contextLength else {
+                throw ValidationError("--long-prompt \(longPrompt) does not fit the model's \(served.contextLength) positions")
+            }
+            print("model \(served.name): decoder \(served.decoder.summary); \(streaming) requests decoding, one \(longPrompt)-token prompt arrives")
+            fflush(nil)
+            for chunk in [prefillChunk, longPrompt] {
+                let r = try await ServeBenchmark.longPromptInterference(model: served, clients: streaming, longPrompt: longPrompt,
+                                                                        chunk: chunk, logger: logger)
+                print(String(format: "prefill chunk %6d: long prompt's first token after %.2f s; the others' inter-token gaps meanwhile p50 %.1f ms, p99 %.1f ms, longest %.1f ms (%d gaps; before it arrived: p99 %.1f ms)",
+                             chunk, r.prefillSeconds, 1000 * r.p50, 1000 * r.p99, 1000 * r.longest, r.gaps.count, 1000 * r.baselineP99))
+                fflush(nil)
+            }
+            return
+        }
         print("model \(served.name): decoder \(served.decoder.summary); \(requests) requests per level, \(maxTokens) new tokens each")
         var batched: [Int: ServeBenchmark.Result] = [:]
         for batch in [options.maxBatch, 1] {
