@@ -331,12 +331,35 @@ void kk_rows_times_weight_f16(int m, long j0, long j1, long k, const float *a, l
     }
 
 #if KK_X86
+__attribute__((target("avx512f,avx512bw,avx512vl,fma")))
+static void scores_avx512_one(int cols, int d, const float *restrict q, const float *restrict k, long ldk, float scale,
+                              float *restrict s) {
+    // One query (a decoding step): each key's dot product straight from its row, no transposed
+    // block (which for one query costs more than the products).
+    for (int j = 0; j < cols; j++) {
+        const float *kr = k + (long)j * ldk;
+        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+        int p = 0;
+        for (; p + 32 <= d; p += 32) {
+            a0 = _mm512_fmadd_ps(_mm512_loadu_ps(q + p), _mm512_loadu_ps(kr + p), a0);
+            a1 = _mm512_fmadd_ps(_mm512_loadu_ps(q + p + 16), _mm512_loadu_ps(kr + p + 16), a1);
+        }
+        for (; p < d; p += 16) {
+            __mmask16 m = d - p >= 16 ? 0xffff : (__mmask16)((1u << (d - p)) - 1u);
+            a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + p), _mm512_maskz_loadu_ps(m, kr + p), a0);
+        }
+        s[j] = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)) * scale;
+    }
+}
+
 // AVX-512: 4 query rows × 32 keys per block in registers, two partial sums per score (even and odd
 // d), so each transposed key row loaded is used by 4 queries and nothing is stored until the end.
-// A block past the last row repeats the last row (its results are not written).
+// A block past the last row repeats the last row (its results are not written); one row
+// takes the path above.
 __attribute__((target("avx512f,avx512bw,avx512vl,fma")))
 static void scores_avx512(int rows, int cols, int d, const float *restrict q, long ldq, const float *restrict k, long ldk,
                           float scale, float *restrict s, long lds, float *restrict kt) {
+    if (rows == 1) { scores_avx512_one(cols, d, q, k, ldk, scale, s); return; }
     for (int p = 0; p < d; p++)
         for (int j = 0; j < cols; j++) kt[(long)p * cols + j] = k[(long)j * ldk + p];
     const __m512 sv = _mm512_set1_ps(scale);
@@ -398,7 +421,16 @@ static void accumulate_avx512(int rows, int cols, int dv, const float *restrict 
             for (int r = 0; r < 4; r++)
                 for (int b = 0; b < 4; b++)
                     a[r][b] = r < nr ? _mm512_maskz_loadu_ps(m[b], acc + (long)(i0 + r) * ldacc + e0 + 16 * b) : _mm512_setzero_ps();
-            for (int j = 0; j < cols; j++) {
+            for (int j = 0; nr == 1 && j < cols; j++) {
+                // One row (a decoding step): the other three would repeat it.
+                const float *row = v + (long)j * ldv + e0;
+                __m512 x = _mm512_set1_ps(pr[0][j]);
+                a[0][0] = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m[0], row), a[0][0]);
+                a[0][1] = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m[1], row + 16), a[0][1]);
+                a[0][2] = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m[2], row + 32), a[0][2]);
+                a[0][3] = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m[3], row + 48), a[0][3]);
+            }
+            for (int j = 0; nr > 1 && j < cols; j++) {
                 const float *row = v + (long)j * ldv + e0;
                 __m512 w0 = _mm512_maskz_loadu_ps(m[0], row), w1 = _mm512_maskz_loadu_ps(m[1], row + 16);
                 __m512 w2 = _mm512_maskz_loadu_ps(m[2], row + 32), w3 = _mm512_maskz_loadu_ps(m[3], row + 48);

@@ -28,8 +28,13 @@ final class QuantizedModelTests: XCTestCase {
         return (dir, model)
     }
 
+    /// The logits of every position (text only) of a Kosmos-1 or Kosmos-2 model.
     private func logits(_ model: any GenerativeModel, _ tokens: [Int]) throws -> [Float] {
-        try withoutGrad { try model.prefill(ModelInput(tokens: tokens), cache: model.textDecoder.makeCache(reservation: 0)).scalars }
+        try withoutGrad {
+            if let kosmos2 = model as? Kosmos2Model { return try kosmos2.logits(tokens: tokens, imagePositions: [], pixels: nil).scalars }
+            let kosmos = try XCTUnwrap(model as? KosmosModel)
+            return try kosmos.logits(try kosmos.makeBatch([KosmosSequence(tokens: tokens)])).scalars
+        }
     }
 
     private func relativeError(_ a: [Float], _ b: [Float]) -> Double {
