@@ -1,7 +1,6 @@
 import Foundation
 import KosmosModels
 import KosmosServer
-import KosmosTensor
 import Logging
 
 /// Drives `KosmosHTTPServer` over loopback with blocking clients on their own threads, bounded in
@@ -138,9 +137,10 @@ extension ServeBenchmark {
             streams.append(stream)
         }
         while scheduler.stats.steps < 16 { try await Task.sleep(nanoseconds: 1_000_000) }
-        let generator = RandomGenerator(seed: 9)
-        let vocabulary = model.decoder.vocabularySize
-        let long = ModelInput(tokens: (0..<longPrompt).map { _ in 3 + generator.nextInt(below: vocabulary - 3) })
+        // Filler text's ids repeated to the length (no media markers among them).
+        let sentence = model.tokenizer.encode(" The grass is green, the sky is blue and the house by the sea is red.")
+        guard !sentence.isEmpty else { throw ModelError.invalidInput("the tokenizer gives no ids for the filler text") }
+        let long = ModelInput(tokens: (0..<longPrompt).map { sentence[$0 % sentence.count] })
         var single = GenerationOptions()
         single.maxNewTokens = 1
         single.stopAtEOS = false
