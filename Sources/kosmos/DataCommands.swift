@@ -1,13 +1,15 @@
 import ArgumentParser
 import Foundation
 import KosmosData
+import KosmosEval
+import KosmosTokenizers
 
 /// `kosmos data ...`: look at training data before training on it.
 struct DataCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "data",
-        abstract: "Inspect training data sets (JSONL text, COCO captions, WebDataset tar shards, interleaved JSONL).",
-        subcommands: [DataInspect.self]
+        abstract: "Inspect training data sets (JSONL text, COCO captions, WebDataset tar shards, interleaved JSONL), or write the passkey task's.",
+        subcommands: [DataInspect.self, DataPasskey.self]
     )
 }
 
@@ -43,5 +45,57 @@ struct DataInspect: ParsableCommand {
         print("images referenced: \(r.imagesReferenced)" + (noDecode ? "" : "  decoded: \(r.imagesDecoded)"))
         print("skip reasons: \(r.skips)")
         for e in r.examples { print("  " + e) }
+    }
+}
+
+/// `kosmos data passkey`: training documents for the passkey task (`kosmos eval passkey`).
+struct DataPasskey: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "passkey",
+        abstract: "Write passkey-task documents as text JSONL ({\"text\": prompt + answer}) for `kosmos train`.",
+        discussion: "Each document has a five-digit key at a random depth of filler text and ends with the question and its answer; lengths are drawn between --min-tokens and --max-tokens (counted with --tokenizer). Keys come from --seed; `kosmos eval passkey` draws its own from its seed."
+    )
+
+    @Option(help: "Output .jsonl file.")
+    var out: String
+
+    @Option(help: "SentencePiece .model or tokenizer.json that counts the tokens (the model's).")
+    var tokenizer: String
+
+    @Option(help: "Documents to write.")
+    var documents = 1000
+
+    @Option(name: .customLong("min-tokens"), help: "Shortest document, in tokens (about).")
+    var minTokens = 128
+
+    @Option(name: .customLong("max-tokens"), help: "Longest document, in tokens (about).")
+    var maxTokens = 1024
+
+    @Option(help: "Seed of the keys, depths and lengths.")
+    var seed: UInt64 = 1
+
+    func validate() throws {
+        guard documents >= 1 else { throw ValidationError("--documents takes at least 1") }
+        guard minTokens >= 1 && minTokens <= maxTokens else { throw ValidationError("--min-tokens must be at least 1 and at most --max-tokens") }
+    }
+
+    func run() throws {
+        let tok = try TokenizerLoader.load(URL(fileURLWithPath: tokenizer))
+        // Every filler sentence tokenizes alike (it starts with a space), so tokens grow linearly with them.
+        let bare = tok.encode(PasskeyTask.document(key: 12345, fillers: 0, before: 0)).count
+        let perFiller = Swift.max(1, (tok.encode(PasskeyTask.document(key: 12345, fillers: 10, before: 0)).count - bare) / 10)
+        let draws = PasskeyTask.keys(count: 3 * documents, seed: seed)
+        var lines = ""
+        for i in 0..<documents {
+            let key = draws[3 * i]
+            let target = minTokens + draws[3 * i + 1] % (maxTokens - minTokens + 1)
+            let fillers = Swift.max(0, (target - bare) / perFiller)
+            let before = fillers == 0 ? 0 : draws[3 * i + 2] % (fillers + 1)
+            let text = PasskeyTask.document(key: key, fillers: fillers, before: before)
+            let data = try JSONSerialization.data(withJSONObject: ["text": text], options: [.withoutEscapingSlashes])
+            lines += String(decoding: data, as: UTF8.self) + "\n"
+        }
+        try Data(lines.utf8).write(to: URL(fileURLWithPath: out))
+        print("wrote \(documents) documents (about \(minTokens)–\(maxTokens) tokens, \(perFiller) per filler sentence) to \(out)")
     }
 }

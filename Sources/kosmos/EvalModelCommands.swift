@@ -3,6 +3,7 @@ import Foundation
 import KosmosData
 import KosmosEval
 import KosmosModels
+import KosmosPlot
 import KosmosTensor
 
 /// `kosmos eval captions`: caption the images of a COCO annotation file with a model (the paper's
@@ -251,6 +252,112 @@ struct EvalClassify: ParsableCommand {
         if let out {
             try writeJSON(["images": items.count, "classes": classes.count, "top1": Double(top1) / Double(items.count),
                            "top5": Double(top5) / Double(items.count), "predictions": perImage], to: out)
+        }
+    }
+}
+
+/// `kosmos eval passkey`: a number hidden at a depth of filler text; does the model find it at
+/// each length (docs/long-context.md)?
+struct EvalPasskey: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "passkey",
+        abstract: "Passkey retrieval by prompt length and depth: accuracy as a table, JSON and an SVG heat map.",
+        discussion: "Each prompt is the longest of at most each --lengths tokens with a five-digit key after a fraction of the filler (--depths evenly from 0 to 1), then 'What is the pass key? The pass key is'; greedy, --max-tokens new tokens; right when the first number generated is the key. How far a model's positions carry is a result, not a pass mark."
+    )
+
+    @OptionGroup var modelOptions: ModelOptions
+
+    @Option(help: "Prompt lengths in tokens, comma-separated.")
+    var lengths = "1024,4096,16384,40960"
+
+    @Option(help: "Depths per length, evenly from 0 (right after the introduction) to 1 (right before the question).")
+    var depths = 10
+
+    @Option(help: "Keys (trials) per length and depth.")
+    var trials = 1
+
+    @Option(help: "Seed of the keys.")
+    var seed: UInt64 = 0
+
+    @Option(name: .customLong("max-tokens"), help: "New tokens per answer.")
+    var maxTokens = 8
+
+    @Option(name: .customLong("prefill-chunk"), help: "Prompt positions per prefill chunk.")
+    var prefillChunk = PromptPrefill.defaultChunkSize
+
+    @Option(help: "Write the results as JSON here.")
+    var json: String?
+
+    @Option(help: "Write an SVG heat map (length × depth) here.")
+    var svg: String?
+
+    var lengthValues: [Int] { lengths.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) } }
+
+    func validate() throws {
+        guard !lengthValues.isEmpty, lengthValues.count == lengths.split(separator: ",").count, lengthValues.allSatisfy({ $0 >= 1 }) else {
+            throw ValidationError("--lengths takes token counts of at least 1, comma-separated, e.g. 1024,4096,16384")
+        }
+        guard depths >= 1 && depths <= 100 else { throw ValidationError("--depths takes 1 to 100") }
+        guard trials >= 1 && trials <= 1000 else { throw ValidationError("--trials takes 1 to 1000") }
+        guard maxTokens >= 1 && maxTokens <= 64 else { throw ValidationError("--max-tokens takes 1 to 64") }
+        guard prefillChunk >= 1 else { throw ValidationError("--prefill-chunk \(prefillChunk): at least 1 position") }
+    }
+
+    func run() throws {
+        let session = try modelOptions.session()
+        let context = session.model.contextLength
+        if let longest = lengthValues.max(), longest + maxTokens > context {
+            throw CommandError("--lengths \(longest) with --max-tokens \(maxTokens) needs \(longest + maxTokens) positions; the model has \(context). Use shorter lengths (or a model with more max_target_positions)")
+        }
+        var options = GenerationOptions()
+        options.maxNewTokens = maxTokens
+        options.prefillChunkSize = prefillChunk
+        let depthValues = PasskeyTask.depths(depths)
+        let keys = PasskeyTask.keys(count: lengthValues.count * depthValues.count * trials, seed: seed)
+        let total = keys.count
+        var accuracy: [[Double]] = [], promptTokens: [Int] = []
+        var done = 0
+        let start = Date()
+        // Counted as the model reads the prompt (the processor's ids, BOS included).
+        let encode = { (text: String) in (try? session.input(text: text, imageFiles: []).tokens.count) ?? Int.max }
+        for length in lengthValues {
+            var row: [Double] = []
+            var longest = 0
+            for depth in depthValues {
+                var right = 0
+                for _ in 0..<trials {
+                    let key = keys[done]
+                    guard let prompt = PasskeyTask.prompt(key: key, depth: depth, tokens: length, count: encode) else {
+                        throw CommandError("--lengths \(length): the passkey prompt without filler is already longer; use a length of at least a few hundred tokens")
+                    }
+                    let input = try session.input(text: prompt.text, imageFiles: [])
+                    longest = Swift.max(longest, input.tokens.count)
+                    let ids = try session.model.generate(input, options: options)
+                    if PasskeyTask.isCorrect(session.processor.output(ids, grounding: false).text, key: key) { right += 1 }
+                    done += 1
+                    reportProgress(done, of: total, since: start)
+                }
+                row.append(Double(right) / Double(trials))
+            }
+            accuracy.append(row)
+            promptTokens.append(longest)
+        }
+        let report = PasskeyReport(model: modelOptions.directory.lastPathComponent, lengths: lengthValues, promptTokens: promptTokens,
+                                   depths: depthValues, trials: trials, accuracy: accuracy, maxPositions: context)
+        print(report.table)
+        if let json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try encoder.encode(report).write(to: URL(fileURLWithPath: json))
+            print("wrote \(json)")
+        }
+        if let svg {
+            let map = HeatMap.svg(title: "Passkey retrieval: \(report.model) (\(trials) trial\(trials == 1 ? "" : "s") per cell)",
+                                  rowTitle: "prompt tokens", columnTitle: "depth of the key in the filler",
+                                  rows: lengthValues.map(String.init), columns: depthValues.map { String(format: "%.0f%%", 100 * $0) },
+                                  values: accuracy.map { $0.map(Optional.some) })
+            try Data(map.utf8).write(to: URL(fileURLWithPath: svg))
+            print("wrote \(svg)")
         }
     }
 }

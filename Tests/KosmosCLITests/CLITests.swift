@@ -565,3 +565,37 @@ final class CLITests: XCTestCase {
                         saying: ["name the output .png or .jpg"])
     }
 }
+
+extension CLITests {
+    /// `data passkey` writes documents that end with their key; `eval passkey` runs every length ×
+    /// depth and writes the table, JSON and heat map; a length past the model's positions is refused.
+    func testPasskeyDataAndEvaluation() throws {
+        let dir = Self.root.appendingPathComponent("passkey-\(UUID().uuidString)")
+        let model = dir.appendingPathComponent("model")
+        _ = try succeed(["init", "--preset", "kosmos-tiny", "--out", model.path, "--max-positions", "1024", "--tokenizer", Self.kosmos1Tokenizer.path])
+        let data = dir.appendingPathComponent("train.jsonl")
+        _ = try succeed(["data", "passkey", "--out", data.path, "--tokenizer", Self.kosmos1Tokenizer.path, "--documents", "20",
+                         "--min-tokens", "200", "--max-tokens", "400"])
+        let lines = try String(contentsOf: data, encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(lines.count, 20)
+        for line in lines {
+            let text = try XCTUnwrap(try jsonObject(String(line))["text"] as? String)
+            let key = try XCTUnwrap(text.components(separatedBy: "The pass key is ").dropFirst().first?.prefix(5))
+            XCTAssertTrue(text.hasSuffix("The pass key is \(key)."), text)
+        }
+        let json = dir.appendingPathComponent("passkey.json"), svg = dir.appendingPathComponent("passkey.svg")
+        let run = try succeed(["eval", "passkey", "--model", model.path, "--lengths", "300,600", "--depths", "3", "--max-tokens", "4",
+                               "--json", json.path, "--svg", svg.path])
+        XCTAssertTrue(run.stdout.contains("tokens"), run.stdout)
+        let report = try jsonObject(try String(contentsOf: json, encoding: .utf8))
+        XCTAssertEqual(report["lengths"] as? [Int], [300, 600])
+        XCTAssertEqual(report["depths"] as? [Double], [0, 0.5, 1])
+        let accuracy = try XCTUnwrap(report["accuracy"] as? [[Double]])
+        XCTAssertEqual(accuracy.map(\.count), [3, 3])
+        XCTAssertTrue(accuracy.joined().allSatisfy { $0 == 0 || $0 == 1 })
+        let tokens = try XCTUnwrap(report["prompt_tokens"] as? [Int])
+        XCTAssertTrue(tokens[0] <= 300 && tokens[0] > 200 && tokens[1] <= 600 && tokens[1] > 500, "\(tokens)")
+        XCTAssertEqual(try String(contentsOf: svg, encoding: .utf8).components(separatedBy: "class=\"cell\"").count - 1, 6)
+        try assertFails(["eval", "passkey", "--model", model.path, "--lengths", "4096"], saying: ["4104 positions", "the model has 1024"])
+    }
+}
