@@ -208,6 +208,9 @@ struct Generate: ParsableCommand {
     @Option(name: .customLong("prefill-chunk"), help: "Prompt positions per prefill chunk: a long prompt runs in chunks of this many, so its activations never exist for more than one chunk.")
     var prefillChunk = PromptPrefill.defaultChunkSize
 
+    @Flag(name: .customLong("truncate-prompt"), help: "A text prompt too long for the model's context keeps its last tokens (its first, BOS, kept) so that --max-tokens fit; without it such a prompt is an error.")
+    var truncatePrompt = false
+
     func validate() throws {
         try validateBeams(beams)
         guard prefillChunk >= 1 else { throw ValidationError("--prefill-chunk \(prefillChunk): a chunk holds at least 1 prompt position") }
@@ -237,7 +240,10 @@ struct Generate: ParsableCommand {
         } else {
             files = try input.imagesPerPrompt(prompts)
         }
-        let inputs = try zip(prompts, files).map { try session.input(text: $0, imageFiles: $1.map(URL.init(fileURLWithPath:))) }
+        var inputs = try zip(prompts, files).map { try session.input(text: $0, imageFiles: $1.map(URL.init(fileURLWithPath:))) }
+        if truncatePrompt {
+            inputs = try inputs.map { try truncated($0, session: session, keep: session.model.contextLength - maxTokens) }
+        }
         let eos = session.model.eosTokenId
         if prompts.count > 1 {
             let streams = prompts.map { _ in TextStream(tokenizer: session.tokenizer, eos: eos, stops: stop, quiet: true) }
@@ -250,6 +256,21 @@ struct Generate: ParsableCommand {
         _ = try session.model.generate(inputs[0], options: fitted, onToken: stream.add)
         stream.finish()
     }
+}
+
+/// The prompt cut to its last `keep` tokens (its first kept when it is BOS), with a warning; text
+/// prompts only (cutting could split an image's slots).
+func truncated(_ input: ModelInput, session: ModelSession, keep: Int) throws -> ModelInput {
+    guard input.tokens.count > keep else { return input }
+    guard input.media.isEmpty else {
+        throw CommandError("--truncate-prompt: the prompt is \(input.tokens.count) tokens with images, more than the \(keep) that leave room for --max-tokens; prompts with images are not truncated (shorten the text)")
+    }
+    guard keep >= 2 else { throw CommandError("--truncate-prompt: --max-tokens leaves \(keep) positions of the model's context for the prompt") }
+    let bos = session.tokenizer.specialIds.bos
+    let head = input.tokens.first == bos && bos != nil ? [input.tokens[0]] : []
+    let tokens = head + input.tokens.suffix(keep - head.count)
+    FileHandle.standardError.write(Data("warning: --truncate-prompt: the prompt's first \(input.tokens.count - tokens.count) tokens after \(head.isEmpty ? "its start" : "BOS") dropped (\(input.tokens.count) → \(tokens.count))\n".utf8))
+    return ModelInput(tokens: tokens, media: [], mediaPositions: [])
 }
 
 /// The token ids of a JSON file holding one array of integers (`forward --input-ids`).

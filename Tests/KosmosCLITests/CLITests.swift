@@ -492,6 +492,18 @@ final class CLITests: XCTestCase {
         options.maxNewTokens = 64 - prompt
         let expected = try library.model.generate(try library.sequence("hello", []), options: options)
         XCTAssertEqual(try jsonObject(run.stdout)["ids"] as? [Int], expected)
+        // Truncation only when asked: the prompt's last tokens (BOS kept) that leave --max-tokens.
+        let cut = try succeed(["generate", "--model", Self.kosmos1.path, "--prompt", long, "--max-tokens", "8", "--truncate-prompt", "--json"])
+        XCTAssertTrue(cut.stderr.contains("--truncate-prompt: the prompt's first"), cut.stderr)
+        let full = try library.sequence(long, []).tokens
+        let bos = library.tokenizer.specialIds.bos
+        let head = bos != nil && full.first == bos ? [full[0]] : []
+        let kept = head + full.suffix(56 - head.count)
+        var eight = GenerationOptions()
+        eight.maxNewTokens = 8
+        XCTAssertEqual(try jsonObject(cut.stdout)["ids"] as? [Int], try library.model.generate(KosmosSequence(tokens: kept), options: eight))
+        try assertFails(["generate", "--model", Self.kosmos1.path, "--image", Self.image.path, "--prompt", "<image>" + long, "--truncate-prompt"],
+                        saying: ["prompts with images are not truncated"])
     }
 
     /// `forward --input-ids` runs the ids as given: the same logits as the prompt they came from;
