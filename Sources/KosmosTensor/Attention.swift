@@ -52,15 +52,17 @@ extension Tensor {
     /// headDim], v [batch, heads, keys, valueDim]. `scale` defaults to headDim^-½. `bias` is an
     /// optional additive mask broadcastable to [batch, heads, queries, keys], added after scaling
     /// (as torch's float attn_mask). Dropout on the probabilities when `dropout` is given.
-    /// Without a bias or dropout this is `fusedAttention` (memory linear in length); with either,
-    /// `unfusedAttention`, which materialises the probabilities they act on.
+    /// Without a bias this is `fusedAttention` (memory linear in length; dropout drawn inside the
+    /// kernel from a seed the generator gives, `AttentionDropout`); with one, `unfusedAttention`,
+    /// which materialises the probabilities the bias acts on.
     public static func scaledDotProductAttention(
         query: Tensor, key: Tensor, value: Tensor,
         causal: Bool = false, keyPadding: [Bool]? = nil, bias: Tensor? = nil,
         scale: Float? = nil, dropout: (probability: Float, generator: RandomGenerator)? = nil
     ) -> Tensor {
-        if bias == nil && (dropout?.probability ?? 0) == 0 {
-            return fusedAttention(query: query, key: key, value: value, causal: causal, keyPadding: keyPadding, scale: scale)
+        if bias == nil {
+            let mask = dropout.flatMap { $0.probability > 0 ? AttentionDropout(probability: $0.probability, seed: $0.generator.next()) : nil }
+            return fusedAttention(query: query, key: key, value: value, causal: causal, keyPadding: keyPadding, scale: scale, dropout: mask)
         }
         return unfusedAttention(query: query, key: key, value: value, causal: causal, keyPadding: keyPadding, bias: bias,
                                 scale: scale, dropout: dropout)

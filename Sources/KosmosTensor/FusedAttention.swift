@@ -11,6 +11,10 @@ struct AttentionLayout {
     let causal: Bool
     let scale: Float
     var group = 1
+    /// Dropout on the probabilities (after the softmax, as torch's attention dropout): each
+    /// (row, query, key) kept or dropped by a hash of `seed` and its indices, so the forward and
+    /// the backward see the same mask without storing it.
+    var dropout: AttentionDropout? = nil
 
     /// Key/value rows: batch × key/value heads.
     var keyRows: Int { rows / group }
@@ -18,6 +22,34 @@ struct AttentionLayout {
     /// Keys query i sees: j < visible(i) (the queries are the last positions of the keys when causal).
     @inline(__always) func visible(_ i: Int) -> Int {
         causal ? Swift.max(0, Swift.min(keys, i + keys - queries + 1)) : keys
+    }
+}
+
+/// The dropout mask of the fused attention: a counter-based draw (SplitMix64 of the seed and the
+/// indices) per (row, query, key), so any tile order and thread split gives the same mask.
+public struct AttentionDropout: Sendable, Equatable {
+    public let probability: Float
+    public let seed: UInt64
+    /// 1 / (1 − p): a kept probability's scale.
+    let keepScale: Float
+
+    public init(probability: Float, seed: UInt64) {
+        precondition(probability >= 0 && probability < 1, "attention dropout takes a probability in [0, 1)")
+        self.probability = probability
+        self.seed = seed
+        keepScale = 1 / (1 - probability)
+    }
+
+    /// The factor of one probability: 0 (dropped) or 1 / (1 − p) (kept).
+    @inline(__always) public func factor(row: Int, query: Int, key: Int) -> Float {
+        var z = seed &+ UInt64(truncatingIfNeeded: row) &* 0x9E37_79B9_7F4A_7C15
+            &+ UInt64(truncatingIfNeeded: query) &* 0xC2B2_AE3D_27D4_EB4F &+ UInt64(truncatingIfNeeded: key) &* 0x1656_67B1_9E37_79F9
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        z ^= z >> 31
+        // The top 24 bits as a uniform in [0, 1).
+        let u = Float(z >> 40) * (1 / Float(1 << 24))
+        return u < probability ? 0 : keepScale
     }
 }
 
@@ -83,6 +115,11 @@ func fusedAttentionForward(_ l: AttentionLayout, q: UnsafePointer<Float>, k: Uns
                     maxima[t] = newMax
                     expShifted(row, newMax, n)
                     sums[t] += rowSum(row, n)
+                    // Dropout acts on the normalised probabilities: the sum above is the softmax's,
+                    // the values accumulated are the kept ones, scaled.
+                    if let dropout = l.dropout {
+                        for j in 0..<n where row[j] != 0 { row[j] *= dropout.factor(row: r, query: i0 + t, key: j0 + j) }
+                    }
                 }
                 kk_attention_accumulate(Int32(rows), Int32(n), Int32(l.valueDim), scores, keyBlock, vr + j0 * l.valueDim,
                                         l.valueDim, accumulators, l.valueDim)
@@ -148,6 +185,12 @@ func fusedAttentionBackward(_ l: AttentionLayout, q: UnsafePointer<Float>, k: Un
                             if key >= end || (pad?[key] ?? false) {
                                 p[j] = 0
                                 ds[j] = 0
+                            } else if let dropout = l.dropout {
+                                // P̃ = P·m/(1−p) reached the output: dP = (dO·Vᵀ)·m/(1−p), dV uses P̃;
+                                // Δ = dO·O holds as without dropout (O = P̃·V).
+                                let probability = fastExp(p[j] - lse), factor = dropout.factor(row: r, query: i0 + t, key: key)
+                                ds[j] = probability * (ds[j] * factor - deltas[t]) * l.scale
+                                p[j] = probability * factor
                             } else {
                                 p[j] = fastExp(p[j] - lse)
                                 ds[j] = p[j] * (ds[j] - deltas[t]) * l.scale
@@ -202,8 +245,9 @@ extension Tensor {
     /// `causal` (queries are the last positions of the keys) and `keyPadding` (batch × keys, true
     /// where a key is padding). Equal to `unfusedAttention` to rounding (tests hold it to 1e-6).
     public static func fusedAttention(query: Tensor, key: Tensor, value: Tensor, causal: Bool = false,
-                                      keyPadding: [Bool]? = nil, scale: Float? = nil) -> Tensor {
-        let layout = attentionLayout(query, key, value, causal: causal, keyPadding: keyPadding, scale: scale)
+                                      keyPadding: [Bool]? = nil, scale: Float? = nil, dropout: AttentionDropout? = nil) -> Tensor {
+        var layout = attentionLayout(query, key, value, causal: causal, keyPadding: keyPadding, scale: scale)
+        if let dropout, dropout.probability > 0 { layout.dropout = dropout }
         let out = Tensor.uninitialized([query.shape[0], query.shape[1], layout.queries, layout.valueDim])
         if out.count == 0 { return out }
         let recording = needsGrad([query, key, value])

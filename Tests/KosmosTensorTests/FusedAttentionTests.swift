@@ -98,6 +98,52 @@ final class FusedAttentionTests: XCTestCase {
         }
     }
 
+    /// Dropout inside the fused kernel (a mask drawn per row, query and key from a seed) equals the
+    /// unfused ops multiplying the softmax by that same mask, forward and gradients, over masks,
+    /// padding, grouped heads and tile boundaries; it drops the asked fraction.
+    func testDropoutInTheKernelEqualsTheUnfusedOpsWithTheSameMask() {
+        let generator = RandomGenerator(seed: 15)
+        let dropout = AttentionDropout(probability: 0.3, seed: 987)
+        let (batch, heads, kvHeads, queries, keys, d) = (2, 4, 2, 21, 150, 8)
+        let q = Tensor.randn([batch, heads, queries, d], generator: generator)
+        let k = Tensor.randn([batch, kvHeads, keys, d], generator: generator), v = Tensor.randn([batch, kvHeads, keys, d], generator: generator)
+        let weights = Tensor.randn([batch, heads, queries, d], generator: generator)
+        let pad = (0..<batch * keys).map { $0 % 9 == 4 }
+        var mask = [Float](repeating: 0, count: batch * heads * queries * keys)
+        for r in 0..<batch * heads {
+            for i in 0..<queries { for j in 0..<keys { mask[(r * queries + i) * keys + j] = dropout.factor(row: r, query: i, key: j) } }
+        }
+        var results: [[Tensor]] = []
+        for fused in [true, false] {
+            let qi = q.clone(), ki = k.clone(), vi = v.clone()
+            for t in [qi, ki, vi] { t.requiresGrad = true }
+            let out: Tensor
+            if fused {
+                out = Tensor.fusedAttention(query: qi, key: ki, value: vi, causal: true, keyPadding: pad, scale: 0.35, dropout: dropout)
+            } else {
+                let scores = Tensor.matmul(qi, ki.repeatingHeads(heads), transposeB: true)
+                let probabilities = scores.maskedSoftmax(scale: 0.35, causal: true, keyPadding: pad)
+                    * Tensor(shape: [batch, heads, queries, keys], scalars: mask)
+                out = Tensor.matmul(probabilities, vi.repeatingHeads(heads))
+            }
+            (out * weights).sum().backward()
+            results.append([out.detached(), qi.grad!, ki.grad!, vi.grad!])
+        }
+        for (index, name) in ["output", "dq", "dk", "dv"].enumerated() {
+            assertClose(results[0][index].scalars, results[1][index].scalars, rtol: 1e-5, atol: 1e-6, "dropout: \(name)")
+        }
+        let dropped = mask.filter { $0 == 0 }.count
+        XCTAssertEqual(Double(dropped) / Double(mask.count), 0.3, accuracy: 0.01)
+        XCTAssertTrue(mask.allSatisfy { $0 == 0 || abs($0 - 1 / 0.7) < 1e-6 })
+        // Probability 0 is no dropout; another seed, another mask.
+        let plain = withoutGrad { Tensor.fusedAttention(query: q, key: k, value: v, causal: true, scale: 0.35) }
+        let zero = withoutGrad { Tensor.fusedAttention(query: q, key: k, value: v, causal: true, scale: 0.35, dropout: AttentionDropout(probability: 0, seed: 5)) }
+        XCTAssertEqual(plain.scalars, zero.scalars)
+        let other = AttentionDropout(probability: 0.3, seed: 988)
+        let differing = (0..<1000).filter { dropout.factor(row: 1, query: $0 % 21, key: $0) != other.factor(row: 1, query: $0 % 21, key: $0) }
+        XCTAssertGreaterThan(differing.count, 300, "another seed draws another mask")
+    }
+
     func testScaledDotProductAttentionIsFusedWithoutBiasOrDropout() {
         let generator = RandomGenerator(seed: 12)
         let q = Tensor.randn([1, 2, 9, 8], generator: generator), k = Tensor.randn([1, 2, 9, 8], generator: generator)
