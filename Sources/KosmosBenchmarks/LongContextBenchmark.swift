@@ -20,15 +20,11 @@ public enum LongContextBenchmark {
     /// A decoder for long inputs that a 2-core machine prefills at 64k tokens in minutes:
     /// 4 layers × 256 (4 heads of 64), FFN 1024, vocab 32k, xPos, 65,536 positions.
     public static func longConfiguration() -> DecoderConfiguration {
-        var c = DecoderConfiguration()
+        var c = ModelBenchmark.smallDecoderConfiguration()
         c.decoderLayers = 4
         c.decoderEmbedDim = 256
         c.decoderFfnEmbedDim = 1024
         c.decoderAttentionHeads = 4
-        c.vocabSize = 32002
-        c.xposRelPos = true
-        c.subln = true
-        c.paddingIdx = 0
         c.maxTargetPositions = 65_536
         return c
     }

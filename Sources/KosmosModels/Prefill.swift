@@ -34,16 +34,21 @@ public final class PromptPrefill {
 
     /// Checks the prompt against the decoder's positions before any work is done.
     public init(decoder: any TextDecoder, input: DecoderInput, cache: DecoderCache, chunkSize: Int = PromptPrefill.defaultChunkSize) throws {
-        guard chunkSize >= 1 else { throw ModelError.invalidInput("a prefill chunk size must be at least 1 position, not \(chunkSize)") }
-        guard !input.tokens.isEmpty else { throw ModelError.invalidInput("an empty prompt") }
-        let total = cache.length + input.tokens.count
-        guard total <= decoder.maxPositions else {
-            throw ModelError.sequenceTooLong(length: total, maximum: decoder.maxPositions)
-        }
+        try Self.check(length: input.tokens.count, cache: cache, decoder: decoder, chunkSize: chunkSize)
         self.decoder = decoder
         self.input = input
         self.cache = cache
         self.chunkSize = chunkSize
+    }
+
+    /// Refuses a chunk size below 1, an empty prompt, and one that does not fit the decoder's
+    /// positions after what `cache` holds (both numbers named).
+    static func check(length: Int, cache: DecoderCache, decoder: any TextDecoder, chunkSize: Int) throws {
+        guard chunkSize >= 1 else { throw ModelError.invalidInput("a prefill chunk size must be at least 1 position, not \(chunkSize)") }
+        guard length > 0 else { throw ModelError.invalidInput("an empty prompt") }
+        guard cache.length + length <= decoder.maxPositions else {
+            throw ModelError.sequenceTooLong(length: cache.length + length, maximum: decoder.maxPositions)
+        }
     }
 
     public var length: Int { input.tokens.count }
@@ -80,11 +85,9 @@ extension GenerativeModel {
     /// A prefill of `input` into `cache` to be advanced a chunk at a time (`PromptPrefill`). The
     /// prompt's length is checked against the model's positions first, then its media are encoded.
     public func startPrefill(_ input: ModelInput, cache: DecoderCache, chunkSize: Int = PromptPrefill.defaultChunkSize) throws -> PromptPrefill {
-        guard chunkSize >= 1 else { throw ModelError.invalidInput("a prefill chunk size must be at least 1 position, not \(chunkSize)") }
+        // Checked before the media are encoded (the prefill checks again, cheaply).
+        try PromptPrefill.check(length: input.tokens.count, cache: cache, decoder: textDecoder, chunkSize: chunkSize)
         let decoder = textDecoder
-        if cache.length + input.tokens.count > decoder.maxPositions {
-            throw ModelError.sequenceTooLong(length: cache.length + input.tokens.count, maximum: decoder.maxPositions)
-        }
         return try PromptPrefill(decoder: decoder, input: try decoderInput(input), cache: cache, chunkSize: chunkSize)
     }
 }
