@@ -20,6 +20,7 @@ let package = Package(
         .library(name: "KosmosNN", targets: ["KosmosNN"]),
         .library(name: "KosmosTokenizers", targets: ["KosmosTokenizers"]),
         .library(name: "KosmosVision", targets: ["KosmosVision"]),
+        .library(name: "KosmosAudio", targets: ["KosmosAudio"]),
         .library(name: "KosmosModels", targets: ["KosmosModels"]),
         .library(name: "KosmosEval", targets: ["KosmosEval"]),
         .library(name: "KosmosTraining", targets: ["KosmosTraining"]),
@@ -85,12 +86,28 @@ let package = Package(
             dependencies: ["CImageCodecs", "CImageCodecsSupport", "KosmosFormats"],
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
+        // FFmpeg (Debian: libavformat-dev libavcodec-dev libswresample-dev) decodes and resamples
+        // compressed audio; its API is macros and structs that change between releases, so a small
+        // C layer runs the whole decode loop and returns status codes. Without FFmpeg's headers it
+        // compiles to stubs (WAV still reads natively).
+        .target(
+            name: "CAudioCodecsSupport",
+            linkerSettings: [.linkedLibrary("avformat", .when(platforms: [.linux])), .linkedLibrary("avcodec", .when(platforms: [.linux])),
+                             .linkedLibrary("swresample", .when(platforms: [.linux])), .linkedLibrary("avutil", .when(platforms: [.linux]))]
+        ),
+        // Audio files → mono clips → Whisper log-mel features (plain arrays; no tensor engine).
+        // Optimised in debug builds too: the tests take 45-second clips through the FFT.
+        .target(
+            name: "KosmosAudio",
+            dependencies: ["CAudioCodecsSupport"],
+            swiftSettings: [.swiftLanguageMode(.v5), .unsafeFlags(["-O"], .when(configuration: .debug))]
+        ),
         .target(
             name: "KosmosModels",
-            dependencies: ["KosmosNN", "KosmosTensor", "KosmosTokenizers", "KosmosVision"],
+            dependencies: ["KosmosNN", "KosmosTensor", "KosmosTokenizers", "KosmosVision", "KosmosAudio"],
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
-        .target(name: "KosmosData", dependencies: ["KosmosTokenizers", "KosmosVision"], swiftSettings: [.swiftLanguageMode(.v5)]),
+        .target(name: "KosmosData", dependencies: ["KosmosTokenizers", "KosmosVision", "KosmosAudio"], swiftSettings: [.swiftLanguageMode(.v5)]),
         // The trainer: configuration, optimizer steps, checkpoints, metrics (above models and data).
         .target(
             name: "KosmosTraining",
@@ -120,7 +137,7 @@ let package = Package(
         .target(
             name: "KosmosServer",
             dependencies: [
-                "KosmosModels", "KosmosTensor", "KosmosTokenizers", "KosmosVision",
+                "KosmosModels", "KosmosTensor", "KosmosTokenizers", "KosmosVision", "KosmosAudio",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -147,6 +164,7 @@ let package = Package(
                 "KosmosNN",
                 "KosmosModels",
                 "KosmosVision",
+                "KosmosAudio",
                 "KosmosTokenizers",
                 "KosmosData",
                 "KosmosEval",
@@ -177,7 +195,12 @@ let package = Package(
             dependencies: ["KosmosVision"],
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
-        .testTarget(name: "KosmosDataTests", dependencies: ["KosmosData", "KosmosTokenizers", "KosmosVision"], swiftSettings: [.swiftLanguageMode(.v5)]),
+        .testTarget(
+            name: "KosmosAudioTests",
+            dependencies: ["KosmosAudio", "CAudioCodecsSupport", "KosmosFormats"],
+            swiftSettings: [.swiftLanguageMode(.v5)]
+        ),
+        .testTarget(name: "KosmosDataTests", dependencies: ["KosmosData", "KosmosTokenizers", "KosmosVision", "KosmosAudio"], swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(
             name: "KosmosEvalTests",
             dependencies: ["KosmosEval"]
@@ -191,7 +214,7 @@ let package = Package(
         // `swift build --build-tests` builds it) and compares its output with the library calls.
         .testTarget(
             name: "KosmosCLITests",
-            dependencies: ["KosmosModels", "KosmosTensor", "KosmosTokenizers", "KosmosVision"],
+            dependencies: ["KosmosModels", "KosmosTensor", "KosmosTokenizers", "KosmosVision", "KosmosAudio"],
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
         .testTarget(

@@ -19,14 +19,32 @@ public enum ImageSource: Equatable, @unchecked Sendable {
     }
 }
 
+/// Where an audio clip comes from; decoded (and resampled) on the loader's threads like images.
+public enum AudioSource: Equatable, @unchecked Sendable {
+    case file(URL)
+    /// Bytes already in memory (a WebDataset tar member), with a name for error messages.
+    case data(Data, name: String)
+    /// Mono samples that exist only in memory (synthetic clips), at `rate`.
+    case samples([Float], rate: Int, name: String)
+
+    public var label: String {
+        switch self {
+        case .file(let u): return u.path
+        case .data(_, let n): return n
+        case .samples(let s, let rate, let n): return "\(n) (\(s.count) samples at \(rate) Hz)"
+        }
+    }
+}
+
 public enum Segment: Equatable, @unchecked Sendable {
     case text(String)
     case image(ImageSource)
+    case audio(AudioSource)
 }
 
-/// The three kinds the packer mixes by proportion of tokens.
+/// The kinds the packer mixes by proportion of tokens.
 public enum SampleKind: String, Codable, CaseIterable, Sendable {
-    case text, imageCaption, interleaved
+    case text, imageCaption, interleaved, audioCaption
 }
 
 /// One training document, in reading order.
@@ -42,6 +60,7 @@ public struct Sample: Equatable, @unchecked Sendable {
         segments.compactMap { if case .text(let t) = $0 { return t } else { return nil } }.joined(separator: " ")
     }
     public var imageCount: Int { segments.filter { if case .image = $0 { return true } else { return false } }.count }
+    public var audioCount: Int { segments.filter { if case .audio = $0 { return true } else { return false } }.count }
 }
 
 /// Why a sample was skipped. Bad data is counted by reason, never fatal.
@@ -59,6 +78,10 @@ public enum SkipReason: String, Codable, CaseIterable, Sendable, Error {
     case malformedSegment = "malformed interleaved segment"
     case emptyDocument = "document without segments"
     case imageSampleTooLong = "image sample longer than the sequence"
+    case missingAudio = "missing audio file"
+    case unreadableAudio = "unreadable audio"
+    case audioTooLong = "audio longer than max_duration"
+    case audioUnsupported = "audio for a model without audio_config"
 }
 
 public struct SkipCounts: Codable, Equatable, Sendable, CustomStringConvertible {

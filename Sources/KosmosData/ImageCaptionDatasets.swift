@@ -1,4 +1,5 @@
 import Foundation
+import KosmosAudio
 import KosmosVision
 
 /// COCO captions: `{"images": [{"id", "file_name"}], "annotations": [{"image_id", "caption"}]}`.
@@ -48,13 +49,13 @@ public final class COCOCaptionsDataset: Dataset {
     }
 }
 
-/// WebDataset shards: tar files where `KEY.jpg|jpeg|png` pairs with `KEY.txt` or `KEY.json`
-/// (a "caption" field). The key is the member path up to the first dot of its file name, as the
+/// WebDataset shards: tar files where `KEY.jpg|jpeg|png` (or an audio clip, `KEY.wav|flac|mp3|ogg|
+/// opus|m4a`) pairs with `KEY.txt` or `KEY.json` (a "caption" field). The key is the member path up to the first dot of its file name, as the
 /// webdataset library groups members.
 public final class WebDatasetCaptions: Dataset {
     public let shards: [URL]
     struct Record { var shard: Int; var key: String; var image: Range<Int>; var imageName: String
-                    var caption: Range<Int>; var captionIsJSON: Bool }
+                    var caption: Range<Int>; var captionIsJSON: Bool; var isAudio: Bool }
     var shardData: [Data] = []
     var records: [Record] = []
     public private(set) var indexingSkips = SkipCounts()
@@ -62,6 +63,7 @@ public final class WebDatasetCaptions: Dataset {
     public var count: Int { records.count }
 
     static let imageExtensions: Set<String> = ["jpg", "jpeg", "png"]
+    static let audioExtensions: Set<String> = ["wav", "flac", "mp3", "ogg", "opus", "m4a"]
 
     /// `shards` in the order given (sort names first for a stable order across machines).
     public init(shards: [URL]) throws {
@@ -82,16 +84,17 @@ public final class WebDatasetCaptions: Dataset {
                 _ = ext
             }
             for g in groups {
-                var image: TarMember?, caption: TarMember?, json = false
+                var image: TarMember?, caption: TarMember?, json = false, audio = false
                 for m in g.members {
                     let ext = WebDatasetCaptions.split(m.name).ext.lowercased()
-                    if WebDatasetCaptions.imageExtensions.contains(ext) { image = image ?? m }
+                    if WebDatasetCaptions.imageExtensions.contains(ext) { if image == nil { image = m; audio = false } }
+                    else if WebDatasetCaptions.audioExtensions.contains(ext) { if image == nil { image = m; audio = true } }
                     else if ext == "txt" { caption = m; json = false }
                     else if ext == "json", caption == nil { caption = m; json = true }
                 }
                 guard let im = image, let cap = caption else { indexingSkips.add(.unpairedMember); continue }
                 records.append(Record(shard: si, key: g.key, image: im.range, imageName: "\(url.lastPathComponent)/\(im.name)",
-                                      caption: cap.range, captionIsJSON: json))
+                                      caption: cap.range, captionIsJSON: json, isAudio: audio))
             }
         }
     }
@@ -124,6 +127,10 @@ public final class WebDatasetCaptions: Dataset {
         }
         guard let c = caption?.trimmingCharacters(in: .whitespacesAndNewlines), !c.isEmpty else { throw SkipReason.emptyCaption }
         let img = data.subdata(in: (data.startIndex + r.image.lowerBound)..<(data.startIndex + r.image.upperBound))
+        if r.isAudio {
+            return Sample(kind: .audioCaption, segments: [.audio(.data(img, name: r.imageName)), .text(c)],
+                          id: "\(shards[r.shard].lastPathComponent):\(r.key)")
+        }
         return Sample(kind: .imageCaption, segments: [.image(.data(img, name: r.imageName)), .text(c)],
                       id: "\(shards[r.shard].lastPathComponent):\(r.key)")
     }
@@ -164,5 +171,30 @@ public final class SyntheticShapesDataset: Dataset {
         }
         return Sample(kind: .imageCaption, segments: [.image(.decoded(scene.image)), .text(text)],
                       id: "shapes:\(sceneIndex)" + (mode == .questions ? "/q\(index % q)" : ""))
+    }
+}
+
+/// Clips from `SyntheticSounds`, deterministic per seed: clip i uses seed `baseSeed + i`; each
+/// sample is the clip, then its caption (the events in order).
+public final class SyntheticSoundsDataset: Dataset {
+    public let clips: Int
+    public let baseSeed: UInt64
+    public let sampleRate: Int
+    public let duration: Double
+    public var name: String { "synthetic sounds" }
+    public var count: Int { clips }
+    public var indexingSkips: SkipCounts { SkipCounts() }
+
+    public init(clips: Int, baseSeed: UInt64 = 0, sampleRate: Int = 16_000, duration: Double = 2) throws {
+        guard clips >= 0, sampleRate >= 1000, duration >= 1.5 else {
+            throw DataError.invalidArgument("synthetic sounds need clips >= 0, a rate of at least 1000 Hz and at least 1.5 s per clip")
+        }
+        self.clips = clips; self.baseSeed = baseSeed; self.sampleRate = sampleRate; self.duration = duration
+    }
+
+    public func sample(at index: Int) throws -> Sample {
+        let clip = SyntheticSounds.clip(seed: baseSeed &+ UInt64(index), sampleRate: sampleRate, duration: duration)
+        return Sample(kind: .audioCaption, segments: [.audio(.samples(clip.samples, rate: sampleRate, name: "sounds:\(index)")), .text(clip.caption)],
+                      id: "sounds:\(index)")
     }
 }

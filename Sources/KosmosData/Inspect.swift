@@ -4,11 +4,13 @@ public enum DataFormat: String, Sendable {
     case textJSONL = "text JSONL"
     case interleavedJSONL = "interleaved JSONL"
     case cocoCaptions = "COCO captions JSON"
+    case audioCaptionsJSONL = "audio-caption JSONL"
     case webDataset = "WebDataset tar shards"
     case syntheticShapes = "synthetic shapes"
 
     /// From the path: a folder of `.tar` files or a `.tar` is WebDataset, `.json` is COCO, and a
-    /// `.jsonl`/`.jsonl.gz` is interleaved when its first record has "segments", else text.
+    /// `.jsonl`/`.jsonl.gz` is interleaved when its first record has "segments", audio captions when
+    /// it has "audio", else text.
     /// `synthetic` or `synthetic:N` names the built-in shapes set.
     public static func detect(_ path: String) throws -> DataFormat {
         if path == "synthetic" || path.hasPrefix("synthetic:") { return .syntheticShapes }
@@ -23,7 +25,9 @@ public enum DataFormat: String, Sendable {
         if lower.hasSuffix(".jsonl") || lower.hasSuffix(".jsonl.gz") || lower.hasSuffix(".json.gz") {
             let lines = try JSONLines(url: URL(fileURLWithPath: path))
             for i in lines.ranges.indices {
-                if let obj = try? lines.object(at: i) { return obj["segments"] != nil ? .interleavedJSONL : .textJSONL }
+                if let obj = try? lines.object(at: i) {
+                    return obj["segments"] != nil ? .interleavedJSONL : obj["audio"] != nil ? .audioCaptionsJSONL : .textJSONL
+                }
             }
             return .textJSONL
         }
@@ -36,6 +40,7 @@ public enum DataFormat: String, Sendable {
         switch f {
         case .textJSONL: return try TextJSONLDataset(url: url)
         case .interleavedJSONL: return try InterleavedJSONLDataset(url: url)
+        case .audioCaptionsJSONL: return try AudioCaptionJSONLDataset(url: url)
         case .cocoCaptions: return try COCOCaptionsDataset(url: url, imageDirectory: imageDirectory.map { URL(fileURLWithPath: $0) })
         case .webDataset:
             var isDir: ObjCBool = false
@@ -56,6 +61,8 @@ public struct DataInspection: Sendable {
     public var usable: Int
     public var imagesReferenced: Int
     public var imagesDecoded: Int
+    public var audioReferenced = 0
+    public var audioDecoded = 0
     public var kinds: [SampleKind: Int]
     public var examples: [String]
     public var skips: SkipCounts
@@ -73,6 +80,7 @@ public struct DataInspection: Sendable {
         var extra = SkipCounts()
         while let s = it.next() {
             r.imagesReferenced += s.imageCount
+            r.audioReferenced += s.audioCount
             if decodeImages {
                 var bad = false
                 for seg in s.segments {
@@ -80,6 +88,14 @@ public struct DataInspection: Sendable {
                     if preprocessor.decodes(src) { r.imagesDecoded += 1 } else { bad = true }
                 }
                 if bad { extra.add(.unreadableImage); continue }
+                var failure: SkipReason? = nil
+                for seg in s.segments {
+                    guard case .audio(let src) = seg else { continue }
+                    do { _ = try AudioPreparer.decode(src, decoder: AudioDecoder()); r.audioDecoded += 1 } catch let reason as SkipReason {
+                        failure = reason
+                    } catch { failure = .unreadableAudio }
+                }
+                if let failure { extra.add(failure); continue }
             }
             r.usable += 1
             r.kinds[s.kind, default: 0] += 1
@@ -88,6 +104,7 @@ public struct DataInspection: Sendable {
                     switch seg {
                     case .text(let t): return t.count > 120 ? String(t.prefix(120)).debugDescription + "…" : t.debugDescription
                     case .image(let src): return "<image \(src.label)>"
+                    case .audio(let src): return "<audio \(src.label)>"
                     }
                 }
                 r.examples.append("[\(s.id)] " + parts.joined(separator: " "))
@@ -99,6 +116,7 @@ public struct DataInspection: Sendable {
     }
 }
 
+import KosmosAudio
 import KosmosVision
 
 /// Decodes with CLIP preprocessing to check an image is usable.

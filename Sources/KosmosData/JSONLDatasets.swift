@@ -67,8 +67,9 @@ public final class TextJSONLDataset: Dataset {
     }
 }
 
-/// `{"segments": [{"text": ...}, {"image": "relative/path.jpg"}, ...]}` per line; image paths are
-/// relative to the JSONL file's folder (absolute paths are used as given).
+/// `{"segments": [{"text": ...}, {"image": "relative/path.jpg"}, {"audio": "clip.wav"}, ...]}` per
+/// line; image and audio paths are relative to the JSONL file's folder (absolute paths are used as
+/// given).
 public final class InterleavedJSONLDataset: Dataset {
     public let url: URL
     let lines: JSONLines
@@ -96,11 +97,44 @@ public final class InterleavedJSONLDataset: Dataset {
                 let u = path.hasPrefix("/") ? URL(fileURLWithPath: path) : baseDirectory.appendingPathComponent(path)
                 guard FileManager.default.fileExists(atPath: u.path) else { throw SkipReason.missingImage }
                 segments.append(.image(.file(u)))
+            } else if let path = seg["audio"] as? String, !path.isEmpty {
+                let u = path.hasPrefix("/") ? URL(fileURLWithPath: path) : baseDirectory.appendingPathComponent(path)
+                guard FileManager.default.fileExists(atPath: u.path) else { throw SkipReason.missingAudio }
+                segments.append(.audio(.file(u)))
             } else {
                 throw SkipReason.malformedSegment
             }
         }
         guard !segments.isEmpty else { throw SkipReason.emptyDocument }
         return Sample(kind: .interleaved, segments: segments, id: "\(name):\(index + 1)")
+    }
+}
+
+/// Audio-caption pairs, `{"audio": "clip.wav", "text": "a high beep"}` per line ("caption" is read
+/// when there is no "text"); paths relative to the JSONL file's folder. The sample is the clip,
+/// then its text.
+public final class AudioCaptionJSONLDataset: Dataset {
+    public let url: URL
+    let lines: JSONLines
+    let baseDirectory: URL
+    public var name: String { url.lastPathComponent }
+    public var count: Int { lines.ranges.count }
+    public var indexingSkips: SkipCounts { lines.skips }
+
+    public init(url: URL) throws {
+        self.url = url
+        baseDirectory = url.deletingLastPathComponent()
+        lines = try JSONLines(url: url)
+    }
+
+    public func sample(at index: Int) throws -> Sample {
+        let obj = try lines.object(at: index)
+        guard let path = obj["audio"] as? String, !path.isEmpty else { throw SkipReason.malformedSegment }
+        guard let text = (obj["text"] ?? obj["caption"]) as? String else { throw SkipReason.missingText }
+        let caption = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !caption.isEmpty else { throw SkipReason.emptyCaption }
+        let u = path.hasPrefix("/") ? URL(fileURLWithPath: path) : baseDirectory.appendingPathComponent(path)
+        guard FileManager.default.fileExists(atPath: u.path) else { throw SkipReason.missingAudio }
+        return Sample(kind: .audioCaption, segments: [.audio(.file(u)), .text(caption)], id: "\(name):\(index + 1)")
     }
 }

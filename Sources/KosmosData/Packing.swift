@@ -1,4 +1,5 @@
 import Foundation
+import KosmosAudio
 import KosmosTokenizers
 import KosmosVision
 
@@ -13,14 +14,24 @@ public struct PackingTokens: Equatable, Sendable {
     public var slot: Int
     public var pad: Int
     public var slotsPerImage: Int
-    public init(bos: Int?, eos: Int?, image: Int, imageEnd: Int, slot: Int, pad: Int, slotsPerImage: Int) {
+    /// `<audio>`, `</audio>` and the slots per clip, for a model with an audio path (nil: none).
+    public var audio: (open: Int, close: Int, slots: Int)?
+    public init(bos: Int?, eos: Int?, image: Int, imageEnd: Int, slot: Int, pad: Int, slotsPerImage: Int,
+                audio: (open: Int, close: Int, slots: Int)? = nil) {
         self.bos = bos; self.eos = eos; self.image = image; self.imageEnd = imageEnd
-        self.slot = slot; self.pad = pad; self.slotsPerImage = slotsPerImage
+        self.slot = slot; self.pad = pad; self.slotsPerImage = slotsPerImage; self.audio = audio
+    }
+
+    public static func == (a: PackingTokens, b: PackingTokens) -> Bool {
+        a.bos == b.bos && a.eos == b.eos && a.image == b.image && a.imageEnd == b.imageEnd && a.slot == b.slot && a.pad == b.pad
+            && a.slotsPerImage == b.slotsPerImage && a.audio?.open == b.audio?.open && a.audio?.close == b.audio?.close
+            && a.audio?.slots == b.audio?.slots
     }
     /// BOS / EOS from the tokenizer's declared special ids.
-    public init(tokenizer: Tokenizer, image: Int, imageEnd: Int, slot: Int, pad: Int, slotsPerImage: Int) {
+    public init(tokenizer: Tokenizer, image: Int, imageEnd: Int, slot: Int, pad: Int, slotsPerImage: Int,
+                audio: (open: Int, close: Int, slots: Int)? = nil) {
         self.init(bos: tokenizer.specialIds.bos, eos: tokenizer.specialIds.eos, image: image, imageEnd: imageEnd,
-                  slot: slot, pad: pad, slotsPerImage: slotsPerImage)
+                  slot: slot, pad: pad, slotsPerImage: slotsPerImage, audio: audio)
     }
 }
 
@@ -31,6 +42,8 @@ public struct PreparedSample: @unchecked Sendable {
     public var kind: SampleKind
     public var tokens: [Int]
     public var images: [PixelValues]
+    /// Log-mel features of its audio clips, in order.
+    public var audio: [LogMelFeatures] = []
     public var id: String
     /// The source iterator's position just after this sample: resuming there continues with the next one.
     public var positionAfter: DatasetPosition?
@@ -42,12 +55,16 @@ public struct SamplePreparer {
     public let tokens: PackingTokens
     public let maxLength: Int
     public let preprocessor: CLIPPreprocessor
+    /// Decodes and featurises audio segments (nil: samples with audio are skipped).
+    public let audio: AudioPreparer?
 
-    public init(tokenizer: Tokenizer, tokens: PackingTokens, maxLength: Int, preprocessor: CLIPPreprocessor = CLIPPreprocessor()) throws {
+    public init(tokenizer: Tokenizer, tokens: PackingTokens, maxLength: Int, preprocessor: CLIPPreprocessor = CLIPPreprocessor(),
+                audio: AudioPreparer? = nil) throws {
         guard maxLength >= 2, tokens.slotsPerImage >= 0 else {
             throw DataError.invalidArgument("maxLength must be at least 2 and slotsPerImage non-negative")
         }
         self.tokenizer = tokenizer; self.tokens = tokens; self.maxLength = maxLength; self.preprocessor = preprocessor
+        self.audio = audio
     }
 
     /// Ids only (no decoding): used by tests and by `inspect` to count tokens cheaply.
@@ -61,6 +78,12 @@ public struct SamplePreparer {
                 ids.append(tokens.image)
                 ids += [Int](repeating: tokens.slot, count: tokens.slotsPerImage)
                 ids.append(tokens.imageEnd)
+            case .audio:
+                // Without audio ids the sample is skipped in `prepare`; counting stays cheap here.
+                let a = tokens.audio ?? (open: tokens.image, close: tokens.imageEnd, slots: 0)
+                ids.append(a.open)
+                ids += [Int](repeating: tokens.slot, count: a.slots)
+                ids.append(a.close)
             }
         }
         if let e = tokens.eos { ids.append(e) }
@@ -70,9 +93,10 @@ public struct SamplePreparer {
     /// Throws a `SkipReason`: an image that cannot be decoded, or an image sample that cannot fit.
     /// A text-only sample longer than `maxLength` is truncated to it (its tail is lost, as in GPT-style packing).
     public func prepare(_ sample: Sample, positionAfter: DatasetPosition? = nil) throws -> PreparedSample {
+        if sample.audioCount > 0 && (audio == nil || tokens.audio == nil) { throw SkipReason.audioUnsupported }
         var ids = tokenIds(sample)
         if ids.count > maxLength {
-            if sample.imageCount > 0 { throw SkipReason.imageSampleTooLong }
+            if sample.imageCount > 0 || sample.audioCount > 0 { throw SkipReason.imageSampleTooLong }
             ids = Array(ids.prefix(maxLength))
         }
         var images: [PixelValues] = []
@@ -91,7 +115,47 @@ public struct SamplePreparer {
                 throw SkipReason.unreadableImage
             }
         }
-        return PreparedSample(kind: sample.kind, tokens: ids, images: images, id: sample.id, positionAfter: positionAfter)
+        var clips: [LogMelFeatures] = []
+        if let audio {
+            for seg in sample.segments {
+                guard case .audio(let src) = seg else { continue }
+                clips.append(try audio.features(src))
+            }
+        }
+        return PreparedSample(kind: sample.kind, tokens: ids, images: images, audio: clips, id: sample.id, positionAfter: positionAfter)
+    }
+}
+
+/// Audio segments → log-mel features: decoded (FFmpeg or WAV), resampled to the extractor's rate,
+/// averaged to mono, featurised. Throws a `SkipReason` for a clip that cannot be used.
+public struct AudioPreparer: Sendable {
+    public let decoder: AudioDecoder
+    public let extractor: LogMelExtractor
+
+    public init(configuration: AudioFeatureConfiguration, maxDuration: Double) throws {
+        decoder = AudioDecoder(sampleRate: configuration.samplingRate, maxDuration: maxDuration)
+        extractor = try LogMelExtractor(configuration: configuration)
+    }
+
+    public func features(_ source: AudioSource) throws -> LogMelFeatures {
+        extractor.features(try Self.decode(source, decoder: decoder))
+    }
+
+    /// The clip's mono samples at the decoder's rate.
+    static func decode(_ source: AudioSource, decoder: AudioDecoder) throws -> [Float] {
+        do {
+            switch source {
+            case .file(let u): return try decoder.decode(contentsOf: u).samples
+            case .data(let d, let n): return try decoder.decode([UInt8](d), source: n).samples
+            case .samples(let s, let rate, let n):
+                guard rate != decoder.sampleRate else { return s }
+                return try decoder.resample(PCMAudio(samples: s, channels: 1, sampleRate: rate), source: n).samples
+            }
+        } catch let e as AudioError {
+            if case .fileNotFound = e { throw SkipReason.missingAudio }
+            if case .tooLong = e { throw SkipReason.audioTooLong }
+            throw SkipReason.unreadableAudio
+        }
     }
 }
 
@@ -132,6 +196,8 @@ public struct PackedSequence: @unchecked Sendable {
     public var labels: [Int]
     /// In the order of their `<image>` tokens.
     public var images: [PixelValues]
+    /// In the order of their `<audio>` tokens.
+    public var audio: [LogMelFeatures] = []
     /// Ids of the samples packed, in order.
     public var sampleIds: [String]
     /// Real (non-pad) tokens per kind, for mixing statistics.
@@ -195,7 +261,7 @@ public final class SequencePacker {
     }
 
     public func next() -> PackedSequence? {
-        var ids: [Int] = [], images: [PixelValues] = [], sampleIds: [String] = []
+        var ids: [Int] = [], images: [PixelValues] = [], clips: [LogMelFeatures] = [], sampleIds: [String] = []
         var byKind: [SampleKind: Int] = [:]
         while true {
             if pending == nil {
@@ -207,11 +273,11 @@ public final class SequencePacker {
             var sampleTokens = s.tokens
             if sampleTokens.count > maxLength {
                 // Preparer normally guarantees this; guard anyway since sources are pluggable.
-                if !s.images.isEmpty { pending = nil; continue }
+                if !s.images.isEmpty || !s.audio.isEmpty { pending = nil; continue }
                 sampleTokens = Array(sampleTokens.prefix(maxLength))
             }
             if ids.count + sampleTokens.count > maxLength { break }
-            ids += sampleTokens; images += s.images; sampleIds.append(s.id)
+            ids += sampleTokens; images += s.images; clips += s.audio; sampleIds.append(s.id)
             byKind[s.kind, default: 0] += sampleTokens.count
             tokensTaken[k] += sampleTokens.count
             if let p = s.positionAfter { consumed[k] = p }
@@ -221,7 +287,7 @@ public final class SequencePacker {
         let real = ids.count
         ids += [Int](repeating: tokens.pad, count: maxLength - real)
         return PackedSequence(tokens: ids, length: real, labels: SequencePacker.labels(ids, realLength: real, tokens: tokens),
-                              images: images, sampleIds: sampleIds, tokensByKind: byKind)
+                              images: images, audio: clips, sampleIds: sampleIds, tokensByKind: byKind)
     }
 
     public func nextBatch(_ size: Int) -> [PackedSequence] {

@@ -48,25 +48,39 @@ public struct ImageInput {
 }
 
 extension KosmosModel {
-    /// Token ids for a prompt whose `<image>` markers say where each image goes, in order: text
-    /// segments are encoded one by one with `encode` (so each starts as a fresh piece of text, as a
-    /// SentencePiece tokenizer adds its dummy prefix per segment), each marker becomes `<image>`,
-    /// num_image_tokens slots and `</image>`, and BOS is prepended when the configuration has one.
-    public func promptTokens(_ prompt: String, imageCount: Int, encode: (String) -> [Int]) throws -> [Int] {
+    /// Token ids for a prompt whose `<image>` and `<audio>` markers say where each image and each
+    /// audio clip goes, in order: text segments are encoded one by one with `encode` (so each
+    /// starts as a fresh piece of text, as a SentencePiece tokenizer adds its dummy prefix per
+    /// segment), each marker becomes its open id, the kind's slots and its close id, and BOS is
+    /// prepended when the configuration has one.
+    public func promptTokens(_ prompt: String, imageCount: Int, audioCount: Int = 0, encode: (String) -> [Int]) throws -> [Int] {
         let c = configuration
-        let segments = prompt.components(separatedBy: "<image>")
-        let markers = segments.count - 1
-        guard markers == imageCount else {
-            throw ModelError.invalidInput("the prompt has \(markers) <image> marker(s) but \(imageCount) image(s) were given")
-        }
         var tokens: [Int] = c.bosTokenId.map { [$0] } ?? []
-        for (index, segment) in segments.enumerated() {
-            if index > 0 {
-                tokens.append(c.imageTokenId)
-                tokens += [Int](repeating: c.slotTokenId, count: c.numImageTokens)
-                tokens.append(c.imageEndTokenId)
+        var images = 0, clips = 0
+        var rest = Substring(prompt)
+        while true {
+            let image = rest.range(of: MediaKind.image.placeholder)
+            let audio = c.audio == nil ? nil : rest.range(of: MediaKind.audio.placeholder)
+            guard let next = [image, audio].compactMap({ $0 }).min(by: { $0.lowerBound < $1.lowerBound }) else { break }
+            let segment = rest[rest.startIndex..<next.lowerBound]
+            if !segment.isEmpty { tokens += encode(String(segment)) }
+            if next == image {
+                images += 1
+                tokens += [c.imageTokenId] + [Int](repeating: c.slotTokenId, count: c.numImageTokens) + [c.imageEndTokenId]
+            } else if let a = c.audio {
+                clips += 1
+                tokens += [a.audioTokenId] + [Int](repeating: c.slotTokenId, count: a.numAudioTokens) + [a.audioEndTokenId]
             }
-            if !segment.isEmpty { tokens += encode(segment) }
+            rest = rest[next.upperBound...]
+        }
+        if !rest.isEmpty { tokens += encode(String(rest)) }
+        guard images == imageCount else {
+            throw ModelError.invalidInput("the prompt has \(images) <image> marker(s) but \(imageCount) image(s) were given")
+        }
+        guard clips == audioCount else {
+            throw ModelError.invalidInput(c.audio == nil && audioCount > 0
+                ? "this model has no audio encoder (no audio_config), so it takes no audio"
+                : "the prompt has \(clips) <audio> marker(s) but \(audioCount) audio clip(s) were given")
         }
         return tokens
     }

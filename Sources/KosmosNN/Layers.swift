@@ -197,3 +197,34 @@ public final class Dropout: Module {
         return x.dropout(probability: probability, generator: generator)
     }
 }
+
+/// torch.nn.Conv1d (weight [out, in, kernel], bias [out]) over channels-last input: [batch,
+/// length, in] → [batch, outLength, out], computed as `conv1dColumns` and one matrix product.
+/// Initialised as PyTorch does: weight and bias U(−1/√(in·kernel), 1/√(in·kernel)).
+public final class Conv1d: Module {
+    public let weight: Tensor
+    public let bias: Tensor?
+    public let inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int
+
+    public init(inChannels: Int, outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0, bias: Bool = true,
+                generator: RandomGenerator) {
+        self.inChannels = inChannels
+        self.outChannels = outChannels
+        self.kernel = kernel
+        self.stride = stride
+        self.padding = padding
+        let fanIn = inChannels * kernel
+        let bound = fanIn > 0 ? 1 / Float(fanIn).squareRoot() : 0
+        weight = Tensor.uniform([outChannels, inChannels, kernel], low: -bound, high: bound, generator: generator)
+        self.bias = bias ? Tensor.uniform([outChannels], low: -bound, high: bound, generator: generator) : nil
+        super.init()
+        registerParameter("weight", weight)
+        if let b = self.bias { registerParameter("bias", b) }
+    }
+
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        precondition(x.rank == 3 && x.shape[2] == inChannels, "Conv1d(\(inChannels) → \(outChannels)) got \(x.shape)")
+        let columns = x.conv1dColumns(kernel: kernel, stride: stride, padding: padding)
+        return Tensor.linear(columns, weight: weight.reshaped([outChannels, inChannels * kernel]), bias: bias)
+    }
+}

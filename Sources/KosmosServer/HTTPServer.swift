@@ -1,4 +1,5 @@
 import Foundation
+import KosmosAudio
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -196,7 +197,7 @@ public final class KosmosHTTPServer: Sendable {
         if grounding && !model.supportsGrounding { throw APIError.invalid("grounding needs a Kosmos-2 model", param: "grounding") }
 
         var text = ""
-        var images: [Tensor] = []
+        var images: [Tensor] = [], clips: [Tensor] = []
         if chat {
             let request: ChatCompletionRequest
             do { request = try decoder.decode(ChatCompletionRequest.self, from: data) } catch {
@@ -225,6 +226,9 @@ public final class KosmosHTTPServer: Sendable {
                             }
                             images.append(try await loadImage(url, where: "messages[\(i)].content[\(j)]"))
                             turn += "<image>"
+                        case "input_audio":
+                            clips.append(try loadAudio(part.inputAudio, where: "messages[\(i)].content[\(j)]"))
+                            turn += "<audio>"
                         default:
                             throw APIError.invalid("messages[\(i)].content[\(j)]: unsupported part type '\(part.type)'", param: "messages")
                         }
@@ -239,7 +243,7 @@ public final class KosmosHTTPServer: Sendable {
                 throw APIError.invalid("invalid request: \(describe(error))", param: "prompt")
             }
         }
-        let prompt = try model.prompt(text: text, images: images, grounding: grounding)
+        let prompt = try model.prompt(text: text, images: images, audio: clips, grounding: grounding)
         let limit = min(self.options.maxPromptTokens, model.contextLength - 1)
         guard prompt.tokens.count <= limit else {
             throw APIError.invalid("the prompt has \(prompt.tokens.count) tokens; this server takes at most \(limit)",
@@ -251,6 +255,29 @@ public final class KosmosHTTPServer: Sendable {
         return Parsed(prompt: prompt, options: options, stops: stops, stream: fields.stream ?? false,
                       includeUsage: fields.streamOptions?.includeUsage ?? false, grounding: grounding,
                       id: (chat ? "chatcmpl-" : "cmpl-") + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased())
+    }
+
+    /// The formats an `input_audio` part may name: OpenAI's two, and the others FFmpeg reads here.
+    static let audioFormats = ["wav", "mp3", "flac", "ogg", "opus", "m4a", "aac"]
+
+    /// An audio clip from an `input_audio` part's base64 data.
+    func loadAudio(_ part: ContentPart.InputAudio?, where place: String) throws -> Tensor {
+        guard let part else { throw APIError.invalid("\(place): input_audio part without an input_audio object {data, format}", param: "messages") }
+        if let format = part.format, !Self.audioFormats.contains(format.lowercased()) {
+            throw APIError.invalid("\(place): input_audio format '\(format)' is not one of \(Self.audioFormats.joined(separator: ", "))", param: "messages")
+        }
+        guard let bytes = Data(base64Encoded: part.data, options: .ignoreUnknownCharacters), !bytes.isEmpty else {
+            throw APIError.invalid("\(place): input_audio data is not valid base64", param: "messages")
+        }
+        do {
+            return try model.audio(data: bytes, source: place)
+        } catch let error as APIError {
+            throw error
+        } catch let error as AudioError {
+            throw APIError.invalid(error.description, param: "messages")   // it names the part already
+        } catch {
+            throw APIError.invalid("\(place): \(error)", param: "messages")
+        }
     }
 
     /// An image from a data: URL (base64 PNG or JPEG), a local file (--allow-local-files) or

@@ -53,7 +53,7 @@ struct StopSequences: Decodable {
     }
 }
 
-/// A chat message's content: a string, or a list of `text` and `image_url` parts.
+/// A chat message's content: a string, or a list of `text`, `image_url` and `input_audio` parts.
 enum MessageContent: Decodable {
     case text(String)
     case parts([ContentPart])
@@ -75,11 +75,17 @@ struct ContentPart: Decodable {
         var url: String
         var detail: String?
     }
+    /// OpenAI's audio input part: base64 bytes and their format ("wav", "mp3").
+    struct InputAudio: Decodable {
+        var data: String
+        var format: String?
+    }
     var type: String
     var text: String?
     var imageURL: ImageURL?
+    var inputAudio: InputAudio?
 
-    enum CodingKeys: String, CodingKey { case type, text, imageURL = "image_url" }
+    enum CodingKeys: String, CodingKey { case type, text, imageURL = "image_url", inputAudio = "input_audio" }
 
     init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -91,6 +97,7 @@ struct ContentPart: Decodable {
         } else if let url = try c.decodeIfPresent(String.self, forKey: .imageURL) {
             imageURL = ImageURL(url: url, detail: nil)
         }
+        inputAudio = try c.decodeIfPresent(InputAudio.self, forKey: .inputAudio)
     }
 }
 

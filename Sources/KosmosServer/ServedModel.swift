@@ -13,6 +13,7 @@ public final class ServedModel: @unchecked Sendable {
     public let model: any GenerativeModel
     public let processor: any InputProcessor
     let imageInput: ImageInput
+    let audioInput: AudioInput?
 
     /// A prompt ready for the scheduler: its token ids and media.
     public typealias Prompt = ModelInput
@@ -36,6 +37,11 @@ public final class ServedModel: @unchecked Sendable {
             throw APIError(status: 500, message: "\(error)", type: "server_error")
         }
         self.imageInput = imageInput
+        do {
+            audioInput = try model.audioConfiguration.map(AudioInput.init)
+        } catch {
+            throw APIError(status: 500, message: "\(error)", type: "server_error")
+        }
         self.name = name
     }
 
@@ -56,14 +62,23 @@ public final class ServedModel: @unchecked Sendable {
         return Tensor(pixels)
     }
 
-    /// The prompt for `text` whose `<image>` markers say where each image goes, built by the
-    /// family's processor as `kosmos generate` builds it (`grounding` for a grounding family).
-    public func prompt(text: String, images: [Tensor], grounding: Bool = false) throws -> Prompt {
+    /// Decodes an audio clip (any supported format's bytes) to its log-mel features.
+    public func audio(data: Data, source: String) throws -> Tensor {
+        guard let audioInput else {
+            throw APIError.invalid("\(source): \(model.family.name) takes no audio (the model has no audio_config)", param: "messages")
+        }
+        return try audioInput.load(data: [UInt8](data), source: source)
+    }
+
+    /// The prompt for `text` whose `<image>` and `<audio>` markers say where each image and clip
+    /// goes, built by the family's processor as `kosmos generate` builds it (`grounding` for a
+    /// grounding family).
+    public func prompt(text: String, images: [Tensor], audio: [Tensor] = [], grounding: Bool = false) throws -> Prompt {
         if let limit = processor.mediaLimit(.image), images.count > limit {
             throw APIError.invalid("\(model.family.name) takes at most \(limit) image\(limit == 1 ? "" : "s") per request", param: "messages")
         }
         do {
-            return try processor.input(text: text, media: images.map(MediaItem.image), grounding: grounding)
+            return try processor.input(text: text, media: images.map(MediaItem.image) + audio.map(MediaItem.audio), grounding: grounding)
         } catch let error as ModelError {
             throw APIError.invalid("\(error)", param: "messages")
         }

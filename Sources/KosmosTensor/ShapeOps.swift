@@ -282,3 +282,59 @@ extension Tensor {
         return out
     }
 }
+
+extension Tensor {
+    /// The columns of a 1-D convolution over channels-last input [batch, length, channels]:
+    /// [batch, outLength, channels·kernel] with column (c·kernel + k) of output step t holding
+    /// x[t·stride + k − padding, c] (zero outside the input), outLength = (length + 2·padding −
+    /// kernel)/stride + 1. A Conv1d weight [out, channels, kernel] viewed as [out, channels·kernel]
+    /// then gives the convolution as one matrix product, already in [batch, time, out] order.
+    public func conv1dColumns(kernel: Int, stride: Int = 1, padding: Int = 0) -> Tensor {
+        precondition(rank == 3, "conv1dColumns expects [batch, length, channels], got \(shape)")
+        precondition(kernel > 0 && stride > 0 && padding >= 0, "kernel \(kernel), stride \(stride), padding \(padding)")
+        let batch = shape[0], length = shape[1], channels = shape[2]
+        precondition(length + 2 * padding >= kernel, "a length-\(length) input is shorter than the kernel \(kernel)")
+        let outLength = (length + 2 * padding - kernel) / stride + 1
+        let width = channels * kernel
+        let out = Tensor.uninitialized([batch, outLength, width])
+        let src = pointer, dst = out.pointer
+        Parallel.forRanges(batch * outLength, minimumPerChunk: Swift.max(1, Parallel.elementGrain / Swift.max(width, 1))) { range in
+            for row in range {
+                let b = row / outLength, t = row % outLength
+                let o = dst + row * width
+                for k in 0..<kernel {
+                    let position = t * stride + k - padding
+                    if position < 0 || position >= length {
+                        for c in 0..<channels { o[c * kernel + k] = 0 }
+                    } else {
+                        let x = src + (b * length + position) * channels
+                        for c in 0..<channels { o[c * kernel + k] = x[c] }
+                    }
+                }
+            }
+        }
+        if Tensor.needsGrad(self) {
+            let s = shape
+            out.recorded("conv1dColumns", [self]) { g in
+                let dx = Tensor.zeros(s)
+                let gp = g.pointer, dp = dx.pointer
+                // Each batch item on its own: columns of one item overlap only within it.
+                Parallel.forRanges(batch, minimumPerChunk: 1) { range in
+                    for b in range {
+                        for t in 0..<outLength {
+                            let column = gp + (b * outLength + t) * width
+                            for k in 0..<kernel {
+                                let position = t * stride + k - padding
+                                guard position >= 0 && position < length else { continue }
+                                let x = dp + (b * length + position) * channels
+                                for c in 0..<channels { x[c] += column[c * kernel + k] }
+                            }
+                        }
+                    }
+                }
+                return [dx]
+            }
+        }
+        return out
+    }
+}

@@ -189,9 +189,12 @@ public final class Trainer {
     static func makeData(_ c: TrainingConfiguration, model m: KosmosConfiguration, tokenizer: Tokenizer,
                          modelDirectory: URL?, resume: PackerState?, rank: Int = 0, worldSize: Int = 1) throws -> (SequencePacker, [PrefetchingLoader]) {
         let tokens = PackingTokens(bos: m.bosTokenId, eos: m.eosTokenId, image: m.imageTokenId, imageEnd: m.imageEndTokenId,
-                                   slot: m.slotTokenId, pad: m.padTokenId, slotsPerImage: m.numImageTokens)
+                                   slot: m.slotTokenId, pad: m.padTokenId, slotsPerImage: m.numImageTokens,
+                                   audio: m.audio.map { ($0.audioTokenId, $0.audioEndTokenId, $0.numAudioTokens) })
         let preprocessor = try ImageInput(modelDirectory: modelDirectory, imageSize: m.vision.imageSize).preprocessor
-        let preparer = try SamplePreparer(tokenizer: tokenizer, tokens: tokens, maxLength: c.data.sequenceLength, preprocessor: preprocessor)
+        let audio = try m.audio.map { try AudioPreparer(configuration: $0.featureExtractor, maxDuration: $0.maxDuration) }
+        let preparer = try SamplePreparer(tokenizer: tokenizer, tokens: tokens, maxLength: c.data.sequenceLength, preprocessor: preprocessor,
+                                          audio: audio)
         if let r = resume, r.positions.count != c.data.sources.count {
             throw TrainingError.checkpointRead(path: c.checkpoint.directory, reason: "saved data state has \(r.positions.count) sources, the configuration \(c.data.sources.count)")
         }
@@ -200,7 +203,12 @@ public final class Trainer {
         for (i, s) in c.data.sources.enumerated() {
             var dataset: Dataset
             do {
-                if s.path == "synthetic" || s.path.hasPrefix("synthetic:") {
+                if s.path == "synthetic-sounds" || s.path.hasPrefix("synthetic-sounds:") {
+                    let n = s.path.split(separator: ":").dropFirst().first.flatMap { Int($0) } ?? 10_000
+                    guard let audio = m.audio else { throw DataError.invalidArgument("synthetic sounds need a model with audio_config") }
+                    dataset = try SyntheticSoundsDataset(clips: n, baseSeed: s.syntheticSeed, sampleRate: audio.featureExtractor.samplingRate,
+                                                         duration: audio.featureExtractor.chunkLength)
+                } else if s.path == "synthetic" || s.path.hasPrefix("synthetic:") {
                     let n = s.path.split(separator: ":").dropFirst().first.flatMap { Int($0) } ?? 10_000
                     dataset = try SyntheticShapesDataset(scenes: n, baseSeed: s.syntheticSeed,
                                                          mode: SyntheticShapesDataset.Mode(rawValue: s.syntheticMode) ?? .captions,
@@ -233,7 +241,8 @@ public final class Trainer {
             throw TrainingError.data("the data sources gave no usable sample (skipped: \(packer.skips))")
         }
         let sequences = packed.map { p in
-            KosmosSequence(tokens: Array(p.tokens.prefix(p.length)), images: p.images.map { Tensor($0) })
+            KosmosSequence(tokens: Array(p.tokens.prefix(p.length)), images: p.images.map { Tensor($0) },
+                           audio: p.audio.map { Tensor(shape: [$0.featureSize, $0.frames], scalars: $0.values) })
         }
         return try model.makeBatch(sequences)
     }
@@ -325,7 +334,7 @@ public final class Trainer {
     }
 }
 
-/// An image-caption source whose caption text gets a fixed prefix ("An image of").
+/// An image- or audio-caption source whose caption text gets a fixed prefix ("An image of").
 final class PrefixedCaptions: Dataset {
     let base: Dataset
     let prefix: String
@@ -335,7 +344,7 @@ final class PrefixedCaptions: Dataset {
     var indexingSkips: SkipCounts { base.indexingSkips }
     func sample(at index: Int) throws -> Sample {
         var s = try base.sample(at: index)
-        guard s.kind == .imageCaption, let i = s.segments.lastIndex(where: { if case .text = $0 { return true } else { return false } }),
+        guard s.kind == .imageCaption || s.kind == .audioCaption, let i = s.segments.lastIndex(where: { if case .text = $0 { return true } else { return false } }),
               case .text(let t) = s.segments[i] else { return s }
         s.segments[i] = .text(prefix + " " + t)
         return s

@@ -5,11 +5,12 @@ import KosmosTensor
 import KosmosTokenizers
 
 /// An interactive session: each line you type is appended to the conversation and the model's
-/// reply is streamed; `/image PATH` attaches an image to your next message, `/reset` starts over,
+/// reply is streamed; `/image PATH` attaches an image to your next message (`/audio PATH` an audio
+/// clip, for a model with audio_config), `/reset` starts over,
 /// `/quit` (or end of input) leaves. The whole transcript is re-encoded each turn.
 struct Chat: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Chat with a Kosmos-1 or Kosmos-2 model: /image PATH, /reset, /quit.",
+        abstract: "Chat with a Kosmos-1 or Kosmos-2 model: /image PATH, /audio PATH, /reset, /quit.",
         discussion: "Replies end at EOS, a newline, or --max-tokens. Kosmos-2 takes one image per conversation (a new /image starts over)."
     )
 
@@ -33,29 +34,34 @@ struct Chat: ParsableCommand {
         options.temperature = temperature
         options.seed = seed
         var transcript = ""
-        var images: [String] = []
-        var pending: [String] = []
-        print("kosmos chat — /image PATH, /reset, /quit")
+        var images: [String] = [], clips: [String] = []
+        // Media attached to the next message, in order: (kind, path).
+        var pending: [(kind: MediaKind, path: String)] = []
+        let takesAudio = session.model.mediaKinds.contains(.audio)
+        print("kosmos chat — /image PATH\(takesAudio ? ", /audio PATH" : ""), /reset, /quit")
         while true {
             print("> ", terminator: "")
             fflush(nil)
             guard let line = readLine() else { break }
             let trimmed = line.trimmingCharacters(in: .whitespaces)
             if trimmed == "/quit" { break }
-            if trimmed == "/reset" { transcript = ""; images = []; pending = []; print("(conversation cleared)"); continue }
-            if trimmed.hasPrefix("/image ") {
+            if trimmed == "/reset" { transcript = ""; images = []; clips = []; pending = []; print("(conversation cleared)"); continue }
+            if trimmed.hasPrefix("/image ") || trimmed.hasPrefix("/audio ") {
+                let kind: MediaKind = trimmed.hasPrefix("/image ") ? .image : .audio
                 let path = String(trimmed.dropFirst(7)).trimmingCharacters(in: .whitespaces)
                 guard FileManager.default.fileExists(atPath: path) else { print("no such file: \(path)"); continue }
-                if oneImage { transcript = ""; images = []; pending = [path] } else { pending.append(path) }
-                print("(image attached to your next message)")
+                guard kind == .image || takesAudio else { print("this model takes no audio (no audio_config)"); continue }
+                if kind == .image && oneImage { transcript = ""; images = []; clips = []; pending = [(kind, path)] } else { pending.append((kind, path)) }
+                print("(\(kind) attached to your next message)")
                 continue
             }
             if trimmed.isEmpty { continue }
-            transcript += String(repeating: "<image>", count: pending.count) + trimmed + "\n"
-            images += pending
+            transcript += pending.map(\.kind.placeholder).joined() + trimmed + "\n"
+            images += pending.filter { $0.kind == .image }.map(\.path)
+            clips += pending.filter { $0.kind == .audio }.map(\.path)
             pending = []
             do {
-                let reply = try respond(session, transcript: transcript, images: images, options: options)
+                let reply = try respond(session, transcript: transcript, images: images, clips: clips, options: options)
                 transcript += reply + "\n"
             } catch {
                 print("error: \(error)")
@@ -64,11 +70,12 @@ struct Chat: ParsableCommand {
     }
 
     /// Streams the model's continuation of the transcript up to a newline and returns it.
-    func respond(_ session: ModelSession, transcript: String, images: [String], options: GenerationOptions) throws -> String {
+    func respond(_ session: ModelSession, transcript: String, images: [String], clips: [String], options: GenerationOptions) throws -> String {
         if session.processor.mediaLimit(.image) == 1 && images.isEmpty {
             throw ValidationError("\(session.model.family) needs an image first: /image PATH")
         }
-        let input = try session.input(text: transcript, imageFiles: images.map(URL.init(fileURLWithPath:)))
+        let input = try session.input(text: transcript, imageFiles: images.map(URL.init(fileURLWithPath:)),
+                                      audioFiles: clips.map(URL.init(fileURLWithPath:)))
         let stream = TextStream(tokenizer: session.tokenizer, eos: session.model.eosTokenId, stops: ["\n"])
         let fitted = try fitToContext(options, promptLength: input.tokens.count, context: session.model.contextLength)
         _ = try session.model.generate(input, options: fitted, onToken: stream.add)

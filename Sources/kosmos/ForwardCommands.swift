@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KosmosAudio
 import KosmosModels
 import KosmosTensor
 import KosmosTokenizers
@@ -26,6 +27,9 @@ struct PromptOptions: ParsableArguments {
 
     @Option(help: "Image file (JPEG or PNG); repeat for several.")
     var image: [String] = []
+
+    @Option(help: "Audio file (WAV, MP3, FLAC, Ogg/Opus, M4A); repeat for several. <audio> in the prompt marks each clip's place (a model with audio_config).")
+    var audio: [String] = []
 
     var directory: URL { modelOptions.directory }
 
@@ -54,26 +58,35 @@ struct PromptOptions: ParsableArguments {
                                         dtype: try modelOptions.dtype(default: .float32))
         if let given {
             let images = try image.map { try session.images.load(URL(fileURLWithPath: $0)) }
-            return (session.model, session.tokenizer, KosmosSequence(tokens: given, images: images), nil)
+            return (session.model, session.tokenizer, KosmosSequence(tokens: given, images: images, audio: try session.clips(audio)), nil)
         }
         let text = try texts()[0]
-        return (session.model, session.tokenizer, try session.sequence(prompt: text, images: image), text)
+        return (session.model, session.tokenizer, try session.sequence(prompt: text, images: image, audio: audio), text)
     }
 
     /// The images of each prompt: the `<image>` markers of all prompts take the --image files in order.
     func imagesPerPrompt(_ prompts: [String]) throws -> [[String]] {
-        var remaining = image[...]
+        try Self.filesPerPrompt(prompts, files: image, marker: "<image>", option: "--image")
+    }
+
+    /// The audio files of each prompt: the `<audio>` markers of all prompts take the --audio files in order.
+    func audioPerPrompt(_ prompts: [String]) throws -> [[String]] {
+        try Self.filesPerPrompt(prompts, files: audio, marker: "<audio>", option: "--audio")
+    }
+
+    static func filesPerPrompt(_ prompts: [String], files: [String], marker: String, option: String) throws -> [[String]] {
+        var remaining = files[...]
         var result: [[String]] = []
         for text in prompts {
-            let markers = text.components(separatedBy: "<image>").count - 1
+            let markers = text.components(separatedBy: marker).count - 1
             guard remaining.count >= markers else {
-                throw ValidationError("the prompts have more <image> markers than the \(image.count) --image file(s)")
+                throw ValidationError("the prompts have more \(marker) markers than the \(files.count) \(option) file(s)")
             }
             result.append(Array(remaining.prefix(markers)))
             remaining = remaining.dropFirst(markers)
         }
         guard remaining.isEmpty else {
-            throw ValidationError("\(image.count) --image file(s) for \(image.count - remaining.count) <image> marker(s) in the prompts")
+            throw ValidationError("\(files.count) \(option) file(s) for \(files.count - remaining.count) \(marker) marker(s) in the prompts")
         }
         return result
     }
@@ -121,6 +134,10 @@ struct Forward: ParsableCommand {
                 try writer.add(name: "image_features", tensor: features)
                 try writer.add(name: "image_embeds", tensor: images)
             }
+            if let features = batch.audioFeatures {
+                keep.append(features)
+                try writer.add(name: "input_features", tensor: features)
+            }
             // The image path ran once above; its embeddings go straight into the logits.
             let logits = try kosmos.logits(batch, imageEmbeddings: embeds)
             keep.append(logits)
@@ -128,7 +145,42 @@ struct Forward: ParsableCommand {
         }
         try writer.add(name: "input_ids", shape: [1, tokens.count], int64s: tokens.map(Int64.init))
         try withExtendedLifetime(keep) { try writer.write(to: URL(fileURLWithPath: out)) }
-        print("\(tokens.count) tokens, \(images.count) image(s) → \(out)")
+        print("\(tokens.count) tokens, \(images.count) image(s)\(sequence.audio.isEmpty ? "" : ", \(sequence.audio.count) audio clip(s)") → \(out)")
+    }
+}
+
+struct EncodeAudio: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "encode-audio",
+        abstract: "Decode an audio file, compute its log-mel features and run the audio encoder; write input_features and audio_features to safetensors.",
+        discussion: "MODEL is a Kosmos-1 directory with audio_config or a transformers Whisper directory (model_type whisper, its preprocessor_config.json for the features). audio_features is the encoder's last_hidden_state, before the connector."
+    )
+
+    @Option(help: "Kosmos-1 (with audio_config) or Whisper model directory.")
+    var model: String
+
+    @Argument(help: "Audio file (WAV, MP3, FLAC, Ogg/Opus, M4A).")
+    var audio: String
+
+    @Option(help: "Output .safetensors file.")
+    var out: String
+
+    func run() throws {
+        let (encoder, configuration) = try ModelRegistry.loadAudioEncoder(URL(fileURLWithPath: model))
+        let input = try AudioInput(configuration: configuration)
+        let clip = try input.decoder.decode(contentsOf: URL(fileURLWithPath: audio))
+        let (features, extracted) = input.features(clip)
+        let batch = features.unsqueezed(0)
+        let hidden = try withoutGrad { try encoder(batch) }
+        var writer = SafeTensorsWriter(metadata: ["audio": audio, "model": URL(fileURLWithPath: model).lastPathComponent])
+        try writer.add(name: "input_features", tensor: batch)
+        try writer.add(name: "audio_features", tensor: hidden)
+        let mask = extracted.attentionMask.map(Int64.init)
+        try writer.add(name: "attention_mask", shape: [1, mask.count], int64s: mask)
+        try withExtendedLifetime((batch, hidden)) { try writer.write(to: URL(fileURLWithPath: out)) }
+        let cut = extracted.truncated ? String(format: " (truncated to the first %.2f s)", extracted.duration) : ""
+        print(String(format: "%@: %.2f s, %d Hz, %d channel(s)%@ → input_features %@, audio_features %@ → %@",
+                     audio, clip.duration, clip.sourceRate, clip.sourceChannels, cut, "\(batch.shape)", "\(hidden.shape)", out))
     }
 }
 
@@ -166,8 +218,8 @@ struct EncodeImage: ParsableCommand {
 
 struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Continue a prompt (with images) with a Kosmos-1 or Kosmos-2 model, streaming the text as it is produced.",
-        discussion: "`<image>` in the prompt marks where each --image goes. Greedy by default; --temperature > 0 samples (with --top-k, --top-p, --seed)."
+        abstract: "Continue a prompt (with images or audio) with a Kosmos-1 or Kosmos-2 model, streaming the text as it is produced.",
+        discussion: "`<image>` in the prompt marks where each --image goes, `<audio>` where each --audio goes. Greedy by default; --temperature > 0 samples (with --top-k, --top-p, --seed)."
     )
 
     @OptionGroup var input: PromptOptions
@@ -240,7 +292,11 @@ struct Generate: ParsableCommand {
         } else {
             files = try input.imagesPerPrompt(prompts)
         }
-        var inputs = try zip(prompts, files).map { try session.input(text: $0, imageFiles: $1.map(URL.init(fileURLWithPath:))) }
+        let clips = try input.audioPerPrompt(prompts)
+        var inputs = try prompts.indices.map {
+            try session.input(text: prompts[$0], imageFiles: files[$0].map(URL.init(fileURLWithPath:)),
+                              audioFiles: clips[$0].map(URL.init(fileURLWithPath:)))
+        }
         if truncatePrompt {
             inputs = try inputs.map { try truncated($0, session: session, keep: session.model.contextLength - maxTokens) }
         }
@@ -291,17 +347,28 @@ struct KosmosSession {
     let model: KosmosModel
     let tokenizer: Tokenizer
     let images: ImageInput
+    let audio: AudioInput?
 
     init(directory: URL, tokenizer explicit: String?, dtype: DType = .float32) throws {
         model = try KosmosModel.load(directory: directory, dtype: dtype)
         tokenizer = try loadTokenizer(for: model, directory: directory, explicit: explicit)
         images = try ImageInput(modelDirectory: directory, imageSize: model.configuration.vision.imageSize)
+        audio = try model.configuration.audio.map(AudioInput.init)
+    }
+
+    /// The features of audio files, refused when the model has no audio path.
+    func clips(_ paths: [String]) throws -> [Tensor] {
+        guard !paths.isEmpty else { return [] }
+        guard let audio else { throw CommandError("--audio: the model has no audio_config, so it takes no audio") }
+        return try paths.map { try audio.load(URL(fileURLWithPath: $0)) }
     }
 
     /// The prompt's tokens (`<image>` marks each image) and the loaded images.
-    func sequence(prompt: String, images paths: [String]) throws -> KosmosSequence {
+    func sequence(prompt: String, images paths: [String], audio audioPaths: [String] = []) throws -> KosmosSequence {
         let loaded = try paths.map { try images.load(URL(fileURLWithPath: $0)) }
-        return KosmosSequence(tokens: try model.promptTokens(prompt, imageCount: loaded.count, encode: tokenizer.encode), images: loaded)
+        let clips = try self.clips(audioPaths)
+        return KosmosSequence(tokens: try model.promptTokens(prompt, imageCount: loaded.count, audioCount: clips.count, encode: tokenizer.encode),
+                              images: loaded, audio: clips)
     }
 }
 

@@ -18,18 +18,23 @@ final class ServerTests: XCTestCase {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures")
     }
 
-    /// A tiny Kosmos-1 directory: vocabulary = the tokenizer's + <image>, </image>.
+    /// A tiny Kosmos-1 directory: vocabulary = the tokenizer's + <image>, </image>, <audio>,
+    /// </audio> (the audio path of kosmos_audio_tiny_config.json).
     static func makeModelDirectory() throws -> URL {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kosmos-server-test-\(UUID().uuidString)")
         let tokenizerFile = fixtures().appendingPathComponent("tokenizers/uni_nmt_nfkc.model")
         let tokenizer = try TokenizerLoader.load(tokenizerFile)
         let v = tokenizer.vocabularySize
         // The one tiny configuration (Tests/Fixtures/kosmos_tiny_config.json) with this tokenizer's
-        // vocabulary plus <image>, </image>, and 256 positions.
+        // vocabulary plus <image>, </image>, <audio>, </audio>, and 256 positions.
         let configurationFile = fixtures().appendingPathComponent("kosmos_tiny_config.json")
         var c = try ModelDirectory.decode(KosmosConfiguration.self, from: Data(contentsOf: configurationFile), file: configurationFile)
-        c.vocabSize = v + 2
-        c.decoder.vocabSize = v + 2
+        let audioFile = fixtures().appendingPathComponent("kosmos_audio_tiny_config.json")
+        c.audio = try ModelDirectory.decode(KosmosConfiguration.self, from: Data(contentsOf: audioFile), file: audioFile).audio
+        c.audio!.audioTokenId = v + 2
+        c.audio!.audioEndTokenId = v + 3
+        c.vocabSize = v + 4
+        c.decoder.vocabSize = v + 4
         c.decoder.paddingIdx = tokenizer.specialIds.pad ?? 0
         c.decoder.maxTargetPositions = 256
         c.imageTokenId = v
@@ -83,13 +88,13 @@ final class ServerTests: XCTestCase {
     }
 
     /// What `kosmos generate --json` prints for the prompt: the same tokens, generate(), decode.
-    func reference(_ prompt: String, images: [Tensor] = [], maxTokens: Int, server: KosmosHTTPServer) throws -> (text: String, ids: [Int]) {
+    func reference(_ prompt: String, images: [Tensor] = [], audio: [Tensor] = [], maxTokens: Int, server: KosmosHTTPServer) throws -> (text: String, ids: [Int]) {
         let served = server.scheduler.model
         guard let model = served.model as? KosmosModel else { throw TestFailure(message: "the test model is not Kosmos-1") }
-        let tokens = try model.promptTokens(prompt, imageCount: images.count, encode: served.tokenizer.encode)
+        let tokens = try model.promptTokens(prompt, imageCount: images.count, audioCount: audio.count, encode: served.tokenizer.encode)
         var options = GenerationOptions()
         options.maxNewTokens = maxTokens
-        let ids = try model.generate(KosmosSequence(tokens: tokens, images: images), options: options)
+        let ids = try model.generate(KosmosSequence(tokens: tokens, images: images, audio: audio), options: options)
         return (served.tokenizer.decode(ids.filter { $0 != model.configuration.eosTokenId }), ids)
     }
 
@@ -145,6 +150,39 @@ final class ServerTests: XCTestCase {
         let pixels = try server.scheduler.model.image(data: jpeg, source: "test")
         let expected = try reference("<image>A photo of", images: [pixels], maxTokens: 8, server: server)
         XCTAssertEqual((((o["choices"] as? [[String: Any]])?.first?["message"] as? [String: Any])?["content"] as? String), expected.text)
+    }
+
+    /// OpenAI's `input_audio` part: base64 bytes of a WAV or MP3 (FLAC, Ogg, M4A too), decoded
+    /// as `kosmos generate --audio` decodes files; bad parts are 400s naming the part.
+    func testInputAudioPart() throws {
+        let (port, server) = try self.server()
+        let mp3 = try Data(contentsOf: Self.fixtures().appendingPathComponent("audio/tone.mp3"))
+        let reply = try post("/v1/chat/completions", ["model": Self.modelName, "max_tokens": 8,
+                                                      "messages": [["role": "user", "content": [
+                                                          ["type": "input_audio", "input_audio": ["data": mp3.base64EncodedString(), "format": "mp3"]],
+                                                          ["type": "text", "text": "A sound of"]]]]], port: port)
+        XCTAssertEqual(reply.status, 200, reply.text)
+        let o = try object(reply)
+        assertChatCompletionSchema(o)
+        let features = try server.scheduler.model.audio(data: mp3, source: "test")
+        let expected = try reference("<audio>A sound of", audio: [features], maxTokens: 8, server: server)
+        XCTAssertEqual((((o["choices"] as? [[String: Any]])?.first?["message"] as? [String: Any])?["content"] as? String), expected.text)
+        let corrupt = try Data(contentsOf: Self.fixtures().appendingPathComponent("audio/corrupt.flac"))
+        let bad: [([String: Any], String)] = [
+            (["data": mp3.base64EncodedString(), "format": "midi"], "format 'midi' is not one of"),
+            (["data": "###", "format": "wav"], "not valid base64"),
+            (["data": corrupt.base64EncodedString(), "format": "flac"], "messages[0].content[0]: corrupt"),
+            (["data": Data("not audio at all".utf8).base64EncodedString(), "format": "wav"], "not an audio file"),
+        ]
+        for (part, message) in bad {
+            let r = try post("/v1/chat/completions", ["model": Self.modelName, "max_tokens": 4,
+                                                      "messages": [["role": "user", "content": [["type": "input_audio", "input_audio": part]]]]], port: port)
+            XCTAssertEqual(r.status, 400, r.text)
+            XCTAssertTrue(r.text.contains(message), "\(r.text) should say \(message)")
+        }
+        let missing = try post("/v1/chat/completions", ["model": Self.modelName, "messages": [["role": "user", "content": [["type": "input_audio"]]]]], port: port)
+        XCTAssertEqual(missing.status, 400)
+        XCTAssertTrue(missing.text.contains("without an input_audio object"), missing.text)
     }
 
     func testStreamingChunksFollowTheSchemaAndAddUpToTheCompletion() throws {

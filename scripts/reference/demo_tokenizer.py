@@ -66,7 +66,7 @@ def words_of(line):
 
 def seed_pieces(lines):
     counts = collections.Counter("▁" + w for line in lines for w in words_of(line))
-    counts.update({p: sum(line.count(p) for line in lines) for p in PUNCTUATION})
+    counts.update({p: n for p in PUNCTUATION if (n := sum(line.count(p) for line in lines)) > 0})
     return "".join(f"{piece}\t{n}\n" for piece, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 

@@ -3,16 +3,18 @@ import KosmosTensor
 import KosmosTokenizers
 
 /// A kind of media a model reads between markers of its own in the interleaved sequence. A model
-/// lists the kinds it takes (`GenerativeModel.mediaKinds`); audio and video join this list.
+/// lists the kinds it takes (`GenerativeModel.mediaKinds`); video joins this list.
 public enum MediaKind: String, Sendable, CaseIterable, CustomStringConvertible {
     case image
+    case audio
 
     /// The placeholder that marks an item's place in a prompt's text.
     public var placeholder: String { "<\(rawValue)>" }
     public var description: String { rawValue }
 }
 
-/// One preprocessed media item of a prompt: for an image, pixels [3, size, size].
+/// One preprocessed media item of a prompt: for an image, pixels [3, size, size]; for audio,
+/// log-mel features [mel bins, frames].
 public struct MediaItem {
     public var kind: MediaKind
     public var tensor: Tensor
@@ -23,6 +25,7 @@ public struct MediaItem {
     }
 
     public static func image(_ pixels: Tensor) -> MediaItem { MediaItem(kind: .image, tensor: pixels) }
+    public static func audio(_ features: Tensor) -> MediaItem { MediaItem(kind: .audio, tensor: features) }
 }
 
 /// A prompt ready for a model: token ids, the media in the order of their placeholders, and (for
@@ -42,12 +45,16 @@ public struct ModelInput {
 extension Array where Element == MediaItem {
     /// The items as images, refusing a kind the model does not take.
     func images(for model: some GenerativeModel) throws -> [Tensor] {
-        try map { item in
-            guard item.kind == .image else {
-                throw ModelError.invalidInput("\(model.family.name) does not take \(item.kind) input (it takes \(model.mediaKinds.map(\.description).joined(separator: ", ")))")
-            }
-            return item.tensor
+        try tensors(of: .image, for: model)
+    }
+
+    /// The tensors of the items of `kind`, in order, refusing any item of a kind the model does
+    /// not take.
+    func tensors(of kind: MediaKind, for model: some GenerativeModel) throws -> [Tensor] {
+        if let item = first(where: { !model.mediaKinds.contains($0.kind) }) {
+            throw ModelError.invalidInput("\(model.family.name)\(model.mediaKinds.contains(.image) && item.kind == .audio ? " without audio_config" : "") does not take \(item.kind) input (it takes \(model.mediaKinds.map(\.description).joined(separator: ", ")))")
         }
+        return filter { $0.kind == kind }.map(\.tensor)
     }
 }
 
@@ -71,6 +78,8 @@ public protocol GenerativeModel: AnyObject {
     /// The media the model takes, and each image's side in pixels.
     var mediaKinds: [MediaKind] { get }
     var imageSize: Int { get }
+    /// How audio files become its audio input (nil: it takes no audio).
+    var audioConfiguration: AudioConfiguration? { get }
 
     /// The family's tokenizer from a model directory (or the explicit file), as the family's
     /// Python processor builds it.

@@ -94,4 +94,22 @@ public enum ModelRegistry {
         }
         return try load(directory)
     }
+
+    /// The audio encoder of a directory and the configuration its inputs are made with: a
+    /// transformers Whisper directory (features from its preprocessor_config.json), or a
+    /// Kosmos-1 directory with `audio_config`.
+    public static func loadAudioEncoder(_ directory: URL) throws -> (encoder: WhisperEncoder, configuration: AudioConfiguration) {
+        let (_, type, url) = try ModelDirectory.configuration(in: directory)
+        if type == "whisper" {
+            return (try WhisperEncoder.load(directory: directory), try AudioConfiguration(whisperDirectory: directory))
+        }
+        guard Kosmos1Family.entry.modelTypes.contains(type) else {
+            throw ModelDirectoryError.unknownModelType(type, url, expected: ["whisper"] + Kosmos1Family.entry.modelTypes)
+        }
+        let model = try KosmosModel.load(directory: directory)
+        guard let tower = model.audioTower else {
+            throw ModelError.invalidInput("\(directory.path): the Kosmos-1 model has no audio_config (no audio encoder)")
+        }
+        return (tower.encoder, tower.configuration)
+    }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import KosmosAudio
 import KosmosTensor
 import KosmosTokenizers
 import KosmosVision
@@ -9,6 +10,8 @@ public final class ModelSession {
     public let model: any GenerativeModel
     public let processor: any InputProcessor
     public let images: ImageInput
+    /// How audio files become features, when the model takes audio.
+    public let audio: AudioInput?
     public var tokenizer: Tokenizer { processor.tokenizer }
 
     /// The dtype the weights of the Linear and Embedding layers are stored in.
@@ -22,6 +25,7 @@ public final class ModelSession {
         model = try ModelRegistry.load(directory, dtype: dtype)
         processor = try model.processor(tokenizer: try model.loadTokenizer(directory: directory, explicit: explicit))
         images = try ImageInput(modelDirectory: directory, imageSize: model.imageSize, decodeOptions: decodeOptions)
+        audio = try model.audioConfiguration.map(AudioInput.init)
     }
 
     /// A warning when the tokenizer's vocabulary cannot be the model's (the model may add its
@@ -35,9 +39,17 @@ public final class ModelSession {
         return "the tokenizer has \(tokens) tokens, the model \(vocabulary); ids the tokenizer does not know decode to nothing"
     }
 
-    /// The model input for a prompt (placeholders such as `<image>` mark the media) and image files.
-    public func input(text: String, imageFiles: [URL], grounding: Bool = false) throws -> ModelInput {
-        try processor.input(text: text, media: try imageFiles.map { .image(try images.load($0)) }, grounding: grounding)
+    /// The model input for a prompt (placeholders `<image>` and `<audio>` mark the media) and
+    /// image and audio files (each kind in the order of its placeholders).
+    public func input(text: String, imageFiles: [URL], audioFiles: [URL] = [], grounding: Bool = false) throws -> ModelInput {
+        var media = try imageFiles.map { MediaItem.image(try images.load($0)) }
+        if !audioFiles.isEmpty {
+            guard let audio else {
+                throw ModelError.invalidInput("\(model.family.name) takes no audio (the model directory has no audio_config)")
+            }
+            media += try audioFiles.map { MediaItem.audio(try audio.load($0)) }
+        }
+        return try processor.input(text: text, media: media, grounding: grounding)
     }
 
 }

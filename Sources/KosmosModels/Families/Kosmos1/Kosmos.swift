@@ -20,6 +20,8 @@ public struct KosmosConfiguration: Codable, Equatable, Sendable {
     public var eosTokenId: Int? = 2
     public var padTokenId = 0
     public var vocabSize = 32002
+    /// The audio path (`audio_config`), absent in an image-and-text model.
+    public var audio: AudioConfiguration? = nil
 
     public init() {}
 
@@ -34,6 +36,7 @@ public struct KosmosConfiguration: Codable, Equatable, Sendable {
         case eosTokenId = "eos_token_id"
         case padTokenId = "pad_token_id"
         case vocabSize = "vocab_size"
+        case audio = "audio_config"
     }
 
     public init(from decoder: Decoder) throws {
@@ -52,6 +55,7 @@ public struct KosmosConfiguration: Codable, Equatable, Sendable {
         eosTokenId = c.contains(.eosTokenId) ? try c.decodeIfPresent(Int.self, forKey: .eosTokenId) : d.eosTokenId
         padTokenId = try c.decode(.padTokenId, default: d.padTokenId)
         vocabSize = try c.decode(.vocabSize, default: d.vocabSize)
+        audio = try c.decodeIfPresent(AudioConfiguration.self, forKey: .audio)
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -68,6 +72,7 @@ public struct KosmosConfiguration: Codable, Equatable, Sendable {
         try c.encode(eosTokenId, forKey: .eosTokenId)
         try c.encode(padTokenId, forKey: .padTokenId)
         try c.encode(vocabSize, forKey: .vocabSize)
+        try c.encodeIfPresent(audio, forKey: .audio)
     }
 
     public var slotTokenId: Int { imageSlotTokenId ?? padTokenId }
@@ -89,9 +94,18 @@ public struct KosmosConfiguration: Codable, Equatable, Sendable {
         guard numImageTokens == resampler.numLatents else {
             throw fail("num_image_tokens", "\(numImageTokens) differs from resampler.num_latents \(resampler.numLatents)")
         }
-        for (field, id) in [("image_token_id", imageTokenId), ("image_end_token_id", imageEndTokenId),
-                            ("pad_token_id", padTokenId), ("image_slot_token_id", slotTokenId)]
-            + [("bos_token_id", bosTokenId), ("eos_token_id", eosTokenId)].compactMap({ f, v in v.map { (f, $0) } }) {
+        var ids = [("image_token_id", imageTokenId), ("image_end_token_id", imageEndTokenId),
+                   ("pad_token_id", padTokenId), ("image_slot_token_id", slotTokenId)]
+            + [("bos_token_id", bosTokenId), ("eos_token_id", eosTokenId)].compactMap({ f, v in v.map { (f, $0) } })
+        if let audio {
+            try audio.validate()
+            ids += [("audio_config.audio_token_id", audio.audioTokenId), ("audio_config.audio_end_token_id", audio.audioEndTokenId)]
+            for (field, id) in [("audio_config.audio_token_id", audio.audioTokenId), ("audio_config.audio_end_token_id", audio.audioEndTokenId)]
+                where [imageTokenId, imageEndTokenId, slotTokenId].contains(id) {
+                throw fail(field, "\(id) is also an image marker or the slot id")
+            }
+        }
+        for (field, id) in ids {
             guard id >= 0 && id < vocabSize else { throw fail(field, "\(id) is outside the vocabulary of \(vocabSize)") }
         }
     }
@@ -105,15 +119,18 @@ public enum VisionFreezePolicy: String, Codable, Sendable, CaseIterable {
 }
 
 /// One training or inference sequence: token ids where every image occupies `<image>`, then
-/// num_image_tokens slots, then `</image>`; the images in order of appearance (pixel values
-/// [channels, size, size]).
+/// num_image_tokens slots, then `</image>` (every audio clip likewise `<audio>`, num_audio_tokens
+/// slots, `</audio>`); the images in order of appearance (pixel values [channels, size, size]) and
+/// the clips in order of appearance (log-mel features [mel bins, frames]).
 public struct KosmosSequence {
     public var tokens: [Int]
     public var images: [Tensor]
+    public var audio: [Tensor]
 
-    public init(tokens: [Int], images: [Tensor] = []) {
+    public init(tokens: [Int], images: [Tensor] = [], audio: [Tensor] = []) {
         self.tokens = tokens
         self.images = images
+        self.audio = audio
     }
 }
 
@@ -130,6 +147,10 @@ public struct KosmosBatch {
     public let pixels: Tensor?
     /// Next-token targets per position, −100 where no loss is taken.
     public let labels: [Int]
+    /// Flat positions of audio slots, in clip order, and every clip's features stacked
+    /// [clips, mel bins, frames] (nil without audio).
+    public var audioSlotPositions: [Int] = []
+    public var audioFeatures: Tensor? = nil
 }
 
 /// The Kosmos-1 model: CLIP vision tower → perceiver resampler → image_proj → image embeddings in
@@ -140,6 +161,8 @@ public final class KosmosModel: Module {
     public let visionModel: CLIPVisionTransformer
     public let perceiver: PerceiverResampler
     public let imageProj: Linear
+    /// Whisper encoder, connector and audio_proj when the configuration has `audio_config`.
+    public let audioTower: AudioTower?
 
     /// A fresh model initialised as the references initialise each part; image_proj N(0, d^-½).
     public init(configuration c: KosmosConfiguration, generator: RandomGenerator) throws {
@@ -151,11 +174,13 @@ public final class KosmosModel: Module {
         imageProj = Linear(inFeatures: c.vision.hiddenSize, outFeatures: c.decoder.decoderEmbedDim, bias: false, generator: generator)
         imageProj.weight.copy(from: Tensor.randn(imageProj.weight.shape, std: Foundation.pow(Float(c.decoder.decoderEmbedDim), -0.5),
                                                  generator: generator))
+        audioTower = try c.audio.map { try AudioTower(configuration: $0, decoderDim: c.decoder.decoderEmbedDim, generator: generator) }
         super.init()
         registerModule("decoder", decoder)
         registerModule("vision_model", visionModel)
         registerModule("perceiver", perceiver)
         registerModule("image_proj", imageProj)
+        audioTower?.register(in: self)
     }
 
     /// Freezes vision parameters by `policy` (everything else keeps training).
@@ -173,37 +198,52 @@ public final class KosmosModel: Module {
         guard !sequences.isEmpty else { throw ModelError.invalidInput("an empty batch") }
         let length = sequences.map(\.tokens.count).max() ?? 0
         guard length > 0 else { throw ModelError.invalidInput("every sequence in the batch is empty") }
-        var tokens: [Int] = [], padding: [Bool] = [], slots: [Int] = [], labels: [Int] = [], images: [Tensor] = []
+        var tokens: [Int] = [], padding: [Bool] = [], labels: [Int] = [], images: [Tensor] = [], clips: [Tensor] = []
+        // Per media kind: its markers, slots per item, and the flat slot positions found.
+        var kinds: [(name: String, open: Int, close: Int, slots: Int, positions: [Int])] = [
+            ("image", c.imageTokenId, c.imageEndTokenId, c.numImageTokens, []),
+        ]
+        if let a = c.audio { kinds.append(("audio", a.audioTokenId, a.audioEndTokenId, a.numAudioTokens, [])) }
         var isSlot = [Bool](repeating: false, count: sequences.count * length)
         for (b, sequence) in sequences.enumerated() {
             let ids = sequence.tokens
             if let bad = ids.first(where: { $0 < 0 || $0 >= c.vocabSize }) {
                 throw ModelError.invalidInput("sequence \(b): token id \(bad) is outside the vocabulary of \(c.vocabSize)")
             }
-            var markers = 0, t = 0
-            while t < ids.count {
-                if ids[t] == c.imageTokenId {
-                    let end = t + 1 + c.numImageTokens
-                    guard end < ids.count, ids[end] == c.imageEndTokenId else {
-                        throw ModelError.invalidInput("sequence \(b): <image> at position \(t) is not followed by \(c.numImageTokens) slots and </image>")
-                    }
-                    for s in (t + 1)..<end {
-                        slots.append(b * length + s)
-                        isSlot[b * length + s] = true
-                    }
-                    markers += 1
-                    t = end + 1
-                } else {
-                    if ids[t] == c.imageEndTokenId {
-                        throw ModelError.invalidInput("sequence \(b): </image> at position \(t) without a matching <image>")
-                    }
-                    t += 1
-                }
+            if !sequence.audio.isEmpty && c.audio == nil {
+                throw ModelError.invalidInput("sequence \(b) has audio but the model has no audio_config")
             }
-            guard markers == sequence.images.count else {
-                throw ModelError.invalidInput("sequence \(b) has \(markers) <image> marker(s) but \(sequence.images.count) image(s)")
+            var markers = [Int](repeating: 0, count: kinds.count), t = 0
+            scan: while t < ids.count {
+                for (k, kind) in kinds.enumerated() {
+                    if ids[t] == kind.open {
+                        let end = t + 1 + kind.slots
+                        guard end < ids.count, ids[end] == kind.close else {
+                            throw ModelError.invalidInput("sequence \(b): <\(kind.name)> at position \(t) is not followed by \(kind.slots) slots and </\(kind.name)>")
+                        }
+                        for s in (t + 1)..<end {
+                            kinds[k].positions.append(b * length + s)
+                            isSlot[b * length + s] = true
+                        }
+                        markers[k] += 1
+                        t = end + 1
+                        continue scan
+                    }
+                    if ids[t] == kind.close {
+                        throw ModelError.invalidInput("sequence \(b): </\(kind.name)> at position \(t) without a matching <\(kind.name)>")
+                    }
+                }
+                t += 1
+            }
+            guard markers[0] == sequence.images.count else {
+                throw ModelError.invalidInput("sequence \(b) has \(markers[0]) <image> marker(s) but \(sequence.images.count) image(s)")
+            }
+            let audioMarkers = kinds.count > 1 ? markers[1] : 0
+            guard audioMarkers == sequence.audio.count else {
+                throw ModelError.invalidInput("sequence \(b) has \(audioMarkers) <audio> marker(s) but \(sequence.audio.count) audio clip(s)")
             }
             images += sequence.images
+            clips += sequence.audio
             tokens += ids + [Int](repeating: c.padTokenId, count: length - ids.count)
             padding += [Bool](repeating: false, count: ids.count) + [Bool](repeating: true, count: length - ids.count)
         }
@@ -222,8 +262,17 @@ public final class KosmosModel: Module {
             }
             pixels = Tensor.concatenate(images.map { $0.unsqueezed(0) }, axis: 0)
         }
-        return KosmosBatch(tokens: tokens, batch: sequences.count, length: length, padding: padding,
-                           slotPositions: slots, pixels: pixels, labels: labels)
+        var batch = KosmosBatch(tokens: tokens, batch: sequences.count, length: length, padding: padding,
+                                slotPositions: kinds[0].positions, pixels: pixels, labels: labels)
+        if let a = c.audio, !clips.isEmpty {
+            let shape = [a.encoder.numMelBins, a.encoder.inputFrames]
+            for (i, clip) in clips.enumerated() where clip.shape != shape {
+                throw ModelError.invalidInput("audio clip \(i) has features of shape \(clip.shape); the audio encoder expects \(shape) (num_mel_bins × frames)")
+            }
+            batch.audioSlotPositions = kinds[1].positions
+            batch.audioFeatures = Tensor.concatenate(clips.map { $0.unsqueezed(0) }, axis: 0)
+        }
+        return batch
     }
 
     /// Vision tower last_hidden_state [images, tokens, vision dim] → [images, num_image_tokens, dim].
@@ -247,12 +296,17 @@ public final class KosmosModel: Module {
     /// slots (the images encoded unless `precomputed`); nil when the batch has no images (the
     /// decoder looks the tokens up itself).
     func inputEmbeddings(_ batch: KosmosBatch, imageEmbeddings precomputed: Tensor? = nil) throws -> Tensor? {
-        guard let pixels = batch.pixels else { return nil }
+        guard batch.pixels != nil || batch.audioFeatures != nil else { return nil }
         let d = configuration.decoder.decoderEmbedDim
-        let images = try precomputed ?? imageEmbeddings(visionFeatures: try visionModel(pixels).lastHiddenState)
-        let tokenEmbeddings = try decoder.embedTokens(batch.tokens).reshaped([-1, d])
-        return tokenEmbeddings.replacingRows(at: batch.slotPositions, with: images.reshaped([-1, d]))
-            .reshaped([batch.batch, batch.length, d])
+        var embeddings = try decoder.embedTokens(batch.tokens).reshaped([-1, d])
+        if let pixels = batch.pixels {
+            let images = try precomputed ?? imageEmbeddings(visionFeatures: try visionModel(pixels).lastHiddenState)
+            embeddings = embeddings.replacingRows(at: batch.slotPositions, with: images.reshaped([-1, d]))
+        }
+        if let features = batch.audioFeatures, let tower = audioTower {
+            embeddings = embeddings.replacingRows(at: batch.audioSlotPositions, with: try tower.embeddings(features: features).reshaped([-1, d]))
+        }
+        return embeddings.reshaped([batch.batch, batch.length, d])
     }
 
     /// Mean next-token cross-entropy over the batch's labelled positions.

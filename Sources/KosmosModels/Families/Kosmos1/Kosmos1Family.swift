@@ -1,4 +1,5 @@
 import Foundation
+import KosmosAudio
 import KosmosTensor
 import KosmosTokenizers
 
@@ -21,7 +22,11 @@ public enum Kosmos1Family {
             "vision: \(v.numHiddenLayers) layers × \(v.hiddenSize), patch \(v.patchSize) at \(v.imageSize)px (\(v.tokenCount) tokens), \(v.hiddenAct)",
             "resampler: depth \(r.depth), \(r.heads) heads × \(r.dimHead), \(r.numLatents) latents → \(c.numImageTokens) image tokens",
             "tokens: <image> \(c.imageTokenId), </image> \(c.imageEndTokenId), pad \(c.padTokenId), bos \(c.bosTokenId.map(String.init) ?? "none"), eos \(c.eosTokenId.map(String.init) ?? "none")",
-        ]
+        ] + (c.audio.map { a in
+            let e = a.encoder, f = a.featureExtractor
+            return ["audio: Whisper encoder \(e.encoderLayers) layers × \(e.dModel), \(e.numMelBins) mel bins, \(AudioError.seconds(f.chunkLength)) s at \(f.samplingRate) Hz → "
+                + "\(a.connector.rawValue) → \(a.numAudioTokens) audio tokens; <audio> \(a.audioTokenId), </audio> \(a.audioEndTokenId)"]
+        } ?? [])
     }
 }
 
@@ -30,8 +35,9 @@ extension KosmosModel: GenerativeModel {
     public var textDecoder: any TextDecoder { decoder }
     public var eosTokenId: Int? { configuration.eosTokenId }
     public var contextLength: Int { configuration.decoder.maxTargetPositions }
-    public var mediaKinds: [MediaKind] { [.image] }
+    public var mediaKinds: [MediaKind] { configuration.audio == nil ? [.image] : [.image, .audio] }
     public var imageSize: Int { configuration.vision.imageSize }
+    public var audioConfiguration: AudioConfiguration? { configuration.audio }
 
     /// tokenizer.model, tokenizer.json, sentencepiece.bpe.model or spiece.model in the directory.
     public func loadTokenizer(directory: URL, explicit: URL?) throws -> Tokenizer {
@@ -46,7 +52,8 @@ extension KosmosModel: GenerativeModel {
     }
 
     public func decoderInput(_ input: ModelInput) throws -> DecoderInput {
-        let batch = try makeBatch([KosmosSequence(tokens: input.tokens, images: try input.media.images(for: self))])
+        let batch = try makeBatch([KosmosSequence(tokens: input.tokens, images: try input.media.tensors(of: .image, for: self),
+                                                  audio: try input.media.tensors(of: .audio, for: self))])
         return DecoderInput(tokens: batch.tokens, embeddings: try inputEmbeddings(batch))
     }
 }
@@ -54,7 +61,7 @@ extension KosmosModel: GenerativeModel {
 extension ModelInput {
     /// A Kosmos-1 sequence as model input (its images in order).
     public init(_ sequence: KosmosSequence) {
-        self.init(tokens: sequence.tokens, media: sequence.images.map(MediaItem.image))
+        self.init(tokens: sequence.tokens, media: sequence.images.map(MediaItem.image) + sequence.audio.map(MediaItem.audio))
     }
 }
 
@@ -69,8 +76,10 @@ public struct Kosmos1Processor: InputProcessor {
 
     public func input(text: String, media: [MediaItem], grounding: Bool) throws -> ModelInput {
         if grounding { throw ModelError.invalidInput("grounding needs a Kosmos-2 model") }
-        let images = try media.images(for: model)
-        return ModelInput(tokens: try model.promptTokens(text, imageCount: images.count, encode: tokenizer.encode), media: media)
+        let images = try media.tensors(of: .image, for: model), clips = try media.tensors(of: .audio, for: model)
+        // The items in the order of their placeholders: images and clips each keep their own order.
+        return ModelInput(tokens: try model.promptTokens(text, imageCount: images.count, audioCount: clips.count, encode: tokenizer.encode),
+                          media: media)
     }
 
     public func output(_ ids: [Int], grounding: Bool) -> ModelOutput {

@@ -17,6 +17,7 @@ extension Kosmos2Model: GenerativeModel {
     public var contextLength: Int { textModel.configuration.maxTargetPositions }
     public var mediaKinds: [MediaKind] { [.image] }
     public var imageSize: Int { configuration.vision.imageSize }
+    public var audioConfiguration: AudioConfiguration? { nil }
 
     /// tokenizer.json, else sentencepiece.bpe.model read in Kosmos-2's layout.
     public func loadTokenizer(directory: URL, explicit: URL?) throws -> Tokenizer {
