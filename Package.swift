@@ -150,7 +150,7 @@ let package = Package(
         .target(
             name: "KosmosBenchmarks",
             dependencies: [
-                "KosmosTensor", "KosmosNN", "KosmosTokenizers", "KosmosVision", "KosmosData", "KosmosModels",
+                "KosmosTensor", "KosmosNN", "KosmosTokenizers", "KosmosVision", "KosmosAudio", "KosmosData", "KosmosModels",
                 "KosmosTraining", "KosmosServer", .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: [.swiftLanguageMode(.v5)]

@@ -99,6 +99,8 @@ public final class LogMelExtractor: @unchecked Sendable {
     let fft: FFT
     /// Per filter, the frequency bins where its weight is not zero.
     let filterBins: [Range<Int>]
+    /// Those weights, filter after filter.
+    let filterWeights: [Double]
 
     public init(configuration: AudioFeatureConfiguration) throws {
         try configuration.validate()
@@ -115,6 +117,7 @@ public final class LogMelExtractor: @unchecked Sendable {
             guard let first = nonzero.first, let last = nonzero.last else { return 0..<0 }
             return first..<(last + 1)
         }
+        filterWeights = filterBins.enumerated().flatMap { m, range in range.map { filters[$0 * count + m] } }
     }
 
     static func hertzToMel(_ f: Double) -> Double {
@@ -178,16 +181,25 @@ public final class LogMelExtractor: @unchecked Sendable {
             logSpec.withUnsafeMutableBufferPointer { output in
                 let out = output.baseAddress!
                 DispatchQueue.concurrentPerform(iterations: workers) { w in
-                    var frame = [Double](repeating: 0, count: nfft), re = [Double](repeating: 0, count: nfft)
-                    var im = [Double](repeating: 0, count: nfft), power = [Double](repeating: 0, count: bins)
-                    for t in stride(from: w, to: frames, by: workers) {
-                        for j in 0..<nfft { frame[j] = input[t * hop + j] * window[j] }
-                        frame.withUnsafeBufferPointer { f in fft.forward(real: f.baseAddress!, re: &re, im: &im) }
-                        for k in 0..<bins { power[k] = re[k] * re[k] + im[k] * im[k] }
-                        for m in 0..<count {
-                            var sum = 0.0
-                            for k in filterBins[m] { sum += melFilters[k * count + m] * power[k] }
-                            out[m * frames + t] = Float(log10(max(1e-10, sum)))
+                    let buffer = UnsafeMutablePointer<Double>.allocate(capacity: 2 * nfft + 2 * bins)
+                    defer { buffer.deallocate() }
+                    let frame = buffer, re = buffer + nfft, im = re + bins, power = im + bins
+                    window.withUnsafeBufferPointer { window in
+                        filterWeights.withUnsafeBufferPointer { weights in
+                            for t in stride(from: w, to: frames, by: workers) {
+                                let x = input.baseAddress! + t * hop
+                                for j in 0..<nfft { frame[j] = x[j] * window[j] }
+                                fft.forwardHalf(real: frame, re: re, im: im)
+                                for k in 0..<bins { power[k] = re[k] * re[k] + im[k] * im[k] }
+                                var offset = 0
+                                for m in 0..<count {
+                                    let range = filterBins[m]
+                                    var sum = 0.0
+                                    for (i, k) in range.enumerated() { sum += weights[offset + i] * power[k] }
+                                    offset += range.count
+                                    out[m * frames + t] = Float(log10(max(1e-10, sum)))
+                                }
+                            }
                         }
                     }
                 }

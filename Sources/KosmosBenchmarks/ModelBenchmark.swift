@@ -1,4 +1,5 @@
 import Foundation
+import KosmosAudio
 import KosmosModels
 import KosmosNN
 import KosmosTensor
@@ -14,7 +15,7 @@ public enum ModelBenchmark {
         public var median: Double { seconds.sorted()[seconds.count / 2] }
     }
 
-    public static let cases = ["vit", "decoder", "train", "generate"]
+    public static let cases = ["vit", "decoder", "train", "generate", "log-mel", "whisper"]
 
     /// Peak resident memory of this process so far, in bytes.
     public static func peakResidentBytes() -> Int {
@@ -48,6 +49,39 @@ public enum ModelBenchmark {
         let pixels = Tensor.randn([1, 3, 224, 224], generator: RandomGenerator(seed: 1))
         let times = try time(repeats) { _ = try withoutGrad { try tower(pixels) } }
         return Result(name: "ViT-L/14 encode, 1 image 224×224", seconds: times, note: "")
+    }
+
+    /// 30 s of integer noise at 16 kHz, the clip scripts/bench/pytorch_audio.py makes the same way.
+    public static func audioClip(samples: Int = 480_000) -> [Float] {
+        var x = 1
+        return (0..<samples).map { _ in
+            x = (1_103_515_245 * x + 12345) % (1 << 31)
+            return Float((x >> 15) - 32768) / 32768
+        }
+    }
+
+    /// WhisperFeatureExtractor's log-mel of one 30-second clip (80 bins).
+    public static func logMel(repeats: Int) throws -> Result {
+        let extractor = try LogMelExtractor(configuration: AudioFeatureConfiguration())
+        let clip = audioClip()
+        let times = time(repeats) { _ = extractor.features(clip) }
+        return Result(name: "log-mel, one 30 s clip (80 bins)", seconds: times, note: "")
+    }
+
+    /// A whisper-base-shaped encoder (d_model 512, 6 layers, 8 heads, ffn 2048) on one clip's features.
+    public static func whisperEncoder(repeats: Int, dtype: DType = .float32, quantization: QuantizationFormat? = nil) throws -> Result {
+        var c = WhisperEncoderConfiguration()
+        c.dModel = 512
+        c.encoderLayers = 6
+        c.encoderAttentionHeads = 8
+        c.encoderFfnDim = 2048
+        let encoder = try withWeightDType(dtype) { try WhisperEncoder(configuration: c, generator: RandomGenerator(seed: 0)) }
+        try quantize(encoder, quantization)
+        encoder.eval()
+        let f = try LogMelExtractor(configuration: AudioFeatureConfiguration()).features(audioClip())
+        let features = Tensor(shape: [1, f.featureSize, f.frames], scalars: f.values)
+        let times = try time(repeats) { _ = try withoutGrad { try encoder(features) } }
+        return Result(name: "Whisper-base encoder, one 30 s clip", seconds: times, note: "")
     }
 
     /// Bytes of a module's weights as held (each in its own dtype; quantized Linears' levels,

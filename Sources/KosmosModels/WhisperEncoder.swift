@@ -209,10 +209,16 @@ public final class WhisperEncoder: Module {
         }
         let configuration = try ModelDirectory.decode(WhisperEncoderConfiguration.self, from: data, file: url)
         let encoder = try withoutRandomInitialisation { try WhisperEncoder(configuration: configuration, generator: RandomGenerator(seed: 0)) }
-        let weights = try ModelDirectory.weights(in: directory)
-        let prefix = weights.entry("model.encoder.conv1.weight") != nil ? "model.encoder." : "encoder."
-        try encoder.load(from: weights, prefix: prefix, sourceName: directory.lastPathComponent)
+        try encoder.loadWeights(whisperDirectory: directory)
         encoder.eval()
         return encoder
+    }
+
+    /// Fills this encoder from a transformers Whisper directory's weights (`model.encoder.*` or
+    /// `encoder.*`); its configuration must have the directory's shapes.
+    public func loadWeights(whisperDirectory directory: URL) throws {
+        let weights = try ModelDirectory.weights(in: directory)
+        let prefix = weights.entry("model.encoder.conv1.weight") != nil ? "model.encoder." : "encoder."
+        try load(from: weights, prefix: prefix, sourceName: directory.lastPathComponent)
     }
 }

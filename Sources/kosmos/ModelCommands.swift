@@ -35,6 +35,15 @@ struct Init: ParsableCommand {
     @Flag(name: .customLong("qk-norm"), help: "QK-norm: a LayerNorm on each head's queries and keys.")
     var qkNorm = false
 
+    @Option(name: .customLong("audio-encoder"), help: "A transformers Whisper directory: adds an audio path (audio_config from its config.json and preprocessor_config.json) with its encoder's weights, and <audio>, </audio> after the vocabulary (docs/audio.md).")
+    var audioEncoder: String?
+
+    @Option(name: .customLong("audio-tokens"), help: "Decoder tokens per audio clip (with --audio-encoder).")
+    var audioTokens = 64
+
+    @Option(name: .customLong("audio-connector"), help: "perceiver (a resampler, as images) or pool (the mean of max_source_positions / --audio-tokens positions each).")
+    var audioConnector = "perceiver"
+
     /// The preset with the decoder options applied.
     func configuration() throws -> KosmosConfiguration? {
         guard var c = KosmosConfiguration.preset(named: preset) else { return nil }
@@ -42,6 +51,22 @@ struct Init: ParsableCommand {
         if let kvHeads { c.decoder.decoderKvAttentionHeads = kvHeads }
         if qkNorm { c.decoder.qkNorm = true }
         do { try c.decoder.validate() } catch { throw ValidationError("\(error)") }
+        if let audioEncoder {
+            guard let connector = AudioConnector(rawValue: audioConnector) else {
+                throw ValidationError("--audio-connector '\(audioConnector)': perceiver or pool")
+            }
+            var audio = try AudioConfiguration(whisperDirectory: URL(fileURLWithPath: audioEncoder))
+            audio.connector = connector
+            audio.numAudioTokens = audioTokens
+            audio.resampler.numLatents = audioTokens
+            audio.poolStride = max(1, audio.encoder.maxSourcePositions / max(audioTokens, 1))
+            audio.audioTokenId = c.vocabSize
+            audio.audioEndTokenId = c.vocabSize + 1
+            c.vocabSize += 2
+            c.decoder.vocabSize += 2
+            c.audio = audio
+            do { try c.validate() } catch { throw ValidationError("--audio-encoder \(audioEncoder): \(error)") }
+        }
         return c
     }
 
@@ -69,6 +94,10 @@ struct Init: ParsableCommand {
         let stored = DType(name: dtype) ?? .float32
         // Built with 16-bit weights when stored so (the same values, rounded once, in half the memory).
         let model = try withWeightDType(stored) { try KosmosModel(configuration: configuration, generator: RandomGenerator(seed: seed)) }
+        if let audioEncoder, let tower = model.audioTower {
+            try tower.encoder.loadWeights(whisperDirectory: URL(fileURLWithPath: audioEncoder))
+            print("audio encoder: \(tower.encoder.parameterCount.formatted()) parameters from \(audioEncoder); <audio> \(configuration.audio!.audioTokenId), </audio> \(configuration.audio!.audioEndTokenId)")
+        }
         print("writing \(model.parameterCount.formatted()) parameters (\(stored)) to \(directory.path)...")
         fflush(nil)
         try model.save(directory: directory, dtype: stored.safeTensorsDType)
@@ -130,8 +159,8 @@ struct Info: ParsableCommand {
 struct ModelBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "model",
-        abstract: "Time random-initialised models: ViT-L/14 encode, the 1.3B decoder forward, a small training step.",
-        discussion: "Compare with scripts/bench/pytorch_model.py (--bf16 for bfloat16) on the same machine."
+        abstract: "Time random-initialised models: ViT-L/14 encode, the 1.3B decoder forward, a small training step; Whisper log-mel and a Whisper-base encoder.",
+        discussion: "Compare with scripts/bench/pytorch_model.py and scripts/bench/pytorch_audio.py (--bf16 for bfloat16) on the same machine."
     )
 
     @Option(help: "Timed runs per case (after one warm-up).")
@@ -165,6 +194,8 @@ struct ModelBench: ParsableCommand {
             case "vit": result = try ModelBenchmark.visionTower(repeats: repeats, dtype: dtype, quantization: quantization)
             case "decoder": result = try ModelBenchmark.decoderForward(repeats: repeats, dtype: dtype, quantization: quantization)
             case "generate": result = try ModelBenchmark.generation(repeats: repeats, dtype: dtype, quantization: quantization)
+            case "log-mel": result = try ModelBenchmark.logMel(repeats: repeats)
+            case "whisper": result = try ModelBenchmark.whisperEncoder(repeats: repeats, dtype: dtype, quantization: quantization)
             default: result = try ModelBenchmark.trainingStep(repeats: repeats, dtype: dtype)
             }
             print(String(format: "%-48@ best %.3f s  median %.3f s  %@", result.name as NSString, result.best, result.median, result.note as NSString))

@@ -118,7 +118,7 @@ final class FeatureParityTests: XCTestCase {
     }
 
     func testFFTEqualsTheDefinition() {
-        for n in [1, 2, 5, 12, 400, 97] {
+        for n in [1, 2, 3, 5, 12, 400, 97, 194] {
             let fft = FFT(length: n)
             let x = (0..<n).map { Double(($0 * 37 + 11) % 23) - 11 }
             var re = [Double](repeating: 0, count: n), im = re

@@ -53,6 +53,28 @@ extension CLITests {
         XCTAssertTrue(imageOnly.stderr.contains("no audio_config"), imageOnly.stderr)
     }
 
+    /// `init --audio-encoder`: a Kosmos-1 directory whose audio_model holds the Whisper weights.
+    func testInitWithAWhisperEncoder() throws {
+        let whisper = Self.fixtures.appendingPathComponent("whisper_tiny")
+        let out = Self.root.appendingPathComponent("init-audio")
+        let run = try succeed(["init", "--preset", "kosmos-tiny", "--audio-encoder", whisper.path, "--audio-tokens", "4",
+                               "--audio-connector", "pool", "--out", out.path])
+        XCTAssertTrue(run.stdout.contains("audio encoder:"), run.stdout)
+        let model = try KosmosModel.load(directory: out)
+        let audio = try XCTUnwrap(model.configuration.audio)
+        XCTAssertEqual(audio.connector, .pool)
+        XCTAssertEqual(audio.poolStride, 4)
+        XCTAssertEqual(audio.featureExtractor.sampleCount, 5120)
+        XCTAssertEqual(audio.audioTokenId, model.configuration.vocabSize - 2)
+        let reference = try WhisperEncoder.load(directory: whisper)
+        let ours = Dictionary(uniqueKeysWithValues: model.audioTower!.encoder.stateDict().map { ($0.name, $0.tensor.scalars) })
+        for (name, tensor) in reference.stateDict() { XCTAssertEqual(ours[name], tensor.scalars, name) }
+        let info = try succeed(["info", "--model", out.path])
+        XCTAssertTrue(info.stdout.contains("audio: Whisper encoder 2 layers × 24"), info.stdout)
+        let features = try succeed(["encode-audio", "--model", out.path, Self.tone.path, "--out", out.appendingPathComponent("f.safetensors").path])
+        XCTAssertTrue(features.stdout.contains("audio_features [1, 16, 24]"), features.stdout)
+    }
+
     func testGenerateWithAudioEqualsTheLibrary() throws {
         let directory = try Self.audioDirectory()
         let wav = Self.fixtures.appendingPathComponent("audio/tone_s16.wav")

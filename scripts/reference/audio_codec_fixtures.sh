@@ -45,4 +45,17 @@ for name in tone.flac tone.mp3 tone.ogg tone.m4a; do
     ff -i "$out/$name" -map 0:a:0 -af "aresample=$swr:osr=16000:osf=flt" \
        -c:a pcm_f32le -f f32le "$out/$name.16k.f32"
 done
+# A WebDataset shard of audio pairs (Tests/KosmosDataTests/AudioDataTests.swift): 000.wav + .txt,
+# 001.flac + .json caption, 002.wav that is not audio + .txt, 003.wav without a caption.
+tmp=$(mktemp -d)
+ff -i "$out/tone_s16.wav" -t 0.1 -ac 1 -ar 16000 "${clean[@]}" -c:a pcm_s16le "$tmp/000.wav"
+printf 'high low' > "$tmp/000.txt"
+cp "$out/tone.flac" "$tmp/001.flac"
+printf '{"caption": "a tone"}' > "$tmp/001.json"
+cp "$out/notaudio.wav" "$tmp/002.wav"
+printf 'broken' > "$tmp/002.txt"
+cp "$tmp/000.wav" "$tmp/003.wav"
+(cd "$tmp" && tar --mtime=@0 --owner=0 --group=0 --numeric-owner --format=ustar \
+    -cf - 000.wav 000.txt 001.flac 001.json 002.wav 002.txt 003.wav) > "$out/sounds.tar"
+rm -rf "$tmp"
 ls -l "$out"
