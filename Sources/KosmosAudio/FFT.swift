@@ -11,8 +11,8 @@ public final class FFT: @unchecked Sendable {
     /// The complex transform of half the length (even lengths), or of the whole length.
     let complexLength: Int
     let factors: [Int]
-    /// e^(−2πi·t/complexLength) for t < complexLength.
-    let cosTable: [Double], sinTable: [Double]
+    /// e^(−2πi·t/complexLength) for t < complexLength (allocated once, read without checks).
+    let cosTable: UnsafeMutablePointer<Double>, sinTable: UnsafeMutablePointer<Double>
     /// e^(−2πi·k/length) for k ≤ length/2 (the real-input untangling).
     let realCos: [Double], realSin: [Double]
 
@@ -28,10 +28,19 @@ public final class FFT: @unchecked Sendable {
         }
         self.factors = factors
         let n = complexLength
-        cosTable = (0..<n).map { cos(2 * Double.pi * Double($0) / Double(n)) }
-        sinTable = (0..<n).map { -sin(2 * Double.pi * Double($0) / Double(n)) }
+        cosTable = .allocate(capacity: n)
+        sinTable = .allocate(capacity: n)
+        for t in 0..<n {
+            cosTable[t] = cos(2 * Double.pi * Double(t) / Double(n))
+            sinTable[t] = -sin(2 * Double.pi * Double(t) / Double(n))
+        }
         realCos = (0...(length / 2)).map { cos(2 * Double.pi * Double($0) / Double(length)) }
         realSin = (0...(length / 2)).map { -sin(2 * Double.pi * Double($0) / Double(length)) }
+    }
+
+    deinit {
+        cosTable.deallocate()
+        sinTable.deallocate()
     }
 
     /// Bins 0 … length/2 of the transform of real input `x` (length values) into `re`/`im`
@@ -72,6 +81,48 @@ public final class FFT: @unchecked Sendable {
         }
     }
 
+    static let c1 = cos(2 * Double.pi / 5), c2 = cos(4 * Double.pi / 5)
+    static let s1 = sin(2 * Double.pi / 5), s2 = sin(4 * Double.pi / 5)
+
+    /// A radix-5 level: the five subsequences' transforms twiddled by W_n^(r·k), then the 5-point
+    /// DFT written out (its constants cos/sin of 2π/5 and 4π/5), as a 5-point FFT is usually done.
+    private func radix5(_ xr: UnsafePointer<Double>, _ xi: UnsafePointer<Double>, stride s: Int, m: Int, step: Int, level: Int,
+                        re: UnsafeMutablePointer<Double>, im: UnsafeMutablePointer<Double>, scratch: UnsafeMutablePointer<Double>) {
+        if m > 1 {
+            for r in 0..<5 {
+                transform(xr + r * s, xi + r * s, stride: s * 5, n: m, level: level + 1, re: re + r * m, im: im + r * m, scratch: scratch)
+            }
+        }
+        let c1 = Self.c1, c2 = Self.c2, s1 = Self.s1, s2 = Self.s2
+        for k in 0..<m {
+            var ar = (0.0, 0.0, 0.0, 0.0, 0.0), ai = (0.0, 0.0, 0.0, 0.0, 0.0)
+            if m == 1 {
+                ar = (xr[0], xr[s], xr[2 * s], xr[3 * s], xr[4 * s])
+                ai = (xi[0], xi[s], xi[2 * s], xi[3 * s], xi[4 * s])
+            } else {
+                func twiddled(_ r: Int) -> (Double, Double) {
+                    let t = r * k * step, yr = re[r * m + k], yi = im[r * m + k]
+                    let c = cosTable[t], w = sinTable[t]
+                    return (yr * c - yi * w, yr * w + yi * c)
+                }
+                let t1 = twiddled(1), t2 = twiddled(2), t3 = twiddled(3), t4 = twiddled(4)
+                ar = (re[k], t1.0, t2.0, t3.0, t4.0)
+                ai = (im[k], t1.1, t2.1, t3.1, t4.1)
+            }
+            let b1r = ar.1 + ar.4, b1i = ai.1 + ai.4, b2r = ar.2 + ar.3, b2i = ai.2 + ai.3
+            let d1r = ar.1 - ar.4, d1i = ai.1 - ai.4, d2r = ar.2 - ar.3, d2i = ai.2 - ai.3
+            let t1r = ar.0 + c1 * b1r + c2 * b2r, t1i = ai.0 + c1 * b1i + c2 * b2i
+            let t2r = ar.0 + c2 * b1r + c1 * b2r, t2i = ai.0 + c2 * b1i + c1 * b2i
+            let u1r = s1 * d1r + s2 * d2r, u1i = s1 * d1i + s2 * d2i
+            let u2r = s2 * d1r - s1 * d2r, u2i = s2 * d1i - s1 * d2i
+            re[k] = ar.0 + b1r + b2r; im[k] = ai.0 + b1i + b2i
+            re[k + m] = t1r + u1i; im[k + m] = t1i - u1r
+            re[k + 4 * m] = t1r - u1i; im[k + 4 * m] = t1i + u1r
+            re[k + 2 * m] = t2r + u2i; im[k + 2 * m] = t2i - u2r
+            re[k + 3 * m] = t2r - u2i; im[k + 3 * m] = t2i + u2r
+        }
+    }
+
     private func transform(_ xr: UnsafePointer<Double>, _ xi: UnsafePointer<Double>, stride s: Int, n: Int, level: Int,
                            re: UnsafeMutablePointer<Double>, im: UnsafeMutablePointer<Double>, scratch: UnsafeMutablePointer<Double>) {
         if n == 1 {
@@ -80,12 +131,33 @@ public final class FFT: @unchecked Sendable {
             return
         }
         let p = factors[level], m = n / p
+        let step = complexLength / n, full = complexLength
+        if p == 5 {
+            radix5(xr, xi, stride: s, m: m, step: step, level: level, re: re, im: im, scratch: scratch)
+            return
+        }
+        if m == 1 {
+            // The last level: one DFT of p inputs straight from the strided input.
+            for q in 0..<p {
+                var accRe = xr[0], accIm = xi[0], t = 0
+                let increment = q * step
+                for r in 1..<p {
+                    t += increment
+                    if t >= full { t -= full }
+                    let c = cosTable[t], w = sinTable[t], a = xr[r * s], b = xi[r * s]
+                    accRe += a * c - b * w
+                    accIm += a * w + b * c
+                }
+                re[q] = accRe
+                im[q] = accIm
+            }
+            return
+        }
         // The p interleaved subsequences x[r], x[r+p], … transformed into consecutive blocks of m.
         for r in 0..<p {
             transform(xr + r * s, xi + r * s, stride: s * p, n: m, level: level + 1, re: re + r * m, im: im + r * m, scratch: scratch)
         }
         // X[k + q·m] = Σ_r W_n^(r·(k + q·m)) Y_r[k]; the outputs of one k overwrite its inputs.
-        let step = complexLength / n, full = complexLength
         if p == 2 {
             for k in 0..<m {
                 let c = cosTable[k * step], w = sinTable[k * step]

@@ -43,6 +43,9 @@ struct DataInspect: ParsableCommand {
         let kinds = r.kinds.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key.rawValue): \($0.value)" }
         if !kinds.isEmpty { print("kinds: " + kinds.joined(separator: ", ")) }
         print("images referenced: \(r.imagesReferenced)" + (noDecode ? "" : "  decoded: \(r.imagesDecoded)"))
+        if r.audioReferenced > 0 {
+            print("audio clips referenced: \(r.audioReferenced)" + (noDecode ? "" : "  decoded: \(r.audioDecoded)"))
+        }
         print("skip reasons: \(r.skips)")
         for e in r.examples { print("  " + e) }
     }

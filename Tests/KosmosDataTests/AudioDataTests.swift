@@ -55,6 +55,15 @@ final class AudioDataTests: XCTestCase {
         let clip = try AudioDecoder(sampleRate: 16000).decode(contentsOf: Self.audio.appendingPathComponent("tone.flac"))
         XCTAssertEqual(prepared[1].audio[0].values, try LogMelExtractor(configuration: Self.features).features(clip.samples).values)
 
+        // `kosmos data inspect` decodes every clip: the unreadable one is a skip, the good ones count.
+        let inspection = try DataInspection.run(path: url.path)
+        XCTAssertEqual(inspection.format, .audioCaptionsJSONL)
+        XCTAssertEqual(inspection.audioReferenced, 3)
+        XCTAssertEqual(inspection.audioDecoded, 2)
+        XCTAssertEqual(inspection.usable, 2)
+        XCTAssertEqual(inspection.skips[.unreadableAudio], 1)
+        XCTAssertTrue(inspection.examples[0].contains("<audio ") && inspection.examples[0].contains("tone.mp3"), inspection.examples[0])
+
         let packer = try SequencePacker(sources: [(SynchronousSource(iterator: try DatasetIterator(dataset: dataset, shuffle: false),
                                                                      preparer: preparer), 1)], maxLength: 20, tokens: tokens)
         let packed = try XCTUnwrap(packer.next())
