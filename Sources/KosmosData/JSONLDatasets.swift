@@ -67,10 +67,9 @@ public final class TextJSONLDataset: Dataset {
     }
 }
 
-/// `{"segments": [{"text": ...}, {"image": "relative/path.jpg"}, {"audio": "clip.wav"}, ...]}` per
-/// line; image and audio paths are relative to the JSONL file's folder (absolute paths are used as
-/// given).
-public final class InterleavedJSONLDataset: Dataset {
+/// A JSONL file whose records name media files relative to the file's folder (absolute paths are
+/// used as given): the common part of the interleaved and audio-caption sets.
+public class MediaJSONLDataset {
     public let url: URL
     let lines: JSONLines
     let baseDirectory: URL
@@ -84,6 +83,17 @@ public final class InterleavedJSONLDataset: Dataset {
         lines = try JSONLines(url: url)
     }
 
+    /// The file a record names, or `missing` thrown when it does not exist.
+    func file(_ path: String, missing: SkipReason) throws -> URL {
+        let u = path.hasPrefix("/") ? URL(fileURLWithPath: path) : baseDirectory.appendingPathComponent(path)
+        guard FileManager.default.fileExists(atPath: u.path) else { throw missing }
+        return u
+    }
+}
+
+/// `{"segments": [{"text": ...}, {"image": "relative/path.jpg"}, {"audio": "clip.wav"}, ...]}` per
+/// line; image and audio paths are relative to the JSONL file's folder.
+public final class InterleavedJSONLDataset: MediaJSONLDataset, Dataset {
     public func sample(at index: Int) throws -> Sample {
         let obj = try lines.object(at: index)
         guard let list = obj["segments"] as? [Any] else { throw SkipReason.malformedSegment }
@@ -94,13 +104,9 @@ public final class InterleavedJSONLDataset: Dataset {
                 // An empty text segment carries nothing; dropping it keeps the document valid.
                 if !text.isEmpty { segments.append(.text(text)) }
             } else if let path = seg["image"] as? String, !path.isEmpty {
-                let u = path.hasPrefix("/") ? URL(fileURLWithPath: path) : baseDirectory.appendingPathComponent(path)
-                guard FileManager.default.fileExists(atPath: u.path) else { throw SkipReason.missingImage }
-                segments.append(.image(.file(u)))
+                segments.append(.image(.file(try file(path, missing: .missingImage))))
             } else if let path = seg["audio"] as? String, !path.isEmpty {
-                let u = path.hasPrefix("/") ? URL(fileURLWithPath: path) : baseDirectory.appendingPathComponent(path)
-                guard FileManager.default.fileExists(atPath: u.path) else { throw SkipReason.missingAudio }
-                segments.append(.audio(.file(u)))
+                segments.append(.audio(.file(try file(path, missing: .missingAudio))))
             } else {
                 throw SkipReason.malformedSegment
             }
@@ -113,28 +119,14 @@ public final class InterleavedJSONLDataset: Dataset {
 /// Audio-caption pairs, `{"audio": "clip.wav", "text": "a high beep"}` per line ("caption" is read
 /// when there is no "text"); paths relative to the JSONL file's folder. The sample is the clip,
 /// then its text.
-public final class AudioCaptionJSONLDataset: Dataset {
-    public let url: URL
-    let lines: JSONLines
-    let baseDirectory: URL
-    public var name: String { url.lastPathComponent }
-    public var count: Int { lines.ranges.count }
-    public var indexingSkips: SkipCounts { lines.skips }
-
-    public init(url: URL) throws {
-        self.url = url
-        baseDirectory = url.deletingLastPathComponent()
-        lines = try JSONLines(url: url)
-    }
-
+public final class AudioCaptionJSONLDataset: MediaJSONLDataset, Dataset {
     public func sample(at index: Int) throws -> Sample {
         let obj = try lines.object(at: index)
         guard let path = obj["audio"] as? String, !path.isEmpty else { throw SkipReason.malformedSegment }
         guard let text = (obj["text"] ?? obj["caption"]) as? String else { throw SkipReason.missingText }
         let caption = text.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !caption.isEmpty else { throw SkipReason.emptyCaption }
-        let u = path.hasPrefix("/") ? URL(fileURLWithPath: path) : baseDirectory.appendingPathComponent(path)
-        guard FileManager.default.fileExists(atPath: u.path) else { throw SkipReason.missingAudio }
-        return Sample(kind: .audioCaption, segments: [.audio(.file(u)), .text(caption)], id: "\(name):\(index + 1)")
+        return Sample(kind: .audioCaption, segments: [.audio(.file(try file(path, missing: .missingAudio))), .text(caption)],
+                      id: "\(name):\(index + 1)")
     }
 }

@@ -121,14 +121,13 @@ public final class CLIPVisionEmbeddings: Module {
 /// Bidirectional multi-head self-attention with biases (CLIPAttention).
 public final class CLIPAttention: Module {
     public let kProj: Linear, vProj: Linear, qProj: Linear, outProj: Linear
-    let heads: Int, headDim: Int
+    let heads: Int
     let dropout: Float
     let generator: RandomGenerator
 
     init(configuration c: CLIPVisionConfiguration, generator: RandomGenerator) {
         let d = c.hiddenSize
         heads = c.numAttentionHeads
-        headDim = d / heads
         dropout = c.attentionDropout
         self.generator = generator
         kProj = Linear(inFeatures: d, outFeatures: d, generator: generator)
@@ -143,14 +142,20 @@ public final class CLIPAttention: Module {
     }
 
     func callAsFunction(_ x: Tensor) -> Tensor {
-        let batch = x.shape[0], length = x.shape[1], dim = x.shape[2]
-        func split(_ t: Tensor) -> Tensor { t.reshaped([batch, length, heads, headDim]).permuted([0, 2, 1, 3]) }
-        let out = Tensor.scaledDotProductAttention(
-            query: split(qProj(x)), key: split(kProj(x)), value: split(vProj(x)),
-            scale: Foundation.pow(Float(headDim), -0.5),
-            dropout: isTraining && dropout > 0 ? (dropout, generator) : nil)
-        return outProj(out.permuted([0, 2, 1, 3]).reshaped([batch, length, dim]))
+        bidirectionalAttention(x, q: qProj, k: kProj, v: vProj, out: outProj, heads: heads,
+                               dropout: isTraining && dropout > 0 ? (dropout, generator) : nil)
     }
+}
+
+/// Multi-head self-attention without a mask over [batch, length, dim] (the encoders' attention:
+/// CLIP's, Whisper's): heads split from the projections, scores scaled by head_dim^-½.
+func bidirectionalAttention(_ x: Tensor, q: Linear, k: Linear, v: Linear, out: Linear, heads: Int,
+                            dropout: (Float, RandomGenerator)?) -> Tensor {
+    let batch = x.shape[0], length = x.shape[1], dim = x.shape[2], headDim = dim / heads
+    func split(_ t: Tensor) -> Tensor { t.reshaped([batch, length, heads, headDim]).permuted([0, 2, 1, 3]) }
+    let attended = Tensor.scaledDotProductAttention(query: split(q(x)), key: split(k(x)), value: split(v(x)),
+                                                    scale: Foundation.pow(Float(headDim), -0.5), dropout: dropout)
+    return out(attended.permuted([0, 2, 1, 3]).reshaped([batch, length, dim]))
 }
 
 /// fc1 → quick_gelu (or gelu) → fc2 (CLIPMLP).

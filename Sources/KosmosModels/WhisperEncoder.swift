@@ -75,13 +75,12 @@ public struct WhisperEncoderConfiguration: Codable, Equatable, Sendable {
 /// Multi-head self-attention, k_proj without bias (WhisperAttention, encoder use: no mask).
 public final class WhisperAttention: Module {
     public let kProj: Linear, vProj: Linear, qProj: Linear, outProj: Linear
-    let heads: Int, headDim: Int, dropout: Float
+    let heads: Int, dropout: Float
     let generator: RandomGenerator
 
     init(configuration c: WhisperEncoderConfiguration, generator: RandomGenerator) {
         let d = c.dModel
         heads = c.encoderAttentionHeads
-        headDim = d / heads
         dropout = c.attentionDropout
         self.generator = generator
         kProj = Linear(inFeatures: d, outFeatures: d, bias: false, generator: generator)
@@ -96,13 +95,8 @@ public final class WhisperAttention: Module {
     }
 
     func callAsFunction(_ x: Tensor) -> Tensor {
-        let batch = x.shape[0], length = x.shape[1], dim = x.shape[2]
-        func split(_ t: Tensor) -> Tensor { t.reshaped([batch, length, heads, headDim]).permuted([0, 2, 1, 3]) }
-        let out = Tensor.scaledDotProductAttention(
-            query: split(qProj(x)), key: split(kProj(x)), value: split(vProj(x)),
-            scale: Foundation.pow(Float(headDim), -0.5),
-            dropout: isTraining && dropout > 0 ? (dropout, generator) : nil)
-        return outProj(out.permuted([0, 2, 1, 3]).reshaped([batch, length, dim]))
+        bidirectionalAttention(x, q: qProj, k: kProj, v: vProj, out: outProj, heads: heads,
+                               dropout: isTraining && dropout > 0 ? (dropout, generator) : nil)
     }
 }
 

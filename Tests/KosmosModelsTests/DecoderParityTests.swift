@@ -38,6 +38,21 @@ func assertGradientClose(_ actual: [Float], _ expected: [Float], _ label: String
     assertAllClose(actual, expected, rtol: 1e-4, atol: max(1e-6 * scale, 1e-6), label, file: file, line: line)
 }
 
+/// The losses of ten AdamW steps (the references' settings: lr 1e-3, betas 0.9/0.98, eps 1e-6,
+/// weight decay 0.01) on `module`'s parameters, `loss` computed afresh at each step.
+func adamWLosses(_ module: Module, steps: Int = 10, _ loss: () throws -> Tensor) rethrows -> [Float] {
+    let optimizer = AdamW(parameters: module.parameters(), learningRate: 1e-3, beta1: 0.9, beta2: 0.98, eps: 1e-6, weightDecay: 0.01)
+    var losses: [Float] = []
+    for _ in 0..<steps {
+        optimizer.zeroGrad()
+        let l = try loss()
+        l.backward()
+        optimizer.step()
+        losses.append(l.item())
+    }
+    return losses
+}
+
 /// MagnetoDecoder against torchscale 0.3's Decoder (scripts/reference/decoder_reference.py):
 /// logits and loss to 1e-5 relative, every parameter's gradient to 1e-4 relative (DESIGN.md), and
 /// the losses of ten AdamW steps, which both sides run in float32, to 1e-4 relative.
@@ -111,15 +126,8 @@ final class DecoderParityTests: XCTestCase {
         let fresh = try MagnetoDecoder(configuration: Self.configuration(variant), generator: RandomGenerator(seed: 0))
         try fresh.load(from: fixture, prefix: "model.", sourceName: variant)
         fresh.eval()
-        let optimizer = AdamW(parameters: fresh.parameters(), learningRate: 1e-3, beta1: 0.9, beta2: 0.98, eps: 1e-6, weightDecay: 0.01)
-        var losses: [Float] = []
-        for _ in 0..<10 {
-            optimizer.zeroGrad()
-            let l = nextTokenLoss(try fresh(tokens: tokens, batch: 2, length: 7, keyPadding: padding),
-                                  tokens: tokens, batch: 2, length: 7, pad: 1)
-            l.backward()
-            optimizer.step()
-            losses.append(l.item())
+        let losses = try adamWLosses(fresh) {
+            nextTokenLoss(try fresh(tokens: tokens, batch: 2, length: 7, keyPadding: padding), tokens: tokens, batch: 2, length: 7, pad: 1)
         }
         assertAllClose(losses, try fixture.floats("adamw_losses"), rtol: 1e-4, atol: 0, "\(variant) AdamW losses")
     }

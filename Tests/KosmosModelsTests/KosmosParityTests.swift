@@ -54,15 +54,7 @@ final class KosmosParityTests: XCTestCase {
         let fresh = try KosmosModel(configuration: Self.tinyConfiguration(), generator: RandomGenerator(seed: 0))
         try fresh.load(from: fixture, prefix: "model.", sourceName: "kosmos_tiny")
         fresh.eval()
-        let optimizer = AdamW(parameters: fresh.parameters(), learningRate: 1e-3, beta1: 0.9, beta2: 0.98, eps: 1e-6, weightDecay: 0.01)
-        var losses: [Float] = []
-        for _ in 0..<10 {
-            optimizer.zeroGrad()
-            let l = try fresh.loss(batch)
-            l.backward()
-            optimizer.step()
-            losses.append(l.item())
-        }
+        let losses = try adamWLosses(fresh) { try fresh.loss(batch) }
         assertAllClose(losses, try fixture.floats("adamw_losses"), rtol: 1e-4, atol: 0, "AdamW losses")
     }
 
