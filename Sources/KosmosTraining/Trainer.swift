@@ -121,6 +121,7 @@ public final class Trainer {
         model.train()
         model.decoder.checkpointActivations = c.train.checkpointActivations
         model.applyVisionFreeze(c.freezePolicy)
+        model.applyAudioFreeze(c.audioFreezePolicy)
         if communicator.isDistributed {
             // Identical parameters everywhere (rank 0's), whatever each rank initialised or loaded.
             for (_, tensor) in model.namedParameters() {

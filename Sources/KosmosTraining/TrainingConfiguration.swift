@@ -97,6 +97,9 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
         public var seed: UInt64 = 0
         /// "none", "all" or "all-but-last-layer" (the paper's choice for a pretrained CLIP).
         public var visionFreeze = VisionFreezePolicy.allButLastLayer.rawValue
+        /// The same for the audio encoder (a model with audio_config): its last layer and final
+        /// layer_norm train under "all-but-last-layer".
+        public var audioFreeze = VisionFreezePolicy.allButLastLayer.rawValue
         /// "float32", or "bfloat16" for mixed precision: bfloat16 products (forward and backward)
         /// with float32 master weights, AdamW states and everything else (docs/precision.md).
         public var dtype = "float32"
@@ -106,7 +109,7 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
         public init() {}
         enum CodingKeys: String, CodingKey {
             case steps, seed, dtype
-            case gradAccumulation = "grad_accumulation", visionFreeze = "vision_freeze"
+            case gradAccumulation = "grad_accumulation", visionFreeze = "vision_freeze", audioFreeze = "audio_freeze"
             case checkpointActivations = "checkpoint_activations"
         }
     }
@@ -244,7 +247,7 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
         "optimizer": .object(["lr": .number, "beta1": .number, "beta2": .number, "eps": .number, "weight_decay": .number,
                               "max_grad_norm": .number]),
         "schedule": .object(["kind": .string, "warmup_steps": .integer]),
-        "train": .object(["steps": .integer, "grad_accumulation": .integer, "seed": .integer, "vision_freeze": .string, "dtype": .string,
+        "train": .object(["steps": .integer, "grad_accumulation": .integer, "seed": .integer, "vision_freeze": .string, "audio_freeze": .string, "dtype": .string,
                            "checkpoint_activations": .bool]),
         "checkpoint": .object(["directory": .string, "every": .integer, "keep": .integer]),
         "log": .object(["every": .integer]),
@@ -367,6 +370,7 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
     /// The compute dtype of the training step (`train.dtype`, validated).
     public var computeDType: DType { DType(name: train.dtype) ?? .float32 }
     public var freezePolicy: VisionFreezePolicy { VisionFreezePolicy(rawValue: train.visionFreeze) ?? .allButLastLayer }
+    public var audioFreezePolicy: VisionFreezePolicy { VisionFreezePolicy(rawValue: train.audioFreeze) ?? .allButLastLayer }
 
     /// Impossible values, with the field named.
     public func validate() throws {
@@ -407,6 +411,9 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
         guard train.gradAccumulation >= 1 else { throw fail("train.grad_accumulation", "must be at least 1") }
         guard VisionFreezePolicy(rawValue: train.visionFreeze) != nil else {
             throw fail("train.vision_freeze", "'\(train.visionFreeze)' is not one of none, all, all-but-last-layer")
+        }
+        guard VisionFreezePolicy(rawValue: train.audioFreeze) != nil else {
+            throw fail("train.audio_freeze", "'\(train.audioFreeze)' is not one of none, all, all-but-last-layer")
         }
         switch DType(name: train.dtype) {
         case .float32?, .bfloat16?: break
@@ -514,6 +521,7 @@ extension TrainingConfiguration.Train {
         gradAccumulation = try c.decode(.gradAccumulation, default: gradAccumulation)
         seed = try c.decode(.seed, default: seed)
         visionFreeze = try c.decode(.visionFreeze, default: visionFreeze)
+        audioFreeze = try c.decode(.audioFreeze, default: audioFreeze)
         dtype = try c.decode(.dtype, default: dtype)
         checkpointActivations = try c.decode(.checkpointActivations, default: checkpointActivations)
     }

@@ -61,6 +61,22 @@ final class KosmosAudioParityTests: XCTestCase {
         assertAllClose(losses, try fixture.floats("adamw_losses"), rtol: 1e-4, atol: 0, "AdamW losses")
     }
 
+    func testAudioFreezePolicies() throws {
+        let model = try KosmosModel(configuration: try Self.configuration(), generator: RandomGenerator(seed: 1))
+        model.applyAudioFreeze(.allButLastLayer)
+        let trainable = Set(model.namedParameters().filter { $0.tensor.requiresGrad }.map(\.name))
+        XCTAssertTrue(trainable.contains("audio_model.layers.1.fc1.weight"))
+        XCTAssertTrue(trainable.contains("audio_model.layer_norm.weight"))
+        XCTAssertFalse(trainable.contains("audio_model.layers.0.fc1.weight"))
+        XCTAssertFalse(trainable.contains("audio_model.conv1.weight"))
+        XCTAssertTrue(trainable.contains("audio_perceiver.latents"))
+        XCTAssertTrue(trainable.contains("audio_proj.weight"))
+        model.applyAudioFreeze(.all)
+        XCTAssertFalse(model.audioTower!.encoder.parameters().contains { $0.requiresGrad })
+        model.applyAudioFreeze(.none)
+        XCTAssertTrue(model.audioTower!.encoder.parameters().allSatisfy { $0.requiresGrad })
+    }
+
     func testAudioLabelsAndBadSequences() throws {
         let model = try KosmosModel(configuration: try Self.configuration(), generator: RandomGenerator(seed: 1))
         let clip = Tensor.zeros([8, 32])

@@ -191,6 +191,17 @@ public final class KosmosModel: Module {
         }
     }
 
+    /// Freezes the audio encoder by `policy` (its last layer and final layer_norm train under
+    /// all-but-last-layer); the connector and audio_proj keep training. Nothing without audio.
+    public func applyAudioFreeze(_ policy: VisionFreezePolicy) {
+        guard let encoder = audioTower?.encoder else { return }
+        encoder.setRequiresGrad(policy == .none)
+        if policy == .allButLastLayer {
+            encoder.layers.items.last?.setRequiresGrad(true)
+            encoder.layerNorm.setRequiresGrad(true)
+        }
+    }
+
     /// Pads sequences on the right, checks the image layout, and builds the loss labels: the
     /// target of position t is token t+1, ignored (−100) where t+1 is padding or an image slot.
     public func makeBatch(_ sequences: [KosmosSequence]) throws -> KosmosBatch {
