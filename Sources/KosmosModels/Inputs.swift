@@ -53,23 +53,30 @@ extension KosmosModel {
     /// starts as a fresh piece of text, as a SentencePiece tokenizer adds its dummy prefix per
     /// segment), each marker becomes its open id, the kind's slots and its close id, and BOS is
     /// prepended when the configuration has one.
-    public func promptTokens(_ prompt: String, imageCount: Int, audioCount: Int = 0, encode: (String) -> [Int]) throws -> [Int] {
+    /// `videoFrames[i]` is the frame count of the i-th video (`<video>`: T × num_image_tokens slots).
+    public func promptTokens(_ prompt: String, imageCount: Int, audioCount: Int = 0, videoFrames: [Int] = [],
+                             encode: (String) -> [Int]) throws -> [Int] {
         let c = configuration
         var tokens: [Int] = c.bosTokenId.map { [$0] } ?? []
-        var images = 0, clips = 0
+        var images = 0, clips = 0, videos = 0
         var rest = Substring(prompt)
         while true {
             let image = rest.range(of: MediaKind.image.placeholder)
             let audio = c.audio == nil ? nil : rest.range(of: MediaKind.audio.placeholder)
-            guard let next = [image, audio].compactMap({ $0 }).min(by: { $0.lowerBound < $1.lowerBound }) else { break }
+            let video = c.video == nil ? nil : rest.range(of: MediaKind.video.placeholder)
+            guard let next = [image, audio, video].compactMap({ $0 }).min(by: { $0.lowerBound < $1.lowerBound }) else { break }
             let segment = rest[rest.startIndex..<next.lowerBound]
             if !segment.isEmpty { tokens += encode(String(segment)) }
             if next == image {
                 images += 1
                 tokens += [c.imageTokenId] + [Int](repeating: c.slotTokenId, count: c.numImageTokens) + [c.imageEndTokenId]
-            } else if let a = c.audio {
+            } else if next == audio, let a = c.audio {
                 clips += 1
                 tokens += [a.audioTokenId] + [Int](repeating: c.slotTokenId, count: a.numAudioTokens) + [a.audioEndTokenId]
+            } else if let v = c.video {
+                let frames = videos < videoFrames.count ? videoFrames[videos] : v.numFrames
+                videos += 1
+                tokens += [v.videoTokenId] + [Int](repeating: c.slotTokenId, count: frames * c.numImageTokens) + [v.videoEndTokenId]
             }
             rest = rest[next.upperBound...]
         }
@@ -81,6 +88,11 @@ extension KosmosModel {
             throw ModelError.invalidInput(c.audio == nil && audioCount > 0
                 ? "this model has no audio encoder (no audio_config), so it takes no audio"
                 : "the prompt has \(clips) <audio> marker(s) but \(audioCount) audio clip(s) were given")
+        }
+        guard videos == videoFrames.count else {
+            throw ModelError.invalidInput(c.video == nil && !videoFrames.isEmpty
+                ? "this model has no video_config, so it takes no video"
+                : "the prompt has \(videos) <video> marker(s) but \(videoFrames.count) video(s) were given")
         }
         return tokens
     }

@@ -7,6 +7,7 @@ import KosmosTokenizers
 public enum MediaKind: String, Sendable, CaseIterable, CustomStringConvertible {
     case image
     case audio
+    case video
 
     /// The placeholder that marks an item's place in a prompt's text.
     public var placeholder: String { "<\(rawValue)>" }
@@ -14,7 +15,7 @@ public enum MediaKind: String, Sendable, CaseIterable, CustomStringConvertible {
 }
 
 /// One preprocessed media item of a prompt: for an image, pixels [3, size, size]; for audio,
-/// log-mel features [mel bins, frames].
+/// log-mel features [mel bins, frames]; for video, frames [T, 3, size, size].
 public struct MediaItem {
     public var kind: MediaKind
     public var tensor: Tensor
@@ -26,6 +27,7 @@ public struct MediaItem {
 
     public static func image(_ pixels: Tensor) -> MediaItem { MediaItem(kind: .image, tensor: pixels) }
     public static func audio(_ features: Tensor) -> MediaItem { MediaItem(kind: .audio, tensor: features) }
+    public static func video(_ frames: Tensor) -> MediaItem { MediaItem(kind: .video, tensor: frames) }
 }
 
 /// A prompt ready for a model: token ids, the media in the order of their placeholders, and (for
@@ -52,7 +54,7 @@ extension Array where Element == MediaItem {
     /// not take.
     func tensors(of kind: MediaKind, for model: some GenerativeModel) throws -> [Tensor] {
         if let item = first(where: { !model.mediaKinds.contains($0.kind) }) {
-            throw ModelError.invalidInput("\(model.family.name)\(model.mediaKinds.contains(.image) && item.kind == .audio ? " without audio_config" : "") does not take \(item.kind) input (it takes \(model.mediaKinds.map(\.description).joined(separator: ", ")))")
+            throw ModelError.invalidInput("\(model.family.name)\(model.mediaKinds.contains(.image) && item.kind != .image ? " without \(item.kind)_config" : "") does not take \(item.kind) input (it takes \(model.mediaKinds.map(\.description).joined(separator: ", ")))")
         }
         return filter { $0.kind == kind }.map(\.tensor)
     }

@@ -22,6 +22,8 @@ public struct KosmosConfiguration: Codable, Equatable, Sendable {
     public var vocabSize = 32002
     /// The audio path (`audio_config`), absent in an image-and-text model.
     public var audio: AudioConfiguration? = nil
+    /// Video input (`video_config`): frames through the vision tower and the resampler's time embeddings.
+    public var video: VideoConfiguration? = nil
 
     public init() {}
 
@@ -37,6 +39,7 @@ public struct KosmosConfiguration: Codable, Equatable, Sendable {
         case padTokenId = "pad_token_id"
         case vocabSize = "vocab_size"
         case audio = "audio_config"
+        case video = "video_config"
     }
 
     public init(from decoder: Decoder) throws {
@@ -56,6 +59,7 @@ public struct KosmosConfiguration: Codable, Equatable, Sendable {
         padTokenId = try c.decode(.padTokenId, default: d.padTokenId)
         vocabSize = try c.decode(.vocabSize, default: d.vocabSize)
         audio = try c.decodeIfPresent(AudioConfiguration.self, forKey: .audio)
+        video = try c.decodeIfPresent(VideoConfiguration.self, forKey: .video)
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -73,6 +77,7 @@ public struct KosmosConfiguration: Codable, Equatable, Sendable {
         try c.encode(padTokenId, forKey: .padTokenId)
         try c.encode(vocabSize, forKey: .vocabSize)
         try c.encodeIfPresent(audio, forKey: .audio)
+        try c.encodeIfPresent(video, forKey: .video)
     }
 
     public var slotTokenId: Int { imageSlotTokenId ?? padTokenId }
@@ -105,6 +110,14 @@ public struct KosmosConfiguration: Codable, Equatable, Sendable {
                 throw fail(field, "\(id) is also an image marker or the slot id")
             }
         }
+        if let video {
+            try video.validate(resampler: resampler)
+            let markers = [imageTokenId, imageEndTokenId, slotTokenId] + [audio?.audioTokenId, audio?.audioEndTokenId].compactMap { $0 }
+            for (field, id) in [("video_config.video_token_id", video.videoTokenId), ("video_config.video_end_token_id", video.videoEndTokenId)] {
+                guard !markers.contains(id) else { throw fail(field, "\(id) is also an image or audio marker or the slot id") }
+                ids.append((field, id))
+            }
+        }
         for (field, id) in ids {
             guard id >= 0 && id < vocabSize else { throw fail(field, "\(id) is outside the vocabulary of \(vocabSize)") }
         }
@@ -126,11 +139,15 @@ public struct KosmosSequence {
     public var tokens: [Int]
     public var images: [Tensor]
     public var audio: [Tensor]
+    /// Videos in order of appearance, each its frames [frames, channels, size, size]; a video of T
+    /// frames takes T × num_image_tokens slots between `<video>` and `</video>`.
+    public var videos: [Tensor]
 
-    public init(tokens: [Int], images: [Tensor] = [], audio: [Tensor] = []) {
+    public init(tokens: [Int], images: [Tensor] = [], audio: [Tensor] = [], videos: [Tensor] = []) {
         self.tokens = tokens
         self.images = images
         self.audio = audio
+        self.videos = videos
     }
 }
 
@@ -151,6 +168,11 @@ public struct KosmosBatch {
     /// [clips, mel bins, frames] (nil without audio).
     public var audioSlotPositions: [Int] = []
     public var audioFeatures: Tensor? = nil
+    /// Flat positions of video slots (each video's frames' latents in frame order), the frames of
+    /// every video stacked [Σ frames, channels, size, size], and each video's frame count.
+    public var videoSlotPositions: [Int] = []
+    public var videoPixels: Tensor? = nil
+    public var videoFrameCounts: [Int] = []
 }
 
 /// The Kosmos-1 model: CLIP vision tower → perceiver resampler → image_proj → image embeddings in
@@ -210,11 +232,13 @@ public final class KosmosModel: Module {
         let length = sequences.map(\.tokens.count).max() ?? 0
         guard length > 0 else { throw ModelError.invalidInput("every sequence in the batch is empty") }
         var tokens: [Int] = [], padding: [Bool] = [], labels: [Int] = [], images: [Tensor] = [], clips: [Tensor] = []
-        // Per media kind: its markers, slots per item, and the flat slot positions found.
-        var kinds: [(name: String, open: Int, close: Int, slots: Int, positions: [Int])] = [
-            ("image", c.imageTokenId, c.imageEndTokenId, c.numImageTokens, []),
+        var videos: [Tensor] = []
+        // Per media kind: its markers and the flat slot positions found (images, audio, video).
+        var kinds: [(name: String, plural: String, open: Int, close: Int, positions: [Int])] = [
+            ("image", "image(s)", c.imageTokenId, c.imageEndTokenId, []),
         ]
-        if let a = c.audio { kinds.append(("audio", a.audioTokenId, a.audioEndTokenId, a.numAudioTokens, [])) }
+        if let a = c.audio { kinds.append(("audio", "audio clip(s)", a.audioTokenId, a.audioEndTokenId, [])) }
+        if let v = c.video { kinds.append(("video", "video(s)", v.videoTokenId, v.videoEndTokenId, [])) }
         var isSlot = [Bool](repeating: false, count: sequences.count * length)
         for (b, sequence) in sequences.enumerated() {
             let ids = sequence.tokens
@@ -224,13 +248,32 @@ public final class KosmosModel: Module {
             if !sequence.audio.isEmpty && c.audio == nil {
                 throw ModelError.invalidInput("sequence \(b) has audio but the model has no audio_config")
             }
+            if !sequence.videos.isEmpty && c.video == nil {
+                throw ModelError.invalidInput("sequence \(b) has video but the model has no video_config")
+            }
+            // The items of each kind in this sequence, and the slots item j of a kind takes.
+            func items(_ name: String) -> Int {
+                name == "image" ? sequence.images.count : name == "audio" ? sequence.audio.count : sequence.videos.count
+            }
+            func slots(_ name: String, _ j: Int) -> Int {
+                switch name {
+                case "image": return c.numImageTokens
+                case "audio": return c.audio?.numAudioTokens ?? 0
+                default: return sequence.videos[j].shape[0] * c.numImageTokens
+                }
+            }
             var markers = [Int](repeating: 0, count: kinds.count), t = 0
             scan: while t < ids.count {
                 for (k, kind) in kinds.enumerated() {
                     if ids[t] == kind.open {
-                        let end = t + 1 + kind.slots
+                        // A video's slots follow from its frames: without the video they are unknown.
+                        guard kind.name != "video" || markers[k] < items(kind.name) else {
+                            throw ModelError.invalidInput("sequence \(b) has more <video> markers than its \(items(kind.name)) video(s)")
+                        }
+                        let count = slots(kind.name, markers[k])
+                        let end = t + 1 + count
                         guard end < ids.count, ids[end] == kind.close else {
-                            throw ModelError.invalidInput("sequence \(b): <\(kind.name)> at position \(t) is not followed by \(kind.slots) slots and </\(kind.name)>")
+                            throw ModelError.invalidInput("sequence \(b): <\(kind.name)> at position \(t) is not followed by \(count) slots and </\(kind.name)>")
                         }
                         for s in (t + 1)..<end {
                             kinds[k].positions.append(b * length + s)
@@ -246,15 +289,12 @@ public final class KosmosModel: Module {
                 }
                 t += 1
             }
-            guard markers[0] == sequence.images.count else {
-                throw ModelError.invalidInput("sequence \(b) has \(markers[0]) <image> marker(s) but \(sequence.images.count) image(s)")
-            }
-            let audioMarkers = kinds.count > 1 ? markers[1] : 0
-            guard audioMarkers == sequence.audio.count else {
-                throw ModelError.invalidInput("sequence \(b) has \(audioMarkers) <audio> marker(s) but \(sequence.audio.count) audio clip(s)")
+            for (k, kind) in kinds.enumerated() where markers[k] != items(kind.name) {
+                throw ModelError.invalidInput("sequence \(b) has \(markers[k]) <\(kind.name)> marker(s) but \(items(kind.name)) \(kind.plural)")
             }
             images += sequence.images
             clips += sequence.audio
+            videos += sequence.videos
             tokens += ids + [Int](repeating: c.padTokenId, count: length - ids.count)
             padding += [Bool](repeating: false, count: ids.count) + [Bool](repeating: true, count: length - ids.count)
         }
@@ -283,6 +323,20 @@ public final class KosmosModel: Module {
             batch.audioSlotPositions = kinds[1].positions
             batch.audioFeatures = Tensor.concatenate(clips.map { $0.unsqueezed(0) }, axis: 0)
         }
+        if let v = c.video, !videos.isEmpty {
+            let vision = c.vision
+            for (i, video) in videos.enumerated() {
+                guard video.rank == 4, Array(video.shape.dropFirst()) == [vision.numChannels, vision.imageSize, vision.imageSize] else {
+                    throw ModelError.invalidInput("video \(i) has frames of shape \(video.shape); the vision tower expects [frames, \(vision.numChannels), \(vision.imageSize), \(vision.imageSize)]")
+                }
+                guard video.shape[0] >= 1 && video.shape[0] <= v.maxFrames else {
+                    throw ModelError.invalidInput("video \(i) has \(video.shape[0]) frames; video_config.max_frames is \(v.maxFrames)")
+                }
+            }
+            batch.videoSlotPositions = kinds[kinds.count - 1].positions
+            batch.videoFrameCounts = videos.map { $0.shape[0] }
+            batch.videoPixels = Tensor.concatenate(videos, axis: 0)
+        }
         return batch
     }
 
@@ -291,6 +345,22 @@ public final class KosmosModel: Module {
         let resampled = try perceiver(visionFeatures)
         let count = visionFeatures.shape[0]
         return imageProj(resampled.reshaped([count, configuration.numImageTokens, configuration.resampler.dim]))
+    }
+
+    /// Videos' frames [Σ frames, channels, size, size] (each video's `counts[i]` frames in turn) →
+    /// [Σ frames · num_image_tokens, dim]: every frame through the vision tower, each video's
+    /// frames through the resampler together ([1, T, tokens, dim], so its time embeddings
+    /// media_pos_emb[0..<T] tell the frames apart), the latents in frame order, then image_proj.
+    public func videoEmbeddings(frames: Tensor, counts: [Int]) throws -> Tensor {
+        let features = try visionModel(frames).lastHiddenState
+        let tokens = features.shape[1], dim = configuration.resampler.dim
+        var start = 0, parts: [Tensor] = []
+        for count in counts {
+            let video = features.narrowed(axis: 0, start: start, length: count).reshaped([1, count, tokens, dim])
+            parts.append(try perceiver(video).reshaped([count * configuration.numImageTokens, dim]))
+            start += count
+        }
+        return imageProj(parts.count == 1 ? parts[0] : Tensor.concatenate(parts, axis: 0))
     }
 
     /// Logits [batch, length, vocab] of a batch. With a cache (generation), the batch's positions
@@ -307,7 +377,7 @@ public final class KosmosModel: Module {
     /// slots (the images encoded unless `precomputed`); nil when the batch has no images (the
     /// decoder looks the tokens up itself).
     func inputEmbeddings(_ batch: KosmosBatch, imageEmbeddings precomputed: Tensor? = nil) throws -> Tensor? {
-        guard batch.pixels != nil || batch.audioFeatures != nil else { return nil }
+        guard batch.pixels != nil || batch.audioFeatures != nil || batch.videoPixels != nil else { return nil }
         let d = configuration.decoder.decoderEmbedDim
         var embeddings = try decoder.embedTokens(batch.tokens).reshaped([-1, d])
         if let pixels = batch.pixels {
@@ -316,6 +386,10 @@ public final class KosmosModel: Module {
         }
         if let features = batch.audioFeatures, let tower = audioTower {
             embeddings = embeddings.replacingRows(at: batch.audioSlotPositions, with: try tower.embeddings(features: features).reshaped([-1, d]))
+        }
+        if let frames = batch.videoPixels {
+            embeddings = embeddings.replacingRows(at: batch.videoSlotPositions,
+                                                  with: try videoEmbeddings(frames: frames, counts: batch.videoFrameCounts).reshaped([-1, d]))
         }
         return embeddings.reshaped([batch.batch, batch.length, d])
     }

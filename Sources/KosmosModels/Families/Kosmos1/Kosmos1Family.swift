@@ -35,7 +35,9 @@ extension KosmosModel: GenerativeModel {
     public var textDecoder: any TextDecoder { decoder }
     public var eosTokenId: Int? { configuration.eosTokenId }
     public var contextLength: Int { configuration.decoder.maxTargetPositions }
-    public var mediaKinds: [MediaKind] { configuration.audio == nil ? [.image] : [.image, .audio] }
+    public var mediaKinds: [MediaKind] {
+        [.image] + (configuration.audio == nil ? [] : [.audio]) + (configuration.video == nil ? [] : [.video])
+    }
     public var imageSize: Int { configuration.vision.imageSize }
     public var audioConfiguration: AudioConfiguration? { configuration.audio }
 
@@ -53,7 +55,8 @@ extension KosmosModel: GenerativeModel {
 
     public func decoderInput(_ input: ModelInput) throws -> DecoderInput {
         let batch = try makeBatch([KosmosSequence(tokens: input.tokens, images: try input.media.tensors(of: .image, for: self),
-                                                  audio: try input.media.tensors(of: .audio, for: self))])
+                                                  audio: try input.media.tensors(of: .audio, for: self),
+                                                  videos: try input.media.tensors(of: .video, for: self))])
         return DecoderInput(tokens: batch.tokens, embeddings: try inputEmbeddings(batch))
     }
 }
@@ -61,7 +64,8 @@ extension KosmosModel: GenerativeModel {
 extension ModelInput {
     /// A Kosmos-1 sequence as model input (its images in order).
     public init(_ sequence: KosmosSequence) {
-        self.init(tokens: sequence.tokens, media: sequence.images.map(MediaItem.image) + sequence.audio.map(MediaItem.audio))
+        self.init(tokens: sequence.tokens, media: sequence.images.map(MediaItem.image) + sequence.audio.map(MediaItem.audio)
+                  + sequence.videos.map(MediaItem.video))
     }
 }
 
@@ -77,8 +81,10 @@ public struct Kosmos1Processor: InputProcessor {
     public func input(text: String, media: [MediaItem], grounding: Bool) throws -> ModelInput {
         if grounding { throw ModelError.invalidInput("grounding needs a Kosmos-2 model") }
         let images = try media.tensors(of: .image, for: model), clips = try media.tensors(of: .audio, for: model)
-        // The items in the order of their placeholders: images and clips each keep their own order.
-        return ModelInput(tokens: try model.promptTokens(text, imageCount: images.count, audioCount: clips.count, encode: tokenizer.encode),
+        let videos = try media.tensors(of: .video, for: model)
+        // The items in the order of their placeholders: each kind keeps its own order.
+        return ModelInput(tokens: try model.promptTokens(text, imageCount: images.count, audioCount: clips.count,
+                                                         videoFrames: videos.map { $0.shape[0] }, encode: tokenizer.encode),
                           media: media)
     }
 
