@@ -81,9 +81,17 @@ let package = Package(
             dependencies: ["CImageCodecs"],
             linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("png16")]
         ),
+        // FFmpeg's libavformat/libavcodec/libswscale (Debian: libswscale-dev too) read video frames
+        // and write the demo's clips; like the audio layer, a C target runs the whole loop and
+        // returns status codes, and compiles to stubs without FFmpeg's headers.
+        .target(
+            name: "CVideoCodecsSupport",
+            linkerSettings: [.linkedLibrary("avformat", .when(platforms: [.linux])), .linkedLibrary("avcodec", .when(platforms: [.linux])),
+                             .linkedLibrary("swscale", .when(platforms: [.linux])), .linkedLibrary("avutil", .when(platforms: [.linux]))]
+        ),
         .target(
             name: "KosmosVision",
-            dependencies: ["CImageCodecs", "CImageCodecsSupport", "KosmosFormats"],
+            dependencies: ["CImageCodecs", "CImageCodecsSupport", "CVideoCodecsSupport", "KosmosFormats"],
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
         // FFmpeg (Debian: libavformat-dev libavcodec-dev libswresample-dev) decodes and resamples

@@ -36,15 +36,34 @@ public enum AudioSource: Equatable, @unchecked Sendable {
     }
 }
 
+/// Where a video comes from; decoded (frames sampled and preprocessed) on the loader's threads.
+public enum VideoSource: Equatable, @unchecked Sendable {
+    case file(URL)
+    /// Bytes already in memory (a WebDataset tar member), with a name for error messages.
+    case data(Data, name: String)
+    /// A synthetic motion clip (`SyntheticMotion.clip(seed:frames:size:)`), encoded to a real
+    /// container through FFmpeg and decoded back when prepared, as a file would be.
+    case synthetic(seed: UInt64, frames: Int, size: Int)
+
+    public var label: String {
+        switch self {
+        case .file(let u): return u.path
+        case .data(_, let n): return n
+        case .synthetic(let seed, _, _): return "motion:\(seed)"
+        }
+    }
+}
+
 public enum Segment: Equatable, @unchecked Sendable {
     case text(String)
     case image(ImageSource)
     case audio(AudioSource)
+    case video(VideoSource)
 }
 
 /// The kinds the packer mixes by proportion of tokens.
 public enum SampleKind: String, Codable, CaseIterable, Sendable {
-    case text, imageCaption, interleaved, audioCaption
+    case text, imageCaption, interleaved, audioCaption, videoCaption
 }
 
 /// One training document, in reading order.
@@ -61,6 +80,7 @@ public struct Sample: Equatable, @unchecked Sendable {
     }
     public var imageCount: Int { segments.filter { if case .image = $0 { return true } else { return false } }.count }
     public var audioCount: Int { segments.filter { if case .audio = $0 { return true } else { return false } }.count }
+    public var videoCount: Int { segments.filter { if case .video = $0 { return true } else { return false } }.count }
 }
 
 /// Why a sample was skipped. Bad data is counted by reason, never fatal.
@@ -82,6 +102,9 @@ public enum SkipReason: String, Codable, CaseIterable, Sendable, Error {
     case unreadableAudio = "unreadable audio"
     case audioTooLong = "audio longer than max_duration"
     case audioUnsupported = "audio for a model without audio_config"
+    case missingVideo = "missing video file"
+    case unreadableVideo = "unreadable video"
+    case videoUnsupported = "video for a model without video_config"
 }
 
 public struct SkipCounts: Codable, Equatable, Sendable, CustomStringConvertible {

@@ -55,7 +55,7 @@ public final class COCOCaptionsDataset: Dataset {
 public final class WebDatasetCaptions: Dataset {
     public let shards: [URL]
     struct Record { var shard: Int; var key: String; var image: Range<Int>; var imageName: String
-                    var caption: Range<Int>; var captionIsJSON: Bool; var isAudio: Bool }
+                    var caption: Range<Int>; var captionIsJSON: Bool; var isAudio: Bool; var isVideo: Bool = false }
     var shardData: [Data] = []
     var records: [Record] = []
     public private(set) var indexingSkips = SkipCounts()
@@ -64,6 +64,7 @@ public final class WebDatasetCaptions: Dataset {
 
     static let imageExtensions: Set<String> = ["jpg", "jpeg", "png"]
     static let audioExtensions: Set<String> = ["wav", "flac", "mp3", "ogg", "opus", "m4a"]
+    static let videoExtensions: Set<String> = ["mp4", "webm", "mkv", "avi", "gif", "mov"]
 
     /// `shards` in the order given (sort names first for a stable order across machines).
     public init(shards: [URL]) throws {
@@ -84,17 +85,18 @@ public final class WebDatasetCaptions: Dataset {
                 _ = ext
             }
             for g in groups {
-                var image: TarMember?, caption: TarMember?, json = false, audio = false
+                var image: TarMember?, caption: TarMember?, json = false, audio = false, video = false
                 for m in g.members {
                     let ext = WebDatasetCaptions.split(m.name).ext.lowercased()
                     if WebDatasetCaptions.imageExtensions.contains(ext) { if image == nil { image = m; audio = false } }
                     else if WebDatasetCaptions.audioExtensions.contains(ext) { if image == nil { image = m; audio = true } }
+                    else if WebDatasetCaptions.videoExtensions.contains(ext) { if image == nil { image = m; video = true } }
                     else if ext == "txt" { caption = m; json = false }
                     else if ext == "json", caption == nil { caption = m; json = true }
                 }
                 guard let im = image, let cap = caption else { indexingSkips.add(.unpairedMember); continue }
                 records.append(Record(shard: si, key: g.key, image: im.range, imageName: "\(url.lastPathComponent)/\(im.name)",
-                                      caption: cap.range, captionIsJSON: json, isAudio: audio))
+                                      caption: cap.range, captionIsJSON: json, isAudio: audio, isVideo: video))
             }
         }
     }
@@ -127,6 +129,10 @@ public final class WebDatasetCaptions: Dataset {
         }
         guard let c = caption?.trimmingCharacters(in: .whitespacesAndNewlines), !c.isEmpty else { throw SkipReason.emptyCaption }
         let img = data.subdata(in: (data.startIndex + r.image.lowerBound)..<(data.startIndex + r.image.upperBound))
+        if r.isVideo {
+            return Sample(kind: .videoCaption, segments: [.video(.data(img, name: r.imageName)), .text(c)],
+                          id: "\(shards[r.shard].lastPathComponent):\(r.key)")
+        }
         if r.isAudio {
             return Sample(kind: .audioCaption, segments: [.audio(.data(img, name: r.imageName)), .text(c)],
                           id: "\(shards[r.shard].lastPathComponent):\(r.key)")
@@ -196,5 +202,31 @@ public final class SyntheticSoundsDataset: Dataset {
         let clip = SyntheticSounds.clip(seed: baseSeed &+ UInt64(index), sampleRate: sampleRate, duration: duration)
         return Sample(kind: .audioCaption, segments: [.audio(.samples(clip.samples, rate: sampleRate, name: "sounds:\(index)")), .text(clip.caption)],
                       id: "sounds:\(index)")
+    }
+}
+
+/// Clips from `SyntheticMotion`, deterministic per seed: clip i uses seed `baseSeed + i`; each sample
+/// is the clip (encoded to a real container and decoded when prepared), then its caption.
+public final class SyntheticMotionDataset: Dataset {
+    public let clips: Int
+    public let baseSeed: UInt64
+    public let frames: Int
+    public let size: Int
+    public var name: String { "synthetic motion" }
+    public var count: Int { clips }
+    public var indexingSkips: SkipCounts { SkipCounts() }
+
+    public init(clips: Int, baseSeed: UInt64 = 0, frames: Int = 8, size: Int = 32) throws {
+        guard clips >= 0, frames >= 2, size >= 16 else {
+            throw DataError.invalidArgument("synthetic motion needs clips >= 0, at least 2 frames and 16 pixels")
+        }
+        self.clips = clips; self.baseSeed = baseSeed; self.frames = frames; self.size = size
+    }
+
+    public func sample(at index: Int) throws -> Sample {
+        let seed = baseSeed &+ UInt64(index)
+        return Sample(kind: .videoCaption, segments: [.video(.synthetic(seed: seed, frames: frames, size: size)),
+                                                      .text(SyntheticMotion.caption(seed: seed, frames: frames, size: size))],
+                      id: "motion:\(index)")
     }
 }

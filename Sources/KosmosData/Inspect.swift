@@ -5,6 +5,7 @@ public enum DataFormat: String, Sendable {
     case interleavedJSONL = "interleaved JSONL"
     case cocoCaptions = "COCO captions JSON"
     case audioCaptionsJSONL = "audio-caption JSONL"
+    case videoCaptionsJSONL = "video-caption JSONL"
     case webDataset = "WebDataset tar shards"
     case syntheticShapes = "synthetic shapes"
 
@@ -26,7 +27,8 @@ public enum DataFormat: String, Sendable {
             let lines = try JSONLines(url: URL(fileURLWithPath: path))
             for i in lines.ranges.indices {
                 if let obj = try? lines.object(at: i) {
-                    return obj["segments"] != nil ? .interleavedJSONL : obj["audio"] != nil ? .audioCaptionsJSONL : .textJSONL
+                    return obj["segments"] != nil ? .interleavedJSONL : obj["audio"] != nil ? .audioCaptionsJSONL
+                        : obj["video"] != nil ? .videoCaptionsJSONL : .textJSONL
                 }
             }
             return .textJSONL
@@ -41,6 +43,7 @@ public enum DataFormat: String, Sendable {
         case .textJSONL: return try TextJSONLDataset(url: url)
         case .interleavedJSONL: return try InterleavedJSONLDataset(url: url)
         case .audioCaptionsJSONL: return try AudioCaptionJSONLDataset(url: url)
+        case .videoCaptionsJSONL: return try VideoCaptionJSONLDataset(url: url)
         case .cocoCaptions: return try COCOCaptionsDataset(url: url, imageDirectory: imageDirectory.map { URL(fileURLWithPath: $0) })
         case .webDataset:
             var isDir: ObjCBool = false
@@ -105,6 +108,7 @@ public struct DataInspection: Sendable {
                     case .text(let t): return t.count > 120 ? String(t.prefix(120)).debugDescription + "…" : t.debugDescription
                     case .image(let src): return "<image \(src.label)>"
                     case .audio(let src): return "<audio \(src.label)>"
+                    case .video(let src): return "<video \(src.label)>"
                     }
                 }
                 r.examples.append("[\(s.id)] " + parts.joined(separator: " "))

@@ -107,6 +107,8 @@ public final class InterleavedJSONLDataset: MediaJSONLDataset, Dataset {
                 segments.append(.image(.file(try file(path, missing: .missingImage))))
             } else if let path = seg["audio"] as? String, !path.isEmpty {
                 segments.append(.audio(.file(try file(path, missing: .missingAudio))))
+            } else if let path = seg["video"] as? String, !path.isEmpty {
+                segments.append(.video(.file(try file(path, missing: .missingVideo))))
             } else {
                 throw SkipReason.malformedSegment
             }
@@ -121,12 +123,30 @@ public final class InterleavedJSONLDataset: MediaJSONLDataset, Dataset {
 /// then its text.
 public final class AudioCaptionJSONLDataset: MediaJSONLDataset, Dataset {
     public func sample(at index: Int) throws -> Sample {
+        let (path, caption) = try captioned(index, key: "audio")
+        return Sample(kind: .audioCaption, segments: [.audio(.file(try file(path, missing: .missingAudio))), .text(caption)],
+                      id: "\(name):\(index + 1)")
+    }
+}
+
+/// Video-caption pairs, `{"video": "clip.mp4", "text": "a red circle moves left"}` per line
+/// ("caption" read when there is no "text"); paths relative to the JSONL file's folder.
+public final class VideoCaptionJSONLDataset: MediaJSONLDataset, Dataset {
+    public func sample(at index: Int) throws -> Sample {
+        let (path, caption) = try captioned(index, key: "video")
+        return Sample(kind: .videoCaption, segments: [.video(.file(try file(path, missing: .missingVideo))), .text(caption)],
+                      id: "\(name):\(index + 1)")
+    }
+}
+
+extension MediaJSONLDataset {
+    /// A media-caption record: the path under `key` and the trimmed "text" (or "caption").
+    func captioned(_ index: Int, key: String) throws -> (path: String, caption: String) {
         let obj = try lines.object(at: index)
-        guard let path = obj["audio"] as? String, !path.isEmpty else { throw SkipReason.malformedSegment }
+        guard let path = obj[key] as? String, !path.isEmpty else { throw SkipReason.malformedSegment }
         guard let text = (obj["text"] ?? obj["caption"]) as? String else { throw SkipReason.missingText }
         let caption = text.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !caption.isEmpty else { throw SkipReason.emptyCaption }
-        return Sample(kind: .audioCaption, segments: [.audio(.file(try file(path, missing: .missingAudio))), .text(caption)],
-                      id: "\(name):\(index + 1)")
+        return (path, caption)
     }
 }

@@ -16,22 +16,25 @@ public struct PackingTokens: Equatable, Sendable {
     public var slotsPerImage: Int
     /// `<audio>`, `</audio>` and the slots per clip, for a model with an audio path (nil: none).
     public var audio: (open: Int, close: Int, slots: Int)?
+    /// `<video>`, `</video>` for a model with video (nil: none); a video of T frames takes
+    /// T × slotsPerImage slots.
+    public var video: (open: Int, close: Int)?
     public init(bos: Int?, eos: Int?, image: Int, imageEnd: Int, slot: Int, pad: Int, slotsPerImage: Int,
-                audio: (open: Int, close: Int, slots: Int)? = nil) {
+                audio: (open: Int, close: Int, slots: Int)? = nil, video: (open: Int, close: Int)? = nil) {
         self.bos = bos; self.eos = eos; self.image = image; self.imageEnd = imageEnd
-        self.slot = slot; self.pad = pad; self.slotsPerImage = slotsPerImage; self.audio = audio
+        self.slot = slot; self.pad = pad; self.slotsPerImage = slotsPerImage; self.audio = audio; self.video = video
     }
 
     public static func == (a: PackingTokens, b: PackingTokens) -> Bool {
         a.bos == b.bos && a.eos == b.eos && a.image == b.image && a.imageEnd == b.imageEnd && a.slot == b.slot && a.pad == b.pad
             && a.slotsPerImage == b.slotsPerImage && a.audio?.open == b.audio?.open && a.audio?.close == b.audio?.close
-            && a.audio?.slots == b.audio?.slots
+            && a.audio?.slots == b.audio?.slots && a.video?.open == b.video?.open && a.video?.close == b.video?.close
     }
     /// BOS / EOS from the tokenizer's declared special ids.
     public init(tokenizer: Tokenizer, image: Int, imageEnd: Int, slot: Int, pad: Int, slotsPerImage: Int,
-                audio: (open: Int, close: Int, slots: Int)? = nil) {
+                audio: (open: Int, close: Int, slots: Int)? = nil, video: (open: Int, close: Int)? = nil) {
         self.init(bos: tokenizer.specialIds.bos, eos: tokenizer.specialIds.eos, image: image, imageEnd: imageEnd,
-                  slot: slot, pad: pad, slotsPerImage: slotsPerImage, audio: audio)
+                  slot: slot, pad: pad, slotsPerImage: slotsPerImage, audio: audio, video: video)
     }
 }
 
@@ -44,6 +47,8 @@ public struct PreparedSample: @unchecked Sendable {
     public var images: [PixelValues]
     /// Log-mel features of its audio clips, in order.
     public var audio: [LogMelFeatures] = []
+    /// Its videos' preprocessed frames, in order.
+    public var videos: [[PixelValues]] = []
     public var id: String
     /// The source iterator's position just after this sample: resuming there continues with the next one.
     public var positionAfter: DatasetPosition?
@@ -57,19 +62,23 @@ public struct SamplePreparer {
     public let preprocessor: CLIPPreprocessor
     /// Decodes and featurises audio segments (nil: samples with audio are skipped).
     public let audio: AudioPreparer?
+    /// Decodes and samples video segments (nil: samples with video are skipped).
+    public let video: VideoPreparer?
 
     public init(tokenizer: Tokenizer, tokens: PackingTokens, maxLength: Int, preprocessor: CLIPPreprocessor = CLIPPreprocessor(),
-                audio: AudioPreparer? = nil) throws {
+                audio: AudioPreparer? = nil, video: VideoPreparer? = nil) throws {
         guard maxLength >= 2, tokens.slotsPerImage >= 0 else {
             throw DataError.invalidArgument("maxLength must be at least 2 and slotsPerImage non-negative")
         }
         self.tokenizer = tokenizer; self.tokens = tokens; self.maxLength = maxLength; self.preprocessor = preprocessor
         self.audio = audio
+        self.video = video
     }
 
-    /// Ids only (no decoding): used by tests and by `inspect` to count tokens cheaply.
-    public func tokenIds(_ sample: Sample) -> [Int] {
-        var ids: [Int] = []
+    /// Ids only (no decoding): used by tests and by `inspect` to count tokens cheaply. A video takes
+    /// `videoFrames[i]` frames' slots (the sampling's frame count when not given).
+    public func tokenIds(_ sample: Sample, videoFrames: [Int] = []) -> [Int] {
+        var ids: [Int] = [], videos = 0
         if let b = tokens.bos { ids.append(b) }
         for seg in sample.segments {
             switch seg {
@@ -84,6 +93,13 @@ public struct SamplePreparer {
                 ids.append(a.open)
                 ids += [Int](repeating: tokens.slot, count: a.slots)
                 ids.append(a.close)
+            case .video:
+                let v = tokens.video ?? (open: tokens.image, close: tokens.imageEnd)
+                let frames = videos < videoFrames.count ? videoFrames[videos] : (video?.defaultFrames ?? 1)
+                videos += 1
+                ids.append(v.open)
+                ids += [Int](repeating: tokens.slot, count: frames * tokens.slotsPerImage)
+                ids.append(v.close)
             }
         }
         if let e = tokens.eos { ids.append(e) }
@@ -94,9 +110,17 @@ public struct SamplePreparer {
     /// A text-only sample longer than `maxLength` is truncated to it (its tail is lost, as in GPT-style packing).
     public func prepare(_ sample: Sample, positionAfter: DatasetPosition? = nil) throws -> PreparedSample {
         if sample.audioCount > 0 && (audio == nil || tokens.audio == nil) { throw SkipReason.audioUnsupported }
-        var ids = tokenIds(sample)
+        if sample.videoCount > 0 && (video == nil || tokens.video == nil) { throw SkipReason.videoUnsupported }
+        var videos: [[PixelValues]] = []
+        if let video {
+            for seg in sample.segments {
+                guard case .video(let src) = seg else { continue }
+                videos.append(try video.frames(src))
+            }
+        }
+        var ids = tokenIds(sample, videoFrames: videos.map(\.count))
         if ids.count > maxLength {
-            if sample.imageCount > 0 || sample.audioCount > 0 { throw SkipReason.imageSampleTooLong }
+            if sample.imageCount > 0 || sample.audioCount > 0 || sample.videoCount > 0 { throw SkipReason.imageSampleTooLong }
             ids = Array(ids.prefix(maxLength))
         }
         var images: [PixelValues] = []
@@ -122,7 +146,8 @@ public struct SamplePreparer {
                 clips.append(try audio.features(src))
             }
         }
-        return PreparedSample(kind: sample.kind, tokens: ids, images: images, audio: clips, id: sample.id, positionAfter: positionAfter)
+        return PreparedSample(kind: sample.kind, tokens: ids, images: images, audio: clips, videos: videos, id: sample.id,
+                              positionAfter: positionAfter)
     }
 }
 
@@ -198,6 +223,8 @@ public struct PackedSequence: @unchecked Sendable {
     public var images: [PixelValues]
     /// In the order of their `<audio>` tokens.
     public var audio: [LogMelFeatures] = []
+    /// In the order of their `<video>` tokens, each its frames.
+    public var videos: [[PixelValues]] = []
     /// Ids of the samples packed, in order.
     public var sampleIds: [String]
     /// Real (non-pad) tokens per kind, for mixing statistics.
@@ -261,7 +288,8 @@ public final class SequencePacker {
     }
 
     public func next() -> PackedSequence? {
-        var ids: [Int] = [], images: [PixelValues] = [], clips: [LogMelFeatures] = [], sampleIds: [String] = []
+        var ids: [Int] = [], images: [PixelValues] = [], clips: [LogMelFeatures] = [], videos: [[PixelValues]] = []
+        var sampleIds: [String] = []
         var byKind: [SampleKind: Int] = [:]
         while true {
             if pending == nil {
@@ -273,11 +301,11 @@ public final class SequencePacker {
             var sampleTokens = s.tokens
             if sampleTokens.count > maxLength {
                 // Preparer normally guarantees this; guard anyway since sources are pluggable.
-                if !s.images.isEmpty || !s.audio.isEmpty { pending = nil; continue }
+                if !s.images.isEmpty || !s.audio.isEmpty || !s.videos.isEmpty { pending = nil; continue }
                 sampleTokens = Array(sampleTokens.prefix(maxLength))
             }
             if ids.count + sampleTokens.count > maxLength { break }
-            ids += sampleTokens; images += s.images; clips += s.audio; sampleIds.append(s.id)
+            ids += sampleTokens; images += s.images; clips += s.audio; videos += s.videos; sampleIds.append(s.id)
             byKind[s.kind, default: 0] += sampleTokens.count
             tokensTaken[k] += sampleTokens.count
             if let p = s.positionAfter { consumed[k] = p }
@@ -287,7 +315,7 @@ public final class SequencePacker {
         let real = ids.count
         ids += [Int](repeating: tokens.pad, count: maxLength - real)
         return PackedSequence(tokens: ids, length: real, labels: SequencePacker.labels(ids, realLength: real, tokens: tokens),
-                              images: images, audio: clips, sampleIds: sampleIds, tokensByKind: byKind)
+                              images: images, audio: clips, videos: videos, sampleIds: sampleIds, tokensByKind: byKind)
     }
 
     public func nextBatch(_ size: Int) -> [PackedSequence] {
@@ -309,5 +337,53 @@ public final class SequencePacker {
             }
         }
         return labels
+    }
+}
+
+/// Video segments → preprocessed frames: opened (FFmpeg), frames chosen by the sampling rule,
+/// decoded, each through the CLIP preprocessing. A synthetic clip is first encoded to a real
+/// container (MJPEG in AVI, through FFmpeg) in a temporary file. Throws a `SkipReason` for a video
+/// that cannot be used.
+public struct VideoPreparer: @unchecked Sendable {
+    public let decoder: VideoDecoder
+    public let sampling: FrameSampling
+    public let preprocessor: CLIPPreprocessor
+
+    public init(decoder: VideoDecoder = VideoDecoder(), sampling: FrameSampling, preprocessor: CLIPPreprocessor) {
+        self.decoder = decoder; self.sampling = sampling; self.preprocessor = preprocessor
+    }
+
+    /// Frames a video is expected to give (for counting tokens before decoding).
+    public var defaultFrames: Int {
+        switch sampling {
+        case .uniform(let n): return n
+        case .rate(_, let cap): return cap
+        }
+    }
+
+    public func frames(_ source: VideoSource) throws -> [PixelValues] {
+        do {
+            let video: VideoFile
+            switch source {
+            case .file(let u): video = try decoder.open(contentsOf: u)
+            case .data(let d, let n): video = try decoder.open(data: d, source: n)
+            case .synthetic(let seed, let count, let size):
+                let clip = SyntheticMotion.clip(seed: seed, frames: count, size: size)
+                let url = FileManager.default.temporaryDirectory.appendingPathComponent("kosmos-motion-\(UUID().uuidString).avi")
+                defer { try? FileManager.default.removeItem(at: url) }
+                try VideoDecoder.encode(clip.frames, fps: 8, format: .aviMJPEG, to: url)
+                video = try decoder.open(contentsOf: url)
+                // Read now: the file goes when this scope ends.
+                return try video.frames(sampling).map { try preprocessor.preprocess($0.image, source: source.label) }
+            }
+            return try video.frames(sampling).map { try preprocessor.preprocess($0.image, source: source.label) }
+        } catch let e as VideoError {
+            if case .fileNotFound = e { throw SkipReason.missingVideo }
+            throw SkipReason.unreadableVideo
+        } catch is SkipReason {
+            throw SkipReason.unreadableVideo
+        } catch {
+            throw SkipReason.unreadableVideo
+        }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import KosmosAudio
+import KosmosVision
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -197,7 +198,7 @@ public final class KosmosHTTPServer: Sendable {
         if grounding && !model.supportsGrounding { throw APIError.invalid("grounding needs a Kosmos-2 model", param: "grounding") }
 
         var text = ""
-        var images: [Tensor] = [], clips: [Tensor] = []
+        var images: [Tensor] = [], clips: [Tensor] = [], videos: [Tensor] = []
         if chat {
             let request: ChatCompletionRequest
             do { request = try decoder.decode(ChatCompletionRequest.self, from: data) } catch {
@@ -226,6 +227,12 @@ public final class KosmosHTTPServer: Sendable {
                             }
                             images.append(try await loadImage(url, where: "messages[\(i)].content[\(j)]"))
                             turn += "<image>"
+                        case "video_url":
+                            guard let url = part.videoURL?.url else {
+                                throw APIError.invalid("messages[\(i)].content[\(j)]: video_url part without a url", param: "messages")
+                            }
+                            videos.append(try await loadVideo(url, where: "messages[\(i)].content[\(j)]"))
+                            turn += "<video>"
                         case "input_audio":
                             clips.append(try loadAudio(part.inputAudio, where: "messages[\(i)].content[\(j)]"))
                             turn += "<audio>"
@@ -243,7 +250,7 @@ public final class KosmosHTTPServer: Sendable {
                 throw APIError.invalid("invalid request: \(describe(error))", param: "prompt")
             }
         }
-        let prompt = try model.prompt(text: text, images: images, audio: clips, grounding: grounding)
+        let prompt = try model.prompt(text: text, images: images, audio: clips, videos: videos, grounding: grounding)
         let limit = min(self.options.maxPromptTokens, model.contextLength - 1)
         guard prompt.tokens.count <= limit else {
             throw APIError.invalid("the prompt has \(prompt.tokens.count) tokens; this server takes at most \(limit)",
@@ -283,10 +290,37 @@ public final class KosmosHTTPServer: Sendable {
     /// An image from a data: URL (base64 PNG or JPEG), a local file (--allow-local-files) or
     /// http(s) (--allow-remote-images).
     func loadImage(_ url: String, where place: String) async throws -> Tensor {
+        let bytes = try await loadBytes(url, where: place, example: "data:image/png;base64,...", remote: true)
+        do {
+            return try model.image(data: bytes, source: place)
+        } catch let error as APIError {
+            throw error
+        } catch {
+            throw APIError.invalid("\(place): \(error)", param: "messages")
+        }
+    }
+
+    /// A video's frames from a data: URL (base64 MP4, WebM, ...) or a local file (--allow-local-files).
+    func loadVideo(_ url: String, where place: String) async throws -> Tensor {
+        let bytes = try await loadBytes(url, where: place, example: "data:video/mp4;base64,...", remote: false)
+        do {
+            return try model.video(data: bytes, source: place)
+        } catch let error as APIError {
+            throw error
+        } catch let error as VideoError {
+            throw APIError.invalid(error.description, param: "messages")   // it names the part already
+        } catch {
+            throw APIError.invalid("\(place): \(error)", param: "messages")
+        }
+    }
+
+    /// The bytes a content part's URL names: a base64 data: URL, a local file (--allow-local-files),
+    /// or (`remote`, with --allow-remote-images) http(s).
+    func loadBytes(_ url: String, where place: String, example: String, remote: Bool) async throws -> Data {
         let bytes: Data
         if url.hasPrefix("data:") {
             guard let comma = url.firstIndex(of: ","), url[..<comma].hasSuffix(";base64") else {
-                throw APIError.invalid("\(place): a data: URL must be base64 (data:image/png;base64,...)", param: "messages")
+                throw APIError.invalid("\(place): a data: URL must be base64 (\(example))", param: "messages")
             }
             guard let decoded = Data(base64Encoded: String(url[url.index(after: comma)...]), options: .ignoreUnknownCharacters),
                   !decoded.isEmpty else {
@@ -294,6 +328,7 @@ public final class KosmosHTTPServer: Sendable {
             }
             bytes = decoded
         } else if url.hasPrefix("http://") || url.hasPrefix("https://") {
+            guard remote else { throw APIError.invalid("\(place): only data: URLs and local files (--allow-local-files) are read for this part", param: "messages") }
             guard options.allowRemoteImages, let remote = URL(string: url) else {
                 throw APIError.invalid("\(place): remote images are refused (start the server with --allow-remote-images)", param: "messages")
             }
@@ -310,13 +345,7 @@ public final class KosmosHTTPServer: Sendable {
             }
             bytes = data
         }
-        do {
-            return try model.image(data: bytes, source: place)
-        } catch let error as APIError {
-            throw error
-        } catch {
-            throw APIError.invalid("\(place): \(error)", param: "messages")
-        }
+        return bytes
     }
 
     func fetch(_ url: URL, place: String) async throws -> Data {

@@ -83,9 +83,10 @@ struct ContentPart: Decodable {
     var type: String
     var text: String?
     var imageURL: ImageURL?
+    var videoURL: ImageURL?
     var inputAudio: InputAudio?
 
-    enum CodingKeys: String, CodingKey { case type, text, imageURL = "image_url", inputAudio = "input_audio" }
+    enum CodingKeys: String, CodingKey { case type, text, imageURL = "image_url", videoURL = "video_url", inputAudio = "input_audio" }
 
     init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -98,6 +99,12 @@ struct ContentPart: Decodable {
             imageURL = ImageURL(url: url, detail: nil)
         }
         inputAudio = try c.decodeIfPresent(InputAudio.self, forKey: .inputAudio)
+        // vLLM's video part: {"video_url": {"url": ...}} (a bare string accepted too).
+        if let object = try? c.decodeIfPresent(ImageURL.self, forKey: .videoURL) {
+            videoURL = object
+        } else if let url = try? c.decodeIfPresent(String.self, forKey: .videoURL) {
+            videoURL = ImageURL(url: url, detail: nil)
+        }
     }
 }
 

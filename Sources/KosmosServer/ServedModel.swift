@@ -14,6 +14,7 @@ public final class ServedModel: @unchecked Sendable {
     public let processor: any InputProcessor
     let imageInput: ImageInput
     let audioInput: AudioInput?
+    let videoInput: VideoInput?
 
     /// A prompt ready for the scheduler: its token ids and media.
     public typealias Prompt = ModelInput
@@ -42,6 +43,7 @@ public final class ServedModel: @unchecked Sendable {
         } catch {
             throw APIError(status: 500, message: "\(error)", type: "server_error")
         }
+        videoInput = model.videoConfiguration.map { VideoInput(configuration: $0, images: imageInput, maxPixels: imageInput.preprocessor.decodeOptions.maxPixels) }
         self.name = name
     }
 
@@ -70,15 +72,24 @@ public final class ServedModel: @unchecked Sendable {
         return try audioInput.load(data: [UInt8](data), source: source)
     }
 
+    /// Decodes a video (any supported container's bytes) to its sampled frames [T, 3, size, size].
+    public func video(data: Data, source: String) throws -> Tensor {
+        guard let videoInput else {
+            throw APIError.invalid("\(source): \(model.family.name) takes no video (the model has no video_config)", param: "messages")
+        }
+        return try videoInput.load(data: data, source: source).pixels
+    }
+
     /// The prompt for `text` whose `<image>` and `<audio>` markers say where each image and clip
     /// goes, built by the family's processor as `kosmos generate` builds it (`grounding` for a
     /// grounding family).
-    public func prompt(text: String, images: [Tensor], audio: [Tensor] = [], grounding: Bool = false) throws -> Prompt {
+    public func prompt(text: String, images: [Tensor], audio: [Tensor] = [], videos: [Tensor] = [], grounding: Bool = false) throws -> Prompt {
         if let limit = processor.mediaLimit(.image), images.count > limit {
             throw APIError.invalid("\(model.family.name) takes at most \(limit) image\(limit == 1 ? "" : "s") per request", param: "messages")
         }
         do {
-            return try processor.input(text: text, media: images.map(MediaItem.image) + audio.map(MediaItem.audio), grounding: grounding)
+            return try processor.input(text: text, media: images.map(MediaItem.image) + audio.map(MediaItem.audio) + videos.map(MediaItem.video),
+                                       grounding: grounding)
         } catch let error as ModelError {
             throw APIError.invalid("\(error)", param: "messages")
         }

@@ -99,7 +99,7 @@ public final class ProgressDisplay {
         let width = String(r.totalSteps).count
         let step = String(repeating: " ", count: max(0, width - String(r.step).count)) + "\(r.step)"
         return "step \(step)/\(r.totalSteps)  loss \(String(format: "%.4f", r.result.loss))  lr \(String(format: "%.2e", r.result.learningRate))"
-            + "  \(String(format: "%.0f", r.tokensPerSecond)) tok/s  \(String(format: "%.1f", r.imagesPerSecond)) img/s"
+            + "  \(String(format: "%.0f", r.tokensPerSecond)) tok/s  \(String(format: "%.1f", r.imagesPerSecond)) media/s"
             + "  elapsed \(duration(r.elapsed))  ETA \(duration(r.eta))"
     }
 

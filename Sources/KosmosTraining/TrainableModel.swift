@@ -24,7 +24,8 @@ public protocol TrainableModel: Module {
 extension KosmosBatch: TrainingBatch {
     public var labelledCount: Int { labels.reduce(0) { $1 == -100 ? $0 : $0 + 1 } }
     public var tokenCount: Int { padding.reduce(0) { $1 ? $0 : $0 + 1 } }
-    public var mediaCount: Int { pixels?.shape[0] ?? 0 }
+    /// Images, audio clips and videos in the batch (the loader decoded each once).
+    public var mediaCount: Int { (pixels?.shape[0] ?? 0) + (audioFeatures?.shape[0] ?? 0) + videoFrameCounts.count }
 }
 
 extension KosmosModel: TrainableModel {

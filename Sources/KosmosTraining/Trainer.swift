@@ -191,11 +191,13 @@ public final class Trainer {
                          modelDirectory: URL?, resume: PackerState?, rank: Int = 0, worldSize: Int = 1) throws -> (SequencePacker, [PrefetchingLoader]) {
         let tokens = PackingTokens(bos: m.bosTokenId, eos: m.eosTokenId, image: m.imageTokenId, imageEnd: m.imageEndTokenId,
                                    slot: m.slotTokenId, pad: m.padTokenId, slotsPerImage: m.numImageTokens,
-                                   audio: m.audio.map { ($0.audioTokenId, $0.audioEndTokenId, $0.numAudioTokens) })
+                                   audio: m.audio.map { ($0.audioTokenId, $0.audioEndTokenId, $0.numAudioTokens) },
+                                   video: m.video.map { ($0.videoTokenId, $0.videoEndTokenId) })
         let preprocessor = try ImageInput(modelDirectory: modelDirectory, imageSize: m.vision.imageSize).preprocessor
         let audio = try m.audio.map { try AudioPreparer(configuration: $0.featureExtractor, maxDuration: $0.maxDuration) }
+        let video = m.video.map { VideoPreparer(sampling: .uniform($0.numFrames), preprocessor: preprocessor) }
         let preparer = try SamplePreparer(tokenizer: tokenizer, tokens: tokens, maxLength: c.data.sequenceLength, preprocessor: preprocessor,
-                                          audio: audio)
+                                          audio: audio, video: video)
         if let r = resume, r.positions.count != c.data.sources.count {
             throw TrainingError.checkpointRead(path: c.checkpoint.directory, reason: "saved data state has \(r.positions.count) sources, the configuration \(c.data.sources.count)")
         }
@@ -204,7 +206,11 @@ public final class Trainer {
         for (i, s) in c.data.sources.enumerated() {
             var dataset: Dataset
             do {
-                if s.path == "synthetic-sounds" || s.path.hasPrefix("synthetic-sounds:") {
+                if s.path == "synthetic-motion" || s.path.hasPrefix("synthetic-motion:") {
+                    let n = s.path.split(separator: ":").dropFirst().first.flatMap { Int($0) } ?? 10_000
+                    guard let video = m.video else { throw DataError.invalidArgument("synthetic motion needs a model with video_config") }
+                    dataset = try SyntheticMotionDataset(clips: n, baseSeed: s.syntheticSeed, frames: video.numFrames, size: m.vision.imageSize)
+                } else if s.path == "synthetic-sounds" || s.path.hasPrefix("synthetic-sounds:") {
                     let n = s.path.split(separator: ":").dropFirst().first.flatMap { Int($0) } ?? 10_000
                     guard let audio = m.audio else { throw DataError.invalidArgument("synthetic sounds need a model with audio_config") }
                     dataset = try SyntheticSoundsDataset(clips: n, baseSeed: s.syntheticSeed, sampleRate: audio.featureExtractor.samplingRate,
@@ -243,7 +249,8 @@ public final class Trainer {
         }
         let sequences = packed.map { p in
             KosmosSequence(tokens: Array(p.tokens.prefix(p.length)), images: p.images.map { Tensor($0) },
-                           audio: p.audio.map { Tensor(shape: [$0.featureSize, $0.frames], scalars: $0.values) })
+                           audio: p.audio.map { Tensor(shape: [$0.featureSize, $0.frames], scalars: $0.values) },
+                           videos: p.videos.map { frames in Tensor.concatenate(frames.map { Tensor($0).unsqueezed(0) }, axis: 0) })
         }
         return try model.makeBatch(sequences)
     }
@@ -345,7 +352,7 @@ final class PrefixedCaptions: Dataset {
     var indexingSkips: SkipCounts { base.indexingSkips }
     func sample(at index: Int) throws -> Sample {
         var s = try base.sample(at: index)
-        guard s.kind == .imageCaption || s.kind == .audioCaption, let i = s.segments.lastIndex(where: { if case .text = $0 { return true } else { return false } }),
+        guard s.kind == .imageCaption || s.kind == .audioCaption || s.kind == .videoCaption, let i = s.segments.lastIndex(where: { if case .text = $0 { return true } else { return false } }),
               case .text(let t) = s.segments[i] else { return s }
         s.segments[i] = .text(prefix + " " + t)
         return s

@@ -294,6 +294,7 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
     static let knownModelKeys: [String: Any] = {
         var full = KosmosConfiguration()
         full.audio = AudioConfiguration()   // optional sections: their keys are known too
+        full.video = VideoConfiguration()
         guard let data = try? JSONEncoder().encode(full),
               var object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else { return [:] }
         object["image_slot_token_id"] = 0

@@ -10,7 +10,7 @@ import KosmosTokenizers
 /// `/quit` (or end of input) leaves. The whole transcript is re-encoded each turn.
 struct Chat: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Chat with a Kosmos-1 or Kosmos-2 model: /image PATH, /audio PATH, /reset, /quit.",
+        abstract: "Chat with a Kosmos-1 or Kosmos-2 model: /image PATH, /audio PATH, /video PATH, /reset, /quit.",
         discussion: "Replies end at EOS, a newline, or --max-tokens. Kosmos-2 takes one image per conversation (a new /image starts over)."
     )
 
@@ -34,24 +34,27 @@ struct Chat: ParsableCommand {
         options.temperature = temperature
         options.seed = seed
         var transcript = ""
-        var images: [String] = [], clips: [String] = []
+        var images: [String] = [], clips: [String] = [], videos: [String] = []
         // Media attached to the next message, in order: (kind, path).
         var pending: [(kind: MediaKind, path: String)] = []
-        let takesAudio = session.model.mediaKinds.contains(.audio)
-        print("kosmos chat — /image PATH\(takesAudio ? ", /audio PATH" : ""), /reset, /quit")
+        let takesAudio = session.model.mediaKinds.contains(.audio), takesVideo = session.model.mediaKinds.contains(.video)
+        print("kosmos chat — /image PATH\(takesAudio ? ", /audio PATH" : "")\(takesVideo ? ", /video PATH" : ""), /reset, /quit")
         while true {
             print("> ", terminator: "")
             fflush(nil)
             guard let line = readLine() else { break }
             let trimmed = line.trimmingCharacters(in: .whitespaces)
             if trimmed == "/quit" { break }
-            if trimmed == "/reset" { transcript = ""; images = []; clips = []; pending = []; print("(conversation cleared)"); continue }
-            if trimmed.hasPrefix("/image ") || trimmed.hasPrefix("/audio ") {
-                let kind: MediaKind = trimmed.hasPrefix("/image ") ? .image : .audio
-                let path = String(trimmed.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+            if trimmed == "/reset" { transcript = ""; images = []; clips = []; videos = []; pending = []; print("(conversation cleared)"); continue }
+            if let kind = [MediaKind.image, .audio, .video].first(where: { trimmed.hasPrefix("/\($0.rawValue) ") }) {
+                let path = String(trimmed.dropFirst(kind.rawValue.count + 2)).trimmingCharacters(in: .whitespaces)
                 guard FileManager.default.fileExists(atPath: path) else { print("no such file: \(path)"); continue }
-                guard kind == .image || takesAudio else { print("this model takes no audio (no audio_config)"); continue }
-                if kind == .image && oneImage { transcript = ""; images = []; clips = []; pending = [(kind, path)] } else { pending.append((kind, path)) }
+                guard session.model.mediaKinds.contains(kind) else { print("this model takes no \(kind) (no \(kind)_config)"); continue }
+                if kind == .image && oneImage {
+                    transcript = ""; images = []; clips = []; videos = []; pending = [(kind, path)]
+                } else {
+                    pending.append((kind, path))
+                }
                 print("(\(kind) attached to your next message)")
                 continue
             }
@@ -59,9 +62,10 @@ struct Chat: ParsableCommand {
             transcript += pending.map(\.kind.placeholder).joined() + trimmed + "\n"
             images += pending.filter { $0.kind == .image }.map(\.path)
             clips += pending.filter { $0.kind == .audio }.map(\.path)
+            videos += pending.filter { $0.kind == .video }.map(\.path)
             pending = []
             do {
-                let reply = try respond(session, transcript: transcript, images: images, clips: clips, options: options)
+                let reply = try respond(session, transcript: transcript, images: images, clips: clips, videos: videos, options: options)
                 transcript += reply + "\n"
             } catch {
                 print("error: \(error)")
@@ -70,12 +74,13 @@ struct Chat: ParsableCommand {
     }
 
     /// Streams the model's continuation of the transcript up to a newline and returns it.
-    func respond(_ session: ModelSession, transcript: String, images: [String], clips: [String], options: GenerationOptions) throws -> String {
+    func respond(_ session: ModelSession, transcript: String, images: [String], clips: [String], videos: [String],
+                 options: GenerationOptions) throws -> String {
         if session.processor.mediaLimit(.image) == 1 && images.isEmpty {
             throw ValidationError("\(session.model.family) needs an image first: /image PATH")
         }
         let input = try session.input(text: transcript, imageFiles: images.map(URL.init(fileURLWithPath:)),
-                                      audioFiles: clips.map(URL.init(fileURLWithPath:)))
+                                      audioFiles: clips.map(URL.init(fileURLWithPath:)), videoFiles: videos.map(URL.init(fileURLWithPath:)))
         let stream = TextStream(tokenizer: session.tokenizer, eos: session.model.eosTokenId, stops: ["\n"])
         let fitted = try fitToContext(options, promptLength: input.tokens.count, context: session.model.contextLength)
         _ = try session.model.generate(input, options: fitted, onToken: stream.add)

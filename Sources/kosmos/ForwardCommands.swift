@@ -31,6 +31,12 @@ struct PromptOptions: ParsableArguments {
     @Option(help: "Audio file (WAV, MP3, FLAC, Ogg/Opus, M4A); repeat for several. <audio> in the prompt marks each clip's place (a model with audio_config).")
     var audio: [String] = []
 
+    @Option(help: "Video file (MP4, WebM, MKV, AVI, GIF); repeat for several. <video> in the prompt marks each video's place (a model with video_config).")
+    var video: [String] = []
+
+    @Option(name: .customLong("video-fps"), help: "Sample video frames at this rate (at most video_config.max_frames) instead of num_frames evenly.")
+    var videoFPS: Double?
+
     var directory: URL { modelOptions.directory }
 
     /// How many prompts were given (--prompt and --prompt-file together).
@@ -67,6 +73,11 @@ struct PromptOptions: ParsableArguments {
     /// The images of each prompt: the `<image>` markers of all prompts take the --image files in order.
     func imagesPerPrompt(_ prompts: [String]) throws -> [[String]] {
         try Self.filesPerPrompt(prompts, files: image, marker: "<image>", option: "--image")
+    }
+
+    /// The video files of each prompt: the `<video>` markers of all prompts take the --video files in order.
+    func videosPerPrompt(_ prompts: [String]) throws -> [[String]] {
+        try Self.filesPerPrompt(prompts, files: video, marker: "<video>", option: "--video")
     }
 
     /// The audio files of each prompt: the `<audio>` markers of all prompts take the --audio files in order.
@@ -184,6 +195,46 @@ struct EncodeAudio: ParsableCommand {
     }
 }
 
+struct EncodeVideo: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "encode-video",
+        abstract: "Sample a video's frames, preprocess them and run the vision tower and resampler; write frame_indices, pixel_values and video_features to safetensors.",
+        discussion: "MODEL is a Kosmos-1 directory with video_config. video_features is the vision tower's last_hidden_state per frame [T, tokens, dim]; video_embeds the embeddings that fill the <video> slots [T × num_image_tokens, dim] (after the resampler's time embeddings and image_proj)."
+    )
+
+    @Option(help: "Kosmos-1 model directory with video_config.")
+    var model: String
+
+    @Argument(help: "Video file (MP4, WebM, MKV, AVI, GIF).")
+    var video: String
+
+    @Option(name: .customLong("video-fps"), help: "Sample at this rate (at most max_frames) instead of num_frames evenly.")
+    var videoFPS: Double?
+
+    @Option(help: "Output .safetensors file.")
+    var out: String
+
+    func run() throws {
+        let session = try KosmosSession(directory: URL(fileURLWithPath: model), tokenizer: nil, dtype: .float32, videoFPS: videoFPS)
+        guard let input = session.videos else { throw CommandError("\(model): the model has no video_config") }
+        let frames = try input.load(URL(fileURLWithPath: video))
+        let kosmos = session.model
+        let (features, embeds) = try withoutGrad {
+            (try kosmos.visionModel(frames.pixels).lastHiddenState,
+             try kosmos.videoEmbeddings(frames: frames.pixels, counts: [frames.pixels.shape[0]]))
+        }
+        var writer = SafeTensorsWriter(metadata: ["video": video, "model": URL(fileURLWithPath: model).lastPathComponent])
+        try writer.add(name: "frame_indices", shape: [frames.indices.count], int64s: frames.indices.map(Int64.init))
+        try writer.add(name: "frame_times", tensor: Tensor(shape: [frames.times.count], scalars: frames.times.map(Float.init)))
+        try writer.add(name: "pixel_values", tensor: frames.pixels)
+        try writer.add(name: "video_features", tensor: features)
+        try writer.add(name: "video_embeds", tensor: embeds)
+        try withExtendedLifetime((frames.pixels, features, embeds)) { try writer.write(to: URL(fileURLWithPath: out)) }
+        let i = frames.info
+        print("\(video): \(i.codec) \(i.width)x\(i.height), \(i.frameCount) frames, \(String(format: "%.2f", i.duration)) s → frames \(frames.indices) → pixel_values \(frames.pixels.shape), video_features \(features.shape), video_embeds \(embeds.shape) → \(out)")
+    }
+}
+
 struct EncodeImage: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "encode-image",
@@ -219,7 +270,7 @@ struct EncodeImage: ParsableCommand {
 struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Continue a prompt (with images or audio) with a Kosmos-1 or Kosmos-2 model, streaming the text as it is produced.",
-        discussion: "`<image>` in the prompt marks where each --image goes, `<audio>` where each --audio goes. Greedy by default; --temperature > 0 samples (with --top-k, --top-p, --seed)."
+        discussion: "`<image>` in the prompt marks where each --image goes, `<audio>` where each --audio goes, `<video>` where each --video goes. Greedy by default; --temperature > 0 samples (with --top-k, --top-p, --seed)."
     )
 
     @OptionGroup var input: PromptOptions
@@ -280,7 +331,8 @@ struct Generate: ParsableCommand {
         options.numBeams = beams
         options.lengthPenalty = lengthPenalty
         options.prefillChunkSize = prefillChunk
-        let session = try input.modelOptions.session()
+        if let fps = input.videoFPS, !(fps > 0 && fps.isFinite) { throw ValidationError("--video-fps \(fps): a positive rate") }
+        let session = try input.modelOptions.session(videoFPS: input.videoFPS)
         let prompts = try input.texts()
         let files: [[String]]
         if session.processor.mediaLimit(.image) == 1 {
@@ -292,10 +344,11 @@ struct Generate: ParsableCommand {
         } else {
             files = try input.imagesPerPrompt(prompts)
         }
-        let clips = try input.audioPerPrompt(prompts)
+        let clips = try input.audioPerPrompt(prompts), videos = try input.videosPerPrompt(prompts)
         var inputs = try prompts.indices.map {
             try session.input(text: prompts[$0], imageFiles: files[$0].map(URL.init(fileURLWithPath:)),
-                              audioFiles: clips[$0].map(URL.init(fileURLWithPath:)))
+                              audioFiles: clips[$0].map(URL.init(fileURLWithPath:)),
+                              videoFiles: videos[$0].map(URL.init(fileURLWithPath:)))
         }
         if truncatePrompt {
             inputs = try inputs.map { try truncated($0, session: session, keep: session.model.contextLength - maxTokens) }
@@ -348,12 +401,15 @@ struct KosmosSession {
     let tokenizer: Tokenizer
     let images: ImageInput
     let audio: AudioInput?
+    let videos: VideoInput?
 
-    init(directory: URL, tokenizer explicit: String?, dtype: DType = .float32) throws {
+    init(directory: URL, tokenizer explicit: String?, dtype: DType = .float32, videoFPS: Double? = nil) throws {
         model = try KosmosModel.load(directory: directory, dtype: dtype)
         tokenizer = try loadTokenizer(for: model, directory: directory, explicit: explicit)
-        images = try ImageInput(modelDirectory: directory, imageSize: model.configuration.vision.imageSize)
+        let images = try ImageInput(modelDirectory: directory, imageSize: model.configuration.vision.imageSize)
+        self.images = images
         audio = try model.configuration.audio.map(AudioInput.init)
+        videos = model.configuration.video.map { VideoInput(configuration: $0, images: images, fps: videoFPS) }
     }
 
     /// The features of audio files, refused when the model has no audio path.

@@ -95,8 +95,8 @@ struct ModelOptions: ParsableArguments {
     }
 
     /// The directory loaded through the registry (a warning when the tokenizer cannot be the model's).
-    func session() throws -> ModelSession {
-        let session = try ModelSession(directory: directory, tokenizer: tokenizerFile, dtype: try dtype())
+    func session(videoFPS: Double? = nil) throws -> ModelSession {
+        let session = try ModelSession(directory: directory, tokenizer: tokenizerFile, dtype: try dtype(), videoFPS: videoFPS)
         if let warning = session.vocabularyWarning { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
         return session
     }

@@ -261,6 +261,102 @@ struct EvalSounds: ParsableCommand {
     }
 }
 
+/// `kosmos eval motion`: the video demo's held-out clips (docs/video.md).
+struct EvalMotion: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "motion",
+        abstract: "Caption held-out synthetic motion clips with a Kosmos-1 model that has video_config; report exact match, and again with one frame repeated.",
+        discussion: """
+        Clip i is drawn with seed --seed + i (SyntheticMotion), encoded to an MJPEG AVI through FFmpeg and read back as any \
+        video file is; the video demo trains on seeds below 1,000,000. The same model is then given the clip's middle \
+        frame repeated num_frames times: a caption that needs the motion cannot be right then, except by chance.
+        """
+    )
+
+    @Option(help: "Kosmos-1 model directory with video_config (e.g. runs/video-demo/latest).")
+    var model: String
+
+    @Option(help: "Held-out clips to caption.")
+    var count = 200
+
+    @Option(help: "Seed of the first held-out clip.")
+    var seed: UInt64 = 1_000_000_000
+
+    @Option(help: "Prompt after the video (the demo trains captions as \"A video of ...\").")
+    var prompt = "A video of"
+
+    @Option(help: "Examples to print next to the truth.")
+    var show = 10
+
+    @Option(help: "Write the accuracies and every caption to this JSON file.")
+    var out: String?
+
+    @Option(name: .customLong("save-videos"), help: "Write the shown clips' AVI files into this folder (to try with kosmos generate --video).")
+    var saveVideos: String?
+
+    @OptionGroup var precision: PrecisionOptions
+
+    func validate() throws {
+        guard count >= 1 else { throw ValidationError("--count must be at least 1") }
+    }
+
+    func run() throws {
+        let dtype = try precision.apply(default: PrecisionOptions.inferenceDefault)
+        let session = try KosmosSession(directory: URL(fileURLWithPath: model), tokenizer: nil, dtype: dtype)
+        guard let videos = session.videos else { throw CommandError("\(model): the model has no video_config") }
+        let frames = videos.configuration.numFrames, size = session.model.configuration.vision.imageSize
+        let eos = session.model.configuration.eosTokenId
+        var options = GenerationOptions()
+        options.maxNewTokens = 16
+        let promptTokens = try session.model.promptTokens("<video>" + prompt, imageCount: 0, videoFrames: [frames], encode: session.tokenizer.encode)
+        func caption(_ pixels: Tensor) throws -> String {
+            let ids = try session.model.generate(KosmosSequence(tokens: promptTokens, videos: [pixels]), options: options)
+            return session.tokenizer.decode(ids.filter { $0 != eos }).trimmingCharacters(in: .whitespaces)
+        }
+        struct Row: Codable { let seed: UInt64; let truth: String; let predicted: String; let correct: Bool; let oneFrame: String; let oneFrameCorrect: Bool }
+        var rows: [Row] = []
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("kosmos-eval-motion-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let start = Date()
+        for i in 0..<count {
+            let s = seed &+ UInt64(i)
+            let clip = SyntheticMotion.clip(seed: s, frames: frames, size: size)
+            let file = folder.appendingPathComponent("clip-\(s).avi")
+            try VideoDecoder.encode(clip.frames, fps: 8, format: .aviMJPEG, to: file)
+            let read = try videos.load(file)
+            let predicted = try caption(read.pixels)
+            let middle = read.pixels.narrowed(axis: 0, start: read.pixels.shape[0] / 2, length: 1)
+            let still = try caption(Tensor.concatenate([Tensor](repeating: middle, count: read.pixels.shape[0]), axis: 0))
+            rows.append(Row(seed: s, truth: clip.caption, predicted: predicted, correct: predicted == clip.caption,
+                            oneFrame: still, oneFrameCorrect: still == clip.caption))
+            if let saveVideos, i < show {
+                let target = URL(fileURLWithPath: saveVideos)
+                try FileManager.default.createDirectory(at: target, withIntermediateDirectories: true)
+                try? FileManager.default.removeItem(at: target.appendingPathComponent(file.lastPathComponent))
+                try FileManager.default.copyItem(at: file, to: target.appendingPathComponent(file.lastPathComponent))
+            }
+            try? FileManager.default.removeItem(at: file)
+            reportProgress(i + 1, of: count, since: start)
+        }
+        let seconds = Date().timeIntervalSince(start)
+        for r in rows.prefix(show) {
+            print("\(r.correct ? "ok  " : "MISS") \(r.predicted)\n     truth: \(r.truth)\n     one frame: \(r.oneFrame)")
+        }
+        let accuracy = Double(rows.filter(\.correct).count) / Double(rows.count)
+        let still = Double(rows.filter(\.oneFrameCorrect).count) / Double(rows.count)
+        print(String(format: "exact match: %d/%d = %.1f%% (%.1f s for both passes, weights %@)", rows.filter(\.correct).count, rows.count,
+                     100 * accuracy, seconds, dtype.rawValue))
+        print(String(format: "one frame repeated: %.1f%% exact (the motion is not in one frame)", 100 * still))
+        if let out {
+            struct Report: Codable { let accuracy: Double; let oneFrameAccuracy: Double; let count: Int; let captions: [Row] }
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try encoder.encode(Report(accuracy: accuracy, oneFrameAccuracy: still, count: rows.count, captions: rows)).write(to: URL(fileURLWithPath: out))
+        }
+    }
+}
+
 struct Plot: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Draw the loss and learning-rate curves of a metrics.jsonl as an SVG.",

@@ -1,5 +1,6 @@
 import Foundation
 import KosmosAudio
+import KosmosVision
 import XCTest
 @testable import KosmosData
 
@@ -130,5 +131,55 @@ final class AudioDataTests: XCTestCase {
         // Many sets of events come in several orders: the order is part of the answer.
         XCTAssertGreaterThan(bags.values.filter { $0.count > 1 }.count, 20)
         XCTAssertGreaterThan(captions.count, 100)
+    }
+}
+
+/// Video in the data sets: video-caption JSONL (real files written through FFmpeg), synthetic
+/// motion clips, the preparer's frames, and bad videos skipped and counted.
+final class VideoDataTests: XCTestCase {
+    func testVideoCaptionJSONLAndSyntheticMotion() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("kosmos-video-data-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try VideoDecoder.encode(SyntheticMotion.clip(seed: 5, frames: 6, size: 16).frames, fps: 8, format: .mp4H264,
+                                to: folder.appendingPathComponent("a.mp4"))
+        try Data("not a video".utf8).write(to: folder.appendingPathComponent("b.avi"))
+        let url = folder.appendingPathComponent("videos.jsonl")
+        try [#"{"video": "a.mp4", "text": "w7"}"#, #"{"video": "gone.mp4", "text": "w1"}"#, #"{"video": "b.avi", "caption": "w2"}"#,
+             #"{"segments": [{"text": "w3"}, {"video": "a.mp4"}]}"#].joined(separator: "\n").write(to: url, atomically: true, encoding: .utf8)
+        XCTAssertEqual(try DataFormat.detect(url.path), .videoCaptionsJSONL)
+        let tokens = PackingTokens(tokenizer: WordTokenizer(), image: 3, imageEnd: 4, slot: 5, pad: 0, slotsPerImage: 1, video: (open: 6, close: 7))
+        let preparer = try SamplePreparer(tokenizer: WordTokenizer(), tokens: tokens, maxLength: 32,
+                                          video: VideoPreparer(sampling: .uniform(4), preprocessor: CLIPPreprocessor(config: {
+                                              var c = CLIPPreprocessorConfig(); c.size = .shortestEdge(16); c.cropHeight = 16; c.cropWidth = 16; return c
+                                          }())))
+        let source = SynchronousSource(iterator: try DatasetIterator(dataset: try DataFormat.open(url.path), shuffle: false), preparer: preparer)
+        var prepared: [PreparedSample] = []
+        while let s = source.next() { prepared.append(s) }
+        // a.mp4 (6 frames): 4 sampled, each one slot; the interleaved line is an unknown-format record here.
+        XCTAssertEqual(prepared.map(\.tokens), [[1, 6, 5, 5, 5, 5, 7, 1007, 2]])
+        XCTAssertEqual(prepared[0].videos.count, 1)
+        XCTAssertEqual(prepared[0].videos[0].count, 4)
+        XCTAssertEqual(prepared[0].videos[0][0].shape, [3, 16, 16])
+        XCTAssertEqual(source.skips[.missingVideo], 1)
+        XCTAssertEqual(source.skips[.unreadableVideo], 1)
+
+        let interleaved = folder.appendingPathComponent("docs.jsonl")
+        try #"{"segments": [{"text": "w3"}, {"video": "a.mp4"}]}"#.write(to: interleaved, atomically: true, encoding: .utf8)
+        let doc = try DataFormat.open(interleaved.path).sample(at: 0)
+        XCTAssertEqual(try preparer.prepare(doc).tokens, [1, 1003, 6, 5, 5, 5, 5, 7, 2])
+        // A model without video skips such samples.
+        XCTAssertThrowsError(try SamplePreparer(tokenizer: WordTokenizer(), tokens: ids, maxLength: 32).prepare(doc)) {
+            XCTAssertEqual($0 as? SkipReason, .videoUnsupported)
+        }
+
+        // Synthetic motion: each clip encoded to an AVI and decoded back when prepared.
+        let motion = try SyntheticMotionDataset(clips: 10, frames: 8, size: 16)
+        let sample = try motion.sample(at: 3)
+        XCTAssertEqual(sample.text, SyntheticMotion.clip(seed: 3, frames: 8, size: 16).caption)
+        let frames = try VideoPreparer(sampling: .uniform(8), preprocessor: CLIPPreprocessor(config: {
+            var c = CLIPPreprocessorConfig(); c.size = .shortestEdge(16); c.cropHeight = 16; c.cropWidth = 16; return c
+        }())).frames(.synthetic(seed: 3, frames: 8, size: 16))
+        XCTAssertEqual(frames.count, 8)
     }
 }

@@ -33,8 +33,15 @@ final class ServerTests: XCTestCase {
         c.audio = try ModelDirectory.decode(KosmosConfiguration.self, from: Data(contentsOf: audioFile), file: audioFile).audio
         c.audio!.audioTokenId = v + 2
         c.audio!.audioEndTokenId = v + 3
-        c.vocabSize = v + 4
-        c.decoder.vocabSize = v + 4
+        var video = VideoConfiguration()
+        video.numFrames = 3
+        video.maxFrames = 3
+        video.videoTokenId = v + 4
+        video.videoEndTokenId = v + 5
+        c.video = video
+        c.resampler.numMediaEmbeds = 3
+        c.vocabSize = v + 6
+        c.decoder.vocabSize = v + 6
         c.decoder.paddingIdx = tokenizer.specialIds.pad ?? 0
         c.decoder.maxTargetPositions = 256
         c.imageTokenId = v
@@ -88,13 +95,15 @@ final class ServerTests: XCTestCase {
     }
 
     /// What `kosmos generate --json` prints for the prompt: the same tokens, generate(), decode.
-    func reference(_ prompt: String, images: [Tensor] = [], audio: [Tensor] = [], maxTokens: Int, server: KosmosHTTPServer) throws -> (text: String, ids: [Int]) {
+    func reference(_ prompt: String, images: [Tensor] = [], audio: [Tensor] = [], videos: [Tensor] = [], maxTokens: Int,
+                   server: KosmosHTTPServer) throws -> (text: String, ids: [Int]) {
         let served = server.scheduler.model
         guard let model = served.model as? KosmosModel else { throw TestFailure(message: "the test model is not Kosmos-1") }
-        let tokens = try model.promptTokens(prompt, imageCount: images.count, audioCount: audio.count, encode: served.tokenizer.encode)
+        let tokens = try model.promptTokens(prompt, imageCount: images.count, audioCount: audio.count, videoFrames: videos.map { $0.shape[0] },
+                                            encode: served.tokenizer.encode)
         var options = GenerationOptions()
         options.maxNewTokens = maxTokens
-        let ids = try model.generate(KosmosSequence(tokens: tokens, images: images, audio: audio), options: options)
+        let ids = try model.generate(KosmosSequence(tokens: tokens, images: images, audio: audio, videos: videos), options: options)
         return (served.tokenizer.decode(ids.filter { $0 != model.configuration.eosTokenId }), ids)
     }
 
@@ -183,6 +192,35 @@ final class ServerTests: XCTestCase {
         let missing = try post("/v1/chat/completions", ["model": Self.modelName, "messages": [["role": "user", "content": [["type": "input_audio"]]]]], port: port)
         XCTAssertEqual(missing.status, 400)
         XCTAssertTrue(missing.text.contains("without an input_audio object"), missing.text)
+    }
+
+    /// vLLM's `video_url` part: a base64 data: URL of a video, decoded as `kosmos generate --video`
+    /// decodes files; bad parts are 400s naming the part.
+    func testVideoURLPart() throws {
+        let (port, server) = try self.server()
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("kosmos-server-video-\(UUID().uuidString).avi")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try VideoDecoder.encode(SyntheticMotion.clip(seed: 4, frames: 6, size: 24).frames, fps: 8, format: .aviMJPEG, to: file)
+        let bytes = try Data(contentsOf: file)
+        let reply = try post("/v1/chat/completions", ["model": Self.modelName, "max_tokens": 8,
+                                                      "messages": [["role": "user", "content": [
+                                                          ["type": "video_url", "video_url": ["url": "data:video/x-msvideo;base64," + bytes.base64EncodedString()]],
+                                                          ["type": "text", "text": "A video of"]]]]], port: port)
+        XCTAssertEqual(reply.status, 200, reply.text)
+        let o = try object(reply)
+        assertChatCompletionSchema(o)
+        let frames = try server.scheduler.model.video(data: bytes, source: "test")
+        XCTAssertEqual(frames.shape[0], 3)
+        let expected = try reference("<video>A video of", videos: [frames], maxTokens: 8, server: server)
+        XCTAssertEqual((((o["choices"] as? [[String: Any]])?.first?["message"] as? [String: Any])?["content"] as? String), expected.text)
+        for (url, message) in [("data:video/mp4;base64," + Data("nope".utf8).base64EncodedString(), "not a video file"),
+                               ("https://example.com/v.mp4", "only data: URLs and local files"),
+                               ("/tmp/some.mp4", "local files are refused")] {
+            let r = try post("/v1/chat/completions", ["model": Self.modelName, "max_tokens": 4,
+                                                      "messages": [["role": "user", "content": [["type": "video_url", "video_url": ["url": url]]]]]], port: port)
+            XCTAssertEqual(r.status, 400, r.text)
+            XCTAssertTrue(r.text.contains(message) && r.text.contains("messages[0].content[0]"), "\(r.text) should say \(message)")
+        }
     }
 
     func testStreamingChunksFollowTheSchemaAndAddUpToTheCompletion() throws {

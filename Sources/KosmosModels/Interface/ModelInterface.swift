@@ -82,6 +82,8 @@ public protocol GenerativeModel: AnyObject {
     var imageSize: Int { get }
     /// How audio files become its audio input (nil: it takes no audio).
     var audioConfiguration: AudioConfiguration? { get }
+    /// How many frames of a video it reads (nil: it takes no video).
+    var videoConfiguration: VideoConfiguration? { get }
 
     /// The family's tokenizer from a model directory (or the explicit file), as the family's
     /// Python processor builds it.

@@ -12,6 +12,8 @@ public final class ModelSession {
     public let images: ImageInput
     /// How audio files become features, when the model takes audio.
     public let audio: AudioInput?
+    /// How video files become frames, when the model takes video.
+    public let videos: VideoInput?
     public var tokenizer: Tokenizer { processor.tokenizer }
 
     /// The dtype the weights of the Linear and Embedding layers are stored in.
@@ -19,13 +21,16 @@ public final class ModelSession {
 
     /// Loads `directory` through the registry; `tokenizer` overrides the directory's tokenizer file;
     /// `dtype` is the weights' storage (docs/precision.md).
+    /// `videoFPS`: sample videos at this rate (capped at max_frames) instead of num_frames uniformly.
     public init(directory: URL, tokenizer explicit: URL? = nil, dtype: DType = .float32,
-                decodeOptions: DecodeOptions = DecodeOptions()) throws {
+                decodeOptions: DecodeOptions = DecodeOptions(), videoFPS: Double? = nil) throws {
         self.dtype = dtype
         model = try ModelRegistry.load(directory, dtype: dtype)
         processor = try model.processor(tokenizer: try model.loadTokenizer(directory: directory, explicit: explicit))
         images = try ImageInput(modelDirectory: directory, imageSize: model.imageSize, decodeOptions: decodeOptions)
         audio = try model.audioConfiguration.map(AudioInput.init)
+        let images = self.images
+        videos = model.videoConfiguration.map { VideoInput(configuration: $0, images: images, fps: videoFPS, maxPixels: decodeOptions.maxPixels) }
     }
 
     /// A warning when the tokenizer's vocabulary cannot be the model's (the model may add its
@@ -41,8 +46,15 @@ public final class ModelSession {
 
     /// The model input for a prompt (placeholders `<image>` and `<audio>` mark the media) and
     /// image and audio files (each kind in the order of its placeholders).
-    public func input(text: String, imageFiles: [URL], audioFiles: [URL] = [], grounding: Bool = false) throws -> ModelInput {
+    public func input(text: String, imageFiles: [URL], audioFiles: [URL] = [], videoFiles: [URL] = [],
+                      grounding: Bool = false) throws -> ModelInput {
         var media = try imageFiles.map { MediaItem.image(try images.load($0)) }
+        if !videoFiles.isEmpty {
+            guard let videos else {
+                throw ModelError.invalidInput("\(model.family.name) takes no video (the model directory has no video_config)")
+            }
+            media += try videoFiles.map { MediaItem.video(try videos.load($0).pixels) }
+        }
         if !audioFiles.isEmpty {
             guard let audio else {
                 throw ModelError.invalidInput("\(model.family.name) takes no audio (the model directory has no audio_config)")

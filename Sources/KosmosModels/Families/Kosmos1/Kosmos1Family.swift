@@ -40,6 +40,7 @@ extension KosmosModel: GenerativeModel {
     }
     public var imageSize: Int { configuration.vision.imageSize }
     public var audioConfiguration: AudioConfiguration? { configuration.audio }
+    public var videoConfiguration: VideoConfiguration? { configuration.video }
 
     /// tokenizer.model, tokenizer.json, sentencepiece.bpe.model or spiece.model in the directory.
     public func loadTokenizer(directory: URL, explicit: URL?) throws -> Tokenizer {

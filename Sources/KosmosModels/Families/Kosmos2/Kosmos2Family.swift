@@ -18,6 +18,7 @@ extension Kosmos2Model: GenerativeModel {
     public var mediaKinds: [MediaKind] { [.image] }
     public var imageSize: Int { configuration.vision.imageSize }
     public var audioConfiguration: AudioConfiguration? { nil }
+    public var videoConfiguration: VideoConfiguration? { nil }
 
     /// tokenizer.json, else sentencepiece.bpe.model read in Kosmos-2's layout.
     public func loadTokenizer(directory: URL, explicit: URL?) throws -> Tokenizer {

@@ -1,0 +1,68 @@
+import Foundation
+
+/// Synthetic clips for the video demo: one shape moving left, right, up or down across the frame,
+/// in half the clips changing colour at a random frame midway, captioned "a red circle moves left"
+/// or "a red circle moves left and turns blue". Any single frame shows the shape and a colour but
+/// not the direction (the start position is random, so a position says nothing of where it goes),
+/// so the caption needs several frames. Deterministic per seed.
+public enum SyntheticMotion {
+    public enum Direction: String, CaseIterable, Sendable { case left, right, up, down }
+
+    public struct Clip: Sendable {
+        public var frames: [RGBImage]
+        public var shape: SyntheticShapes.Shape
+        public var color: String
+        public var direction: Direction
+        /// The colour it turns to, and from which frame on (nil: it keeps its colour).
+        public var turnsTo: String?
+        public var turnFrame: Int?
+        public var caption: String {
+            "a \(color) \(shape.rawValue) moves \(direction.rawValue)" + (turnsTo.map { " and turns \($0)" } ?? "")
+        }
+    }
+
+    public static func clip(seed: UInt64, frames: Int = 8, size: Int = 32) -> Clip {
+        var rng = SplitMix64(seed: seed &* 0x9E37_79B9_7F4A_7C15 &+ 7)
+        let shape = SyntheticShapes.Shape.allCases[rng.below(SyntheticShapes.Shape.allCases.count)]
+        let colors = SyntheticShapes.colors
+        let first = rng.below(colors.count)
+        var second: Int? = nil
+        if rng.below(2) == 1 {
+            var c = rng.below(colors.count - 1)
+            if c >= first { c += 1 }
+            second = c
+        }
+        let direction = Direction.allCases[rng.below(Direction.allCases.count)]
+        let radius = max(2, size / 8 + rng.below(max(1, size / 16)) - size / 32)
+        // The path: a travel of about half the frame along the direction, from a random start that
+        // keeps the shape inside; the other coordinate random too.
+        let travel = size / 2 - rng.below(max(1, size / 8))
+        let span = size - 2 * radius - 1 - travel
+        let along = radius + rng.below(max(1, span))
+        let across = radius + rng.below(max(1, size - 2 * radius - 1))
+        let turn = second.map { _ in frames / 3 + rng.below(max(1, frames / 3)) }
+        var images: [RGBImage] = []
+        for f in 0..<frames {
+            let progress = frames > 1 ? (travel * f) / (frames - 1) : 0
+            var x = across, y = across
+            switch direction {
+            case .right: x = along + progress
+            case .left: x = along + travel - progress
+            case .down: y = along + progress
+            case .up: y = along + travel - progress
+            }
+            var pixels = SyntheticShapes.background(width: size, height: size)
+            let colour = (turn.map { f >= $0 } ?? false) ? colors[second!] : colors[first]
+            SyntheticShapes.draw(SyntheticShapes.Item(shape: shape, color: colour.name, centerX: x, centerY: y, radius: radius),
+                                 colour.rgb, into: &pixels, width: size, height: size)
+            images.append(RGBImage(width: size, height: size, pixels: pixels))
+        }
+        return Clip(frames: images, shape: shape, color: colors[first].name, direction: direction,
+                    turnsTo: second.map { colors[$0].name }, turnFrame: turn)
+    }
+
+    /// The caption of clip `seed` (the clip is drawn to know it; 8 frames of 32×32 cost microseconds).
+    public static func caption(seed: UInt64, frames: Int = 8, size: Int = 32) -> String {
+        clip(seed: seed, frames: frames, size: size).caption
+    }
+}
