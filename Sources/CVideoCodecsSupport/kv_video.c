@@ -118,7 +118,6 @@ int kvid_can_encode(const char *format) {
 
 #include <errno.h>
 #include <limits.h>
-#include <math.h>
 #include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -403,8 +402,10 @@ static int kvid_open_demuxer(kvid_video *v, kvid_info *info, int first) {
     int index = kvid_first_video(fmt);
     if (index >= 0) {
         const AVCodecParameters *par = fmt->streams[index]->codecpar;
-        if (par->width != 0 || par->height != 0) {
-            int status = kvid_check_size(v, info, par->width, par->height, "the container");
+        if ((par->width > 0 && par->height > 0) || par->width > KVID_MAX_DIMENSION ||
+            par->height > KVID_MAX_DIMENSION) {   // a missing side may still be found by probing
+            int status = kvid_check_size(v, info, par->width > 0 ? par->width : 1,
+                                         par->height > 0 ? par->height : 1, "the container");
             if (status != KVID_OK) return status;
         }
     }

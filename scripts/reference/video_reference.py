@@ -75,6 +75,7 @@ def main():
     }, sort_keys=True)}
     out = os.path.join(DIRECTORY, "frames_expected.safetensors")
     save_file(tensors, out, metadata=metadata)
+    os.chmod(out, 0o644)   # safetensors creates it 0600
     print("wrote", out, os.path.getsize(out), "bytes")
 
 
