@@ -182,4 +182,22 @@ final class VideoDataTests: XCTestCase {
         }())).frames(.synthetic(seed: 3, frames: 8, size: 16))
         XCTAssertEqual(frames.count, 8)
     }
+
+    func testWebDatasetVideoShards() throws {
+        let shard = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/video/clips.tar")
+        let dataset = try WebDatasetCaptions(shards: [shard])
+        XCTAssertEqual(dataset.count, 2)
+        XCTAssertEqual(dataset.indexingSkips[.unpairedMember], 1)
+        let preparer = try SamplePreparer(tokenizer: WordTokenizer(),
+                                          tokens: PackingTokens(tokenizer: WordTokenizer(), image: 3, imageEnd: 4, slot: 5, pad: 0, slotsPerImage: 1,
+                                                                video: (open: 6, close: 7)),
+                                          maxLength: 64, video: VideoPreparer(sampling: .uniform(4), preprocessor: CLIPPreprocessor()))
+        let source = SynchronousSource(iterator: try DatasetIterator(dataset: dataset, shuffle: false), preparer: preparer)
+        var kinds: [SampleKind] = [], frames: [Int] = []
+        while let s = source.next() { kinds.append(s.kind); frames.append(s.videos.first?.count ?? 0) }
+        XCTAssertEqual(kinds, [.videoCaption, .videoCaption])
+        XCTAssertEqual(frames, [4, 4])
+        XCTAssertEqual(try dataset.sample(at: 1).text, "a gif")
+    }
 }

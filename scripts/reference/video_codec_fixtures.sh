@@ -51,3 +51,13 @@ offset=$(ffprobe -v error -select_streams v:0 -show_entries packet=pos -of csv=p
 for _ in $(seq 100); do printf '\245\132'; done | dd of="$out/corrupt.avi" bs=1 seek=$((offset + 600)) conv=notrunc 2>/dev/null
 : > "$out/empty.mp4"
 ls -l "$out"
+
+# A WebDataset shard of video pairs (Tests/KosmosDataTests/AudioDataTests.swift, VideoDataTests):
+# 000.mp4 + .txt, 001.gif + .json caption, 002.avi without a caption.
+tmp=$(mktemp -d)
+cp "$out/clip.mp4" "$tmp/000.mp4"; printf 'testsrc2 bars' > "$tmp/000.txt"
+cp "$out/clip.gif" "$tmp/001.gif"; printf '{"caption": "a gif"}' > "$tmp/001.json"
+cp "$out/clip.avi" "$tmp/002.avi"
+(cd "$tmp" && tar --mtime=@0 --owner=0 --group=0 --numeric-owner --format=ustar \
+    -cf - 000.mp4 000.txt 001.gif 001.json 002.avi) > "$out/clips.tar"
+rm -rf "$tmp"
