@@ -125,6 +125,9 @@ public final class VideoFile {
     public let source: String
     /// Memory the decoder reads from (open(data:)), kept alive with it.
     let bytes: [UInt8]?
+    /// Pictures the decoder produced and seeks it made in the last `frames` call (seeking decodes
+    /// a few groups of pictures, not the whole file).
+    public private(set) var lastDecodedPictures = 0, lastSeeks = 0
 
     init(handle: OpaquePointer, info raw: kvid_info, source: String, bytes: [UInt8]?) {
         self.handle = handle
@@ -152,6 +155,8 @@ public final class VideoFile {
             }
         }
         try VideoDecoder.check(status, &raw, source: source)
+        lastDecodedPictures = Int(raw.decoded_frames)
+        lastSeeks = Int(raw.seeks)
         let frameBytes = w * h * 3
         return indices.enumerated().map { k, index in
             (index, RGBImage(width: w, height: h, pixels: Array(rgb[(k * frameBytes)..<((k + 1) * frameBytes)])), times[k])

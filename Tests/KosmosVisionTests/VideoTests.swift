@@ -55,6 +55,24 @@ final class VideoTests: XCTestCase {
         }
     }
 
+    /// Eight frames of a long video decode a few groups of pictures around them, not the file.
+    func testSamplingALongVideoSeeks() throws {
+        let folder = try temporaryFolder()
+        let url = folder.appendingPathComponent("long.mp4")
+        var frames: [RGBImage] = []
+        for i in 0..<400 { frames.append(SyntheticMotion.clip(seed: UInt64(i / 8), frames: 8, size: 16).frames[i % 8]) }
+        try VideoDecoder.encode(frames, fps: 8, format: .mp4H264, to: url)   // a keyframe at least every 8 frames
+        let video = try VideoDecoder().open(contentsOf: url)
+        XCTAssertEqual(video.info.frameCount, 400)
+        let sampled = try video.frames(.uniform(8))
+        XCTAssertEqual(sampled.map(\.index), [0, 57, 114, 171, 228, 285, 342, 399])
+        XCTAssertLessThanOrEqual(video.lastDecodedPictures, 8 * 9)
+        XCTAssertGreaterThan(video.lastSeeks, 0)
+        // The frames equal those of a decode from the start.
+        let all = try VideoDecoder().open(contentsOf: url).frames(at: Array(0..<400))
+        for f in sampled { XCTAssertEqual(f.image.pixels, all[f.index].image.pixels, "frame \(f.index)") }
+    }
+
     func testBadVideosAreNamedErrors() throws {
         let folder = try temporaryFolder()
         let good = folder.appendingPathComponent("good.avi")
