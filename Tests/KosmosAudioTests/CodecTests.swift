@@ -76,6 +76,22 @@ final class CodecTests: XCTestCase {
         }
     }
 
+    /// An M4A whose sample entry and object type no decoder knows: a named unsupported-codec error.
+    func testUnknownCodecIsUnsupported() throws {
+        var bytes = [UInt8](try Data(contentsOf: Self.folder.appendingPathComponent("tone.m4a")))
+        let esds = Array("esds".utf8), descriptor: [UInt8] = [0x04, 0x80, 0x80, 0x80, 0x17]
+        let at = (0..<(bytes.count - 4)).first { Array(bytes[$0..<($0 + 4)]) == esds }!
+        let object = (at..<(bytes.count - 5)).first { Array(bytes[$0..<($0 + 5)]) == descriptor }! + 5
+        XCTAssertEqual(bytes[object], 0x40)   // AAC
+        bytes[object] = 0xFE
+        for i in 0..<(bytes.count - 3) where Array(bytes[i..<(i + 4)]) == Array("mp4a".utf8) {
+            bytes.replaceSubrange(i..<(i + 4), with: Array("zzzz".utf8))
+        }
+        XCTAssertThrowsError(try AudioDecoder().decode(bytes, source: "zzzz.m4a")) {
+            XCTAssertTrue("\($0)".contains("zzzz.m4a: unsupported audio codec"), "\($0)")
+        }
+    }
+
     /// Random damage to real files of every codec, through the decoder as datasets and the server
     /// use it: an error or a clip, never a crash.
     func testSeededFuzzOfTheDecoders() throws {

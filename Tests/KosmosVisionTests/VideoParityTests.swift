@@ -28,6 +28,21 @@ final class VideoParityTests: XCTestCase {
         }
     }
 
+    /// An AVI whose video FourCC no decoder knows ("MJPG" → "ZZZZ"): a named unsupported-codec error.
+    func testUnknownCodecIsUnsupported() throws {
+        var bytes = [UInt8](try Data(contentsOf: Self.folder.appendingPathComponent("clip.avi")))
+        let mjpg = Array("MJPG".utf8)
+        var replaced = 0
+        for i in 0..<(bytes.count - 3) where Array(bytes[i..<(i + 4)]) == mjpg {
+            bytes.replaceSubrange(i..<(i + 4), with: Array("ZZZZ".utf8))
+            replaced += 1
+        }
+        XCTAssertEqual(replaced, 2)
+        XCTAssertThrowsError(try VideoDecoder().open(data: Data(bytes), source: "zzzz.avi").frames(.uniform(4))) {
+            XCTAssertTrue("\($0)".contains("zzzz.avi: unsupported video codec"), "\($0)")
+        }
+    }
+
     func testDamagedFixturesAreNamedErrorsOrWhatTheyHold() throws {
         XCTAssertThrowsError(try VideoDecoder().open(contentsOf: Self.folder.appendingPathComponent("empty.mp4"))) {
             XCTAssertTrue("\($0)".contains("empty.mp4") && "\($0)".contains("empty"), "\($0)")
