@@ -57,20 +57,13 @@ public struct AudioDecoder: Sendable {
     /// Decodes bytes of any supported container; `source` names them in errors.
     public func decode(_ bytes: [UInt8], source: String) throws -> AudioClip {
         guard !bytes.isEmpty else { throw AudioError.emptyFile(source: source) }
-        let maxFrames = maxDuration > 0 ? Int((maxDuration * Double(sampleRate)).rounded(.up)) : 0
         if WAVReader.recognises(bytes) {
-            let sourceLimit: Int
-            if maxDuration > 0, bytes.count >= 28 {
-                let rate = Int(bytes[24]) | Int(bytes[25]) << 8 | Int(bytes[26]) << 16 | Int(bytes[27]) << 24
-                sourceLimit = Int((maxDuration * Double(max(rate, 1))).rounded(.up))
-            } else {
-                sourceLimit = 0
-            }
-            let pcm = try WAVReader.decode(bytes, source: source, maxFrames: sourceLimit)
+            let pcm = try WAVReader.decode(bytes, source: source, maxDuration: maxDuration)
             let resampled = pcm.sampleRate == sampleRate ? pcm : try resample(pcm, source: source)
             return AudioClip(samples: resampled.mono(), sampleRate: sampleRate, sourceRate: pcm.sampleRate,
                              sourceChannels: pcm.channels, codec: "pcm")
         }
+        let maxFrames = maxDuration > 0 ? Int((maxDuration * Double(sampleRate)).rounded(.up)) : 0
         var out = ka_audio()
         let status = bytes.withUnsafeBufferPointer { ka_decode_memory($0.baseAddress, $0.count, Int32(sampleRate), Int64(maxFrames), &out) }
         defer { ka_free(&out) }

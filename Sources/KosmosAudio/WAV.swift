@@ -45,8 +45,9 @@ public enum WAVReader {
         bytes.count >= 12 && bytes[0..<4].elementsEqual("RIFF".utf8) && bytes[8..<12].elementsEqual("WAVE".utf8)
     }
 
-    /// Decodes a whole WAV file; `maxFrames` (> 0) refuses longer files before converting samples.
-    public static func decode(_ bytes: [UInt8], source: String, maxFrames: Int = 0) throws -> PCMAudio {
+    /// Decodes a whole WAV file; `maxDuration` seconds (> 0) refuses longer files before
+    /// converting samples.
+    public static func decode(_ bytes: [UInt8], source: String, maxDuration: Double = 0) throws -> PCMAudio {
         guard !bytes.isEmpty else { throw AudioError.emptyFile(source: source) }
         guard recognises(bytes) else { throw AudioError.unknownFormat(source: source, detail: "no RIFF/WAVE signature") }
         func u16(_ o: Int) -> Int { Int(bytes[o]) | Int(bytes[o + 1]) << 8 }
@@ -78,7 +79,7 @@ public enum WAVReader {
                 } else if declared > available {
                     throw AudioError.corrupt(source: source, detail: "the data chunk declares \(declared) bytes but the file holds \(available) (truncated)")
                 }
-                return try convert(bytes, from: body, count: size, format: f, source: source, maxFrames: maxFrames)
+                return try convert(bytes, from: body, count: size, format: f, source: source, maxDuration: maxDuration)
             }
             guard declared <= bytes.count else { break }
             offset = body + declared + (declared & 1)   // chunks are padded to even sizes
@@ -88,7 +89,7 @@ public enum WAVReader {
 
     private static func convert(_ bytes: [UInt8], from start: Int, count: Int,
                                 format f: (code: Int, channels: Int, rate: Int, blockAlign: Int, bits: Int),
-                                source: String, maxFrames: Int) throws -> PCMAudio {
+                                source: String, maxDuration: Double) throws -> PCMAudio {
         func bad(_ why: String) -> AudioError { .invalidHeader(source: source, detail: why) }
         guard f.channels >= 1 && f.channels <= maxChannels else { throw bad("\(f.channels) channels (1...\(maxChannels) supported)") }
         guard f.rate >= 1 && f.rate <= maxSampleRate else { throw bad("sample rate \(f.rate) Hz (1...\(maxSampleRate) supported)") }
@@ -103,8 +104,8 @@ public enum WAVReader {
         guard f.blockAlign == width * f.channels else { throw bad("block align \(f.blockAlign) for \(f.channels) × \(f.bits)-bit samples") }
         let frames = count / f.blockAlign
         guard frames > 0 else { throw AudioError.noSamples(source: source) }
-        if maxFrames > 0 && frames > maxFrames {
-            throw AudioError.tooLong(source: source, limitSeconds: Double(maxFrames) / Double(f.rate))
+        if maxDuration > 0 && Double(frames) > (maxDuration * Double(f.rate)).rounded(.up) {
+            throw AudioError.tooLong(source: source, limitSeconds: maxDuration)
         }
         let n = frames * f.channels
         var out = [Float](repeating: 0, count: n)

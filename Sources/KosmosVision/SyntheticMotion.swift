@@ -21,7 +21,22 @@ public enum SyntheticMotion {
         }
     }
 
-    public static func clip(seed: UInt64, frames: Int = 8, size: Int = 32) -> Clip {
+    /// What clip `seed` shows, drawn from the seed before any pixel: the shape, colours,
+    /// direction and path (the caption needs nothing more).
+    struct Plan {
+        var shape: SyntheticShapes.Shape
+        var first: Int, second: Int?
+        var direction: Direction
+        var radius: Int, travel: Int, along: Int, across: Int
+        var turn: Int?
+
+        var caption: String {
+            let colors = SyntheticShapes.colors
+            return "a \(colors[first].name) \(shape.rawValue) moves \(direction.rawValue)" + (second.map { " and turns \(colors[$0].name)" } ?? "")
+        }
+    }
+
+    static func plan(seed: UInt64, frames: Int, size: Int) -> Plan {
         var rng = SplitMix64(seed: seed &* 0x9E37_79B9_7F4A_7C15 &+ 7)
         let shape = SyntheticShapes.Shape.allCases[rng.below(SyntheticShapes.Shape.allCases.count)]
         let colors = SyntheticShapes.colors
@@ -41,28 +56,36 @@ public enum SyntheticMotion {
         let along = radius + rng.below(max(1, span))
         let across = radius + rng.below(max(1, size - 2 * radius - 1))
         let turn = second.map { _ in frames / 3 + rng.below(max(1, frames / 3)) }
+        return Plan(shape: shape, first: first, second: second, direction: direction, radius: radius, travel: travel,
+                    along: along, across: across, turn: turn)
+    }
+
+    public static func clip(seed: UInt64, frames: Int = 8, size: Int = 32) -> Clip {
+        let p = plan(seed: seed, frames: frames, size: size)
+        let colors = SyntheticShapes.colors
         var images: [RGBImage] = []
         for f in 0..<frames {
-            let progress = frames > 1 ? (travel * f) / (frames - 1) : 0
-            var x = across, y = across
-            switch direction {
-            case .right: x = along + progress
-            case .left: x = along + travel - progress
-            case .down: y = along + progress
-            case .up: y = along + travel - progress
+            let progress = frames > 1 ? (p.travel * f) / (frames - 1) : 0
+            var x = p.across, y = p.across
+            switch p.direction {
+            case .right: x = p.along + progress
+            case .left: x = p.along + p.travel - progress
+            case .down: y = p.along + progress
+            case .up: y = p.along + p.travel - progress
             }
             var pixels = SyntheticShapes.background(width: size, height: size)
-            let colour = (turn.map { f >= $0 } ?? false) ? colors[second!] : colors[first]
-            SyntheticShapes.draw(SyntheticShapes.Item(shape: shape, color: colour.name, centerX: x, centerY: y, radius: radius),
+            let colour = (p.turn.map { f >= $0 } ?? false) ? colors[p.second!] : colors[p.first]
+            SyntheticShapes.draw(SyntheticShapes.Item(shape: p.shape, color: colour.name, centerX: x, centerY: y, radius: p.radius),
                                  colour.rgb, into: &pixels, width: size, height: size)
             images.append(RGBImage(width: size, height: size, pixels: pixels))
         }
-        return Clip(frames: images, shape: shape, color: colors[first].name, direction: direction,
-                    turnsTo: second.map { colors[$0].name }, turnFrame: turn)
+        return Clip(frames: images, shape: p.shape, color: colors[p.first].name, direction: p.direction,
+                    turnsTo: p.second.map { colors[$0].name }, turnFrame: p.turn)
     }
 
-    /// The caption of clip `seed` (the clip is drawn to know it; 8 frames of 32×32 cost microseconds).
+    /// The caption of clip `seed`, without drawing its frames (the data set asks it per sample;
+    /// the frames are drawn once, when the loader prepares the sample).
     public static func caption(seed: UInt64, frames: Int = 8, size: Int = 32) -> String {
-        clip(seed: seed, frames: frames, size: size).caption
+        plan(seed: seed, frames: frames, size: size).caption
     }
 }

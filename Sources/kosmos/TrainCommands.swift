@@ -164,14 +164,17 @@ struct EvalShapes: ParsableCommand {
         let accuracy = Double(correct) / Double(rows.count)
         print(String(format: "exact match: %d/%d = %.1f%% (%.1f s, %.0f ms per caption, weights %@)", correct, rows.count, 100 * accuracy,
                      seconds, 1000 * seconds / Double(rows.count), dtype.rawValue))
-        if let out {
-            struct Report: Codable { let accuracy: Double; let correct: Int; let count: Int; let captions: [Row] }
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try encoder.encode(Report(accuracy: accuracy, correct: correct, count: rows.count, captions: rows))
-                .write(to: URL(fileURLWithPath: out))
-        }
+        struct Report: Codable { let accuracy: Double; let correct: Int; let count: Int; let captions: [Row] }
+        try writeReport(Report(accuracy: accuracy, correct: correct, count: rows.count, captions: rows), to: out)
     }
+}
+
+/// Writes a held-out eval's report (`--out`) as pretty JSON with sorted keys; nothing without a path.
+func writeReport<T: Encodable>(_ report: T, to path: String?) throws {
+    guard let path else { return }
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    try encoder.encode(report).write(to: URL(fileURLWithPath: path))
 }
 
 /// `kosmos eval sounds`: the audio demo's held-out clips (docs/audio.md).
@@ -251,13 +254,8 @@ struct EvalSounds: ParsableCommand {
         print(String(format: "exact match: %d/%d = %.1f%% (%.1f s, %.0f ms per clip, weights %@)", correct, rows.count, 100 * accuracy,
                      seconds, 1000 * seconds / Double(rows.count), dtype.rawValue))
         print(String(format: "an order-blind model scores at most %.1f%% here (each set of events given its most frequent order)", 100 * orderBlind))
-        if let out {
-            struct Report: Codable { let accuracy: Double; let orderBlindBound: Double; let correct: Int; let count: Int; let captions: [Row] }
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try encoder.encode(Report(accuracy: accuracy, orderBlindBound: orderBlind, correct: correct, count: rows.count, captions: rows))
-                .write(to: URL(fileURLWithPath: out))
-        }
+        struct Report: Codable { let accuracy: Double; let orderBlindBound: Double; let correct: Int; let count: Int; let captions: [Row] }
+        try writeReport(Report(accuracy: accuracy, orderBlindBound: orderBlind, correct: correct, count: rows.count, captions: rows), to: out)
     }
 }
 
@@ -348,12 +346,8 @@ struct EvalMotion: ParsableCommand {
         print(String(format: "exact match: %d/%d = %.1f%% (%.1f s for both passes, weights %@)", rows.filter(\.correct).count, rows.count,
                      100 * accuracy, seconds, dtype.rawValue))
         print(String(format: "one frame repeated: %.1f%% exact (the motion is not in one frame)", 100 * still))
-        if let out {
-            struct Report: Codable { let accuracy: Double; let oneFrameAccuracy: Double; let count: Int; let captions: [Row] }
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try encoder.encode(Report(accuracy: accuracy, oneFrameAccuracy: still, count: rows.count, captions: rows)).write(to: URL(fileURLWithPath: out))
-        }
+        struct Report: Codable { let accuracy: Double; let oneFrameAccuracy: Double; let count: Int; let captions: [Row] }
+        try writeReport(Report(accuracy: accuracy, oneFrameAccuracy: still, count: rows.count, captions: rows), to: out)
     }
 }
 

@@ -80,7 +80,7 @@ final class WAVTests: XCTestCase {
             }
         }
         XCTAssertThrowsError(try WAVReader.decode(Self.wav(format: 1, bits: 16, channels: 1, rate: 100, data: [UInt8](repeating: 0, count: 400)),
-                                                  source: "long.wav", maxFrames: 100)) {
+                                                  source: "long.wav", maxDuration: 1)) {
             XCTAssertTrue("\($0)".contains("longer than the limit of 1 s"), "\($0)")
         }
     }

@@ -9,6 +9,13 @@ func modelFixture(_ name: String) throws -> SafeTensorsFile {
         .appendingPathComponent("Fixtures").appendingPathComponent(name))
 }
 
+/// A Kosmos-1 configuration fixture (Tests/Fixtures/NAME), as the reference script that wrote it uses it.
+func fixtureConfiguration(_ name: String) throws -> KosmosConfiguration {
+    let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures").appendingPathComponent(name)
+    return try JSONDecoder().decode(KosmosConfiguration.self, from: Data(contentsOf: url))
+}
+
 /// Compares within atol + rtol·|expected|, naming the worst element.
 func assertAllClose(_ actual: [Float], _ expected: [Float], rtol: Float, atol: Float, _ label: String,
                     file: StaticString = #filePath, line: UInt = #line) {

@@ -9,11 +9,7 @@ import KosmosTensor
 /// two flamingo-pytorch resamplers. Sequence 0 interleaves text, an image and two audio clips;
 /// sequence 1 is text and one clip, shorter.
 final class KosmosAudioParityTests: XCTestCase {
-    static func configuration() throws -> KosmosConfiguration {
-        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Fixtures/kosmos_audio_tiny_config.json")
-        return try JSONDecoder().decode(KosmosConfiguration.self, from: Data(contentsOf: url))
-    }
+    static func configuration() throws -> KosmosConfiguration { try fixtureConfiguration("kosmos_audio_tiny_config.json") }
 
     static func loadBatch(_ model: KosmosModel, _ fixture: SafeTensorsFile) throws -> KosmosBatch {
         let tokens = try fixture.int64s("tokens").map { Int($0) }

@@ -9,11 +9,7 @@ import KosmosTensor
 /// frames with its time embeddings (media_pos_emb), the frames' latents in order into the slots
 /// between <video> and </video>. Sequence 0 has an image and a 3-frame video, sequence 1 a 2-frame one.
 final class KosmosVideoParityTests: XCTestCase {
-    static func configuration() throws -> KosmosConfiguration {
-        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Fixtures/kosmos_video_tiny_config.json")
-        return try JSONDecoder().decode(KosmosConfiguration.self, from: Data(contentsOf: url))
-    }
+    static func configuration() throws -> KosmosConfiguration { try fixtureConfiguration("kosmos_video_tiny_config.json") }
 
     static func loadBatch(_ model: KosmosModel, _ fixture: SafeTensorsFile) throws -> KosmosBatch {
         let tokens = try fixture.int64s("tokens").map { Int($0) }
