@@ -214,11 +214,17 @@ void kk_q4_dequantize_bf16(long j0, long j1, long k, const uint8_t *q, const uin
 // dot products. The definition, which every ISA level computes bit for bit:
 //   for each block b (32 columns) and lane l < 8 (columns 4l .. 4l+3 of the block):
 //     t = sum of the 4 products qx·q (q the int8 level, or the 4-bit level n for q4), exact;
-//     acc[l] = fmaf((float)t, d·dx_b, acc[l])   (d the weight's float16 scale of b's group,
+//     acc[h] = fmaf((float)t, d·dx_b, acc[h])   (d the weight's float16 scale of b's group,
 //                                                 d·dx_b one float32 product)
-//   q4 adds sum over groups g of m_g · T_g, T_g = sum over b in g of dx_b·(float)S_b (fmaf in
-//   block order, S_b the exact sum of qx over the block), accumulated in 16 lanes (g mod 16);
-//   result = reduce(acc) [+ reduce(min lanes)], each reduction the fixed pairwise tree below.
+//   with the lane h:  q8: h = 8·(b mod 2) + l                         (16 lanes)
+//                     q4: h = 16·(l div 4) + 4·(b mod 4) + (l mod 4)  (32 lanes)
+//   q8: result = reduce16(acc). q4: result = reduce16(w) + reduce16(min lanes), w[h] = acc[h] +
+//   acc[h + 16], where the minimums' lanes hold the sum over groups g of m_g · T_g, T_g = sum
+//   over b in g of dx_b·(float)S_b (fmaf in block order, S_b the exact sum of qx over the
+//   block), accumulated in 16 lanes (g mod 16). Each reduction is the fixed pairwise tree below.
+// The lanes are chosen for the vectors: q8's pair of blocks is one 512-bit vector; q4's 64 bytes
+// of four blocks are one 512-bit load whose low nibbles (columns 0-15 of each block) and high
+// nibbles (columns 16-31) make two vectors; and every output has two or more independent chains.
 
 /// Activations of `m` rows quantized per 32-column block (shared by every ISA level and thread
 /// split, so the same everywhere).
@@ -227,6 +233,9 @@ typedef struct {
     float *dx;      // m × k/32
     float *t;       // m × groups (q4 only): sum over the group's blocks of dx·S
     int *s;         // m × k/32 (q4 only): the exact sum of each block's levels
+    uint8_t *p;     // q4 only, m rows of p_stride bytes: the levels of each four blocks as
+                    // their columns 0-15 (block by block), then their columns 16-31, zero-padded
+    long p_stride;  // 128 bytes per four blocks
 } quantized_rows;
 
 static int quantize_rows(int m, long k, const float *a, long lda, long group, int with_sums, quantized_rows *out) {
@@ -235,7 +244,9 @@ static int quantize_rows(int m, long k, const float *a, long lda, long group, in
     out->dx = malloc((size_t)m * blocks * sizeof(float));
     out->t = with_sums ? malloc((size_t)m * groups * sizeof(float)) : NULL;
     out->s = with_sums ? malloc((size_t)m * blocks * sizeof(int)) : NULL;
-    if (!out->q || !out->dx || (with_sums && (!out->t || !out->s))) return -1;
+    out->p_stride = (blocks + 3) / 4 * 128;
+    out->p = with_sums ? calloc((size_t)m, (size_t)out->p_stride) : NULL;
+    if (!out->q || !out->dx || (with_sums && (!out->t || !out->s || !out->p))) return -1;
     for (int i = 0; i < m; i++) {
         const float *x = a + (long)i * lda;
         for (long b = 0; b < blocks; b++) {
@@ -255,7 +266,12 @@ static int quantize_rows(int m, long k, const float *a, long lda, long group, in
                 sum += qb[u];
             }
             out->dx[(long)i * blocks + b] = dx;
-            if (with_sums) out->s[(long)i * blocks + b] = sum;
+            if (with_sums) {
+                out->s[(long)i * blocks + b] = sum;
+                uint8_t *four = out->p + (long)i * out->p_stride + (b / 4) * 128 + (b % 4) * 16;
+                memcpy(four, qb, 16);
+                memcpy(four + 64, qb + 16, 16);
+            }
         }
         if (with_sums) {
             const long per = group / KK_Q_BLOCK;
@@ -275,6 +291,7 @@ static void free_rows(quantized_rows *r) {
     free(r->dx);
     free(r->t);
     free(r->s);
+    free(r->p);
 }
 
 /// The fixed reduction of 8 lanes (the AVX order: halves, then pairs, then the last two).
@@ -320,17 +337,25 @@ static void q_rows_scalar(int bits, int m, long j0, long j1, long k, const quant
         const uint8_t *row = (const uint8_t *)q + j * row_bytes;
         for (int i = 0; i < m; i++) {
             const int8_t *qx = x->q + (long)i * k;
-            float acc[8] = {0};
+            float acc[32] = {0};
             for (long b = 0; b < blocks; b++) {
                 block_levels(bits, row, b, levels);
                 const float s = f32_from_f16_scalar(scales[j * groups + b / per]) * x->dx[(long)i * blocks + b];
                 for (int l = 0; l < 8; l++) {
                     int t = 0;
                     for (int u = 0; u < 4; u++) t += (int)qx[b * KK_Q_BLOCK + 4 * l + u] * (int)levels[4 * l + u];
-                    acc[l] = fmaf((float)t, s, acc[l]);
+                    const int h = bits == 8 ? 8 * (int)(b & 1) + l : 16 * (l / 4) + 4 * (int)(b & 3) + l % 4;
+                    acc[h] = fmaf((float)t, s, acc[h]);
                 }
             }
-            float sum = reduce8_tree(acc);
+            float sum;
+            if (bits == 8) {
+                sum = reduce16_tree(acc);
+            } else {
+                float w[16];
+                for (int h = 0; h < 16; h++) w[h] = acc[h] + acc[h + 16];
+                sum = reduce16_tree(w);
+            }
             if (bits == 4) sum += minimum_term_scalar(groups, mins + j * groups, x->t + (long)i * groups);
             c[(long)i * ldc + j] = sum;
         }
@@ -338,124 +363,24 @@ static void q_rows_scalar(int bits, int m, long j0, long j1, long k, const quant
 }
 
 #if KQ_X86
-// The same definition with 8-lane integer dot products: AVX-512 VNNI (vpdpbusd on 256 bits) or
-// AVX2 (vpmaddubsw + vpmaddwd, exact here: |qx|, |q| ≤ 127, so no pair saturates). vpdpbusd and
-// vpmaddubsw multiply unsigned by signed bytes: q8 takes |q| and qx with q's sign; q4's levels
-// are unsigned already.
+// The same definitions with integer dot products: AVX-512 VNNI (vpdpbusd on 512 bits) or AVX2
+// (vpmaddubsw + vpmaddwd on 256 bits, exact here: |qx|, |q| ≤ 127, so no pair saturates).
+// vpdpbusd and vpmaddubsw multiply unsigned by signed bytes: q8 takes |q| and qx with q's sign;
+// q4's levels are unsigned already. q8: a pair of blocks per 512-bit vector (lanes 0-7 block b,
+// 8-15 block b + 1), or even and odd blocks in two 256-bit accumulators. q4: four blocks' 64
+// bytes per 512-bit load, their low nibbles (columns 0-15) in one vector and high nibbles
+// (columns 16-31) in another, the activations stored in the same order (quantized_rows.p).
 
 #define KQ_ROWS 16
-
-// One block's weight levels as 32 bytes (q4: the nibbles spread to bytes in column order).
-#define KQ_LOAD_LEVELS(BITS, ROW, B)                                                                     \
-    ((BITS) == 8 ? _mm256_loadu_si256((const __m256i *)((ROW) + (B) * KK_Q_BLOCK))                       \
-                 : _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(_mm_loadu_si128((const __m128i *)((ROW) + (B) * 16)), 4), \
-                                                     _mm_loadu_si128((const __m128i *)((ROW) + (B) * 16))), \
-                                    _mm256_set1_epi8(15)))
-
-// acc += (the block's integer dot products) · (d · dx) for weight levels W and activation levels XV.
-#define KQ_STEP(BITS, DOT, W, XV, SCALE, ACC)                                                            \
-    do {                                                                                                 \
-        __m256i w_ = (W);                                                                                \
-        __m256i t_ = (BITS) == 8 ? DOT(_mm256_abs_epi8(w_), _mm256_sign_epi8((XV), w_)) : DOT(w_, (XV)); \
-        (ACC) = _mm256_fmadd_ps(_mm256_cvtepi32_ps(t_), _mm256_set1_ps(SCALE), (ACC));                   \
-    } while (0)
-
-// The same with the scale already a vector.
-#define KQ_STEP_V(BITS, DOT, W, XV, SCALES, ACC)                                                         \
-    do {                                                                                                 \
-        __m256i w_ = (W);                                                                                \
-        __m256i t_ = (BITS) == 8 ? DOT(_mm256_abs_epi8(w_), _mm256_sign_epi8((XV), w_)) : DOT(w_, (XV)); \
-        (ACC) = _mm256_fmadd_ps(_mm256_cvtepi32_ps(t_), (SCALES), (ACC));                                \
-    } while (0)
-
-#define KQ_DEFINE_ROWS(NAME, BITS, TARGET, DOT)                                                          \
-__attribute__((target(TARGET)))                                                                          \
-static void NAME(int m, long j0, long j1, long k, const quantized_rows *x, const void *q,               \
-                 const uint16_t *scales, const uint16_t *mins, long group, float *c, long ldc) {         \
-    const long groups = k / group, blocks = k / KK_Q_BLOCK, per = group / KK_Q_BLOCK;                    \
-    const long row_bytes = (BITS) == 8 ? k : k / 2;                                                      \
-    long j = j0;                                                                                         \
-    if (m == 1) {                                                                                        \
-        /* One activation row (decoding): four weight rows at once, accumulators in registers. */       \
-        for (; j + 4 <= j1; j += 4) {                                                                    \
-            const uint8_t *r0 = (const uint8_t *)q + j * row_bytes, *r1 = r0 + row_bytes;                \
-            const uint8_t *r2 = r1 + row_bytes, *r3 = r2 + row_bytes;                                    \
-            const uint16_t *s0 = scales + j * groups, *s1 = s0 + groups, *s2 = s1 + groups, *s3 = s2 + groups; \
-            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                                  \
-            long b = 0;                                                                                  \
-            if (per <= 8)                                                                                \
-            for (; b + 8 <= blocks && (b + 8) / per <= groups && b / per + 8 <= groups; b += 8) {        \
-                /* Eight blocks' d·dx as vectors: the group scales spread to blocks (lane l takes    */ \
-                /* group (b + l) / per), times the blocks' dx, each lane one float32 product.       */  \
-                const __m256i spread = _mm256_setr_epi32(0, 1 / per, 2 / per, 3 / per, 4 / per, 5 / per, 6 / per, 7 / per); \
-                /* The next four rows' bytes of these blocks, ahead of the hardware prefetcher. */     \
-                for (long line = 0; line < 8 * ((BITS) == 8 ? KK_Q_BLOCK : 16); line += 64)            \
-                    for (int u = 4; u < 8; u++)                                                          \
-                        _mm_prefetch((const char *)(r0 + u * row_bytes + b * ((BITS) == 8 ? KK_Q_BLOCK : 16) + line), _MM_HINT_T0); \
-                const __m256 dxv = _mm256_loadu_ps(x->dx + b);                                           \
-                const long g = b / per;                                                                  \
-                const __m256 v0 = _mm256_mul_ps(_mm256_permutevar8x32_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s0 + g))), spread), dxv); \
-                const __m256 v1 = _mm256_mul_ps(_mm256_permutevar8x32_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s1 + g))), spread), dxv); \
-                const __m256 v2 = _mm256_mul_ps(_mm256_permutevar8x32_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s2 + g))), spread), dxv); \
-                const __m256 v3 = _mm256_mul_ps(_mm256_permutevar8x32_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s3 + g))), spread), dxv); \
-                for (int l = 0; l < 8; l++) {                                                            \
-                    const __m256i xv = _mm256_loadu_si256((const __m256i *)(x->q + (b + l) * KK_Q_BLOCK)); \
-                    const __m256i lane = _mm256_set1_epi32(l);                                           \
-                    KQ_STEP_V(BITS, DOT, KQ_LOAD_LEVELS(BITS, r0, b + l), xv, _mm256_permutevar8x32_ps(v0, lane), a0); \
-                    KQ_STEP_V(BITS, DOT, KQ_LOAD_LEVELS(BITS, r1, b + l), xv, _mm256_permutevar8x32_ps(v1, lane), a1); \
-                    KQ_STEP_V(BITS, DOT, KQ_LOAD_LEVELS(BITS, r2, b + l), xv, _mm256_permutevar8x32_ps(v2, lane), a2); \
-                    KQ_STEP_V(BITS, DOT, KQ_LOAD_LEVELS(BITS, r3, b + l), xv, _mm256_permutevar8x32_ps(v3, lane), a3); \
-                }                                                                                        \
-            }                                                                                            \
-            for (; b < blocks; b++) {                                                                    \
-                const __m256i xv = _mm256_loadu_si256((const __m256i *)(x->q + b * KK_Q_BLOCK));         \
-                const float dx = x->dx[b];                                                               \
-                const long g = b / per;                                                                  \
-                KQ_STEP(BITS, DOT, KQ_LOAD_LEVELS(BITS, r0, b), xv, _cvtsh_ss(s0[g]) * dx, a0);          \
-                KQ_STEP(BITS, DOT, KQ_LOAD_LEVELS(BITS, r1, b), xv, _cvtsh_ss(s1[g]) * dx, a1);          \
-                KQ_STEP(BITS, DOT, KQ_LOAD_LEVELS(BITS, r2, b), xv, _cvtsh_ss(s2[g]) * dx, a2);          \
-                KQ_STEP(BITS, DOT, KQ_LOAD_LEVELS(BITS, r3, b), xv, _cvtsh_ss(s3[g]) * dx, a3);          \
-            }                                                                                            \
-            __m256 accs[4] = {a0, a1, a2, a3};                                                           \
-            for (int u = 0; u < 4; u++) {                                                                \
-                float lanes[8];                                                                          \
-                _mm256_storeu_ps(lanes, accs[u]);                                                        \
-                float sum = reduce8_tree(lanes);                                                         \
-                if ((BITS) == 4) sum += minimum_term_avx2(groups, mins + (j + u) * groups, x->t);      \
-                c[j + u] = sum;                                                                          \
-            }                                                                                            \
-        }                                                                                                \
-    }                                                                                                    \
-    for (; j < j1; j++) {                                                                                \
-        const uint8_t *row = (const uint8_t *)q + j * row_bytes;                                         \
-        for (int i0 = 0; i0 < m; i0 += KQ_ROWS) {                                                        \
-            const int rows = m - i0 < KQ_ROWS ? m - i0 : KQ_ROWS;                                        \
-            __m256 acc[KQ_ROWS];                                                                         \
-            for (int r = 0; r < rows; r++) acc[r] = _mm256_setzero_ps();                                 \
-            for (long b = 0; b < blocks; b++) {                                                          \
-                const __m256i w = KQ_LOAD_LEVELS(BITS, row, b);                                          \
-                const float d = _cvtsh_ss(scales[j * groups + b / per]);                                 \
-                for (int r = 0; r < rows; r++) {                                                         \
-                    const long i = i0 + r;                                                               \
-                    const __m256i xv = _mm256_loadu_si256((const __m256i *)(x->q + i * k + b * KK_Q_BLOCK)); \
-                    KQ_STEP(BITS, DOT, w, xv, d * x->dx[i * blocks + b], acc[r]);                        \
-                }                                                                                        \
-            }                                                                                            \
-            for (int r = 0; r < rows; r++) {                                                             \
-                float lanes[8];                                                                          \
-                _mm256_storeu_ps(lanes, acc[r]);                                                         \
-                float sum = reduce8_tree(lanes);                                                         \
-                if ((BITS) == 4) sum += minimum_term_avx2(groups, mins + j * groups, x->t + (i0 + r) * groups); \
-                c[(i0 + r) * ldc + j] = sum;                                                             \
-            }                                                                                            \
-        }                                                                                                \
-    }                                                                                                    \
-}
+#ifndef KQ_PREFETCH_BYTES
+#define KQ_PREFETCH_BYTES 4096  // decoding: this far ahead of the hardware prefetcher
+#endif
+#define KQ_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define KQ512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c"), always_inline))
 
 // The minimums' term in two 8-lane vectors (lanes g mod 16), the same fmaf per lane as the
 // scalar form, so the same bits.
-__attribute__((target("avx2,fma,f16c")))
-static inline float minimum_term_avx2(long groups, const uint16_t *mins, const float *t) {
+KQ_AVX2 static inline float minimum_term_avx2(long groups, const uint16_t *mins, const float *t) {
     __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
     long g = 0;
     for (; g + 16 <= groups; g += 16) {
@@ -469,18 +394,292 @@ static inline float minimum_term_avx2(long groups, const uint16_t *mins, const f
     return reduce16_tree(lanes);
 }
 
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
-static inline __m256i dot_vnni(__m256i u, __m256i s) { return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s); }
+KQ_AVX2 static inline float kq_reduce_avx2(__m256 lanes8) {
+    float lanes[8];
+    _mm256_storeu_ps(lanes, lanes8);
+    return reduce8_tree(lanes);
+}
 
-__attribute__((target("avx2,fma,f16c")))
-static inline __m256i dot_avx2(__m256i u, __m256i s) {
+// 8 exact integer dot products of unsigned bytes u and signed bytes s.
+KQ_AVX2 static inline __m256i dot_avx2(__m256i u, __m256i s) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
 }
 
-KQ_DEFINE_ROWS(q8_rows_vnni, 8, "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c", dot_vnni)
-KQ_DEFINE_ROWS(q4_rows_vnni, 4, "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c", dot_vnni)
-KQ_DEFINE_ROWS(q8_rows_avx2, 8, "avx2,fma,f16c", dot_avx2)
-KQ_DEFINE_ROWS(q4_rows_avx2, 4, "avx2,fma,f16c", dot_avx2)
+// q8 block products, scaled and accumulated: acc += dot(|w|, x·sign(w)) · scale.
+KQ_AVX2 static inline __m256 q8_step_avx2(const int8_t *w, const int8_t *xq, float scale, __m256 acc) {
+    const __m256i wv = _mm256_loadu_si256((const __m256i *)w), xv = _mm256_loadu_si256((const __m256i *)xq);
+    const __m256i t = dot_avx2(_mm256_abs_epi8(wv), _mm256_sign_epi8(xv, wv));
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(t), _mm256_set1_ps(scale), acc);
+}
+
+KQ_AVX2 static void q8_rows_avx2(int m, long j0, long j1, long k, const quantized_rows *x, const void *q,
+                                 const uint16_t *scales, long group, float *c, long ldc) {
+    const long groups = k / group, blocks = k / KK_Q_BLOCK, per = group / KK_Q_BLOCK;
+    for (long j = j0; j < j1; j++) {
+        const int8_t *row = (const int8_t *)q + j * k;
+        for (int i0 = 0; i0 < m; i0 += KQ_ROWS) {
+            const int rows = m - i0 < KQ_ROWS ? m - i0 : KQ_ROWS;
+            __m256 acc[2][KQ_ROWS];
+            for (int r = 0; r < rows; r++) acc[0][r] = acc[1][r] = _mm256_setzero_ps();
+            for (long b = 0; b < blocks; b++) {
+                const float d = _cvtsh_ss(scales[j * groups + b / per]);
+                for (int r = 0; r < rows; r++) {
+                    const long i = i0 + r;
+                    acc[b & 1][r] = q8_step_avx2(row + b * KK_Q_BLOCK, x->q + i * k + b * KK_Q_BLOCK, d * x->dx[i * blocks + b], acc[b & 1][r]);
+                }
+            }
+            for (int r = 0; r < rows; r++) c[(i0 + r) * ldc + j] = kq_reduce_avx2(_mm256_add_ps(acc[0][r], acc[1][r]));
+        }
+    }
+}
+
+// q4 with AVX2: blocks b, b + 1 (b even) as one 32-byte load; lanes 0-3 of a product block b's
+// l < 4 (or l ≥ 4 for the high nibbles), lanes 4-7 block b + 1's, which is the definition's
+// lanes 4·(b mod 4) + (l mod 4) + 16·(l div 4) taken 8 at a time: acc[0] (b mod 4 < 2, low),
+// acc[1] (b mod 4 ≥ 2, low), acc[2], acc[3] (high).
+KQ_AVX2 static void q4_rows_avx2(int m, long j0, long j1, long k, const quantized_rows *x, const void *q,
+                                 const uint16_t *scales, const uint16_t *mins, long group, float *c, long ldc) {
+    const long groups = k / group, blocks = k / KK_Q_BLOCK, per = group / KK_Q_BLOCK;
+    const long row_bytes = k / 2, stride = x->p_stride;
+    const __m256i low4 = _mm256_set1_epi8(15);
+    for (long j = j0; j < j1; j++) {
+        const uint8_t *row = (const uint8_t *)q + j * row_bytes;
+        for (int i0 = 0; i0 < m; i0 += KQ_ROWS) {
+            const int rows = m - i0 < KQ_ROWS ? m - i0 : KQ_ROWS;
+            __m256 acc[KQ_ROWS][4];
+            for (int r = 0; r < rows; r++) acc[r][0] = acc[r][1] = acc[r][2] = acc[r][3] = _mm256_setzero_ps();
+            for (long b = 0; b < blocks; b += 2) {
+                const int two = b + 1 < blocks;
+                const __m256i bytes = two ? _mm256_loadu_si256((const __m256i *)(row + b * 16))
+                                          : _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(row + b * 16)));
+                const __m256i lo = _mm256_and_si256(bytes, low4), hi = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low4);
+                const float d0 = _cvtsh_ss(scales[j * groups + b / per]);
+                const float d1 = two ? _cvtsh_ss(scales[j * groups + (b + 1) / per]) : 0;
+                const int half = (b & 3) != 0;
+                const uint8_t *xg = x->p + (b / 4) * 128 + (b & 3) * 16;
+                for (int r = 0; r < rows; r++) {
+                    const long i = i0 + r;
+                    const float *dx = x->dx + i * blocks;
+                    const __m256 s = _mm256_setr_m128(_mm_set1_ps(d0 * dx[b]), _mm_set1_ps(two ? d1 * dx[b + 1] : 0));
+                    const __m256i xlo = _mm256_loadu_si256((const __m256i *)(xg + i * stride));
+                    const __m256i xhi = _mm256_loadu_si256((const __m256i *)(xg + i * stride + 64));
+                    const __m256 nlo = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_avx2(lo, xlo)), s, acc[r][half]);
+                    const __m256 nhi = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_avx2(hi, xhi)), s, acc[r][2 + half]);
+                    acc[r][half] = two ? nlo : _mm256_blend_ps(acc[r][half], nlo, 0x0F);
+                    acc[r][2 + half] = two ? nhi : _mm256_blend_ps(acc[r][2 + half], nhi, 0x0F);
+                }
+            }
+            for (int r = 0; r < rows; r++) {
+                const __m256 w = _mm256_add_ps(_mm256_add_ps(acc[r][0], acc[r][2]), _mm256_add_ps(acc[r][1], acc[r][3]));
+                c[(i0 + r) * ldc + j] = kq_reduce_avx2(w) + minimum_term_avx2(groups, mins + j * groups, x->t + (i0 + r) * groups);
+            }
+        }
+    }
+}
+
+// MARK: AVX-512 VNNI
+
+KQ512 static inline float kq512_reduce(__m512 acc) {
+    float lanes[8];
+    _mm256_storeu_ps(lanes, _mm256_add_ps(_mm512_castps512_ps256(acc), _mm512_extractf32x8_ps(acc, 1)));
+    return reduce8_tree(lanes);
+}
+
+// The float32 weight scales d of blocks b .. b + n - 1 (n ≤ 16) of one row, lane l block b + l.
+KQ512 static inline __m512 kq512_block_scales(const uint16_t *s, long b, long n, long per, __m512i spread) {
+    if (n == 16 && per == 1) return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(s + b)));
+    if (n == 16 && 16 % per == 0)
+        return _mm512_permutexvar_ps(spread, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16((__mmask16)((1u << (16 / per)) - 1), s + b / per)));
+    float d[16] = {0};
+    for (long l = 0; l < n; l++) d[l] = _cvtsh_ss(s[(b + l) / per]);
+    return _mm512_loadu_ps(d);
+}
+
+// Lane l takes lane first + l / width of v: a few blocks' values spread to their lanes.
+KQ512 static inline __m512 kq512_spread(__m512 v, long first, int width) {
+    const __m512i lanes = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    const __m512i idx = _mm512_add_epi32(width == 8 ? _mm512_srli_epi32(lanes, 3) : _mm512_srli_epi32(lanes, 2),
+                                         _mm512_set1_epi32((int)first));
+    return _mm512_permutexvar_ps(idx, v);
+}
+
+// q8: 16 exact integer dot products of blocks b, b + 1 (levels w, activations xv).
+KQ512 static inline __m512 kq512_dot8(__m512i w, __m512i xv) {
+    const __m512i signed_x = _mm512_mask_sub_epi8(xv, _mm512_movepi8_mask(w), _mm512_setzero_si512(), xv);
+    return _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(w), signed_x));
+}
+
+KQ512 static inline __m512 kq512_dot4(__m512i w, __m512i xv) {
+    return _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), w, xv));
+}
+
+// Activation row i (of m), blocks from b on, as 16 lanes; the blocks past n are zero.
+KQ512 static inline __m512 kq512_dx(const quantized_rows *x, long blocks, long i, long b, long n) {
+    return _mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), x->dx + i * blocks + b);
+}
+
+// q8 times weight row j for m activation rows: every pair of blocks of the weight read once for all.
+KQ512 static inline void kq512_q8(int m, long j, long k, const quantized_rows *x, const int8_t *q,
+                                  const uint16_t *scales, long group, __m512i spread, float *c, long ldc) {
+    const long groups = k / group, blocks = k / KK_Q_BLOCK, per = group / KK_Q_BLOCK;
+    const int8_t *row = q + j * k;
+    for (int i0 = 0; i0 < m; i0 += KQ_ROWS) {
+        const int rows = m - i0 < KQ_ROWS ? m - i0 : KQ_ROWS;
+        __m512 acc[KQ_ROWS];
+        for (int r = 0; r < rows; r++) acc[r] = _mm512_setzero_ps();
+        for (long b = 0; b < blocks; b += 16) {
+            const long n = blocks - b < 16 ? blocks - b : 16;
+            const __m512 d = kq512_block_scales(scales + j * groups, b, n, per, spread);
+            for (long p = 0; 2 * p < n; p++) {
+                const int one = 2 * p + 1 == n;  // the last block alone, in lanes 0-7
+                const __mmask64 bytes = one ? 0xFFFFFFFFull : ~0ull;
+                const __m512i w = _mm512_maskz_loadu_epi8(bytes, row + (b + 2 * p) * KK_Q_BLOCK);
+                const __m512 dp = kq512_spread(d, 2 * p, 8);
+                for (int r = 0; r < rows; r++) {
+                    const long i = i0 + r;
+                    const __m512i xv = _mm512_maskz_loadu_epi8(bytes, x->q + i * k + (b + 2 * p) * KK_Q_BLOCK);
+                    const __m512 s = _mm512_mul_ps(dp, kq512_spread(kq512_dx(x, blocks, i, b, n), 2 * p, 8));
+                    acc[r] = _mm512_mask3_fmadd_ps(kq512_dot8(w, xv), s, acc[r], one ? 0x00FF : 0xFFFF);
+                }
+            }
+        }
+        for (int r = 0; r < rows; r++) c[(i0 + r) * ldc + j] = kq512_reduce(acc[r]);
+    }
+}
+
+// q8, one activation row (decoding) times weight row j: the accumulator stays in a register.
+KQ512 static inline void kq512_q8_one(long j, long k, const quantized_rows *x, const int8_t *q,
+                                      const uint16_t *scales, long group, __m512i spread, float *c) {
+    const long groups = k / group, blocks = k / KK_Q_BLOCK, per = group / KK_Q_BLOCK;
+    const int8_t *row = q + j * k;
+    __m512 acc = _mm512_setzero_ps();
+    long b = 0;
+    for (; b + 16 <= blocks; b += 16) {
+        const __m512 s = _mm512_mul_ps(kq512_block_scales(scales + j * groups, b, 16, per, spread), _mm512_loadu_ps(x->dx + b));
+        for (long p = 0; p < 8; p++) {
+            const long o = (b + 2 * p) * KK_Q_BLOCK;
+            _mm_prefetch((const char *)(row + o + KQ_PREFETCH_BYTES), _MM_HINT_T0);
+            acc = _mm512_fmadd_ps(kq512_dot8(_mm512_loadu_si512(row + o), _mm512_loadu_si512(x->q + o)), kq512_spread(s, 2 * p, 8), acc);
+        }
+    }
+    if (b < blocks) {  // the last blocks, fewer than 16
+        const long n = blocks - b;
+        const __m512 s = _mm512_mul_ps(kq512_block_scales(scales + j * groups, b, n, per, spread), kq512_dx(x, blocks, 0, b, n));
+        for (long p = 0; 2 * p < n; p++) {
+            const int one = 2 * p + 1 == n;
+            const long o = (b + 2 * p) * KK_Q_BLOCK;
+            const __mmask64 bytes = one ? 0xFFFFFFFFull : ~0ull;
+            acc = _mm512_mask3_fmadd_ps(kq512_dot8(_mm512_maskz_loadu_epi8(bytes, row + o), _mm512_maskz_loadu_epi8(bytes, x->q + o)),
+                                        kq512_spread(s, 2 * p, 8), acc, one ? 0x00FF : 0xFFFF);
+        }
+    }
+    c[j] = kq512_reduce(acc);
+}
+
+// q4 times weight row j for m activation rows: four blocks (b ≡ 0 mod 4) per 64-byte load, low
+// nibbles in lanes 4·(b mod 4) + l of one accumulator, high nibbles in the other.
+KQ512 static inline void kq512_q4(int m, long j, long k, const quantized_rows *x, const uint8_t *q,
+                                  const uint16_t *scales, const uint16_t *mins, long group, __m512i spread,
+                                  float *c, long ldc) {
+    const long groups = k / group, blocks = k / KK_Q_BLOCK, per = group / KK_Q_BLOCK;
+    const uint8_t *row = q + j * (k / 2);
+    const __m512i low4 = _mm512_set1_epi8(15);
+    for (int i0 = 0; i0 < m; i0 += KQ_ROWS) {
+        const int rows = m - i0 < KQ_ROWS ? m - i0 : KQ_ROWS;
+        __m512 lo_acc[KQ_ROWS], hi_acc[KQ_ROWS];
+        for (int r = 0; r < rows; r++) lo_acc[r] = hi_acc[r] = _mm512_setzero_ps();
+        for (long b = 0; b < blocks; b += 16) {
+            const long n = blocks - b < 16 ? blocks - b : 16;
+            const __m512 d = kq512_block_scales(scales + j * groups, b, n, per, spread);
+            for (long f = 0; 4 * f < n; f++) {
+                const long count = n - 4 * f < 4 ? n - 4 * f : 4;  // blocks in this four
+                const __mmask16 lanes = (__mmask16)((1u << (4 * count)) - 1);
+                const __m512i bytes = _mm512_maskz_loadu_epi8(count == 4 ? ~0ull : (1ull << (16 * count)) - 1, row + (b + 4 * f) * 16);
+                const __m512i lo = _mm512_and_si512(bytes, low4), hi = _mm512_and_si512(_mm512_srli_epi16(bytes, 4), low4);
+                const __m512 dq = kq512_spread(d, 4 * f, 4);
+                const uint8_t *xg = x->p + ((b + 4 * f) / 4) * 128;
+                for (int r = 0; r < rows; r++) {
+                    const long i = i0 + r;
+                    const __m512 s = _mm512_mul_ps(dq, kq512_spread(kq512_dx(x, blocks, i, b, n), 4 * f, 4));
+                    const __m512i xlo = _mm512_loadu_si512(xg + i * x->p_stride);
+                    const __m512i xhi = _mm512_loadu_si512(xg + i * x->p_stride + 64);
+                    lo_acc[r] = _mm512_mask3_fmadd_ps(kq512_dot4(lo, xlo), s, lo_acc[r], lanes);
+                    hi_acc[r] = _mm512_mask3_fmadd_ps(kq512_dot4(hi, xhi), s, hi_acc[r], lanes);
+                }
+            }
+        }
+        for (int r = 0; r < rows; r++)
+            c[(i0 + r) * ldc + j] = kq512_reduce(_mm512_add_ps(lo_acc[r], hi_acc[r])) +
+                                    minimum_term_avx2(groups, mins + j * groups, x->t + (i0 + r) * groups);
+    }
+}
+
+// q4, one activation row (decoding) times weight row j: the accumulators stay in registers.
+KQ512 static inline void kq512_q4_one(long j, long k, const quantized_rows *x, const uint8_t *q,
+                                      const uint16_t *scales, const uint16_t *mins, long group, __m512i spread, float *c) {
+    const long groups = k / group, blocks = k / KK_Q_BLOCK, per = group / KK_Q_BLOCK;
+    const uint8_t *row = q + j * (k / 2);
+    const __m512i low4 = _mm512_set1_epi8(15);
+    __m512 lo_acc = _mm512_setzero_ps(), hi_acc = _mm512_setzero_ps();
+    long b = 0;
+    for (; b + 16 <= blocks; b += 16) {
+        const __m512 s = _mm512_mul_ps(kq512_block_scales(scales + j * groups, b, 16, per, spread), _mm512_loadu_ps(x->dx + b));
+        const uint8_t *xg = x->p + (b / 4) * 128;
+        for (long f = 0; f < 4; f++) {
+            const uint8_t *w = row + (b + 4 * f) * 16;
+            _mm_prefetch((const char *)(w + KQ_PREFETCH_BYTES), _MM_HINT_T0);
+            const __m512i bytes = _mm512_loadu_si512(w);
+            const __m512i lo = _mm512_and_si512(bytes, low4), hi = _mm512_and_si512(_mm512_srli_epi16(bytes, 4), low4);
+            const __m512 sf = kq512_spread(s, 4 * f, 4);
+            lo_acc = _mm512_fmadd_ps(kq512_dot4(lo, _mm512_loadu_si512(xg + f * 128)), sf, lo_acc);
+            hi_acc = _mm512_fmadd_ps(kq512_dot4(hi, _mm512_loadu_si512(xg + f * 128 + 64)), sf, hi_acc);
+        }
+    }
+    if (b < blocks) {  // the last blocks, fewer than 16: as the general form does them
+        const long n = blocks - b;
+        const __m512 s = _mm512_mul_ps(kq512_block_scales(scales + j * groups, b, n, per, spread), kq512_dx(x, blocks, 0, b, n));
+        for (long f = 0; 4 * f < n; f++) {
+            const long count = n - 4 * f < 4 ? n - 4 * f : 4;
+            const __mmask16 lanes = (__mmask16)((1u << (4 * count)) - 1);
+            const __m512i bytes = _mm512_maskz_loadu_epi8(count == 4 ? ~0ull : (1ull << (16 * count)) - 1, row + (b + 4 * f) * 16);
+            const __m512i lo = _mm512_and_si512(bytes, low4), hi = _mm512_and_si512(_mm512_srli_epi16(bytes, 4), low4);
+            const __m512 sf = kq512_spread(s, 4 * f, 4);
+            const uint8_t *xg = x->p + ((b + 4 * f) / 4) * 128;
+            lo_acc = _mm512_mask3_fmadd_ps(kq512_dot4(lo, _mm512_loadu_si512(xg)), sf, lo_acc, lanes);
+            hi_acc = _mm512_mask3_fmadd_ps(kq512_dot4(hi, _mm512_loadu_si512(xg + 64)), sf, hi_acc, lanes);
+        }
+    }
+    c[j] = kq512_reduce(_mm512_add_ps(lo_acc, hi_acc)) + minimum_term_avx2(groups, mins + j * groups, x->t);
+}
+
+KQ512 static inline __m512i kq512_spread_index(long group) {
+    const long per = group / KK_Q_BLOCK;
+    int lanes[16];
+    for (int l = 0; l < 16; l++) lanes[l] = (int)(l / per);
+    return _mm512_loadu_si512(lanes);
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
+static void q8_rows_vnni(int m, long j0, long j1, long k, const quantized_rows *x, const void *q,
+                         const uint16_t *scales, long group, float *c, long ldc) {
+    const __m512i spread = kq512_spread_index(group);
+    // One activation row (decoding): one weight row at a time, a single stream for the hardware
+    // prefetcher (two or four rows at a time read slower from memory, docs/benchmarks.md).
+    if (m == 1)
+        for (long j = j0; j < j1; j++) kq512_q8_one(j, k, x, q, scales, group, spread, c);
+    else
+        for (long j = j0; j < j1; j++) kq512_q8(m, j, k, x, q, scales, group, spread, c, ldc);
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
+static void q4_rows_vnni(int m, long j0, long j1, long k, const quantized_rows *x, const void *q,
+                         const uint16_t *scales, const uint16_t *mins, long group, float *c, long ldc) {
+    const __m512i spread = kq512_spread_index(group);
+    if (m == 1)
+        for (long j = j0; j < j1; j++) kq512_q4_one(j, k, x, q, scales, mins, group, spread, c);
+    else
+        for (long j = j0; j < j1; j++) kq512_q4(m, j, k, x, q, scales, mins, group, spread, c, ldc);
+}
 #endif
 
 static void q_rows(int bits, int m, long j0, long j1, long k, const float *a, long lda, const void *q,
@@ -496,10 +695,10 @@ static void q_rows(int bits, int m, long j0, long j1, long k, const float *a, lo
     static int vnni = -1;
     if (vnni < 0) vnni = __builtin_cpu_supports("avx512vnni") ? 1 : 0;
     if (isa >= KK_ISA_AVX512 && vnni) {
-        if (bits == 8) q8_rows_vnni(m, j0, j1, k, &x, q, scales, mins, group, c, ldc);
+        if (bits == 8) q8_rows_vnni(m, j0, j1, k, &x, q, scales, group, c, ldc);
         else q4_rows_vnni(m, j0, j1, k, &x, q, scales, mins, group, c, ldc);
     } else if (isa >= KK_ISA_AVX2) {
-        if (bits == 8) q8_rows_avx2(m, j0, j1, k, &x, q, scales, mins, group, c, ldc);
+        if (bits == 8) q8_rows_avx2(m, j0, j1, k, &x, q, scales, group, c, ldc);
         else q4_rows_avx2(m, j0, j1, k, &x, q, scales, mins, group, c, ldc);
     } else {
         q_rows_scalar(bits, m, j0, j1, k, &x, q, scales, mins, group, c, ldc);
