@@ -412,9 +412,29 @@ KQ_AVX2 static inline __m256 q8_step_avx2(const int8_t *w, const int8_t *xq, flo
     return _mm256_fmadd_ps(_mm256_cvtepi32_ps(t), _mm256_set1_ps(scale), acc);
 }
 
+// q8, one activation row (decoding) times weight row j: accumulators in registers.
+KQ_AVX2 static inline void q8_one_avx2(long j, long k, const quantized_rows *x, const int8_t *q,
+                                       const uint16_t *scales, long group, float *c) {
+    const long groups = k / group, blocks = k / KK_Q_BLOCK, per = group / KK_Q_BLOCK;
+    const int8_t *row = q + j * k;
+    const uint16_t *d = scales + j * groups;
+    __m256 even = _mm256_setzero_ps(), odd = _mm256_setzero_ps();
+    long b = 0;
+    for (; b + 2 <= blocks; b += 2) {
+        even = q8_step_avx2(row + b * KK_Q_BLOCK, x->q + b * KK_Q_BLOCK, _cvtsh_ss(d[b / per]) * x->dx[b], even);
+        odd = q8_step_avx2(row + (b + 1) * KK_Q_BLOCK, x->q + (b + 1) * KK_Q_BLOCK, _cvtsh_ss(d[(b + 1) / per]) * x->dx[b + 1], odd);
+    }
+    if (b < blocks) even = q8_step_avx2(row + b * KK_Q_BLOCK, x->q + b * KK_Q_BLOCK, _cvtsh_ss(d[b / per]) * x->dx[b], even);
+    c[j] = kq_reduce_avx2(_mm256_add_ps(even, odd));
+}
+
 KQ_AVX2 static void q8_rows_avx2(int m, long j0, long j1, long k, const quantized_rows *x, const void *q,
                                  const uint16_t *scales, long group, float *c, long ldc) {
     const long groups = k / group, blocks = k / KK_Q_BLOCK, per = group / KK_Q_BLOCK;
+    if (m == 1) {
+        for (long j = j0; j < j1; j++) q8_one_avx2(j, k, x, q, scales, group, c);
+        return;
+    }
     for (long j = j0; j < j1; j++) {
         const int8_t *row = (const int8_t *)q + j * k;
         for (int i0 = 0; i0 < m; i0 += KQ_ROWS) {
@@ -433,6 +453,62 @@ KQ_AVX2 static void q8_rows_avx2(int m, long j0, long j1, long k, const quantize
     }
 }
 
+// q4, one activation row (decoding) times weight row j: four accumulators in registers, as
+// q4_rows_avx2 below lays them out.
+KQ_AVX2 static inline void q4_one_avx2(long j, long k, const quantized_rows *x, const uint8_t *q,
+                                       const uint16_t *scales, const uint16_t *mins, long group, float *c) {
+    const long groups = k / group, blocks = k / KK_Q_BLOCK, per = group / KK_Q_BLOCK;
+    const uint8_t *row = q + j * (k / 2);
+    const uint16_t *d = scales + j * groups;
+    const __m256i low4 = _mm256_set1_epi8(15);
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    long b = 0;
+    if (per == 1) {
+        // Eight blocks' d·dx as one vector (each lane one float32 product, as below), spread to pairs.
+        for (; b + 8 <= blocks; b += 8) {
+            const __m256 sv = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(d + b))), _mm256_loadu_ps(x->dx + b));
+            for (int pair = 0; pair < 4; pair++) {
+                const long e = b + 2 * pair;
+                const int half = pair & 1;
+                const uint8_t *xg = x->p + (e / 4) * 128 + 32 * half;
+                const __m256i bytes = _mm256_loadu_si256((const __m256i *)(row + e * 16));
+                const __m256i lo = _mm256_and_si256(bytes, low4), hi = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low4);
+                const __m256 s = _mm256_permutevar8x32_ps(sv, _mm256_setr_epi32(2 * pair, 2 * pair, 2 * pair, 2 * pair,
+                                                                                2 * pair + 1, 2 * pair + 1, 2 * pair + 1, 2 * pair + 1));
+                acc[half] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_avx2(lo, _mm256_loadu_si256((const __m256i *)xg))), s, acc[half]);
+                acc[2 + half] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_avx2(hi, _mm256_loadu_si256((const __m256i *)(xg + 64)))), s, acc[2 + half]);
+            }
+        }
+    }
+    for (; b + 4 <= blocks; b += 4) {
+        const uint8_t *xg = x->p + (b / 4) * 128;
+        for (int half = 0; half < 2; half++) {
+            const long e = b + 2 * half;
+            const __m256i bytes = _mm256_loadu_si256((const __m256i *)(row + e * 16));
+            const __m256i lo = _mm256_and_si256(bytes, low4), hi = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low4);
+            const __m256 s = _mm256_setr_m128(_mm_set1_ps(_cvtsh_ss(d[e / per]) * x->dx[e]),
+                                              _mm_set1_ps(_cvtsh_ss(d[(e + 1) / per]) * x->dx[e + 1]));
+            acc[half] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_avx2(lo, _mm256_loadu_si256((const __m256i *)(xg + 32 * half)))), s, acc[half]);
+            acc[2 + half] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_avx2(hi, _mm256_loadu_si256((const __m256i *)(xg + 64 + 32 * half)))), s, acc[2 + half]);
+        }
+    }
+    for (; b < blocks; b += 2) {  // the last one to three blocks, as q4_rows_avx2 does them
+        const int two = b + 1 < blocks, half = (b & 3) != 0;
+        const __m256i bytes = two ? _mm256_loadu_si256((const __m256i *)(row + b * 16))
+                                  : _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(row + b * 16)));
+        const __m256i lo = _mm256_and_si256(bytes, low4), hi = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low4);
+        const __m256 s = _mm256_setr_m128(_mm_set1_ps(_cvtsh_ss(d[b / per]) * x->dx[b]),
+                                          _mm_set1_ps(two ? _cvtsh_ss(d[(b + 1) / per]) * x->dx[b + 1] : 0));
+        const uint8_t *xg = x->p + (b / 4) * 128 + (b & 3) * 16;
+        const __m256 nlo = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_avx2(lo, _mm256_loadu_si256((const __m256i *)xg))), s, acc[half]);
+        const __m256 nhi = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_avx2(hi, _mm256_loadu_si256((const __m256i *)(xg + 64)))), s, acc[2 + half]);
+        acc[half] = two ? nlo : _mm256_blend_ps(acc[half], nlo, 0x0F);
+        acc[2 + half] = two ? nhi : _mm256_blend_ps(acc[2 + half], nhi, 0x0F);
+    }
+    const __m256 w = _mm256_add_ps(_mm256_add_ps(acc[0], acc[2]), _mm256_add_ps(acc[1], acc[3]));
+    c[j] = kq_reduce_avx2(w) + minimum_term_avx2(groups, mins + j * groups, x->t);
+}
+
 // q4 with AVX2: blocks b, b + 1 (b even) as one 32-byte load; lanes 0-3 of a product block b's
 // l < 4 (or l ≥ 4 for the high nibbles), lanes 4-7 block b + 1's, which is the definition's
 // lanes 4·(b mod 4) + (l mod 4) + 16·(l div 4) taken 8 at a time: acc[0] (b mod 4 < 2, low),
@@ -442,6 +518,10 @@ KQ_AVX2 static void q4_rows_avx2(int m, long j0, long j1, long k, const quantize
     const long groups = k / group, blocks = k / KK_Q_BLOCK, per = group / KK_Q_BLOCK;
     const long row_bytes = k / 2, stride = x->p_stride;
     const __m256i low4 = _mm256_set1_epi8(15);
+    if (m == 1) {
+        for (long j = j0; j < j1; j++) q4_one_avx2(j, k, x, q, scales, mins, group, c);
+        return;
+    }
     for (long j = j0; j < j1; j++) {
         const uint8_t *row = (const uint8_t *)q + j * row_bytes;
         for (int i0 = 0; i0 < m; i0 += KQ_ROWS) {
