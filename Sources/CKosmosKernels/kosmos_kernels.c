@@ -59,6 +59,44 @@ const char *kk_isa_name(int level) {
     }
 }
 
+// MARK: Reading memory (the bandwidth the decoding benchmark divides by)
+
+#if KK_X86
+__attribute__((target("avx512f")))
+static float read_sum_avx512(const float *p, size_t n) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+    size_t i = 0;
+    for (; i + 128 <= n; i += 128) {
+        a0 = _mm512_add_ps(a0, _mm512_loadu_ps(p + i));
+        a1 = _mm512_add_ps(a1, _mm512_loadu_ps(p + i + 16));
+        a2 = _mm512_add_ps(a2, _mm512_loadu_ps(p + i + 32));
+        a3 = _mm512_add_ps(a3, _mm512_loadu_ps(p + i + 48));
+        a4 = _mm512_add_ps(a4, _mm512_loadu_ps(p + i + 64));
+        a5 = _mm512_add_ps(a5, _mm512_loadu_ps(p + i + 80));
+        a6 = _mm512_add_ps(a6, _mm512_loadu_ps(p + i + 96));
+        a7 = _mm512_add_ps(a7, _mm512_loadu_ps(p + i + 112));
+    }
+    float total = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
+                                                     _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7))));
+    for (; i < n; i++) total += p[i];
+    return total;
+}
+#endif
+
+float kk_read_sum(const float *p, size_t n) {
+#if KK_X86
+    if (kk_cpu_isa() >= KK_ISA_AVX512) return read_sum_avx512(p, n);
+#endif
+    float a[16] = {0};
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int l = 0; l < 16; l++) a[l] += p[i + l];
+    float total = 0;
+    for (int l = 0; l < 16; l++) total += a[l];
+    for (; i < n; i++) total += p[i];
+    return total;
+}
+
 // MARK: Conversions
 
 static inline uint16_t bf16_from_f32_scalar(float value) {

@@ -762,31 +762,74 @@ static void q4_rows_vnni(int m, long j0, long j1, long k, const quantized_rows *
 }
 #endif
 
-static void q_rows(int bits, int m, long j0, long j1, long k, const float *a, long lda, const void *q,
-                   const uint16_t *scales, const uint16_t *mins, long group, float *c, long ldc) {
-    if (m <= 0 || j1 <= j0) return;
-    quantized_rows x;
-    if (quantize_rows(m, k, a, lda, group, bits == 4, &x) != 0) {
-        free_rows(&x);
-        abort();  // out of memory for a few rows of activations: nothing sensible to return
+struct kk_q_activations {
+    quantized_rows rows;
+    int m;
+    long k, group;
+};
+
+kk_q_activations *kk_q_activations_make(int bits, int m, long k, const float *a, long lda, long group) {
+    if (m <= 0 || (bits != 4 && bits != 8) || !valid_layout(k, group)) return NULL;
+    kk_q_activations *x = calloc(1, sizeof *x);
+    if (!x) return NULL;
+    x->m = m;
+    x->k = k;
+    x->group = group;
+    if (quantize_rows(m, k, a, lda, group, bits == 4, &x->rows) != 0) {
+        kk_q_activations_free(x);
+        return NULL;
     }
+    return x;
+}
+
+void kk_q_activations_free(kk_q_activations *x) {
+    if (!x) return;
+    free_rows(&x->rows);
+    free(x);
+}
+
+static void q_rows_prepared(int bits, long j0, long j1, const kk_q_activations *a, const void *q,
+                            const uint16_t *scales, const uint16_t *mins, float *c, long ldc) {
+    if (j1 <= j0) return;
+    if (bits == 4 && a->rows.p == NULL) abort();  // activations prepared for q8 cannot feed q4
+    const int m = a->m;
+    const long k = a->k, group = a->group;
+    const quantized_rows *x = &a->rows;
 #if KQ_X86
     int isa = kk_active_isa();
     static int vnni = -1;
     if (vnni < 0) vnni = __builtin_cpu_supports("avx512vnni") ? 1 : 0;
     if (isa >= KK_ISA_AVX512 && vnni) {
-        if (bits == 8) q8_rows_vnni(m, j0, j1, k, &x, q, scales, group, c, ldc);
-        else q4_rows_vnni(m, j0, j1, k, &x, q, scales, mins, group, c, ldc);
+        if (bits == 8) q8_rows_vnni(m, j0, j1, k, x, q, scales, group, c, ldc);
+        else q4_rows_vnni(m, j0, j1, k, x, q, scales, mins, group, c, ldc);
     } else if (isa >= KK_ISA_AVX2) {
-        if (bits == 8) q8_rows_avx2(m, j0, j1, k, &x, q, scales, group, c, ldc);
-        else q4_rows_avx2(m, j0, j1, k, &x, q, scales, mins, group, c, ldc);
+        if (bits == 8) q8_rows_avx2(m, j0, j1, k, x, q, scales, group, c, ldc);
+        else q4_rows_avx2(m, j0, j1, k, x, q, scales, mins, group, c, ldc);
     } else {
-        q_rows_scalar(bits, m, j0, j1, k, &x, q, scales, mins, group, c, ldc);
+        q_rows_scalar(bits, m, j0, j1, k, x, q, scales, mins, group, c, ldc);
     }
 #else
-    q_rows_scalar(bits, m, j0, j1, k, &x, q, scales, mins, group, c, ldc);
+    q_rows_scalar(bits, m, j0, j1, k, x, q, scales, mins, group, c, ldc);
 #endif
-    free_rows(&x);
+}
+
+void kk_q8_rows_times_prepared(long j0, long j1, const kk_q_activations *x, const int8_t *q, const uint16_t *scales,
+                               float *c, long ldc) {
+    q_rows_prepared(8, j0, j1, x, q, scales, NULL, c, ldc);
+}
+
+void kk_q4_rows_times_prepared(long j0, long j1, const kk_q_activations *x, const uint8_t *q, const uint16_t *scales,
+                               const uint16_t *mins, float *c, long ldc) {
+    q_rows_prepared(4, j0, j1, x, q, scales, mins, c, ldc);
+}
+
+static void q_rows(int bits, int m, long j0, long j1, long k, const float *a, long lda, const void *q,
+                   const uint16_t *scales, const uint16_t *mins, long group, float *c, long ldc) {
+    if (m <= 0 || j1 <= j0) return;
+    kk_q_activations *x = kk_q_activations_make(bits, m, k, a, lda, group);
+    if (!x) abort();  // out of memory for a few rows of activations (or a layout the loader rejects)
+    q_rows_prepared(bits, j0, j1, x, q, scales, mins, c, ldc);
+    kk_q_activations_free(x);
 }
 
 void kk_q8_rows_times_weight(int m, long j0, long j1, long k, const float *a, long lda, const int8_t *q,

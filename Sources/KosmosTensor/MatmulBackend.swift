@@ -23,6 +23,10 @@ public enum Kernels {
     /// tests that compare each path with the scalar one.
     public static func limitISA(_ level: Int) { kk_set_isa_limit(Int32(level)) }
 
+    /// The sum of `count` floats read at the CPU's streaming speed (benchmarks measure the memory
+    /// read bandwidth with it).
+    public static func readSum(_ p: UnsafePointer<Float>, _ count: Int) -> Float { kk_read_sum(p, count) }
+
     /// The backend of float32 products with more than a few rows: `KOSMOS_MATMUL=onednn|blas` if
     /// set, else oneDNN where it is available.
     nonisolated(unsafe) public static var float32Backend: MatmulBackend = {

@@ -1,3 +1,4 @@
+import CKosmosKernels
 import Foundation
 
 /// Splits kernel work across cores. Work is cut into chunks whose boundaries depend only on the
@@ -22,12 +23,34 @@ public enum Parallel {
             if count > 0 { body(0..<count) }
             return
         }
-        DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
-            let start = count * chunk / chunks
-            let end = count * (chunk + 1) / chunks
-            body(start..<end)
+        withoutActuallyEscaping(body) { body in
+            var job = PoolJob(count: count, chunks: chunks, body: body)
+            let pooled = usePool && withUnsafeMutablePointer(to: &job) { job in
+                kk_pool_run(Int32(chunks), { context, chunk in
+                    let job = context!.assumingMemoryBound(to: PoolJob.self).pointee
+                    job.body(job.range(Int(chunk)))
+                }, job) == 0
+            }
+            if !pooled {  // nested in a pool job, or another thread's job is running
+                DispatchQueue.concurrentPerform(iterations: chunks) { chunk in body(job.range(chunk)) }
+            }
         }
     }
+
+    /// One job for the worker pool: chunk c covers count·c/chunks ..< count·(c+1)/chunks.
+    private struct PoolJob {
+        let count: Int, chunks: Int
+        let body: (Range<Int>) -> Void
+        func range(_ chunk: Int) -> Range<Int> { count * chunk / chunks ..< count * (chunk + 1) / chunks }
+    }
+
+    /// Persistent spinning workers (CKosmosKernels' pool) rather than libdispatch for every job:
+    /// decoding's ~150 short products per token spent ~7% of a step waking threads. Started once
+    /// with `threadCount` threads; `KOSMOS_POOL=0` keeps libdispatch for everything.
+    private static let usePool: Bool = {
+        if ProcessInfo.processInfo.environment["KOSMOS_POOL"] == "0" { return false }
+        return kk_pool_start(Int32(threadCount)) >= threadCount
+    }()
 
     /// Elements per chunk for cheap element-wise work: below this, waking a thread costs more than it saves.
     public static let elementGrain = 32_768

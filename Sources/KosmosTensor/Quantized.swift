@@ -215,15 +215,20 @@ public final class QuantizedMatrix {
         if m == 0 { return out }
         let pa = input.pointer, pc = out.pointer
         if m <= quantizedRowsKernelLimit {
-            let mins = minimums, lv = levels, sc = scales, g = groupSize, fmt = format
+            let mins = minimums, lv = levels, sc = scales, fmt = format
+            // The activations quantized once, shared by the threads.
+            guard let prepared = kk_q_activations_make(fmt == .q4 ? 4 : 8, Int32(m), k, pa, k, groupSize) else {
+                fatalError("quantized linear: no memory for \(m) rows of activations")
+            }
+            defer { kk_q_activations_free(prepared) }
             Parallel.forRanges(n, minimumPerChunk: Swift.max(16, 65_536 / Swift.max(k * m, 1))) { columns in
                 switch fmt {
                 case .q8:
-                    kk_q8_rows_times_weight(Int32(m), columns.lowerBound, columns.upperBound, k, pa, k,
-                                            lv.assumingMemoryBound(to: Int8.self), sc, g, pc, n)
+                    kk_q8_rows_times_prepared(columns.lowerBound, columns.upperBound, prepared,
+                                              lv.assumingMemoryBound(to: Int8.self), sc, pc, n)
                 case .q4:
-                    kk_q4_rows_times_weight(Int32(m), columns.lowerBound, columns.upperBound, k, pa, k,
-                                            lv.assumingMemoryBound(to: UInt8.self), sc, mins, g, pc, n)
+                    kk_q4_rows_times_prepared(columns.lowerBound, columns.upperBound, prepared,
+                                              lv.assumingMemoryBound(to: UInt8.self), sc, mins, pc, n)
                 }
             }
             withExtendedLifetime((input, self)) {}

@@ -99,17 +99,23 @@ final class QuantizationTests: XCTestCase {
                     for level in levels {
                         Kernels.limitISA(level)
                         var c = [Float](repeating: .nan, count: m * 37)
-                        // Two column ranges, as two threads would split them.
-                        for range in [0..<20, 20..<37] {
-                            x.withUnsafeBufferPointer { a in
-                                switch format {
-                                case .q8:
-                                    kk_q8_rows_times_weight(Int32(m), range.lowerBound, range.upperBound, columns, a.baseAddress, columns,
-                                                            q.levels.assumingMemoryBound(to: Int8.self), q.scales, group, &c, 37)
-                                case .q4:
-                                    kk_q4_rows_times_weight(Int32(m), range.lowerBound, range.upperBound, columns, a.baseAddress, columns,
-                                                            q.levels.assumingMemoryBound(to: UInt8.self), q.scales, q.minimums, group, &c, 37)
-                                }
+                        // Two column ranges, as two threads would split them: the first through the
+                        // one-step function, the second through activations prepared once (for q8
+                        // by q4's preparation, which must serve it too).
+                        x.withUnsafeBufferPointer { a in
+                            let prepared = kk_q_activations_make(format == .q8 && m == 3 ? 4 : format == .q8 ? 8 : 4,
+                                                                 Int32(m), columns, a.baseAddress, columns, group)!
+                            defer { kk_q_activations_free(prepared) }
+                            switch format {
+                            case .q8:
+                                kk_q8_rows_times_weight(Int32(m), 0, 20, columns, a.baseAddress, columns,
+                                                        q.levels.assumingMemoryBound(to: Int8.self), q.scales, group, &c, 37)
+                                kk_q8_rows_times_prepared(20, 37, prepared, q.levels.assumingMemoryBound(to: Int8.self), q.scales, &c, 37)
+                            case .q4:
+                                kk_q4_rows_times_weight(Int32(m), 0, 20, columns, a.baseAddress, columns,
+                                                        q.levels.assumingMemoryBound(to: UInt8.self), q.scales, q.minimums, group, &c, 37)
+                                kk_q4_rows_times_prepared(20, 37, prepared, q.levels.assumingMemoryBound(to: UInt8.self), q.scales,
+                                                          q.minimums, &c, 37)
                             }
                         }
                         assertWithinActivationQuantization(c, x: x, w: q.dequantized(), "\(format) g\(group) m\(m) level \(level)")

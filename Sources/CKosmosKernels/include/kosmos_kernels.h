@@ -25,6 +25,25 @@ void kk_set_isa_limit(int level);
 /// A short name of a level ("scalar", "avx2", "avx512", "avx512_bf16").
 const char *kk_isa_name(int level);
 
+// A pool of persistent worker threads for short parallel jobs (pool.c). Workers spin for a while
+// after each job (so back-to-back jobs start without a system call), then sleep.
+typedef void (*kk_pool_task)(void *context, long chunk);
+/// Starts `threads - 1` workers once (later calls change nothing); the threads a job can use
+/// (workers + the caller).
+int kk_pool_start(int threads);
+/// Runs task(context, c) for c < chunks, chunk 0 on the calling thread and chunk c on worker c - 1,
+/// and returns 0 when all are done. Returns -1 without running anything when the pool cannot take
+/// the job (called from inside a pool job, another job running, or more chunks than threads).
+int kk_pool_run(int chunks, kk_pool_task task, void *context);
+/// How long an idle worker spins before it sleeps (nanoseconds; default 200 µs; 0: sleep at once).
+void kk_pool_set_spin(long nanoseconds);
+/// How many times a worker has gone to sleep since the process started (tests, diagnostics).
+long kk_pool_sleeps(void);
+
+/// The sum of n floats read as fast as the CPU streams memory (eight 512-bit accumulators where
+/// there is AVX-512): what the benchmarks' read bandwidth is measured with.
+float kk_read_sum(const float *p, size_t n);
+
 /// Round to nearest even; every NaN becomes 0x7FC0 (as PyTorch's c10::BFloat16).
 void kk_bf16_from_f32(const float *src, uint16_t *dst, size_t n);
 void kk_f32_from_bf16(const uint16_t *src, float *dst, size_t n);
@@ -67,6 +86,17 @@ void kk_q8_rows_times_weight(int m, long j0, long j1, long k, const float *a, lo
                              const uint16_t *scales, long group, float *c, long ldc);
 void kk_q4_rows_times_weight(int m, long j0, long j1, long k, const float *a, long lda, const uint8_t *q,
                              const uint16_t *scales, const uint16_t *mins, long group, float *c, long ldc);
+/// The same products in two steps, so that threads sharing one product quantize its activations
+/// once: `kk_q_activations_make` quantizes m rows for `bits` (8 or 4; q4's also feed q8) and group
+/// (NULL when out of memory or for a bad layout); then each thread takes its columns j0 ..< j1.
+/// Bit for bit the results of the one-step functions.
+typedef struct kk_q_activations kk_q_activations;
+kk_q_activations *kk_q_activations_make(int bits, int m, long k, const float *a, long lda, long group);
+void kk_q_activations_free(kk_q_activations *x);
+void kk_q8_rows_times_prepared(long j0, long j1, const kk_q_activations *x, const int8_t *q, const uint16_t *scales,
+                               float *c, long ldc);
+void kk_q4_rows_times_prepared(long j0, long j1, const kk_q_activations *x, const uint8_t *q, const uint16_t *scales,
+                               const uint16_t *mins, float *c, long ldc);
 
 /// Attention tiles (the fused kernel's inner products), float32:
 /// s[i*lds + j] = scale * sum_d q[i*ldq + d] * k[j*ldk + d] for i < rows, j < cols; `kt` is scratch
