@@ -236,7 +236,12 @@ typedef struct {
     uint8_t *p;     // q4 only, m rows of p_stride bytes: the levels of each four blocks as
                     // their columns 0-15 (block by block), then their columns 16-31, zero-padded
     long p_stride;  // 128 bytes per four blocks
+    uint8_t *xu;    // many rows only (KQ_TILE_ROWS or more): qx + 128 as unsigned bytes, m × k
+    float *dxp;     // many rows only: dx of each pair of blocks spread to 16 lanes, m × pairs × 16
 } quantized_rows;
+
+// From this many activation rows the products go through 4 × 4 tiles (rows × weight rows).
+#define KQ_TILE_ROWS 4
 
 static int quantize_rows(int m, long k, const float *a, long lda, long group, int with_sums, quantized_rows *out) {
     const long blocks = k / KK_Q_BLOCK, groups = k / group;
@@ -246,7 +251,11 @@ static int quantize_rows(int m, long k, const float *a, long lda, long group, in
     out->s = with_sums ? malloc((size_t)m * blocks * sizeof(int)) : NULL;
     out->p_stride = (blocks + 3) / 4 * 128;
     out->p = with_sums ? calloc((size_t)m, (size_t)out->p_stride) : NULL;
+    const long pairs = (blocks + 1) / 2;
+    out->xu = m >= KQ_TILE_ROWS ? malloc((size_t)m * k) : NULL;
+    out->dxp = m >= KQ_TILE_ROWS ? calloc((size_t)m * pairs * 16, sizeof(float)) : NULL;
     if (!out->q || !out->dx || (with_sums && (!out->t || !out->s || !out->p))) return -1;
+    if (m >= KQ_TILE_ROWS && (!out->xu || !out->dxp)) return -1;
     for (int i = 0; i < m; i++) {
         const float *x = a + (long)i * lda;
         for (long b = 0; b < blocks; b++) {
@@ -266,6 +275,11 @@ static int quantize_rows(int m, long k, const float *a, long lda, long group, in
                 sum += qb[u];
             }
             out->dx[(long)i * blocks + b] = dx;
+            if (out->xu) {
+                for (int u = 0; u < KK_Q_BLOCK; u++) out->xu[(long)i * k + b * KK_Q_BLOCK + u] = (uint8_t)(qb[u] + 128);
+                float *spread = out->dxp + ((long)i * pairs + b / 2) * 16 + (b % 2) * 8;
+                for (int l = 0; l < 8; l++) spread[l] = dx;
+            }
             if (with_sums) {
                 out->s[(long)i * blocks + b] = sum;
                 uint8_t *four = out->p + (long)i * out->p_stride + (b / 4) * 128 + (b % 4) * 16;
@@ -292,6 +306,8 @@ static void free_rows(quantized_rows *r) {
     free(r->t);
     free(r->s);
     free(r->p);
+    free(r->xu);
+    free(r->dxp);
 }
 
 /// The fixed reduction of 8 lanes (the AVX order: halves, then pairs, then the last two).
@@ -656,6 +672,58 @@ KQ512 static inline void kq512_q8_one(long j, long k, const quantized_rows *x, c
     c[j] = kq512_reduce(acc);
 }
 
+// q8, a tile of 4 activation rows (i0 ..) times 4 weight rows (j0 ..), prefill: each pair of
+// blocks of the weights and activations loaded once for 16 products. vpdpbusd multiplies unsigned
+// by signed bytes, so the activations come as qx + 128 (quantized_rows.xu) and each product starts
+// from -128·(the sum of the weight's four bytes): the same exact integer as qx·q.
+KQ512 static inline void kq512_q8_tile(long i0, long j0, long k, const quantized_rows *x, const int8_t *q,
+                                       const uint16_t *scales, long group, __m512i spread, float *c, long ldc) {
+    const long groups = k / group, blocks = k / KK_Q_BLOCK, per = group / KK_Q_BLOCK, pairs = (blocks + 1) / 2;
+    const __m512i bias = _mm512_set1_epi8((char)0x80), zero = _mm512_setzero_si512();
+    // Sixteen accumulators by name (an array of them was kept in memory by the compilers).
+#define KQ_ROW4(r) __m512 a##r##0 = _mm512_setzero_ps(), a##r##1 = a##r##0, a##r##2 = a##r##0, a##r##3 = a##r##0
+    KQ_ROW4(0); KQ_ROW4(1); KQ_ROW4(2); KQ_ROW4(3);
+#undef KQ_ROW4
+    const int8_t *w0r = q + j0 * k, *w1r = w0r + k, *w2r = w1r + k, *w3r = w2r + k;
+    for (long b = 0; b < blocks; b += 16) {
+        const long n = blocks - b < 16 ? blocks - b : 16;
+        const __m512 d0 = kq512_block_scales(scales + j0 * groups, b, n, per, spread);
+        const __m512 d1 = kq512_block_scales(scales + (j0 + 1) * groups, b, n, per, spread);
+        const __m512 d2 = kq512_block_scales(scales + (j0 + 2) * groups, b, n, per, spread);
+        const __m512 d3 = kq512_block_scales(scales + (j0 + 3) * groups, b, n, per, spread);
+        for (long p = 0; 2 * p < n; p++) {
+            const int one = 2 * p + 1 == n;  // the last block alone, in lanes 0-7
+            const __mmask64 bytes = one ? 0xFFFFFFFFull : ~0ull;
+            const __mmask16 lanes = one ? 0x00FF : 0xFFFF;
+            const long o = (b + 2 * p) * KK_Q_BLOCK;
+            const __m512i w0 = _mm512_maskz_loadu_epi8(bytes, w0r + o), w1 = _mm512_maskz_loadu_epi8(bytes, w1r + o);
+            const __m512i w2 = _mm512_maskz_loadu_epi8(bytes, w2r + o), w3 = _mm512_maskz_loadu_epi8(bytes, w3r + o);
+            const __m512i s0 = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, bias, w0));
+            const __m512i s1 = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, bias, w1));
+            const __m512i s2 = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, bias, w2));
+            const __m512i s3 = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, bias, w3));
+            const __m512 e0 = kq512_spread(d0, 2 * p, 8), e1 = kq512_spread(d1, 2 * p, 8);
+            const __m512 e2 = kq512_spread(d2, 2 * p, 8), e3 = kq512_spread(d3, 2 * p, 8);
+#define KQ_ROW(r)                                                                                              \
+            {                                                                                                  \
+                const __m512i xv = _mm512_maskz_loadu_epi8(bytes, x->xu + (i0 + r) * k + o);                   \
+                const __m512 dx = _mm512_loadu_ps(x->dxp + ((i0 + r) * pairs + (b / 2 + p)) * 16);             \
+                a##r##0 = _mm512_mask3_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(s0, xv, w0)), _mm512_mul_ps(e0, dx), a##r##0, lanes); \
+                a##r##1 = _mm512_mask3_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(s1, xv, w1)), _mm512_mul_ps(e1, dx), a##r##1, lanes); \
+                a##r##2 = _mm512_mask3_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(s2, xv, w2)), _mm512_mul_ps(e2, dx), a##r##2, lanes); \
+                a##r##3 = _mm512_mask3_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(s3, xv, w3)), _mm512_mul_ps(e3, dx), a##r##3, lanes); \
+            }
+            KQ_ROW(0) KQ_ROW(1) KQ_ROW(2) KQ_ROW(3)
+#undef KQ_ROW
+        }
+    }
+#define KQ_OUT(r)                                                                                              \
+    c[(i0 + r) * ldc + j0] = kq512_reduce(a##r##0), c[(i0 + r) * ldc + j0 + 1] = kq512_reduce(a##r##1),        \
+    c[(i0 + r) * ldc + j0 + 2] = kq512_reduce(a##r##2), c[(i0 + r) * ldc + j0 + 3] = kq512_reduce(a##r##3)
+    KQ_OUT(0); KQ_OUT(1); KQ_OUT(2); KQ_OUT(3);
+#undef KQ_OUT
+}
+
 // q4 times weight row j for m activation rows: four blocks (b ≡ 0 mod 4) per 64-byte load, low
 // nibbles in lanes 4·(b mod 4) + l of one accumulator, high nibbles in the other.
 KQ512 static inline void kq512_q4(int m, long j, long k, const quantized_rows *x, const uint8_t *q,
@@ -745,10 +813,25 @@ static void q8_rows_vnni(int m, long j0, long j1, long k, const quantized_rows *
     const __m512i spread = kq512_spread_index(group);
     // One activation row (decoding): one weight row at a time, a single stream for the hardware
     // prefetcher (two or four rows at a time read slower from memory, docs/benchmarks.md).
-    if (m == 1)
+    if (m == 1) {
         for (long j = j0; j < j1; j++) kq512_q8_one(j, k, x, q, scales, group, spread, c);
-    else
+    } else if (x->xu) {  // many rows: 4 × 4 tiles, the rows and weight rows left over one by one
+        const long j4 = j0 + (j1 - j0) / 4 * 4;
+        const int m4 = m / 4 * 4;
+        // 32 activation rows at a time (their bytes stay in L2) against every tile of weight rows.
+        for (int i32 = 0; i32 < m4; i32 += 32)
+            for (long j = j0; j < j4; j += 4)
+                for (int i = i32; i < m4 && i < i32 + 32; i += 4) kq512_q8_tile(i, j, k, x, q, scales, group, spread, c, ldc);
+        for (long j = j4; j < j1; j++) kq512_q8(m, j, k, x, q, scales, group, spread, c, ldc);
+        if (m4 < m) {
+            quantized_rows rest = *x;
+            rest.q += (long)m4 * k;
+            rest.dx += (long)m4 * (k / KK_Q_BLOCK);
+            for (long j = j0; j < j4; j++) kq512_q8(m - m4, j, k, &rest, q, scales, group, spread, c + (long)m4 * ldc, ldc);
+        }
+    } else {
         for (long j = j0; j < j1; j++) kq512_q8(m, j, k, x, q, scales, group, spread, c, ldc);
+    }
 }
 
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))

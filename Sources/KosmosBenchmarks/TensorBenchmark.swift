@@ -85,12 +85,12 @@ public enum KernelBenchmark {
         let v = Tensor.randn([1, 32, 128, 64], generator: generator)
         let trainable = logits.clone()
         trainable.requiresGrad = true
-        // The 1.3B decoder's fc1 weight [8192, 2048] in each storage, times 1, 4, 8 and 16 rows.
+        // The 1.3B decoder's fc1 weight [8192, 2048] in each storage, times 1 to 128 rows.
         let fc1 = Tensor.randn([8192, 2048], std: 0.02, generator: generator)
         let fc1BF16 = withoutGrad { fc1.converted(to: .bfloat16) }
         let q8 = try! QuantizedMatrix(quantizing: fc1, format: .q8, groupSize: 32)
         let q4 = try! QuantizedMatrix(quantizing: fc1, format: .q4, groupSize: 32)
-        let rows = [1, 4, 8, 16].map { Tensor.randn([$0, 2048], generator: generator) }
+        let rows = [1, 4, 8, 16, 64, 128].map { Tensor.randn([$0, 2048], generator: generator) }
 
         let cases: [(String, () -> Void)] = [
             ("layer norm 128×8192", { _ = withoutGrad { hidden.layerNorm(weight: weight, bias: bias) } }),
@@ -115,6 +115,9 @@ public enum KernelBenchmark {
                 ("fc1 q4 \(m)×2048 · 8192×2048ᵀ", { _ = q4.linear(x, bias: nil) }),
                 // The many-rows path at any row count (the rows-kernel limit is the crossover).
                 ("fc1 q8 dequantized, bf16 product \(m)×", { _ = withoutGrad { Tensor.linear(x, weight: q8.dequantized(to: .bfloat16), bias: nil) } }),
+                // The integer path at any row count (activations quantized per block).
+                ("fc1 q8 integer kernels \(m)×", { _ = q8.integerLinear(x) }),
+                ("fc1 q4 integer kernels \(m)×", { _ = q4.integerLinear(x) }),
             ]
         }
         var results: [Result] = []

@@ -215,23 +215,8 @@ public final class QuantizedMatrix {
         if m == 0 { return out }
         let pa = input.pointer, pc = out.pointer
         if m <= quantizedRowsKernelLimit {
-            let mins = minimums, lv = levels, sc = scales, fmt = format
-            // The activations quantized once, shared by the threads.
-            guard let prepared = kk_q_activations_make(fmt == .q4 ? 4 : 8, Int32(m), k, pa, k, groupSize) else {
-                fatalError("quantized linear: no memory for \(m) rows of activations")
-            }
-            defer { kk_q_activations_free(prepared) }
-            Parallel.forRanges(n, minimumPerChunk: Swift.max(16, 65_536 / Swift.max(k * m, 1))) { columns in
-                switch fmt {
-                case .q8:
-                    kk_q8_rows_times_prepared(columns.lowerBound, columns.upperBound, prepared,
-                                              lv.assumingMemoryBound(to: Int8.self), sc, pc, n)
-                case .q4:
-                    kk_q4_rows_times_prepared(columns.lowerBound, columns.upperBound, prepared,
-                                              lv.assumingMemoryBound(to: UInt8.self), sc, mins, pc, n)
-                }
-            }
-            withExtendedLifetime((input, self)) {}
+            integerProduct(m: m, input: pa, output: pc)
+            withExtendedLifetime(input) {}
             return bias.map { out + $0 } ?? out
         }
         if Kernels.oneDNNAvailable {
@@ -246,6 +231,40 @@ public final class QuantizedMatrix {
         float32Product(transA: false, transB: true, m: m, n: n, k: k, a: pa, lda: k, b: w.pointer, ldb: k, c: pc, ldc: n)
         withExtendedLifetime((input, w)) {}
         return bias.map { out + $0 } ?? out
+    }
+
+    /// x·Wᵀ through the integer kernels at any row count (the activations quantized per block as
+    /// decoding does; from 4 rows on in 4 × 4 tiles): `linear` takes it up to
+    /// `quantizedRowsKernelLimit` rows; public so that benchmarks can set it against the
+    /// dequantizing path at every size.
+    public func integerLinear(_ x: Tensor) -> Tensor {
+        precondition(x.shape.last == columns, "quantized linear: input \(x.shape) · weight [\(rows), \(columns)]ᵀ")
+        let input = x.dtype == .float32 ? x : x.storageConverted(to: .float32)
+        let out = Tensor.uninitialized(Array(x.shape.dropLast()) + [rows])
+        let m = input.count / columns
+        if m > 0 { integerProduct(m: m, input: input.pointer, output: out.pointer) }
+        return withExtendedLifetime(input) { out }
+    }
+
+    private func integerProduct(m: Int, input pa: UnsafePointer<Float>, output pc: UnsafeMutablePointer<Float>) {
+        let n = rows, k = columns
+        let mins = minimums, lv = levels, sc = scales, fmt = format
+        // The activations quantized once, shared by the threads.
+        guard let prepared = kk_q_activations_make(fmt == .q4 ? 4 : 8, Int32(m), k, pa, k, groupSize) else {
+            fatalError("quantized linear: no memory for \(m) rows of activations")
+        }
+        defer { kk_q_activations_free(prepared) }
+        Parallel.forRanges(n, minimumPerChunk: Swift.max(16, 65_536 / Swift.max(k * m, 1))) { columns in
+            switch fmt {
+            case .q8:
+                kk_q8_rows_times_prepared(columns.lowerBound, columns.upperBound, prepared,
+                                          lv.assumingMemoryBound(to: Int8.self), sc, pc, n)
+            case .q4:
+                kk_q4_rows_times_prepared(columns.lowerBound, columns.upperBound, prepared,
+                                          lv.assumingMemoryBound(to: UInt8.self), sc, mins, pc, n)
+            }
+        }
+        withExtendedLifetime(self) {}
     }
 }
 
