@@ -615,6 +615,7 @@ int kk_matmul_run(kk_matmul *p, const void *a, const void *b, float *c, const fl
     // OpenMP's thread count is a per-thread setting: apply the process-wide one on whichever thread
     // runs the product (the server's scheduler is not the main thread).
     if (wanted_threads > 0 && omp_set && omp_get() != wanted_threads) omp_set(wanted_threads);
+    kk_pool_quiesce();  // our spinning workers would hold cores oneDNN's threads are about to use
     if ((s = dnnl_memory_set_data_handle(p->a, (void *)a)) != dnnl_success) return s;
     if ((s = dnnl_memory_set_data_handle(p->b, (void *)b)) != dnnl_success) return s;
     if ((s = dnnl_memory_set_data_handle(p->c, c)) != dnnl_success) return s;

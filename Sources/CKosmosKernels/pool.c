@@ -42,6 +42,7 @@ static kp_worker *kp_workers;
 static int kp_count;  // started workers
 static unsigned long kp_generation;
 static _Atomic long kp_spin_ns = 200000;  // how long an idle worker spins before it sleeps
+static _Atomic unsigned long kp_quiet;  // bumped by kk_pool_quiesce: spinning workers sleep now
 static _Atomic long kp_sleeps;  // times a worker went to sleep (kk_pool_sleeps)
 static _Thread_local int kp_in_worker;
 
@@ -55,6 +56,9 @@ static void *kp_main(void *arg) {
     kp_worker *w = arg;
     kp_in_worker = 1;
     unsigned long seen = 0;
+    // The quiesce count as of the end of the last job: read before the job is published as
+    // finished, so a kk_pool_quiesce by a caller that has seen it finished is never missed.
+    unsigned long quiet = atomic_load(&kp_quiet);
     for (;;) {
         unsigned long g = atomic_load_explicit(&w->posted, memory_order_acquire);
         const long spin = atomic_load_explicit(&kp_spin_ns, memory_order_relaxed);
@@ -62,6 +66,7 @@ static void *kp_main(void *arg) {
             const long start = kp_now_ns();
             for (int i = 0; (g = atomic_load_explicit(&w->posted, memory_order_acquire)) == seen; i++) {
                 KP_PAUSE();
+                if (atomic_load_explicit(&kp_quiet, memory_order_relaxed) != quiet) break;
                 if ((i & 255) == 255 && kp_now_ns() - start > spin) break;
             }
         }
@@ -77,6 +82,7 @@ static void *kp_main(void *arg) {
         }
         seen = g;
         w->task(w->context, w->chunk);
+        quiet = atomic_load(&kp_quiet);
         atomic_store_explicit(&w->finished, g, memory_order_release);
     }
     return NULL;
@@ -151,3 +157,5 @@ void kk_pool_set_spin(long nanoseconds) {
 }
 
 long kk_pool_sleeps(void) { return atomic_load(&kp_sleeps); }
+
+void kk_pool_quiesce(void) { atomic_fetch_add_explicit(&kp_quiet, 1, memory_order_relaxed); }

@@ -38,6 +38,23 @@ final class PoolTests: XCTestCase {
         XCTAssertEqual(slots, [Int](repeating: 0, count: threads + 1), "and nothing ran")
     }
 
+    func testQuiesceSendsSpinningWorkersToSleep() {
+        let threads = Int(kk_pool_start(Int32(Parallel.threadCount)))
+        guard threads > 1 else { return XCTFail("the pool needs two threads for this test (Parallel.threadCount \(Parallel.threadCount))") }
+        kk_pool_set_spin(60_000_000_000)  // a minute: only quiescing can put the workers to sleep
+        defer { kk_pool_set_spin(200_000) }
+        var slots = [Int](repeating: 0, count: threads)
+        XCTAssertEqual(slots.withUnsafeMutableBufferPointer { kk_pool_run(Int32(threads), Self.addChunk, $0.baseAddress) }, 0)
+        let before = kk_pool_sleeps()
+        kk_pool_quiesce()
+        // Microseconds in practice; the bound only keeps a broken pool from hanging the suite.
+        let deadline = Date().addingTimeInterval(30)
+        while kk_pool_sleeps() - before < threads - 1 && Date() < deadline { sched_yield() }
+        XCTAssertEqual(kk_pool_sleeps() - before, threads - 1, "every worker went to sleep")
+        XCTAssertEqual(slots.withUnsafeMutableBufferPointer { kk_pool_run(Int32(threads), Self.addChunk, $0.baseAddress) }, 0)
+        XCTAssertEqual(slots, (0..<threads).map { 2 * ($0 + 1) }, "and woke for the next job")
+    }
+
     func testNestedJobsAreRefusedByThePoolAndCompleteThroughForRanges() {
         // Inside a pool job (on the caller's thread or a worker's), the pool refuses a second job.
         let threads = Int(kk_pool_start(Int32(Parallel.threadCount)))

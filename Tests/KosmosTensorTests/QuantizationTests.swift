@@ -164,6 +164,29 @@ final class QuantizationTests: XCTestCase {
         }
     }
 
+    /// Many rows with the weight dequantized in slices (here of 64 rows: 64, 64, 64 and 8): each
+    /// slice's columns equal the product over the whole dequantized weight, to float32 accumulation
+    /// order (oneDNN may block k differently for another n).
+    func testManyRowsDequantizedInSlicesEqualTheWholeProduct() throws {
+        guard Kernels.oneDNNAvailable else { return XCTFail("the sliced path is oneDNN's; this machine has no oneDNN") }
+        let m = quantizedRowsKernelLimit + 9, n = 200, k = 256
+        let (w, x) = randomCase(rows: n, columns: k, m: m, seed: 8)
+        let bias = Tensor.randn([n], generator: RandomGenerator(seed: 9))
+        let saved = dequantizedSliceBytes
+        defer { dequantizedSliceBytes = saved }
+        for format in QuantizationFormat.allCases {
+            let q = try QuantizedMatrix(quantizing: w, format: format, groupSize: 32)
+            let reference = Tensor.linear(x, weight: q.dequantized(to: .bfloat16), bias: bias).scalars
+            dequantizedSliceBytes = 64 * 2 * k
+            let sliced = q.linear(x, bias: bias).scalars
+            dequantizedSliceBytes = saved
+            XCTAssertEqual(sliced.count, m * n)
+            let scale = reference.map(abs).max()!
+            for (a, b) in zip(sliced, reference) { XCTAssertEqual(a, b, accuracy: 1e-5 * scale, "\(format)") }
+            XCTAssertNotEqual(sliced.map(\.bitPattern), [UInt32](repeating: 0, count: m * n))
+        }
+    }
+
     func testBadLayoutsAndValuesAreErrorsNamingTheTensor() throws {
         let w = Tensor.randn([4, 96], generator: RandomGenerator(seed: 1))
         XCTAssertThrowsError(try QuantizedMatrix(quantizing: w, format: .q8, groupSize: 64, tensor: "fc1.weight")) { error in

@@ -37,6 +37,9 @@ int kk_pool_start(int threads);
 int kk_pool_run(int chunks, kk_pool_task task, void *context);
 /// How long an idle worker spins before it sleeps (nanoseconds; default 200 µs; 0: sleep at once).
 void kk_pool_set_spin(long nanoseconds);
+/// Spinning workers go to sleep now rather than at the end of their spin (called before handing
+/// the cores to another library's threads: oneDNN's products call it).
+void kk_pool_quiesce(void);
 /// How many times a worker has gone to sleep since the process started (tests, diagnostics).
 long kk_pool_sleeps(void);
 
