@@ -227,28 +227,19 @@ static void rows_times_weight_avx512(int half, int m, long j0, long j1, long k, 
     const __mmask16 tail = (__mmask16)((1u << (k - full)) - 1u);
     long j = j0;
     if (m == 1) {
-        for (; j + 4 <= j1; j += 4) {
-            const uint16_t *w0 = w + j * ldw, *w1 = w0 + ldw, *w2 = w1 + ldw, *w3 = w2 + ldw;
-            __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+        // One weight row at a time: a single stream per thread, which the hardware prefetcher
+        // follows at the memory's speed (four rows at a time read slower, as the quantized kernels
+        // found, docs/benchmarks.md). Each output is still its own chain, so the same numbers.
+        for (; j < j1; j++) {
+            const uint16_t *row = w + j * ldw;
+            __m512 s0 = _mm512_setzero_ps();
             long p = 0;
             for (; p < full; p += 16) {
-                __m512 x = _mm512_loadu_ps(a + p);
-                s0 = _mm512_fmadd_ps(x, widen16(w0 + p, 0xffff, half), s0);
-                s1 = _mm512_fmadd_ps(x, widen16(w1 + p, 0xffff, half), s1);
-                s2 = _mm512_fmadd_ps(x, widen16(w2 + p, 0xffff, half), s2);
-                s3 = _mm512_fmadd_ps(x, widen16(w3 + p, 0xffff, half), s3);
+                _mm_prefetch((const char *)(row + p) + 4096, _MM_HINT_T0);
+                s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + p), widen16(row + p, 0xffff, half), s0);
             }
-            if (tail) {
-                __m512 x = _mm512_maskz_loadu_ps(tail, a + p);
-                s0 = _mm512_fmadd_ps(x, widen16(w0 + p, tail, half), s0);
-                s1 = _mm512_fmadd_ps(x, widen16(w1 + p, tail, half), s1);
-                s2 = _mm512_fmadd_ps(x, widen16(w2 + p, tail, half), s2);
-                s3 = _mm512_fmadd_ps(x, widen16(w3 + p, tail, half), s3);
-            }
+            if (tail) s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, a + p), widen16(row + p, tail, half), s0);
             c[j] = _mm512_reduce_add_ps(s0);
-            c[j + 1] = _mm512_reduce_add_ps(s1);
-            c[j + 2] = _mm512_reduce_add_ps(s2);
-            c[j + 3] = _mm512_reduce_add_ps(s3);
         }
     }
     for (; j < j1; j++) {

@@ -236,8 +236,8 @@ typedef struct {
     uint8_t *p;     // q4 only, m rows of p_stride bytes: the levels of each four blocks as
                     // their columns 0-15 (block by block), then their columns 16-31, zero-padded
     long p_stride;  // 128 bytes per four blocks
-    uint8_t *xu;    // many rows only (KQ_TILE_ROWS or more): qx + 128 as unsigned bytes, m × k
-    float *dxp;     // many rows only: dx of each pair of blocks spread to 16 lanes, m × pairs × 16
+    uint8_t *xu;    // q8 of KQ_TILE_ROWS rows or more only: qx + 128 as unsigned bytes, m × k
+    float *dxp;     // the same only: dx of each pair of blocks spread to 16 lanes, m × pairs × 16
 } quantized_rows;
 
 // From this many activation rows the products go through 4 × 4 tiles (rows × weight rows).
@@ -252,10 +252,11 @@ static int quantize_rows(int m, long k, const float *a, long lda, long group, in
     out->p_stride = (blocks + 3) / 4 * 128;
     out->p = with_sums ? calloc((size_t)m, (size_t)out->p_stride) : NULL;
     const long pairs = (blocks + 1) / 2;
-    out->xu = m >= KQ_TILE_ROWS ? malloc((size_t)m * k) : NULL;
-    out->dxp = m >= KQ_TILE_ROWS ? calloc((size_t)m * pairs * 16, sizeof(float)) : NULL;
+    const int tiles = m >= KQ_TILE_ROWS && !with_sums;  // q8's tiles (q4's activations leave them out)
+    out->xu = tiles ? malloc((size_t)m * k) : NULL;
+    out->dxp = tiles ? calloc((size_t)m * pairs * 16, sizeof(float)) : NULL;
     if (!out->q || !out->dx || (with_sums && (!out->t || !out->s || !out->p))) return -1;
-    if (m >= KQ_TILE_ROWS && (!out->xu || !out->dxp)) return -1;
+    if (tiles && (!out->xu || !out->dxp)) return -1;
     for (int i = 0; i < m; i++) {
         const float *x = a + (long)i * lda;
         for (long b = 0; b < blocks; b++) {

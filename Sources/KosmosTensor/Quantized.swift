@@ -221,8 +221,8 @@ public final class QuantizedMatrix {
         }
         if Kernels.oneDNNAvailable {
             // The weight dequantized a slice of rows at a time into one buffer that stays in cache
-            // (a whole bfloat16 copy went to memory and back: ~20% of a quantized prefill), each
-            // slice's columns of the output one oneDNN product.
+            // (a whole bfloat16 copy went to memory and back), each slice's columns of the output
+            // one oneDNN product.
             let slice = Swift.min(n, Swift.max(64, dequantizedSliceBytes / (2 * k) / 64 * 64))
             let w16 = Tensor.uninitialized([slice, k], dtype: .bfloat16)
             let x16 = input.storageConverted(to: .bfloat16)
@@ -248,7 +248,7 @@ public final class QuantizedMatrix {
     }
 
     /// x·Wᵀ through the integer kernels at any row count (the activations quantized per block as
-    /// decoding does; from 4 rows on in 4 × 4 tiles): `linear` takes it up to
+    /// decoding does; q8 from 4 rows on in 4 × 4 tiles): `linear` takes it up to
     /// `quantizedRowsKernelLimit` rows; public so that benchmarks can set it against the
     /// dequantizing path at every size.
     public func integerLinear(_ x: Tensor) -> Tensor {
