@@ -472,12 +472,27 @@ KQ_AVX2 static void q8_rows_avx2(int m, long j0, long j1, long k, const quantize
 
 // q4, one activation row (decoding) times weight row j: four accumulators in registers, as
 // q4_rows_avx2 below lays them out.
+// q4, blocks b and b + 1 of a weight row (b alone when !two, lanes 0-3 of each product) times the
+// activations at xg (the low nibbles' columns; the high ones 64 bytes on), scaled by s, into the
+// accumulators of b's half: the one step every AVX2 q4 loop below takes.
+__attribute__((target("avx2,fma,f16c"), always_inline))
+static inline void q4_pair_avx2(const uint8_t *row, long b, int two, const uint8_t *xg, __m256 s, __m256 *lo_acc,
+                                __m256 *hi_acc) {
+    const __m256i low4 = _mm256_set1_epi8(15);
+    const __m256i bytes = two ? _mm256_loadu_si256((const __m256i *)(row + b * 16))
+                              : _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(row + b * 16)));
+    const __m256i lo = _mm256_and_si256(bytes, low4), hi = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low4);
+    const __m256 nlo = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_avx2(lo, _mm256_loadu_si256((const __m256i *)xg))), s, *lo_acc);
+    const __m256 nhi = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_avx2(hi, _mm256_loadu_si256((const __m256i *)(xg + 64)))), s, *hi_acc);
+    *lo_acc = two ? nlo : _mm256_blend_ps(*lo_acc, nlo, 0x0F);
+    *hi_acc = two ? nhi : _mm256_blend_ps(*hi_acc, nhi, 0x0F);
+}
+
 KQ_AVX2 static inline void q4_one_avx2(long j, long k, const quantized_rows *x, const uint8_t *q,
                                        const uint16_t *scales, const uint16_t *mins, long group, float *c) {
     const long groups = k / group, blocks = k / KK_Q_BLOCK, per = group / KK_Q_BLOCK;
     const uint8_t *row = q + j * (k / 2);
     const uint16_t *d = scales + j * groups;
-    const __m256i low4 = _mm256_set1_epi8(15);
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
     long b = 0;
     if (per == 1) {
@@ -487,13 +502,9 @@ KQ_AVX2 static inline void q4_one_avx2(long j, long k, const quantized_rows *x, 
             for (int pair = 0; pair < 4; pair++) {
                 const long e = b + 2 * pair;
                 const int half = pair & 1;
-                const uint8_t *xg = x->p + (e / 4) * 128 + 32 * half;
-                const __m256i bytes = _mm256_loadu_si256((const __m256i *)(row + e * 16));
-                const __m256i lo = _mm256_and_si256(bytes, low4), hi = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low4);
                 const __m256 s = _mm256_permutevar8x32_ps(sv, _mm256_setr_epi32(2 * pair, 2 * pair, 2 * pair, 2 * pair,
                                                                                 2 * pair + 1, 2 * pair + 1, 2 * pair + 1, 2 * pair + 1));
-                acc[half] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_avx2(lo, _mm256_loadu_si256((const __m256i *)xg))), s, acc[half]);
-                acc[2 + half] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_avx2(hi, _mm256_loadu_si256((const __m256i *)(xg + 64)))), s, acc[2 + half]);
+                q4_pair_avx2(row, e, 1, x->p + (e / 4) * 128 + 32 * half, s, &acc[half], &acc[2 + half]);
             }
         }
     }
@@ -501,26 +512,16 @@ KQ_AVX2 static inline void q4_one_avx2(long j, long k, const quantized_rows *x, 
         const uint8_t *xg = x->p + (b / 4) * 128;
         for (int half = 0; half < 2; half++) {
             const long e = b + 2 * half;
-            const __m256i bytes = _mm256_loadu_si256((const __m256i *)(row + e * 16));
-            const __m256i lo = _mm256_and_si256(bytes, low4), hi = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low4);
             const __m256 s = _mm256_setr_m128(_mm_set1_ps(_cvtsh_ss(d[e / per]) * x->dx[e]),
                                               _mm_set1_ps(_cvtsh_ss(d[(e + 1) / per]) * x->dx[e + 1]));
-            acc[half] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_avx2(lo, _mm256_loadu_si256((const __m256i *)(xg + 32 * half)))), s, acc[half]);
-            acc[2 + half] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_avx2(hi, _mm256_loadu_si256((const __m256i *)(xg + 64 + 32 * half)))), s, acc[2 + half]);
+            q4_pair_avx2(row, e, 1, xg + 32 * half, s, &acc[half], &acc[2 + half]);
         }
     }
     for (; b < blocks; b += 2) {  // the last one to three blocks, as q4_rows_avx2 does them
         const int two = b + 1 < blocks, half = (b & 3) != 0;
-        const __m256i bytes = two ? _mm256_loadu_si256((const __m256i *)(row + b * 16))
-                                  : _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(row + b * 16)));
-        const __m256i lo = _mm256_and_si256(bytes, low4), hi = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low4);
         const __m256 s = _mm256_setr_m128(_mm_set1_ps(_cvtsh_ss(d[b / per]) * x->dx[b]),
                                           _mm_set1_ps(two ? _cvtsh_ss(d[(b + 1) / per]) * x->dx[b + 1] : 0));
-        const uint8_t *xg = x->p + (b / 4) * 128 + (b & 3) * 16;
-        const __m256 nlo = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_avx2(lo, _mm256_loadu_si256((const __m256i *)xg))), s, acc[half]);
-        const __m256 nhi = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_avx2(hi, _mm256_loadu_si256((const __m256i *)(xg + 64)))), s, acc[2 + half]);
-        acc[half] = two ? nlo : _mm256_blend_ps(acc[half], nlo, 0x0F);
-        acc[2 + half] = two ? nhi : _mm256_blend_ps(acc[2 + half], nhi, 0x0F);
+        q4_pair_avx2(row, b, two, x->p + (b / 4) * 128 + (b & 3) * 16, s, &acc[half], &acc[2 + half]);
     }
     const __m256 w = _mm256_add_ps(_mm256_add_ps(acc[0], acc[2]), _mm256_add_ps(acc[1], acc[3]));
     c[j] = kq_reduce_avx2(w) + minimum_term_avx2(groups, mins + j * groups, x->t);
@@ -534,7 +535,6 @@ KQ_AVX2 static void q4_rows_avx2(int m, long j0, long j1, long k, const quantize
                                  const uint16_t *scales, const uint16_t *mins, long group, float *c, long ldc) {
     const long groups = k / group, blocks = k / KK_Q_BLOCK, per = group / KK_Q_BLOCK;
     const long row_bytes = k / 2, stride = x->p_stride;
-    const __m256i low4 = _mm256_set1_epi8(15);
     if (m == 1) {
         for (long j = j0; j < j1; j++) q4_one_avx2(j, k, x, q, scales, mins, group, c);
         return;
@@ -547,9 +547,6 @@ KQ_AVX2 static void q4_rows_avx2(int m, long j0, long j1, long k, const quantize
             for (int r = 0; r < rows; r++) acc[r][0] = acc[r][1] = acc[r][2] = acc[r][3] = _mm256_setzero_ps();
             for (long b = 0; b < blocks; b += 2) {
                 const int two = b + 1 < blocks;
-                const __m256i bytes = two ? _mm256_loadu_si256((const __m256i *)(row + b * 16))
-                                          : _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(row + b * 16)));
-                const __m256i lo = _mm256_and_si256(bytes, low4), hi = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low4);
                 const float d0 = _cvtsh_ss(scales[j * groups + b / per]);
                 const float d1 = two ? _cvtsh_ss(scales[j * groups + (b + 1) / per]) : 0;
                 const int half = (b & 3) != 0;
@@ -558,12 +555,7 @@ KQ_AVX2 static void q4_rows_avx2(int m, long j0, long j1, long k, const quantize
                     const long i = i0 + r;
                     const float *dx = x->dx + i * blocks;
                     const __m256 s = _mm256_setr_m128(_mm_set1_ps(d0 * dx[b]), _mm_set1_ps(two ? d1 * dx[b + 1] : 0));
-                    const __m256i xlo = _mm256_loadu_si256((const __m256i *)(xg + i * stride));
-                    const __m256i xhi = _mm256_loadu_si256((const __m256i *)(xg + i * stride + 64));
-                    const __m256 nlo = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_avx2(lo, xlo)), s, acc[r][half]);
-                    const __m256 nhi = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_avx2(hi, xhi)), s, acc[r][2 + half]);
-                    acc[r][half] = two ? nlo : _mm256_blend_ps(acc[r][half], nlo, 0x0F);
-                    acc[r][2 + half] = two ? nhi : _mm256_blend_ps(acc[r][2 + half], nhi, 0x0F);
+                    q4_pair_avx2(row, b, two, xg + i * stride, s, &acc[r][half], &acc[r][2 + half]);
                 }
             }
             for (int r = 0; r < rows; r++) {
