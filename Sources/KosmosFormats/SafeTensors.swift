@@ -141,10 +141,17 @@ public protocol SafeTensorsReadable: AnyObject {
     /// The tensor's bytes in a copy-on-write mapping of the file, valid while `owner` lives (writes
     /// go to private pages, never to the file); nil when the file is not mapped so.
     func mappedBytes(_ name: String) -> (bytes: UnsafeMutableRawBufferPointer, owner: AnyObject)?
+    /// A hint that `name` will not be read again soon: its mapped pages leave this process's
+    /// resident set (contents kept: clean pages are read from the file again if touched, written
+    /// ones are paged out, not lost). A converter reading a checkpoint once calls it after each
+    /// tensor so its RSS stays near one tensor. No effect where the file is not mapped or the
+    /// system has no such advice.
+    func releaseResidentPages(_ name: String)
 }
 
 extension SafeTensorsReadable {
     public func mappedBytes(_ name: String) -> (bytes: UnsafeMutableRawBufferPointer, owner: AnyObject)? { nil }
+    public func releaseResidentPages(_ name: String) {}
 }
 
 // MARK: - Reader
@@ -278,6 +285,11 @@ public final class SafeTensorsFile: SafeTensorsReadable, @unchecked Sendable {
                                               count: stored.entry.byteCount), storage)
     }
 
+    public func releaseResidentPages(_ name: String) {
+        guard let stored = tensors[name] else { return }
+        storage.releaseResidentPages(offset: stored.fileOffset, count: stored.entry.byteCount)
+    }
+
     private func lookup(_ name: String) throws -> StoredTensor {
         if let stored = tensors[name] { return stored }
         throw SafeTensorsFile.missingTensorError(file: displayName, name: name, names: names)
@@ -389,6 +401,20 @@ final class SafeTensorsStorage {
         base = UnsafeRawPointer(buffer)
         isMapped = false
         isWritableMapping = false
+    }
+
+    /// madvise(MADV_PAGEOUT) over the whole pages inside [offset, offset + count) (Linux 5.4 and
+    /// later; elsewhere, and for a file read into memory, nothing). Pages that a neighbouring
+    /// tensor shares are left alone.
+    func releaseResidentPages(offset: Int, count: Int) {
+        #if os(Linux)
+        guard isMapped else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = (Int(bitPattern: base) + offset + page - 1) / page * page
+        let end = (Int(bitPattern: base) + offset + count) / page * page
+        guard end > start, let address = UnsafeMutableRawPointer(bitPattern: start) else { return }
+        _ = madvise(address, end - start, 21)  // MADV_PAGEOUT; an older kernel answers EINVAL
+        #endif
     }
 
     deinit {

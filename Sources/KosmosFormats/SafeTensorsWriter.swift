@@ -3,7 +3,7 @@ import Foundation
 /// Collects tensors and writes them as one safetensors file.
 ///
 /// Float tensors are referenced, not copied, until `write(to:)` (a model's weights must not be
-/// duplicated in memory to be saved). The file is written through `AtomicFile`, streamed in chunks,
+/// duplicated in memory to be saved); produced tensors are made only then, one at a time. The file is written through `AtomicFile`, streamed in chunks,
 /// with tensors ordered by name and the header padded with spaces to a multiple of 8 bytes so the
 /// data section starts 8-byte aligned.
 public struct SafeTensorsWriter {
@@ -20,6 +20,7 @@ public struct SafeTensorsWriter {
         case bytes([UInt8])
         case floats(UnsafeBufferPointer<Float>)
         case int64s([Int64])
+        case produced((_ write: (UnsafeRawBufferPointer) throws -> Void) throws -> Void)
     }
 
     private struct Pending {
@@ -67,6 +68,20 @@ public struct SafeTensorsWriter {
                 reason: "shape \(shape) has \(count) elements but \(floats.count) floats were given")
         }
         tensors[name] = Pending(dtype: dtype, shape: shape, byteCount: count * dtype.byteSize, payload: .floats(floats))
+    }
+
+    /// A tensor whose bytes are made only when the file is written: `producer` is called once,
+    /// in file order, and must hand exactly shape product × byteSize little-endian bytes to the
+    /// `write` it is given (in as many pieces as it likes; a different total throws). A converter
+    /// streams a checkpoint this way with one tensor in memory at a time.
+    public mutating func add(name: String, dtype: SafeTensorsDType, shape: [Int],
+                             producer: @escaping (_ write: (UnsafeRawBufferPointer) throws -> Void) throws -> Void) throws {
+        let count = try checkNew(name: name, dtype: dtype, shape: shape)
+        guard dtype != .bool else {
+            // add(bytes:) checks BOOL bytes; a producer's cannot be checked before they are written.
+            throw SafeTensorsError(file: Self.unsavedFile, tensor: name, reason: "BOOL tensors are added as bytes, not produced")
+        }
+        tensors[name] = Pending(dtype: dtype, shape: shape, byteCount: count * dtype.byteSize, payload: .produced(producer))
     }
 
     /// Int64 values stored as I64.
@@ -142,14 +157,28 @@ public struct SafeTensorsWriter {
             var length = UInt64(headerBytes.count).littleEndian
             try withUnsafeBytes(of: &length) { try file.write($0) }
             try file.write(headerBytes)
-            for (_, tensor) in ordered {
-                try Self.writePayload(tensor, to: file)
+            for (name, tensor) in ordered {
+                try Self.writePayload(tensor, to: file, name: name, url: url)
             }
         }
     }
 
-    private static func writePayload(_ tensor: Pending, to file: AtomicFileWriter) throws {
+    private static func writePayload(_ tensor: Pending, to file: AtomicFileWriter, name: String, url: URL) throws {
         switch tensor.payload {
+        case .produced(let producer):
+            var written = 0
+            try producer { bytes in
+                guard written + bytes.count <= tensor.byteCount else {
+                    throw SafeTensorsError(file: url.path, tensor: name,
+                        reason: "the producer wrote more than the \(tensor.byteCount) bytes its shape needs")
+                }
+                try file.write(bytes)
+                written += bytes.count
+            }
+            guard written == tensor.byteCount else {
+                throw SafeTensorsError(file: url.path, tensor: name,
+                    reason: "the producer wrote \(written) of the \(tensor.byteCount) bytes its shape needs")
+            }
         case .bytes(let bytes):
             try file.write(bytes)
         case .int64s(let values):

@@ -205,6 +205,10 @@ public final class ShardedSafeTensors: SafeTensorsReadable, @unchecked Sendable 
         (try? file(for: name))?.mappedBytes(name)
     }
 
+    public func releaseResidentPages(_ name: String) {
+        (try? file(for: name))?.releaseResidentPages(name)
+    }
+
     private var displayName: String { (indexURL ?? shardURLs[0]).path }
 
     private func file(for name: String) throws -> SafeTensorsFile {

@@ -29,7 +29,7 @@ public enum ModelQuantizer {
     /// Quantizes `source` into `destination` (a new or empty directory). `progress` gets
     /// (tensors done, tensors in all, bytes read so far, bytes in all) after each tensor.
     public static func quantize(_ source: URL, to destination: URL, format: QuantizationFormat, groupSize: Int? = nil,
-                                progress: (Int, Int, Int, Int) -> Void = { _, _, _, _ in }) throws -> Summary {
+                                progress: @escaping (Int, Int, Int, Int) -> Void = { _, _, _, _ in }) throws -> Summary {
         let group = groupSize ?? format.defaultGroupSize
         try QuantizedMatrix.checkLayout(rows: 1, columns: group, groupSize: group, tensor: "--group-size")
         let (configData, _, configURL) = try ModelDirectory.configuration(in: source)
@@ -71,6 +71,9 @@ public enum ModelQuantizer {
             throw ModelError.invalidInput("\(source.path): no Linear weight has rows that groups of \(group) divide; nothing to quantize")
         }
 
+        // Streamed: every tensor is made (quantized, converted or copied) only when the writer
+        // reaches it, and the source's pages are let go after it, so memory holds about one
+        // tensor rather than the whole model twice.
         let weights = try ModelDirectory.weights(in: source)
         let names = weights.names.sorted()
         let totalBytes = names.reduce(0) { $0 + (weights.entry($1)?.byteCount ?? 0) }
@@ -78,36 +81,52 @@ public enum ModelQuantizer {
         var summary = Summary()
         summary.inputBytes = totalBytes
         var readBytes = 0
-        var keepAlive: [Tensor] = []
-        for (index, name) in names.enumerated() {
+        var written = 0
+        let outputCount = names.count
+        // The levels' producer quantizes; the scales and minimums (sorted right after the levels,
+        // `name_min` then `name_scale`) reuse that matrix.
+        let latest = LatestQuantized(format: format, groupSize: group, weights: weights)
+        func done(_ name: String) {
+            weights.releaseResidentPages(name)
+            readBytes += weights.entry(name)?.byteCount ?? 0
+            written += 1
+            progress(written, outputCount, readBytes, totalBytes)
+        }
+        for name in names {
             guard let entry = weights.entry(name) else { continue }
             if quantizable.contains(name), entry.dtype.isFloatingPoint, entry.shape.count == 2 {
-                let values = try weights.tensor(name)
-                let matrix = try QuantizedMatrix(quantizing: values, format: format, groupSize: group, tensor: name)
-                try writer.add(name: name, dtype: format.payloadDType, shape: format.payloadShape(rows: matrix.rows, columns: matrix.columns),
-                               bytes: [UInt8](matrix.levelBytes))
-                let scaleShape = [matrix.rows, matrix.columns / group]
-                try writer.add(name: QuantizedTensorNames.scale(of: name), dtype: .f16, shape: scaleShape, bytes: [UInt8](matrix.scaleBytes))
-                if let minimums = matrix.minimumBytes {
-                    try writer.add(name: QuantizedTensorNames.minimum(of: name), dtype: .f16, shape: scaleShape, bytes: [UInt8](minimums))
+                let (rows, columns) = (entry.shape[0], entry.shape[1])
+                try QuantizedMatrix.checkLayout(rows: rows, columns: columns, groupSize: group, tensor: name)
+                try writer.add(name: name, dtype: format.payloadDType, shape: format.payloadShape(rows: rows, columns: columns)) { write in
+                    try write(try latest.matrix(name).levelBytes)
+                    done(name)
+                }
+                let scaleShape = [rows, columns / group]
+                try writer.add(name: QuantizedTensorNames.scale(of: name), dtype: .f16, shape: scaleShape) { write in
+                    try write(try latest.matrix(name).scaleBytes)
+                }
+                if format.hasMinimums {
+                    try writer.add(name: QuantizedTensorNames.minimum(of: name), dtype: .f16, shape: scaleShape) { write in
+                        try write(try latest.matrix(name).minimumBytes!)
+                    }
                 }
                 summary.quantized += 1
-                summary.outputBytes += matrix.byteCount
+                summary.outputBytes += rows * columns * format.bits / 8 + rows * (columns / group) * 2 * (format.hasMinimums ? 2 : 1)
             } else if sixteenBit.contains(name) || name.hasSuffix("lm_head.weight"), entry.dtype == .f32 {
-                // The writer reads the floats when it writes: keep them until then.
-                let values = try weights.tensor(name)
-                keepAlive.append(values)
-                try writer.add(name: name, tensor: values, as: .bf16)
+                try writer.add(name: name, dtype: .bf16, shape: entry.shape) { write in
+                    try weights.withRawBytes(name) { try Self.writeBFloat16(fromFloat32: $0, write) }
+                    done(name)
+                }
                 summary.convertedToBFloat16 += 1
                 summary.outputBytes += entry.elementCount * 2
             } else {
-                let bytes = try weights.withRawBytes(name) { [UInt8]($0) }
-                try writer.add(name: name, dtype: entry.dtype, shape: entry.shape, bytes: bytes)
+                try writer.add(name: name, dtype: entry.dtype, shape: entry.shape) { write in
+                    try weights.withRawBytes(name, write)
+                    done(name)
+                }
                 summary.copied += 1
-                summary.outputBytes += bytes.count
+                summary.outputBytes += entry.byteCount
             }
-            readBytes += entry.byteCount
-            progress(index + 1, names.count, readBytes, totalBytes)
         }
 
         try FileManager.default.createDirectory(at: destination, withIntermediateDirectories: true)
@@ -116,7 +135,7 @@ public enum ModelQuantizer {
         for file in try FileManager.default.contentsOfDirectory(atPath: source.path) where !skipped(file) && !file.hasPrefix(".") {
             try FileManager.default.copyItem(at: source.appendingPathComponent(file), to: destination.appendingPathComponent(file))
         }
-        try withExtendedLifetime(keepAlive) { try writer.write(to: destination.appendingPathComponent("model.safetensors")) }
+        try writer.write(to: destination.appendingPathComponent("model.safetensors"))
         config[configKey] = [
             "quant_method": "kosmos",
             "format": format.rawValue,
@@ -129,5 +148,46 @@ public enum ModelQuantizer {
         let json = try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys])
         try json.write(to: destination.appendingPathComponent("config.json"), options: .atomic)
         return summary
+    }
+
+    /// Little-endian F32 bytes written as BF16 (round to nearest even) in 1 MiB pieces.
+    static func writeBFloat16(fromFloat32 bytes: UnsafeRawBufferPointer, _ write: (UnsafeRawBufferPointer) throws -> Void) throws {
+        let chunk = 1 << 19
+        var staging = [UInt16](repeating: 0, count: chunk)
+        let count = bytes.count / 4
+        var start = 0
+        while start < count {
+            let end = Swift.min(count, start + chunk)
+            for i in start..<end {
+                let bits = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self))
+                staging[i - start] = HalfPrecision.bf16Bits(from: Float(bitPattern: bits)).littleEndian
+            }
+            try staging.withUnsafeBytes { try write(UnsafeRawBufferPointer(rebasing: $0[0..<(end - start) * 2])) }
+            start = end
+        }
+    }
+}
+
+/// The one quantized matrix a streaming quantizer holds: made for a weight's levels, reused for its
+/// scales and minimums, replaced by the next weight's.
+private final class LatestQuantized {
+    let format: QuantizationFormat
+    let groupSize: Int
+    let weights: SafeTensorsReadable
+    private var name: String?
+    private var matrix: QuantizedMatrix?
+
+    init(format: QuantizationFormat, groupSize: Int, weights: SafeTensorsReadable) {
+        self.format = format
+        self.groupSize = groupSize
+        self.weights = weights
+    }
+
+    func matrix(_ weight: String) throws -> QuantizedMatrix {
+        if name == weight, let matrix { return matrix }
+        matrix = nil  // the previous one goes before the next is made
+        let made = try QuantizedMatrix(quantizing: try weights.tensor(weight), format: format, groupSize: groupSize, tensor: weight)
+        (name, matrix) = (weight, made)
+        return made
     }
 }

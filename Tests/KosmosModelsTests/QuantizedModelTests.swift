@@ -49,7 +49,17 @@ final class QuantizedModelTests: XCTestCase {
         let reference = try logits(model, tokens)
         for (format, bound) in [(QuantizationFormat.q8, 0.02), (.q4, 0.2)] {
             let out = temporary("\(format)")
-            let summary = try ModelQuantizer.quantize(dir, to: out, format: format)
+            var reports: [(Int, Int, Int, Int)] = []
+            let summary = try ModelQuantizer.quantize(dir, to: out, format: format) { reports.append(($0, $1, $2, $3)) }
+            // Progress once per source tensor, ending with every byte read.
+            let sourceWeights = try ModelDirectory.weights(in: dir)
+            XCTAssertEqual(reports.map(\.0), Array(1...sourceWeights.names.count))
+            XCTAssertEqual(reports.last?.2, reports.last?.3)
+            XCTAssertEqual(reports.last?.3, sourceWeights.names.reduce(0) { $0 + (sourceWeights.entry($1)?.byteCount ?? 0) })
+            // The summary's output bytes are the file's data section exactly.
+            let file = try Data(contentsOf: out.appendingPathComponent("model.safetensors"))
+            let headerLength = file.prefix(8).enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
+            XCTAssertEqual(summary.outputBytes, file.count - 8 - headerLength)
             // Every Linear of the decoder, resampler and vision tower (all rows divide by 32 in
             // kosmos-tiny) except the untied output head.
             let expected = model.quantizableLinears(groupSize: 32).count

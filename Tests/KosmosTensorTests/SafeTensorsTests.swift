@@ -814,6 +814,44 @@ final class SafeTensorsTests: XCTestCase {
         XCTAssertThrowsError(try writer.add(name: "h", dtype: .u8, shape: [1 << 62, 1 << 62], bytes: []))
         XCTAssertEqual(writer.names, ["a"])
     }
+
+    func testProducedTensorsAreMadeInFileOrderAndMustHaveTheirSize() throws {
+        var writer = SafeTensorsWriter()
+        var calls: [String] = []
+        try writer.add(name: "b.second", dtype: .i32, shape: [2]) { write in
+            calls.append("b.second")
+            try [Int32(7), -9].withUnsafeBytes { try write($0) }
+        }
+        try writer.add(name: "a.first", dtype: .u8, shape: [5]) { write in
+            calls.append("a.first")
+            // In pieces.
+            try [UInt8]([1, 2]).withUnsafeBytes { try write($0) }
+            try [UInt8]([3, 4, 5]).withUnsafeBytes { try write($0) }
+        }
+        XCTAssertThrowsError(try writer.add(name: "c", dtype: .bool, shape: [1]) { _ in })
+        XCTAssertTrue(calls.isEmpty, "nothing is produced before write(to:)")
+        let url = directory.appendingPathComponent("produced.safetensors")
+        try writer.write(to: url)
+        XCTAssertEqual(calls, ["a.first", "b.second"])
+        let file = try SafeTensorsFile(url: url)
+        XCTAssertEqual(try file.int64s("a.first"), [1, 2, 3, 4, 5])
+        XCTAssertEqual(try file.int64s("b.second"), [7, -9])
+        file.releaseResidentPages("a.first")  // a hint: the values stay
+        XCTAssertEqual(try file.int64s("b.second"), [7, -9])
+
+        for (count, fragment) in [(3, "wrote 3 of the 4 bytes"), (6, "more than the 4 bytes")] {
+            var short = SafeTensorsWriter()
+            try short.add(name: "x", dtype: .f16, shape: [2]) { write in
+                try [UInt8](repeating: 0, count: count).withUnsafeBytes { try write($0) }
+            }
+            let bad = directory.appendingPathComponent("bad\(count).safetensors")
+            XCTAssertThrowsError(try short.write(to: bad)) { error in
+                XCTAssertEqual((error as? SafeTensorsError)?.tensor, "x")
+                XCTAssertTrue("\(error)".contains(fragment), "\(error)")
+            }
+            XCTAssertFalse(FileManager.default.fileExists(atPath: bad.path), "no file is left behind")
+        }
+    }
 }
 
 /// A small seeded generator (SplitMix64) so the corruption test is reproducible. Private so it
