@@ -152,6 +152,29 @@ int kk_pool_run(int chunks, kk_pool_task task, void *context) {
     return 0;
 }
 
+typedef struct {
+    kk_pool_task task;
+    void *context;
+    long chunks;
+    _Atomic long next;
+} kp_claims;
+
+static void kp_claim_loop(void *context, long thread) {
+    (void)thread;
+    kp_claims *job = context;
+    for (long c; (c = atomic_fetch_add_explicit(&job->next, 1, memory_order_relaxed)) < job->chunks;) {
+        job->task(job->context, c);
+    }
+}
+
+int kk_pool_run_claimed(int threads, long chunks, kk_pool_task task, void *context) {
+    if (chunks < 1) return 0;
+    kp_claims job = {task, context, chunks, 0};
+    // kk_pool_run's completion wait (acquire of each worker's finished) orders every chunk's
+    // writes before the return.
+    return kk_pool_run(threads < chunks ? threads : (int)chunks, kp_claim_loop, &job);
+}
+
 void kk_pool_set_spin(long nanoseconds) {
     atomic_store(&kp_spin_ns, nanoseconds < 0 ? 0 : nanoseconds);
 }

@@ -243,6 +243,53 @@ typedef struct {
 // From this many activation rows the products go through 4 × 4 tiles (rows × weight rows).
 #define KQ_TILE_ROWS 4
 
+/// One block of activations quantized (the definition): dx = max |x| / 127, levels round(x / dx)
+/// (to nearest even) clamped to ±127; returns the sum of the levels.
+static int quantize_block_scalar(const float *xb, int8_t *qb, float *dx_out) {
+    float amax = 0;
+    for (int u = 0; u < KK_Q_BLOCK; u++) {
+        float v = fabsf(xb[u]);
+        amax = v > amax ? v : amax;
+    }
+    const float dx = amax / 127.0f;
+    int sum = 0;
+    for (int u = 0; u < KK_Q_BLOCK; u++) {
+        float v = dx == 0 ? 0 : nearbyintf(xb[u] / dx);
+        v = v > 127 ? 127 : (v < -127 ? -127 : v);
+        qb[u] = (int8_t)v;
+        sum += qb[u];
+    }
+    *dx_out = dx;
+    return sum;
+}
+
+#if KQ_X86
+/// The same block in two vectors, bit for bit (the same maximum, IEEE division, rounding to
+/// nearest even and clamp; only NaN inputs may differ): decoding quantizes each product's
+/// activations on one thread before the product starts, and the scalar loop's division and
+/// nearbyintf call per element cost ~10 µs per product at k = 2048.
+__attribute__((target("avx512f,avx512bw,avx512vl")))
+static int quantize_block_avx512(const float *xb, int8_t *qb, float *dx_out) {
+    const __m512 lo = _mm512_loadu_ps(xb), hi = _mm512_loadu_ps(xb + 16);
+    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(lo), _mm512_abs_ps(hi)));
+    const float dx = amax / 127.0f;
+    *dx_out = dx;
+    if (dx == 0) {
+        memset(qb, 0, KK_Q_BLOCK);
+        return 0;
+    }
+    const __m512 d = _mm512_set1_ps(dx), top = _mm512_set1_ps(127), bottom = _mm512_set1_ps(-127);
+#define KQ_NEAREST (_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+    const __m512 rlo = _mm512_min_ps(_mm512_max_ps(_mm512_roundscale_ps(_mm512_div_ps(lo, d), KQ_NEAREST), bottom), top);
+    const __m512 rhi = _mm512_min_ps(_mm512_max_ps(_mm512_roundscale_ps(_mm512_div_ps(hi, d), KQ_NEAREST), bottom), top);
+    const __m512i ilo = _mm512_cvtps_epi32(rlo), ihi = _mm512_cvtps_epi32(rhi);
+    _mm_storeu_si128((__m128i *)qb, _mm512_cvtepi32_epi8(ilo));
+    _mm_storeu_si128((__m128i *)(qb + 16), _mm512_cvtepi32_epi8(ihi));
+    return _mm512_reduce_add_epi32(_mm512_add_epi32(ilo, ihi));
+#undef KQ_NEAREST
+}
+#endif
+
 static int quantize_rows(int m, long k, const float *a, long lda, long group, int with_sums, quantized_rows *out) {
     const long blocks = k / KK_Q_BLOCK, groups = k / group;
     out->q = malloc((size_t)m * k);
@@ -257,24 +304,20 @@ static int quantize_rows(int m, long k, const float *a, long lda, long group, in
     out->dxp = tiles ? calloc((size_t)m * pairs * 16, sizeof(float)) : NULL;
     if (!out->q || !out->dx || (with_sums && (!out->t || !out->s || !out->p))) return -1;
     if (tiles && (!out->xu || !out->dxp)) return -1;
+#if KQ_X86
+    const int vector = kk_active_isa() >= KK_ISA_AVX512;
+#endif
     for (int i = 0; i < m; i++) {
         const float *x = a + (long)i * lda;
         for (long b = 0; b < blocks; b++) {
             const float *xb = x + b * KK_Q_BLOCK;
-            float amax = 0;
-            for (int u = 0; u < KK_Q_BLOCK; u++) {
-                float v = fabsf(xb[u]);
-                amax = v > amax ? v : amax;
-            }
-            const float dx = amax / 127.0f;
             int8_t *qb = out->q + (long)i * k + b * KK_Q_BLOCK;
-            int sum = 0;
-            for (int u = 0; u < KK_Q_BLOCK; u++) {
-                float v = dx == 0 ? 0 : nearbyintf(xb[u] / dx);
-                v = v > 127 ? 127 : (v < -127 ? -127 : v);
-                qb[u] = (int8_t)v;
-                sum += qb[u];
-            }
+            float dx;
+#if KQ_X86
+            const int sum = vector ? quantize_block_avx512(xb, qb, &dx) : quantize_block_scalar(xb, qb, &dx);
+#else
+            const int sum = quantize_block_scalar(xb, qb, &dx);
+#endif
             out->dx[(long)i * blocks + b] = dx;
             if (out->xu) {
                 for (int u = 0; u < KK_Q_BLOCK; u++) out->xu[(long)i * k + b * KK_Q_BLOCK + u] = (uint8_t)(qb[u] + 128);

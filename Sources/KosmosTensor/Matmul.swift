@@ -198,7 +198,8 @@ func halfPrecisionMatmul(_ a: Tensor, _ b: Tensor, _ transposeA: Bool, _ transpo
             if k == 0 { out.fill(0); return out }
             let pa = a.pointer, pc = out.pointer, w = b.storage.halfPointer
             let bf16 = b.dtype == .bfloat16
-            Parallel.forRanges(n, minimumPerChunk: Swift.max(16, 65_536 / Swift.max(k * rows, 1))) { columns in
+            Parallel.forRanges(n, minimumPerChunk: Swift.max(16, 65_536 / Swift.max(k * rows, 1)),
+                               claimedChunksPerThread: Parallel.weightReadingChunksPerThread) { columns in
                 if bf16 {
                     kk_rows_times_weight_bf16(Int32(rows), columns.lowerBound, columns.upperBound, k, pa, k, w, k, pc, n)
                 } else {

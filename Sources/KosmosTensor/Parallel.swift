@@ -16,20 +16,29 @@ public enum Parallel {
 
     /// Calls `body` on disjoint ranges covering 0..<count, in parallel when there is enough work.
     /// `minimumPerChunk` is the smallest range worth handing to another thread.
+    ///
+    /// With `claimedChunksPerThread` k > 1, the range is cut into up to k chunks per thread that
+    /// the threads claim as they go (`kk_pool_run_claimed`): the same chunks whichever thread runs
+    /// them, but a thread slowed by other work on its core does fewer. For memory-bound products
+    /// on a shared machine, where an even split waits for the slower thread.
     @inline(__always)
-    public static func forRanges(_ count: Int, minimumPerChunk: Int, _ body: (Range<Int>) -> Void) {
-        let chunks = Swift.min(threadCount, count / Swift.max(minimumPerChunk, 1))
+    public static func forRanges(_ count: Int, minimumPerChunk: Int, claimedChunksPerThread: Int = 1,
+                                 _ body: (Range<Int>) -> Void) {
+        let perThread = Swift.max(claimedChunksPerThread, 1)
+        let chunks = Swift.min(threadCount * perThread, count / Swift.max(minimumPerChunk, 1))
         if chunks <= 1 {
             if count > 0 { body(0..<count) }
             return
         }
         withoutActuallyEscaping(body) { body in
             var job = PoolJob(count: count, chunks: chunks, body: body)
+            let task: kk_pool_task = { context, chunk in
+                let job = context!.assumingMemoryBound(to: PoolJob.self).pointee
+                job.body(job.range(Int(chunk)))
+            }
             let pooled = usePool && withUnsafeMutablePointer(to: &job) { job in
-                kk_pool_run(Int32(chunks), { context, chunk in
-                    let job = context!.assumingMemoryBound(to: PoolJob.self).pointee
-                    job.body(job.range(Int(chunk)))
-                }, job) == 0
+                (perThread == 1 ? kk_pool_run(Int32(chunks), task, job)
+                                : kk_pool_run_claimed(Int32(threadCount), chunks, task, job)) == 0
             }
             if !pooled {  // nested in a pool job, or another thread's job is running
                 DispatchQueue.concurrentPerform(iterations: chunks) { chunk in body(job.range(chunk)) }
@@ -50,6 +59,15 @@ public enum Parallel {
     private static let usePool: Bool = {
         if ProcessInfo.processInfo.environment["KOSMOS_POOL"] == "0" { return false }
         return kk_pool_start(Int32(threadCount)) >= threadCount
+    }()
+
+    /// Chunks per thread, claimed as the threads go, for the products that stream a weight from
+    /// memory once (decoding's few-rows kernels, 16-bit and quantized): an even split waited for
+    /// whichever core other work had slowed. `KOSMOS_WEIGHT_CHUNKS` overrides it (1: the even
+    /// split) to measure one against the other in the same build.
+    public static let weightReadingChunksPerThread: Int = {
+        if let value = ProcessInfo.processInfo.environment["KOSMOS_WEIGHT_CHUNKS"], let n = Int(value), n > 0 { return n }
+        return 4
     }()
 
     /// Elements per chunk for cheap element-wise work: below this, waking a thread costs more than it saves.

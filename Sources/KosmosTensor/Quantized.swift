@@ -268,7 +268,8 @@ public final class QuantizedMatrix {
             fatalError("quantized linear: no memory for \(m) rows of activations")
         }
         defer { kk_q_activations_free(prepared) }
-        Parallel.forRanges(n, minimumPerChunk: Swift.max(16, 65_536 / Swift.max(k * m, 1))) { columns in
+        Parallel.forRanges(n, minimumPerChunk: Swift.max(16, 65_536 / Swift.max(k * m, 1)),
+                           claimedChunksPerThread: Parallel.weightReadingChunksPerThread) { columns in
             switch fmt {
             case .q8:
                 kk_q8_rows_times_prepared(columns.lowerBound, columns.upperBound, prepared,

@@ -38,6 +38,30 @@ final class PoolTests: XCTestCase {
         XCTAssertEqual(slots, [Int](repeating: 0, count: threads + 1), "and nothing ran")
     }
 
+    func testClaimedChunksRunOnceEachAndForRangesKeepsItsBoundaries() {
+        let threads = Int(kk_pool_start(Int32(Parallel.threadCount)))
+        for chunks in [1, 2, 3, 37] {
+            var slots = [Int](repeating: 0, count: chunks)
+            for _ in 0..<500 {
+                let status = slots.withUnsafeMutableBufferPointer { kk_pool_run_claimed(Int32(threads), chunks, Self.addChunk, $0.baseAddress) }
+                XCTAssertEqual(status, 0)
+            }
+            XCTAssertEqual(slots, (0..<chunks).map { 500 * ($0 + 1) }, "chunks \(chunks)")
+        }
+        var none = [Int](repeating: 0, count: 1)
+        XCTAssertEqual(none.withUnsafeMutableBufferPointer { kk_pool_run_claimed(Int32(threads), 0, Self.addChunk, $0.baseAddress) }, 0)
+        XCTAssertEqual(none, [0])
+        // The ranges are the same cut whichever thread claims them: count·c/chunks for 4 chunks a thread.
+        let count = 1_001
+        let lock = NSLock()
+        var seen: [Range<Int>] = []
+        Parallel.forRanges(count, minimumPerChunk: 10, claimedChunksPerThread: 4) { range in
+            lock.lock(); seen.append(range); lock.unlock()
+        }
+        let chunks = Swift.min(Parallel.threadCount * 4, count / 10)
+        XCTAssertEqual(seen.sorted { $0.lowerBound < $1.lowerBound }, (0..<chunks).map { count * $0 / chunks ..< count * ($0 + 1) / chunks })
+    }
+
     func testQuiesceSendsSpinningWorkersToSleep() {
         let threads = Int(kk_pool_start(Int32(Parallel.threadCount)))
         guard threads > 1 else { return XCTFail("the pool needs two threads for this test (Parallel.threadCount \(Parallel.threadCount))") }

@@ -93,7 +93,15 @@ final class QuantizationTests: XCTestCase {
             for (group, widths) in [(32, [192, 224, 576]), (64, [192, 576]), (96, [192, 576])] {
                 for m in [1, 3, 17] {
                     for columns in widths {
-                    let (w, x) = randomCase(rows: 37, columns: columns, m: m, seed: UInt64(group + m))
+                    let (w, random) = randomCase(rows: 37, columns: columns, m: m, seed: UInt64(group + m))
+                    // Blocks the activations' quantizer must round alike at every level: all zeros
+                    // (dx = 0), exact halves (dx = 1: ties to even), and subnormal values.
+                    var values = random.scalars
+                    let edge = (m - 1) * columns
+                    for u in 0..<32 { values[edge + u] = 0 }
+                    for u in 0..<32 { values[edge + 32 + u] = u == 0 ? 127 : Float(u) - 15.5 }
+                    for u in 0..<32 { values[edge + 64 + u] = Float(u - 16) * 0x1p-140 }
+                    let x = Tensor(shape: random.shape, scalars: values)
                     let q = try QuantizedMatrix(quantizing: w, format: format, groupSize: group)
                     var results: [[Float]] = []
                     for level in levels {

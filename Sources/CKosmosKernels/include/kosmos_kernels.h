@@ -35,6 +35,11 @@ int kk_pool_start(int threads);
 /// and returns 0 when all are done. Returns -1 without running anything when the pool cannot take
 /// the job (called from inside a pool job, another job running, or more chunks than threads).
 int kk_pool_run(int chunks, kk_pool_task task, void *context);
+/// Runs task(context, c) for c < chunks on `threads` threads (the caller and threads - 1 workers),
+/// each thread claiming the next unclaimed chunk when it finishes one, so a thread slowed by other
+/// work on its core takes fewer chunks. Which thread runs a chunk varies; what a chunk computes
+/// must not depend on it. Returns as kk_pool_run (-1: nothing ran).
+int kk_pool_run_claimed(int threads, long chunks, kk_pool_task task, void *context);
 /// How long an idle worker spins before it sleeps (nanoseconds; default 200 µs; 0: sleep at once).
 void kk_pool_set_spin(long nanoseconds);
 /// Spinning workers go to sleep now rather than at the end of their spin (called before handing
