@@ -193,8 +193,9 @@ public final class MagnetoSelfAttention: Module {
             let shape = t.shape
             return norm(t.reshaped([shape[0], shape[1], heads, headDim])).reshaped(shape)
         }
-        let query = normed(qProj(x), qNorm, heads: heads).scaled(by: Foundation.pow(Float(headDim), -0.5))
-        return (query, normed(kProj(x), kNorm, heads: kvHeads), vProj(x))
+        let projected = Linear.apply([qProj, kProj, vProj], to: x)
+        let query = normed(projected[0], qNorm, heads: heads).scaled(by: Foundation.pow(Float(headDim), -0.5))
+        return (query, normed(projected[1], kNorm, heads: kvHeads), projected[2])
     }
 
     /// x [batch, length, dim] → [batch, length, dim]; causal. With a cache, x holds the new

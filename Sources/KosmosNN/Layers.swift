@@ -51,6 +51,15 @@ public final class Linear: Module {
         weight.releaseStorage()
     }
 
+    /// Several Linears applied to the same input (attention's projections): when all are
+    /// quantized, their products share one quantization of the input and one job for the threads
+    /// (`QuantizedMatrix.linears`); the same numbers as calling each, which is what happens otherwise.
+    public static func apply(_ linears: [Linear], to x: Tensor) -> [Tensor] {
+        let matrices = linears.compactMap(\.quantized)
+        guard matrices.count == linears.count, linears.count > 1 else { return linears.map { $0(x) } }
+        return QuantizedMatrix.linears(matrices, x, biases: linears.map(\.bias))
+    }
+
     public func callAsFunction(_ x: Tensor) -> Tensor {
         if let quantized { return quantized.linear(x, bias: bias) }
         // Transpose flag instead of a copy of W. Mixed precision rounds a float32 weight for the

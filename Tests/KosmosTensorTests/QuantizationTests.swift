@@ -195,6 +195,35 @@ final class QuantizationTests: XCTestCase {
         }
     }
 
+    func testSeveralMatricesOnOneInputEqualEachProductBitForBit() throws {
+        let g = RandomGenerator(seed: 11)
+        // Wide enough that a chunk can be 16 rows (65,536 / k): row counts whose chunks cross
+        // from one matrix into the next (120 rows in 7 chunks: 0, 17, 34, 51, ...).
+        let k = 4096
+        let shapes = [40, 24, 56]
+        for format in QuantizationFormat.allCases {
+            let matrices = try shapes.map { try QuantizedMatrix(quantizing: Tensor.randn([$0, k], std: 0.05, generator: g), format: format, groupSize: 32) }
+            let biases: [Tensor?] = [Tensor.randn([40], generator: g), nil, Tensor.randn([56], generator: g)]
+            for m in [1, 3, quantizedRowsKernelLimit + 1] {
+                let x = Tensor.randn([m, 1, k], generator: g)
+                let together = QuantizedMatrix.linears(matrices, x, biases: biases)
+                for (i, matrix) in matrices.enumerated() {
+                    let alone = matrix.linear(x, bias: biases[i])
+                    XCTAssertEqual(together[i].shape, [m, 1, shapes[i]])
+                    XCTAssertEqual(together[i].scalars.map(\.bitPattern), alone.scalars.map(\.bitPattern), "\(format) m\(m) matrix \(i)")
+                }
+            }
+        }
+        // Different formats or widths: each on its own, the same answers.
+        let x = Tensor.randn([1, k], generator: g)
+        let mixed = try [QuantizedMatrix(quantizing: Tensor.randn([32, k], generator: g), format: .q8, groupSize: 32),
+                         QuantizedMatrix(quantizing: Tensor.randn([32, k], generator: g), format: .q4, groupSize: 32)]
+        let together = QuantizedMatrix.linears(mixed, x, biases: [nil, nil])
+        for (i, matrix) in mixed.enumerated() {
+            XCTAssertEqual(together[i].scalars.map(\.bitPattern), matrix.linear(x, bias: nil).scalars.map(\.bitPattern))
+        }
+    }
+
     func testBadLayoutsAndValuesAreErrorsNamingTheTensor() throws {
         let w = Tensor.randn([4, 96], generator: RandomGenerator(seed: 1))
         XCTAssertThrowsError(try QuantizedMatrix(quantizing: w, format: .q8, groupSize: 64, tensor: "fc1.weight")) { error in
