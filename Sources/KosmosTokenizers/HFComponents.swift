@@ -165,6 +165,10 @@ enum HFNormalizer {
 enum HFPreTokenizer {
     case metaspace(replacement: String, prepend: String, split: Bool)
     case whitespaceSplit
+    case split(HFSplitPattern, behavior: HFSplitBehavior, invert: Bool)
+    /// Optionally a space before each piece that has none, GPT-2's split (`use_regex`), then the
+    /// bytes written in the byte-level alphabet.
+    case byteLevel(addPrefixSpace: Bool, useRegex: Bool)
 
     static func parse(_ v: Any?, _ p: String) throws -> [HFPreTokenizer] {
         guard let v, !(v is NSNull) else { return [] }
@@ -183,6 +187,16 @@ enum HFPreTokenizer {
             return [.metaspace(replacement: try J.str(o["replacement"], p + ".replacement"), prepend: scheme,
                                split: try J.bool(o["split"], p + ".split", default: true))]
         case "WhitespaceSplit": return [.whitespaceSplit]
+        case "Split":
+            let name = try J.str(o["behavior"], p + ".behavior")
+            guard let behavior = HFSplitBehavior(rawValue: name) else {
+                throw TokenizerError.unsupported(path: p + ".behavior", what: "split behavior \(name)")
+            }
+            return [.split(try HFSplitPattern(try J.obj(o["pattern"], p + ".pattern"), p + ".pattern"), behavior: behavior,
+                           invert: try J.bool(o["invert"], p + ".invert", default: false))]
+        case "ByteLevel":
+            return [.byteLevel(addPrefixSpace: try J.bool(o["add_prefix_space"], p + ".add_prefix_space", default: true),
+                               useRegex: try J.bool(o["use_regex"], p + ".use_regex", default: true))]
         default: throw TokenizerError.unsupported(path: p, what: "pre-tokenizer \(type)")
         }
     }
@@ -214,6 +228,12 @@ enum HFPreTokenizer {
             }
         case .whitespaceSplit:
             return s.split(whereSeparator: { $0.isWhitespace }).map(String.init)
+        case let .split(pattern, behavior, invert):
+            return behavior.split(s, pattern, invert: invert)
+        case let .byteLevel(addPrefixSpace, useRegex):
+            let t = addPrefixSpace && !s.hasPrefix(" ") ? " " + s : s
+            let pieces = useRegex ? HFSplitBehavior.isolated.split(t, gpt2SplitPattern, invert: false) : [t]
+            return pieces.map(ByteLevelAlphabet.encode)
         }
     }
 }
@@ -224,6 +244,7 @@ enum HFDecoder {
     case byteFallback
     case fuse
     case strip(content: Character, start: Int, stop: Int)
+    case byteLevel
 
     static func parse(_ v: Any?, _ p: String) throws -> [HFDecoder] {
         guard let v, !(v is NSNull) else { return [] }
@@ -242,6 +263,7 @@ enum HFDecoder {
             guard let s = pat["String"] else { throw TokenizerError.unsupported(path: p + ".pattern", what: "regex in a Replace decoder") }
             return [.replace(try J.str(s, p + ".pattern.String"), try J.str(o["content"], p + ".content"))]
         case "ByteFallback": return [.byteFallback]
+        case "ByteLevel": return [.byteLevel]
         case "Fuse": return [.fuse]
         case "Strip":
             let c = try J.str(o["content"], p + ".content")
@@ -261,6 +283,7 @@ enum HFDecoder {
             }
         case let .replace(a, b): return tokens.map { replaceAll($0, a, b) }
         case .fuse: return [tokens.joined()]
+        case .byteLevel: return [ByteLevelAlphabet.decode(tokens)]
         case let .strip(c, start, stop):
             return tokens.map { t in
                 var s = Substring(t)

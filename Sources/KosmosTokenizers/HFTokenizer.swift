@@ -1,8 +1,9 @@
 import Foundation
 
 /// A Hugging Face `tokenizer.json` (tokenizers 0.2x serialisation) with a Unigram or BPE model and
-/// the normalizers / pre-tokenizers / post-processors / decoders that T5, XLM-R, Kosmos-2 and
-/// Llama-style (SentencePiece-converted) tokenizers use. Anything else is rejected with
+/// the normalizers / pre-tokenizers / post-processors / decoders that T5, XLM-R, Kosmos-2,
+/// Llama-style (SentencePiece-converted) and byte-level BPE (GPT-2, cl100k-style Split regex, as
+/// Kosmos-2.5's) tokenizers use. Anything else is rejected with
 /// `TokenizerError.unsupported` naming the JSON path, rather than approximated.
 public final class HFTokenizer: Tokenizer, @unchecked Sendable {
     struct AddedToken {
@@ -76,28 +77,39 @@ public final class HFTokenizer: Tokenizer, @unchecked Sendable {
         for (k, t) in addedList.enumerated() { byId[t.id] = k; byContent[t.content] = t.id }
         addedById = byId
         addedByContent = byContent
-        // TemplateProcessing "single" (what encode with special tokens applies).
-        var tpl: [TemplatePiece]?
-        if let pp = root["post_processor"], !(pp is NSNull) {
-            let o = try J.obj(pp, "$.post_processor")
-            let type = try J.str(o["type"], "$.post_processor.type")
-            guard type == "TemplateProcessing" else {
-                throw TokenizerError.unsupported(path: "$.post_processor", what: "post-processor \(type)")
+        // TemplateProcessing "single" (what encode with special tokens applies); ByteLevel's
+        // post-processor only trims offsets, which ids do not carry; a Sequence of them.
+        func parseTemplate(_ pp: Any, _ path: String) throws -> [TemplatePiece]? {
+            let o = try J.obj(pp, path)
+            let type = try J.str(o["type"], path + ".type")
+            switch type {
+            case "ByteLevel": return nil
+            case "Sequence":
+                let found = try J.arr(o["processors"], path + ".processors").enumerated()
+                    .compactMap { try parseTemplate($0.element, path + ".processors[\($0.offset)]") }
+                guard found.count <= 1 else {
+                    throw TokenizerError.unsupported(path: path, what: "more than one TemplateProcessing in a Sequence")
+                }
+                return found.first
+            case "TemplateProcessing": break
+            default: throw TokenizerError.unsupported(path: path, what: "post-processor \(type)")
             }
-            let specials = try J.obj(o["special_tokens"] ?? [String: Any](), "$.post_processor.special_tokens")
+            let specials = try J.obj(o["special_tokens"] ?? [String: Any](), path + ".special_tokens")
             var pieces: [TemplatePiece] = []
-            for (i, item) in try J.arr(o["single"], "$.post_processor.single").enumerated() {
-                let p = "$.post_processor.single[\(i)]"
+            for (i, item) in try J.arr(o["single"], path + ".single").enumerated() {
+                let p = path + ".single[\(i)]"
                 let io = try J.obj(item, p)
                 if io["Sequence"] != nil { pieces.append(.sequence); continue }
                 let st = try J.obj(io["SpecialToken"], p + ".SpecialToken")
                 let name = try J.str(st["id"], p + ".SpecialToken.id")
-                let spec = try J.obj(specials[name], "$.post_processor.special_tokens.\(name)")
-                pieces.append(.special(try J.arr(spec["ids"], "$.post_processor.special_tokens.\(name).ids")
-                    .enumerated().map { try J.int($0.element, "$.post_processor.special_tokens.\(name).ids[\($0.offset)]") }))
+                let spec = try J.obj(specials[name], path + ".special_tokens.\(name)")
+                pieces.append(.special(try J.arr(spec["ids"], path + ".special_tokens.\(name).ids")
+                    .enumerated().map { try J.int($0.element, path + ".special_tokens.\(name).ids[\($0.offset)]") }))
             }
-            tpl = pieces
+            return pieces
         }
+        var tpl: [TemplatePiece]?
+        if let pp = root["post_processor"], !(pp is NSNull) { tpl = try parseTemplate(pp, "$.post_processor") }
         template = tpl
         let size = max(model.vocabSize, (addedList.map(\.id).max() ?? -1) + 1)
         for t in addedList where t.id >= size {
