@@ -191,7 +191,7 @@ let package = Package(
         ),
         .testTarget(
             name: "KosmosModelsTests",
-            dependencies: ["KosmosModels", "KosmosNN", "KosmosTensor", "KosmosTokenizers"],
+            dependencies: ["KosmosModels", "KosmosNN", "KosmosTensor", "KosmosTokenizers", "KosmosVision"],
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
         .testTarget(

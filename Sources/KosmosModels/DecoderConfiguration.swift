@@ -42,8 +42,18 @@ public struct DecoderConfiguration: Codable, Equatable, Sendable {
     /// QK-norm: a LayerNorm over each head's query and key (`q_norm`, `k_norm`, head-size weights
     /// shared by the heads) after the projections, before the scaling and xPos.
     public var qkNorm = false
+    /// Segment embeddings (`segment_emb`, this many rows) added with the positions, as
+    /// Kosmos-2.5's text model does: the decoder adds row 0 at every position; a family whose
+    /// prompt has other segments adds the difference to its input embeddings (MagnetoDecoder.embed).
+    public var segmentEmbeddings = 0
+    /// Whether sub-LN includes the LayerNorm inside attention (`inner_attn_ln`); nil: as `subln`.
+    /// Kosmos-2.5's text model has sub-LN's ffn_layernorm without it.
+    public var sublnAttention: Bool? = nil
 
     public init() {}
+
+    /// Whether attention has sub-LN's `inner_attn_ln`.
+    public var innerAttentionLayerNorm: Bool { sublnAttention ?? subln }
 
     /// Key/value heads in effect.
     public var kvAttentionHeads: Int { decoderKvAttentionHeads ?? decoderAttentionHeads }
@@ -84,6 +94,8 @@ public struct DecoderConfiguration: Codable, Equatable, Sendable {
         case paddingIdx = "padding_idx"
         case decoderKvAttentionHeads = "decoder_kv_attention_heads"
         case qkNorm = "qk_norm"
+        case segmentEmbeddings = "segment_embeddings"
+        case sublnAttention = "subln_attention"
     }
 
     public init(from decoder: Decoder) throws {
@@ -111,6 +123,8 @@ public struct DecoderConfiguration: Codable, Equatable, Sendable {
         paddingIdx = try c.decode(.paddingIdx, default: d.paddingIdx)
         decoderKvAttentionHeads = try c.decodeIfPresent(Int.self, forKey: .decoderKvAttentionHeads)
         qkNorm = try c.decode(.qkNorm, default: d.qkNorm)
+        segmentEmbeddings = try c.decode(.segmentEmbeddings, default: d.segmentEmbeddings)
+        sublnAttention = try c.decodeIfPresent(Bool.self, forKey: .sublnAttention)
         // torchscale: subln forces pre-norm.
         if subln { decoderNormalizeBefore = true }
     }
@@ -129,6 +143,10 @@ public struct DecoderConfiguration: Codable, Equatable, Sendable {
             guard kv > 0, decoderAttentionHeads % kv == 0 else {
                 throw fail("decoder_kv_attention_heads", "\(kv) key/value heads do not divide the \(decoderAttentionHeads) attention heads; use a divisor of \(decoderAttentionHeads) (1: multi-query)")
             }
+        }
+        guard segmentEmbeddings >= 0 else { throw fail("segment_embeddings", "must not be negative") }
+        guard segmentEmbeddings == 0 || absolutePositions == .sinusoidal else {
+            throw fail("segment_embeddings", "segment embeddings are added with sinusoidal positions (absolute_positions \"sinusoidal\"); this configuration has \(absolutePositions.rawValue)")
         }
         guard xposScaleBase > 0, xposScaleBase.isFinite else { throw fail("xpos_scale_base", "must be positive") }
         if let limit = xposPositionLimit, maxTargetPositions > limit {

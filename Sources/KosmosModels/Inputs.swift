@@ -16,6 +16,9 @@ extension Tensor {
 public struct ImageInput {
     public let preprocessor: CLIPPreprocessor
     public let imageSize: Int
+    /// Set when the family's images are patch sequences (Kosmos-2.5) rather than CLIP pixels:
+    /// `load` then gives flattened patches [max_patches, depth] and `preprocessor` is unused.
+    public let patches: Kosmos25ImageProcessor?
 
     public init(modelDirectory: URL?, imageSize: Int, decodeOptions: DecodeOptions = DecodeOptions()) throws {
         var config = CLIPPreprocessorConfig()
@@ -35,15 +38,41 @@ public struct ImageInput {
         }
         preprocessor = CLIPPreprocessor(config: config, decodeOptions: decodeOptions)
         self.imageSize = imageSize
+        patches = nil
     }
 
-    /// Decodes and preprocesses one image file to [3, imageSize, imageSize].
+    /// Images as Kosmos-2.5's patch sequences.
+    public init(patches: Kosmos25ImageProcessor) {
+        preprocessor = CLIPPreprocessor(decodeOptions: patches.decodeOptions)
+        imageSize = 0
+        self.patches = patches
+    }
+
+    /// Decodes and preprocesses one image file: pixels [3, imageSize, imageSize], or flattened
+    /// patches for a patch-sequence family.
     public func load(_ url: URL) throws -> Tensor {
-        let pixels = try preprocessor.preprocess(contentsOf: url)
+        if let patches { return Tensor(try patches.process(contentsOf: url)) }
+        return try checked(try preprocessor.preprocess(contentsOf: url), url.path)
+    }
+
+    /// The same for an image's encoded bytes (JPEG or PNG).
+    public func load(data: Data, source: String) throws -> Tensor {
+        if let patches { return Tensor(try patches.process(data: data, source: source)) }
+        return try checked(try preprocessor.preprocess(data: data, source: source), source)
+    }
+
+    private func checked(_ pixels: PixelValues, _ source: String) throws -> Tensor {
         guard pixels.shape == [3, imageSize, imageSize] else {
-            throw ModelError.invalidInput("\(url.path): preprocessing gives \(pixels.shape), the vision tower expects [3, \(imageSize), \(imageSize)] (check preprocessor_config.json)")
+            throw ModelError.invalidInput("\(source): preprocessing gives \(pixels.shape), the vision tower expects [3, \(imageSize), \(imageSize)] (check preprocessor_config.json)")
         }
         return Tensor(pixels)
+    }
+}
+
+extension Tensor {
+    /// Flattened patches [max_patches, depth] as a tensor.
+    public convenience init(_ patches: FlattenedPatches) {
+        self.init(shape: [patches.maxPatches, patches.depth], scalars: patches.values)
     }
 }
 

@@ -165,7 +165,7 @@ public final class MagnetoSelfAttention: Module {
         vProj = Linear(inFeatures: d, outFeatures: kvHeads * headDim, generator: generator)
         qProj = Linear(inFeatures: d, outFeatures: d, generator: generator)
         outProj = Linear(inFeatures: d, outFeatures: d, generator: generator)
-        innerAttnLn = c.subln ? LayerNorm(d, eps: c.layernormEps) : nil
+        innerAttnLn = c.innerAttentionLayerNorm ? LayerNorm(d, eps: c.layernormEps) : nil
         qNorm = c.qkNorm ? LayerNorm(headDim, eps: c.layernormEps) : nil
         kNorm = c.qkNorm ? LayerNorm(headDim, eps: c.layernormEps) : nil
         xpos = c.xposRelPos ? XPos(headDim: d / heads, scaleBase: c.xposScaleBase) : nil
@@ -354,6 +354,9 @@ public final class MagnetoDecoder: Module {
     public let embedTokens: Embedding
     /// Learned absolute positions (`embed_positions.weight`, max_target_positions + 2 rows).
     public let embedPositions: Embedding?
+    /// Segment embeddings (`segment_emb`), when the configuration has them: row 0 is added at
+    /// every position together with the absolute positions.
+    public let segmentEmbedding: Embedding?
     public let layernormEmbedding: LayerNorm?
     public let layers: ModuleList<MagnetoDecoderLayer>
     public let layerNorm: LayerNorm?
@@ -387,6 +390,13 @@ public final class MagnetoDecoder: Module {
         } else {
             embedPositions = nil
         }
+        if c.segmentEmbeddings > 0 {
+            let table = Embedding(count: c.segmentEmbeddings, dimension: d, followsWeightDType: false, generator: generator)
+            table.weight.copy(from: Tensor.randn(table.weight.shape, std: Foundation.pow(Float(d), -0.5), generator: generator))
+            segmentEmbedding = table
+        } else {
+            segmentEmbedding = nil
+        }
         layernormEmbedding = c.layernormEmbedding ? LayerNorm(d, eps: c.layernormEps) : nil
         layers = ModuleList((0..<c.decoderLayers).map { _ in MagnetoDecoderLayer(configuration: c, generator: generator) })
         layerNorm = c.decoderNormalizeBefore ? LayerNorm(d, eps: c.layernormEps) : nil
@@ -403,6 +413,7 @@ public final class MagnetoDecoder: Module {
         super.init()
         registerModule("embed_tokens", embedTokens)
         if let embedPositions { registerModule("embed_positions", embedPositions) }
+        if let segmentEmbedding { registerModule("segment_emb", segmentEmbedding) }
         if let layernormEmbedding { registerModule("layernorm_embedding", layernormEmbedding) }
         registerModule("layers", layers)
         if let layerNorm { registerModule("layer_norm", layerNorm) }
@@ -440,10 +451,30 @@ public final class MagnetoDecoder: Module {
             // torchscale's PositionalEmbedding: positions 2..<length+2 whatever the padding.
             x = x + embedPositions.weight.gatherRows(Array((positionOffset + 2)..<(end + 2)), indexShape: [length])
         case .sinusoidal:
-            x = x + sinusoidalPositions(length: length, offset: positionOffset)
+            x = x + withSegment(sinusoidalPositions(length: length, offset: positionOffset))
         }
         if let layernormEmbedding { x = layernormEmbedding(x) }
         return dropout(x)
+    }
+
+    /// Position rows [length, dim] plus segment 0's embedding when the decoder has segments
+    /// (summed before they meet the tokens, as transformers' Kosmos-2.5 adds them). A prompt
+    /// position in another segment s gets (segment_emb[s] − segment_emb[0]) / embed scale added to
+    /// its input embedding by the family (`segmentOffset(_:)`).
+    func withSegment(_ positions: Tensor) -> Tensor {
+        guard let segmentEmbedding else { return positions }
+        return positions + segmentEmbedding.weight.gatherRows([0], indexShape: [1])
+    }
+
+    /// What a prompt position in segment `s` adds to its (unscaled) input embedding so that the
+    /// decoder, which adds segment 0 everywhere, gives it segment `s`'s embedding: [dim].
+    public func segmentOffset(_ s: Int) throws -> Tensor {
+        guard let segmentEmbedding, s >= 0, s < segmentEmbedding.count else {
+            throw ModelError.invalidInput("segment \(s) for a decoder with \(segmentEmbedding?.count ?? 0) segment embeddings")
+        }
+        let rows = segmentEmbedding.weight.gatherRows([s, 0], indexShape: [2])
+        let difference = rows.narrowed(axis: 0, start: 0, length: 1) - rows.narrowed(axis: 0, start: 1, length: 1)
+        return (embedScale == 1 ? difference : difference.scaled(by: 1 / embedScale)).reshaped([configuration.decoderEmbedDim])
     }
 
     /// fairseq's sinusoidal table rows for positions padding_idx+1+offset ..< padding_idx+1+offset+length.
@@ -535,7 +566,7 @@ public final class MagnetoDecoder: Module {
                 x = x + embedPositions.weight.gatherRows(offsets.map { $0 + 2 }, indexShape: [n, 1])
             }
         case .sinusoidal:
-            x = x + Tensor.concatenate(offsets.map { sinusoidalPositions(length: 1, offset: $0) }, axis: 0).reshaped([n, 1, d])
+            x = x + withSegment(Tensor.concatenate(offsets.map { sinusoidalPositions(length: 1, offset: $0) }, axis: 0)).reshaped([n, 1, d])
         }
         if let layernormEmbedding { x = layernormEmbedding(x) }
         x = dropout(x)

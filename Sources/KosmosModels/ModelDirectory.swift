@@ -19,7 +19,8 @@ public enum ModelDirectoryError: Error, CustomStringConvertible {
         case let .unreadableConfiguration(url, reason):
             return "\(url.path): \(reason)"
         case let .unknownModelType(type, url, expected):
-            return "\(url.path): model_type '\(type)' is not supported here (expected \(expected.joined(separator: " or ")))"
+            let list = expected.count > 1 ? expected.dropLast().joined(separator: ", ") + " or " + expected.last! : expected.joined()
+            return "\(url.path): model_type '\(type)' is not supported here (expected \(list))"
         case let .noTokenizer(directory, files):
             return "no tokenizer in \(directory.path) (\(files.joined(separator: " or "))); copy the model's tokenizer there or pass --tokenizer FILE"
         case let .dtypeContradiction(url, declared, stored, example):

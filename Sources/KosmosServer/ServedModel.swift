@@ -26,7 +26,7 @@ public final class ServedModel: @unchecked Sendable {
                             dtype: DType = .float32) throws {
         let model = try ModelRegistry.load(directory, dtype: dtype)
         let tokenizer = try model.loadTokenizer(directory: directory, explicit: explicit)
-        let input = try ImageInput(modelDirectory: directory, imageSize: model.imageSize, decodeOptions: DecodeOptions(maxPixels: maxImagePixels))
+        let input = try model.imageInput(directory: directory, decodeOptions: DecodeOptions(maxPixels: maxImagePixels))
         try self.init(model: model, tokenizer: tokenizer, imageInput: input, name: name ?? directory.standardizedFileURL.lastPathComponent)
     }
 
@@ -54,14 +54,14 @@ public final class ServedModel: @unchecked Sendable {
     /// The model's context in positions (prompt + new tokens).
     public var contextLength: Int { model.contextLength }
 
-    /// Decodes and preprocesses one image (JPEG or PNG bytes) to [3, size, size].
+    /// Decodes and preprocesses one image (JPEG or PNG bytes): [3, size, size], or a patch
+    /// sequence for Kosmos-2.5.
     public func image(data: Data, source: String) throws -> Tensor {
-        let pixels = try imageInput.preprocessor.preprocess(data: data, source: source)
-        let size = imageInput.imageSize
-        guard pixels.shape == [3, size, size] else {
-            throw APIError.invalid("\(source): preprocessing gives \(pixels.shape), the model expects [3, \(size), \(size)]")
+        do {
+            return try imageInput.load(data: data, source: source)
+        } catch let error as ModelError {
+            throw APIError.invalid("\(error)")
         }
-        return Tensor(pixels)
     }
 
     /// Decodes an audio clip (any supported format's bytes) to its log-mel features.

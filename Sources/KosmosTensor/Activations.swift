@@ -126,6 +126,12 @@ extension Tensor {
     public func gelu() -> Tensor {
         unary(GeluKernel.self, "gelu") { x, _, g in binaryResult(GeluBackwardKernel.self, x, g) }
     }
+    /// GELU's tanh approximation, ½x(1 + tanh(√(2/π)(x + 0.044715x³))) (transformers' gelu_new,
+    /// T5 and Pix2Struct's MLPs), composed of recorded ops.
+    public func geluTanh() -> Tensor {
+        let inner = (self + self.square() * self * 0.044715) * Float((2.0 / Double.pi).squareRoot())
+        return (self * 0.5) * (inner.tanh() + 1)
+    }
     /// x·sigmoid(1.702x), the activation of OpenAI's CLIP.
     public func quickGelu() -> Tensor {
         unary(QuickGeluKernel.self, "quick_gelu") { x, _, g in binaryResult(QuickGeluBackwardKernel.self, x, g) }

@@ -25,16 +25,27 @@ public struct DecodeOptions: Sendable {
     /// Off by default, because `PIL.Image.open(path).convert("RGB")` followed by transformers'
     /// CLIPImageProcessor does not apply it, and the default here reproduces that pipeline.
     public var applyEXIFOrientation: Bool = false
+    /// Composite an image with alpha over opaque white instead of dropping the alpha, as
+    /// transformers 5's `convert_to_rgb` does for the processors that call it (Kosmos-2.5):
+    /// each channel becomes round-half-up((v·a + 255·(255 − a)) / 255), PIL's alpha_composite.
+    public var alphaOnWhite: Bool = false
 
-    public init(maxPixels: Int = 50_000_000, applyEXIFOrientation: Bool = false) {
+    public init(maxPixels: Int = 50_000_000, applyEXIFOrientation: Bool = false, alphaOnWhite: Bool = false) {
         self.maxPixels = maxPixels
         self.applyEXIFOrientation = applyEXIFOrientation
+        self.alphaOnWhite = alphaOnWhite
+    }
+
+    /// One channel value over opaque white at alpha `a` (PIL's integer alpha_composite).
+    @inlinable public static func onWhite(_ v: UInt8, alpha a: UInt8) -> UInt8 {
+        let x = Int(v) * Int(a) + 255 * (255 - Int(a))
+        return UInt8((2 * x + 255) / 510)
     }
 }
 
 /// Decodes JPEG (baseline, progressive, greyscale, CMYK) and PNG (1-16 bit, palette, grey, alpha)
 /// through libjpeg-turbo and libpng into RGB the way `PIL.Image.open(...).convert("RGB")` does:
-/// alpha is dropped (not composited), palettes are expanded, 16-bit samples keep their high byte
+/// alpha is dropped (not composited; `DecodeOptions.alphaOnWhite` composites it over white), palettes are expanded, 16-bit samples keep their high byte
 /// (16-bit greyscale is clipped to 255, as PIL's I;16 -> RGB conversion does), CMYK JPEGs are read
 /// with Adobe's inverted convention and converted with PIL's formula.
 public enum ImageDecoder {
@@ -157,14 +168,18 @@ public enum ImageDecoder {
             return grayToRGB(gray, width: width, height: height)
         case (2, 1):
             var gray = [UInt8](repeating: 0, count: n)
-            for i in 0..<n { gray[i] = buf[2 * i] }
+            if options.alphaOnWhite {
+                for i in 0..<n { gray[i] = DecodeOptions.onWhite(buf[2 * i], alpha: buf[2 * i + 1]) }
+            } else {
+                for i in 0..<n { gray[i] = buf[2 * i] }
+            }
             return grayToRGB(gray, width: width, height: height)
         case (4, 1):
             var rgb = [UInt8](repeating: 0, count: n * 3)
             for i in 0..<n {
-                rgb[3 * i] = buf[4 * i]
-                rgb[3 * i + 1] = buf[4 * i + 1]
-                rgb[3 * i + 2] = buf[4 * i + 2]
+                for c in 0..<3 {
+                    rgb[3 * i + c] = options.alphaOnWhite ? DecodeOptions.onWhite(buf[4 * i + c], alpha: buf[4 * i + 3]) : buf[4 * i + c]
+                }
             }
             return RGBImage(width: width, height: height, pixels: rgb)
         default:

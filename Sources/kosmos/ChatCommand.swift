@@ -10,7 +10,7 @@ import KosmosTokenizers
 /// `/quit` (or end of input) leaves. The whole transcript is re-encoded each turn.
 struct Chat: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Chat with a Kosmos-1 or Kosmos-2 model: /image PATH, /audio PATH, /video PATH, /reset, /quit.",
+        abstract: "Chat with a Kosmos-1, Kosmos-2 or Kosmos-2.5 model: /image PATH, /audio PATH, /video PATH, /reset, /quit.",
         discussion: "Replies end at EOS, a newline, or --max-tokens. Kosmos-2 takes one image per conversation (a new /image starts over)."
     )
 

@@ -269,7 +269,7 @@ struct EncodeImage: ParsableCommand {
 
 struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Continue a prompt (with images or audio) with a Kosmos-1 or Kosmos-2 model, streaming the text as it is produced.",
+        abstract: "Continue a prompt (with images or audio) with a Kosmos-1, Kosmos-2 or Kosmos-2.5 model, streaming the text as it is produced.",
         discussion: "`<image>` in the prompt marks where each --image goes, `<audio>` where each --audio goes, `<video>` where each --video goes. Greedy by default; --temperature > 0 samples (with --top-k, --top-p, --seed)."
     )
 

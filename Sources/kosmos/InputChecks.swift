@@ -78,7 +78,7 @@ struct PrecisionOptions: ParsableArguments {
 /// `--model DIR` and `--tokenizer FILE`, as every command that loads a model directory takes them,
 /// with `--dtype` and `--threads`.
 struct ModelOptions: ParsableArguments {
-    @Option(help: "Model directory: config.json (model_type kosmos-1 or kosmos-2), the weights, a tokenizer.")
+    @Option(help: "Model directory: config.json (model_type kosmos-1, kosmos-2 or kosmos-2.5), the weights, a tokenizer.")
     var model: String
 
     @Option(help: "Tokenizer file (default: the one in the model directory).")

@@ -8,7 +8,7 @@ import Logging
 /// `kosmos serve`: the OpenAI-compatible HTTP server (docs/server.md).
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Serve a Kosmos-1 or Kosmos-2 model over HTTP with the OpenAI chat-completions API.",
+        abstract: "Serve a Kosmos-1, Kosmos-2 or Kosmos-2.5 model over HTTP with the OpenAI chat-completions API.",
         discussion: "POST /v1/chat/completions, POST /v1/completions, GET /v1/models, GET /health. Binds to 127.0.0.1 unless --host says otherwise. See docs/server.md."
     )
 

@@ -67,8 +67,9 @@ final class ModelRegistryTests: XCTestCase {
         XCTAssertThrowsError(try ModelRegistry.load(dir)) { error in
             let message = "\(error)"
             XCTAssertTrue(message.contains("model_type 'llama' is not supported"), message)
-            XCTAssertTrue(message.contains("kosmos-1 or kosmos-2"), message)
+            XCTAssertTrue(message.contains("kosmos-1, kosmos-2 or kosmos-2.5"), message)
         }
-        XCTAssertEqual(ModelRegistry.modelTypes, ["kosmos-1", "kosmos-2"])
+        XCTAssertEqual(ModelRegistry.modelTypes, ["kosmos-1", "kosmos-2", "kosmos-2.5"])
+        XCTAssertEqual(ModelRegistry.family(modelType: "something-else", architectures: ["Kosmos2_5ForConditionalGeneration"]), Kosmos25Family.entry)
     }
 }

@@ -519,6 +519,35 @@ final class ServerTests: XCTestCase {
         XCTAssertEqual(content, served.processor.output(ids, grounding: true).text)
     }
 
+    /// Kosmos-2.5 serves: the image as a data URL becomes its patch sequence, the text after it
+    /// (`<md>`) is the task, and the answer equals generating from the same prompt directly.
+    func testKosmos25ServesPagesWithTheTaskFromTheText() async throws {
+        let directory = Self.fixtures().appendingPathComponent("kosmos2_5/tiny")
+        let served = try ServedModel(directory: directory, name: "k25", maxImagePixels: 1 << 20)
+        XCTAssertFalse(served.supportsGrounding)
+        var options = ServerOptions()
+        options.port = 0
+        let (port, task) = try await start(KosmosHTTPServer(scheduler: Scheduler(model: served), options: options, logger: Logger(label: "t")))
+        defer { task.cancel() }
+        let png = try Data(contentsOf: Self.fixtures().appendingPathComponent("kosmos2_5/images/tall_rgb.png"))
+        let url = "data:image/png;base64," + png.base64EncodedString()
+        let reply = try post("/v1/chat/completions", ["model": "k25", "max_tokens": 6,
+                                                      "messages": [["role": "user", "content": [["type": "image_url", "image_url": ["url": url]],
+                                                                                                 ["type": "text", "text": "<md>"]]]]], port: port)
+        XCTAssertEqual(reply.status, 200, reply.text)
+        let content = (((try object(reply))["choices"] as? [[String: Any]])?.first?["message"] as? [String: Any])?["content"] as? String
+        let patches = try served.image(data: png, source: "tall_rgb.png")
+        XCTAssertEqual(patches.shape, [64, 770])
+        let prompt = try served.prompt(text: "<image><md>", images: [patches])
+        XCTAssertEqual(prompt.tokens.suffix(2), [1507, 1511])  // </image>, <md>
+        var generation = GenerationOptions()
+        generation.maxNewTokens = 6
+        XCTAssertEqual(content, served.processor.output(try served.model.generate(prompt, options: generation), grounding: false).text)
+        let noImage = try post("/v1/chat/completions", ["model": "k25", "max_tokens": 2, "messages": [["role": "user", "content": "<ocr>"]]], port: port)
+        XCTAssertEqual(noImage.status, 400, noImage.text)
+        XCTAssertTrue(noImage.text.contains("exactly one image"), noImage.text)
+    }
+
     /// A full queue answers 429 (a scheduler with no room), and bearer auth guards /v1.
     func testQueueFullAndAuth() async throws {
         let (_, server) = try self.server()

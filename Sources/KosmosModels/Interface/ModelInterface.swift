@@ -1,6 +1,7 @@
 import Foundation
 import KosmosTensor
 import KosmosTokenizers
+import KosmosVision
 
 /// A kind of media a model reads between markers of its own in the interleaved sequence. A model
 /// lists the kinds it takes (`GenerativeModel.mediaKinds`); video joins this list.
@@ -94,9 +95,16 @@ public protocol GenerativeModel: AnyObject {
     /// every position with the media's encodings in their places (the media encoded here, once).
     /// `prefill` and `PromptPrefill` run it through the decoder.
     func decoderInput(_ input: ModelInput) throws -> DecoderInput
+    /// How image files become this model's image items: CLIP pixels of `imageSize` from the
+    /// directory's preprocessor_config.json (the default), or the family's own preprocessing.
+    func imageInput(directory: URL?, decodeOptions: DecodeOptions) throws -> ImageInput
 }
 
 extension GenerativeModel {
+    public func imageInput(directory: URL?, decodeOptions: DecodeOptions) throws -> ImageInput {
+        try ImageInput(modelDirectory: directory, imageSize: imageSize, decodeOptions: decodeOptions)
+    }
+
     /// The logits [1, 1, vocab] after one more token.
     public func step(_ token: Int, cache: DecoderCache) throws -> Tensor {
         try textDecoder.next(token, cache: cache)

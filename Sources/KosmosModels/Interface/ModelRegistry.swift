@@ -46,6 +46,7 @@ public enum ModelRegistry {
     public static let families: [ModelFamily] = [
         Kosmos1Family.entry,
         Kosmos2Family.entry,
+        Kosmos25Family.entry,
     ]
 
     /// Every model_type the registry loads.

@@ -27,7 +27,7 @@ public final class ModelSession {
         self.dtype = dtype
         model = try ModelRegistry.load(directory, dtype: dtype)
         processor = try model.processor(tokenizer: try model.loadTokenizer(directory: directory, explicit: explicit))
-        images = try ImageInput(modelDirectory: directory, imageSize: model.imageSize, decodeOptions: decodeOptions)
+        images = try model.imageInput(directory: directory, decodeOptions: decodeOptions)
         audio = try model.audioConfiguration.map(AudioInput.init)
         let images = self.images
         videos = model.videoConfiguration.map { VideoInput(configuration: $0, images: images, fps: videoFPS, maxPixels: decodeOptions.maxPixels) }

@@ -35,9 +35,12 @@ public struct Kosmos2Configuration: Decodable, Sendable {
 
         public init() {}
 
-        public init(from decoder: Decoder) throws {
+        public init(from decoder: Decoder) throws { try self.init(from: decoder, defaults: Text()) }
+
+        /// Decoded with another family's defaults for absent fields (Kosmos-2.5's text model has
+        /// these fields with other defaults).
+        public init(from decoder: Decoder, defaults d: Text) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
-            let d = Text()
             vocabSize = try c.decode(.vocabSize, default: d.vocabSize)
             maxPositionEmbeddings = try c.decode(.maxPositionEmbeddings, default: d.maxPositionEmbeddings)
             embedDim = try c.decode(.embedDim, default: d.embedDim)
@@ -85,10 +88,16 @@ public struct Kosmos2Configuration: Decodable, Sendable {
         tieWordEmbeddings = tieWordEmbeddings || text.tieWordEmbeddings
     }
 
+    /// The text model as a MagnetoDecoder configuration (see `Text.decoder(tied:)`).
+    public var decoder: DecoderConfiguration { text.decoder(tied: tieWordEmbeddings) }
+}
+
+extension Kosmos2Configuration.Text {
     /// The text model as a MagnetoDecoder configuration: sub-LN, no xPos, sinusoidal positions
     /// from padding_idx + 1, √d-scaled embeddings, the LM head tied to the embeddings unless
-    /// `tieWordEmbeddings` is false (then it is the decoder's own output_projection).
-    public var decoder: DecoderConfiguration {
+    /// `tied` is false (then it is the decoder's own output_projection).
+    public func decoder(tied: Bool) -> DecoderConfiguration {
+        let text = self
         var d = DecoderConfiguration()
         d.decoderEmbedDim = text.embedDim
         d.decoderLayers = text.layers
@@ -103,7 +112,7 @@ public struct Kosmos2Configuration: Decodable, Sendable {
         d.paddingIdx = text.padTokenId
         d.vocabSize = text.vocabSize
         d.maxTargetPositions = text.maxPositionEmbeddings
-        d.shareDecoderInputOutputEmbed = tieWordEmbeddings
+        d.shareDecoderInputOutputEmbed = tied
         return d
     }
 }
@@ -143,10 +152,11 @@ public final class Kosmos2ImageToTextProjection: Module {
     public let latentQuery: Tensor
     public let xAttn: CrossAttention
 
-    init(configuration c: Kosmos2Configuration, generator: RandomGenerator) {
-        dense = Linear(inFeatures: c.vision.hiddenSize, outFeatures: c.text.embedDim, generator: generator)
-        latentQuery = Tensor.randn([c.latentQueryNum, c.text.embedDim], generator: generator)
-        xAttn = CrossAttention(dimension: c.text.embedDim, heads: c.text.attentionHeads, generator: generator)
+    /// `visionDim` features → `latents` × `textDim` embeddings, the cross-attention with `heads` heads.
+    init(visionDim: Int, textDim: Int, latents: Int, heads: Int, generator: RandomGenerator) {
+        dense = Linear(inFeatures: visionDim, outFeatures: textDim, generator: generator)
+        latentQuery = Tensor.randn([latents, textDim], generator: generator)
+        xAttn = CrossAttention(dimension: textDim, heads: heads, generator: generator)
         super.init()
         registerModule("dense", dense)
         registerParameter("latent_query", latentQuery)
@@ -177,7 +187,8 @@ public final class Kosmos2Model: Module {
         configuration = c
         textModel = try MagnetoDecoder(configuration: c.decoder, generator: generator)
         visionModel = try CLIPVisionTransformer(configuration: c.vision, generator: generator)
-        imageToTextProjection = Kosmos2ImageToTextProjection(configuration: c, generator: generator)
+        imageToTextProjection = Kosmos2ImageToTextProjection(visionDim: c.vision.hiddenSize, textDim: c.text.embedDim,
+                                                             latents: c.latentQueryNum, heads: c.text.attentionHeads, generator: generator)
         super.init()
         // State-dict layout: text_model.model.* (the decoder), vision_model.model.* (the tower),
         // image_to_text_projection.*; the LM head is tied to text_model.model.embed_tokens, or (untied)
@@ -200,7 +211,7 @@ public final class Kosmos2Model: Module {
         let weights = try ModelDirectory.weights(in: directory)
         // A tied head is text_model.lm_head.weight in the file (or absent); an untied one is read
         // from there into the decoder's output projection. Position tables are computed, not stored.
-        let head = try Kosmos2HeadPlan(configuration: configuration, weights: weights, sourceName: directory.lastPathComponent)
+        let head = try Kosmos2HeadPlan(tieWordEmbeddings: configuration.tieWordEmbeddings, weights: weights, sourceName: directory.lastPathComponent)
         configuration.tieWordEmbeddings = head.tied
         // Every tensor comes from the file (the load is strict): no random initialisation first.
         let model = try withoutRandomInitialisation { try Kosmos2Model(configuration: configuration, generator: RandomGenerator(seed: 0)) }

@@ -50,9 +50,9 @@ struct Kosmos2HeadPlan {
     /// The file's name for the head, when it has one.
     let headName: String?
 
-    init(configuration: Kosmos2Configuration, weights: SafeTensorsReadable, sourceName: String) throws {
+    init(tieWordEmbeddings: Bool, weights: SafeTensorsReadable, sourceName: String) throws {
         headName = Self.headNames.first { weights.entry($0) != nil }
-        if configuration.tieWordEmbeddings {
+        if tieWordEmbeddings {
             if let headName, weights.entry(Self.embeddingName) != nil {
                 tied = try Self.sameBytes(weights, headName, Self.embeddingName)
             } else {
