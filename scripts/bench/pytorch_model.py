@@ -4,7 +4,13 @@ its matmuls go to oneDNN; the train case then runs under torch.autocast("cpu", t
 precision with float32 weights, as `kosmos bench model --dtype bfloat16` runs it). The generate case
 times decode steps only, after the prompt.
 
-Run: venv/bin/python scripts/bench/pytorch_model.py [--repeats 3] [--bf16] [--cases vit,decoder,train,generate]
+The kosmos25 case (only when named) is a random Kosmos-2.5 of the released size
+(transformers' Kosmos2_5ForConditionalGeneration with its default configuration) reading one
+4,096-patch page: the vision encode (get_image_features), then the <ocr> prompt prefilled with the
+image embeddings and 32 new tokens decoded greedily with the cache, as `kosmos bench model --cases
+kosmos25` runs it.
+
+Run: venv/bin/python scripts/bench/pytorch_model.py [--repeats 3] [--bf16] [--cases vit,decoder,train,generate,kosmos25]
 (venv: scripts/bench/requirements.txt)."""
 import argparse
 import resource
@@ -78,6 +84,39 @@ if "generate" in cases:
     print(f"{'':48s} decode {max(rates):.2f} tokens/s (best; steps after the prompt only), "
           f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:.2f} GB", flush=True)
     del decoder
+if "kosmos25" in cases:
+    from transformers import Kosmos2_5Config, Kosmos2_5ForConditionalGeneration
+    config = Kosmos2_5Config()
+    config._attn_implementation = "sdpa"
+    model = Kosmos2_5ForConditionalGeneration(config).eval().to(dtype)
+    side, depth = 64, 2 + config.vision_config.patch_embed_hidden_size
+    patches = torch.randn(1, side * side, depth)
+    patches[0, :, 0] = torch.arange(side * side) // side + 1
+    patches[0, :, 1] = torch.arange(side * side) % side + 1
+    patches = patches.to(dtype)
+    with torch.no_grad():
+        timed("Kosmos-2.5 vision encode, 4,096 patches", lambda: model.get_image_features(patches))
+        embeds = model.get_image_features(patches).pooler_output
+    n = config.latent_query_num
+    ids = torch.tensor([[0, 100283] + [0] * n + [100284, 100282]])
+    mask = torch.tensor([[0, -1] + [1] * n + [-1, 0]])
+    rates = []
+
+    def page():
+        with torch.no_grad():
+            image = model.get_image_features(patches).pooler_output
+            out = model(input_ids=ids, image_embeds=image, image_embeds_position_mask=mask, use_cache=True)
+            cache, token = out.cache, out.logits[:, -1:].argmax(-1)
+            start = time.perf_counter()
+            for _ in range(31):
+                out = model(input_ids=token, cache=cache, use_cache=True)
+                cache, token = out.cache, out.logits[:, -1:].argmax(-1)
+            rates.append(31 / (time.perf_counter() - start))
+
+    timed("Kosmos-2.5 page: 2,052-token prompt + 32 new", page)
+    print(f"{'':48s} decode {max(rates):.2f} tokens/s (best; steps after the prompt only), "
+          f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:.2f} GB", flush=True)
+    del model
 if "train" in cases:
     config = DecoderConfig(decoder_embed_dim=256, decoder_attention_heads=4, decoder_ffn_embed_dim=1024,
                            decoder_layers=4, vocab_size=32002, xpos_rel_pos=True, subln=True)
