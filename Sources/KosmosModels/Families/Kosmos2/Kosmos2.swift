@@ -202,24 +202,14 @@ public final class Kosmos2Model: Module {
     }
 
     /// Loads a transformers Kosmos-2 directory (config.json model_type "kosmos-2", safetensors).
+    /// A tied head is text_model.lm_head.weight in the file (or absent); an untied one is read from
+    /// there into the decoder's output projection. Position tables are computed, not stored.
     public static func load(directory: URL) throws -> Kosmos2Model {
-        let (data, type, url) = try ModelDirectory.configuration(in: directory)
-        guard Kosmos2Family.entry.modelTypes.contains(type) else {
-            throw ModelDirectoryError.unknownModelType(type, url, expected: Kosmos2Family.entry.modelTypes)
+        try loadTransformersDirectory(directory, family: Kosmos2Family.entry, configuration: Kosmos2Configuration.self,
+                                      tied: \.tieWordEmbeddings,
+                                      computed: ["text_model.model.embed_positions.weights", "vision_model.model.embeddings.position_ids"]) {
+            try Kosmos2Model(configuration: $0, generator: RandomGenerator(seed: 0))
         }
-        var configuration = try ModelDirectory.decode(Kosmos2Configuration.self, from: data, file: url)
-        let weights = try ModelDirectory.weights(in: directory)
-        // A tied head is text_model.lm_head.weight in the file (or absent); an untied one is read
-        // from there into the decoder's output projection. Position tables are computed, not stored.
-        let head = try Kosmos2HeadPlan(tieWordEmbeddings: configuration.tieWordEmbeddings, weights: weights, sourceName: directory.lastPathComponent)
-        configuration.tieWordEmbeddings = head.tied
-        // Every tensor comes from the file (the load is strict): no random initialisation first.
-        let model = try withoutRandomInitialisation { try Kosmos2Model(configuration: configuration, generator: RandomGenerator(seed: 0)) }
-        try model.load(from: head.source(weights), sourceName: directory.lastPathComponent,
-                       ignoring: head.ignored.union(["text_model.model.embed_positions.weights",
-                                                     "vision_model.model.embeddings.position_ids"]))
-        model.eval()
-        return model
     }
 
     /// pixel values [images, 3, size, size] → image embeddings [images, latentQueryNum, text dim]:

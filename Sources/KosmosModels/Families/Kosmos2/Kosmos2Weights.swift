@@ -1,4 +1,5 @@
 import Foundation
+import KosmosNN
 import KosmosTensor
 
 /// A checkpoint seen through different names: `aliases` maps a name the module asks for to the
@@ -85,4 +86,25 @@ struct Kosmos2HeadPlan {
             }
         }
     }
+}
+
+/// Loads a transformers directory in Kosmos-2's layout (Kosmos-2, Kosmos-2.5): config.json of one of
+/// `family`'s model types, the weights, the LM head tied or untied as `Kosmos2HeadPlan` decides (the
+/// configuration's `tied` flag set to that), and every tensor strictly from the file, with no random
+/// initialisation first. `computed` names file tensors the model computes instead (position tables).
+func loadTransformersDirectory<C: Decodable, M: Module>(_ directory: URL, family: ModelFamily, configuration _: C.Type,
+                                                         tied: WritableKeyPath<C, Bool>, computed: Set<String>,
+                                                         build: (C) throws -> M) throws -> M {
+    let (data, type, url) = try ModelDirectory.configuration(in: directory)
+    guard family.modelTypes.contains(type) else {
+        throw ModelDirectoryError.unknownModelType(type, url, expected: family.modelTypes)
+    }
+    var configuration = try ModelDirectory.decode(C.self, from: data, file: url)
+    let weights = try ModelDirectory.weights(in: directory)
+    let head = try Kosmos2HeadPlan(tieWordEmbeddings: configuration[keyPath: tied], weights: weights, sourceName: directory.lastPathComponent)
+    configuration[keyPath: tied] = head.tied
+    let model = try withoutRandomInitialisation { try build(configuration) }
+    try model.load(from: head.source(weights), sourceName: directory.lastPathComponent, ignoring: head.ignored.union(computed))
+    model.eval()
+    return model
 }

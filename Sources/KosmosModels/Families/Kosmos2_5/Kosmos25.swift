@@ -290,20 +290,10 @@ public final class Kosmos25Model: Module {
 
     /// Loads a transformers Kosmos-2.5 directory (config.json model_type "kosmos-2.5", safetensors).
     public static func load(directory: URL) throws -> Kosmos25Model {
-        let (data, type, url) = try ModelDirectory.configuration(in: directory)
-        guard Kosmos25Family.entry.modelTypes.contains(type) else {
-            throw ModelDirectoryError.unknownModelType(type, url, expected: Kosmos25Family.entry.modelTypes)
+        try loadTransformersDirectory(directory, family: Kosmos25Family.entry, configuration: Kosmos25Configuration.self,
+                                      tied: \.tieWordEmbeddings, computed: ["text_model.model.embed_positions.weights"]) {
+            try Kosmos25Model(configuration: $0, generator: RandomGenerator(seed: 0))
         }
-        var configuration = try ModelDirectory.decode(Kosmos25Configuration.self, from: data, file: url)
-        let weights = try ModelDirectory.weights(in: directory)
-        let head = try Kosmos2HeadPlan(tieWordEmbeddings: configuration.tieWordEmbeddings, weights: weights,
-                                       sourceName: directory.lastPathComponent)
-        configuration.tieWordEmbeddings = head.tied
-        let model = try withoutRandomInitialisation { try Kosmos25Model(configuration: configuration, generator: RandomGenerator(seed: 0)) }
-        try model.load(from: head.source(weights), sourceName: directory.lastPathComponent,
-                       ignoring: head.ignored.union(["text_model.model.embed_positions.weights"]))
-        model.eval()
-        return model
     }
 
     /// Flattened patches [images, patches, 2 + patch values] → image embeddings [images,
