@@ -472,8 +472,7 @@ public final class MagnetoDecoder: Module {
         guard let segmentEmbedding, s >= 0, s < segmentEmbedding.count else {
             throw ModelError.invalidInput("segment \(s) for a decoder with \(segmentEmbedding?.count ?? 0) segment embeddings")
         }
-        let rows = segmentEmbedding.weight.gatherRows([s, 0], indexShape: [2])
-        let difference = rows.narrowed(axis: 0, start: 0, length: 1) - rows.narrowed(axis: 0, start: 1, length: 1)
+        let difference = segmentEmbedding.weight.gatherRows([s]) - segmentEmbedding.weight.gatherRows([0])
         return (embedScale == 1 ? difference : difference.scaled(by: 1 / embedScale)).reshaped([configuration.decoderEmbedDim])
     }
 

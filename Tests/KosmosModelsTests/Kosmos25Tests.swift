@@ -215,9 +215,11 @@ final class Kosmos25Tests: XCTestCase {
             XCTAssertEqual(tokenizer.decode(ids), c["decode"] as? String, text)
             XCTAssertEqual(tokenizer.decode(ids, skipSpecialTokens: true), c["decode_skip_special"] as? String, text)
         }
-        // The processor's output text drops <s>, <image>, </image> (special) and keeps <ocr>, <bbox>, coordinates.
-        let out = session.processor.output([0, 1506, 1505, 1509, 1512, 1515, 3558, 3559, 1510, 2], grounding: false)
-        XCTAssertEqual(out.text, "<ocr><bbox><x_0><y_1><x_1023><y_1023></bbox>")
+        // The processor's output is transformers' decode(skip_special_tokens=True), the EOS dropped.
+        for c in cases {
+            let ids = try XCTUnwrap(c["ids"] as? [Int])
+            XCTAssertEqual(session.processor.output(ids + [2], grounding: false).text, c["decode_skip_special"] as? String, "\(ids)")
+        }
     }
 
     // MARK: post-processing
@@ -232,8 +234,17 @@ final class Kosmos25Tests: XCTestCase {
                                               width: try XCTUnwrap(c["width"] as? Int), height: try XCTUnwrap(c["height"] as? Int))
             XCTAssertEqual(out, c["output"] as? String, name)
         }
-        let lines = Kosmos25OCR.lines("<ocr><bbox><x_10><y_20><x_30><y_40></bbox>Total 5\n", rawWidth: 100, rawHeight: 100, width: 200, height: 400)
-        XCTAssertEqual(lines, [OCRLine(text: "Total 5\n", box: [5, 5, 15, 10])])
+        // The lines themselves (what --json prints) carry the documented output's boxes and texts.
+        let multi = try XCTUnwrap(cases.first { $0["name"] as? String == "multi_line" })
+        let lines = Kosmos25OCR.lines(try XCTUnwrap(multi["text"] as? String), rawWidth: try XCTUnwrap(multi["raw_width"] as? Int),
+                                      rawHeight: try XCTUnwrap(multi["raw_height"] as? Int), width: try XCTUnwrap(multi["width"] as? Int),
+                                      height: try XCTUnwrap(multi["height"] as? Int))
+        let documented = try XCTUnwrap(multi["output"] as? String).split(separator: "\n").map { $0.split(separator: ",", maxSplits: 8) }
+        XCTAssertEqual(lines.count, documented.count)
+        for (line, fields) in zip(lines, documented) {
+            XCTAssertEqual(line.box, [0, 1, 2, 5].map { Int(fields[$0])! })
+            XCTAssertEqual(line.text, fields[8] + "\n")
+        }
     }
 
     func testBadInputsAreNamed() throws {

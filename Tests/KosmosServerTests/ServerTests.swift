@@ -467,6 +467,19 @@ final class ServerTests: XCTestCase {
     }
 
     /// Runs a server of the test's own (port 0) until the returned task is cancelled; its port.
+    /// A server with default options for `served` on a free port (the caller cancels the task).
+    func start(_ served: ServedModel) async throws -> (port: Int, task: Task<Void, Error>) {
+        var options = ServerOptions()
+        options.port = 0
+        return try await start(KosmosHTTPServer(scheduler: Scheduler(model: served), options: options, logger: Logger(label: "t")))
+    }
+
+    /// The first choice's message content of a chat-completion reply.
+    func chatContent(_ reply: LoopbackClient.Reply) throws -> String? {
+        (((try object(reply))["choices"] as? [[String: Any]])?.first?["message"] as? [String: Any])?["content"] as? String
+
+    }
+
     func start(_ server: KosmosHTTPServer) async throws -> (port: Int, task: Task<Void, Error>) {
         let (ports, continuation) = AsyncStream<Int>.makeStream()
         let task = Task { try await server.run(handleSignals: false) { continuation.yield($0) } }
@@ -502,14 +515,12 @@ final class ServerTests: XCTestCase {
                                          to: directory.appendingPathComponent("sentencepiece.bpe.model"))
         let served = try ServedModel(directory: directory, name: "k2", maxImagePixels: 1 << 20)
         XCTAssertTrue(served.supportsGrounding)
-        var options = ServerOptions()
-        options.port = 0
-        let (port, task) = try await start(KosmosHTTPServer(scheduler: Scheduler(model: served), options: options, logger: Logger(label: "t")))
+        let (port, task) = try await start(served)
         defer { task.cancel() }
         let reply = try post("/v1/chat/completions", ["model": "k2", "max_tokens": 6, "grounding": true,
                                                       "messages": [["role": "user", "content": "An image of"]]], port: port)
         XCTAssertEqual(reply.status, 200, reply.text)
-        let content = (((try object(reply))["choices"] as? [[String: Any]])?.first?["message"] as? [String: Any])?["content"] as? String
+        let content = try chatContent(reply)
         let model = try XCTUnwrap(served.model as? Kosmos2Model)
         var generation = GenerationOptions()
         generation.maxNewTokens = 6
@@ -525,9 +536,7 @@ final class ServerTests: XCTestCase {
         let directory = Self.fixtures().appendingPathComponent("kosmos2_5/tiny")
         let served = try ServedModel(directory: directory, name: "k25", maxImagePixels: 1 << 20)
         XCTAssertFalse(served.supportsGrounding)
-        var options = ServerOptions()
-        options.port = 0
-        let (port, task) = try await start(KosmosHTTPServer(scheduler: Scheduler(model: served), options: options, logger: Logger(label: "t")))
+        let (port, task) = try await start(served)
         defer { task.cancel() }
         let png = try Data(contentsOf: Self.fixtures().appendingPathComponent("kosmos2_5/images/tall_rgb.png"))
         let url = "data:image/png;base64," + png.base64EncodedString()
@@ -535,7 +544,7 @@ final class ServerTests: XCTestCase {
                                                       "messages": [["role": "user", "content": [["type": "image_url", "image_url": ["url": url]],
                                                                                                  ["type": "text", "text": "<md>"]]]]], port: port)
         XCTAssertEqual(reply.status, 200, reply.text)
-        let content = (((try object(reply))["choices"] as? [[String: Any]])?.first?["message"] as? [String: Any])?["content"] as? String
+        let content = try chatContent(reply)
         let patches = try served.image(data: png, source: "tall_rgb.png")
         XCTAssertEqual(patches.shape, [64, 770])
         let prompt = try served.prompt(text: "<image><md>", images: [patches])

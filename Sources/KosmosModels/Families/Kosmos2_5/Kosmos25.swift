@@ -302,32 +302,29 @@ public final class Kosmos25Model: Module {
         imageToTextProjection(try visionModel(flattened).l2Normalized())
     }
 
-    /// The text model's input embeddings [1, length, dim]: token embeddings, the image's
-    /// embeddings at `imagePositions`, and at `segmentPositions` (the image's markers and slots)
-    /// the offset that gives them segment 1's embedding.
-    func inputEmbeddings(tokens: [Int], imagePositions: [Int], segmentPositions: [Int], flattened: Tensor) throws -> Tensor {
+    /// The text model's input embeddings [1, length, dim] for a prompt in the processor's layout
+    /// (`Kosmos25Layout`): token embeddings, the image's embeddings in the slots, and at every
+    /// image position (markers and slots) the offset that gives it segment 1's embedding.
+    func inputEmbeddings(tokens: [Int], flattened: Tensor) throws -> Tensor {
         let d = configuration.text.embedDim
+        let layout = try Kosmos25Layout(tokens: tokens, slots: configuration.latentQueryNum)
         let images = try imageEmbeddings(flattened).reshaped([-1, d])
-        guard images.shape[0] == imagePositions.count else {
-            throw ModelError.invalidInput("\(imagePositions.count) image positions for \(images.shape[0]) image embeddings")
+        guard images.shape[0] == layout.imagePositions.count else {
+            throw ModelError.invalidInput("\(layout.imagePositions.count) image positions for \(images.shape[0]) image embeddings")
         }
-        var x = try textModel.embedTokens(tokens).replacingRows(at: imagePositions, with: images)
         let offset = try textModel.segmentOffset(1).scalars
         var segment = [Float](repeating: 0, count: tokens.count * d)
-        for p in segmentPositions { segment.replaceSubrange((p * d)..<((p + 1) * d), with: offset) }
-        x = x + Tensor(shape: [tokens.count, d], scalars: segment)
+        for p in layout.segmentPositions { segment.replaceSubrange((p * d)..<((p + 1) * d), with: offset) }
+        let x = try textModel.embedTokens(tokens).replacingRows(at: layout.imagePositions, with: images)
+            + Tensor(shape: [tokens.count, d], scalars: segment)
         return x.reshaped([1, tokens.count, d])
     }
 
     /// Logits [1, length, vocab] for `tokens` laid out as Kosmos2_5Processor lays them out, with
     /// one image's flattened patches [1, patches, depth] (or none: text only, segment 0 throughout).
     public func logits(tokens: [Int], flattened: Tensor?, cache: DecoderCache? = nil) throws -> Tensor {
-        let embeddings = try flattened.map { f -> Tensor in
-            let layout = try Kosmos25Layout(tokens: tokens, slots: configuration.latentQueryNum)
-            return try inputEmbeddings(tokens: tokens, imagePositions: layout.imagePositions,
-                                       segmentPositions: layout.segmentPositions, flattened: f)
-        }
-        return try textModel(tokens: tokens, batch: 1, length: tokens.count, tokenEmbeddings: embeddings, cache: cache)
+        try textModel(tokens: tokens, batch: 1, length: tokens.count,
+                      tokenEmbeddings: try flattened.map { try inputEmbeddings(tokens: tokens, flattened: $0) }, cache: cache)
     }
 }
 

@@ -40,11 +40,7 @@ extension Kosmos25Model: GenerativeModel {
         let images = try input.media.images(for: self)
         guard images.count <= 1 else { throw ModelError.invalidInput("Kosmos-2.5 takes one image per prompt") }
         guard let patches = images.first else { return DecoderInput(tokens: input.tokens) }
-        let layout = try Kosmos25Layout(tokens: input.tokens, slots: configuration.latentQueryNum)
-        return DecoderInput(tokens: input.tokens,
-                            embeddings: try inputEmbeddings(tokens: input.tokens, imagePositions: layout.imagePositions,
-                                                            segmentPositions: layout.segmentPositions,
-                                                            flattened: patches.unsqueezed(0)))
+        return DecoderInput(tokens: input.tokens, embeddings: try inputEmbeddings(tokens: input.tokens, flattened: patches.unsqueezed(0)))
     }
 
     /// Images as patch sequences, preprocessed as the directory says.
