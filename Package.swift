@@ -222,7 +222,7 @@ let package = Package(
         // `swift build --build-tests` builds it) and compares its output with the library calls.
         .testTarget(
             name: "KosmosCLITests",
-            dependencies: ["KosmosModels", "KosmosTensor", "KosmosTokenizers", "KosmosVision", "KosmosAudio"],
+            dependencies: ["KosmosModels", "KosmosEval", "KosmosTensor", "KosmosTokenizers", "KosmosVision", "KosmosAudio"],
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
         .testTarget(

@@ -263,35 +263,6 @@ extension KosmosModel {
     }
 }
 
-extension GenerativeModel {
-    /// Log-likelihood of each continuation after `input`: the prompt (and its media) is run once
-    /// into the KV cache, then each continuation is scored on its own copy of the cache. For
-    /// zero-shot classification ("The photo of the {class}") and other ranking.
-    public func logLikelihoods(of continuations: [[Int]], after input: ModelInput) throws -> [Double] {
-        let decoder = textDecoder, vocabulary = decoder.vocabularySize
-        let cache = decoder.makeCache(reservation: 0)
-        return try withoutGrad {
-            let all = try prefill(input, cache: cache)
-            let first = all.narrowed(axis: 1, start: all.shape[1] - 1, length: 1).reshaped([-1])
-            return try continuations.map { tokens in
-                let branch = cache.copy()
-                var row = first
-                var total = 0.0
-                for (i, id) in tokens.enumerated() {
-                    guard id >= 0 && id < vocabulary else {
-                        throw ModelError.invalidInput("token id \(id) is outside the vocabulary of \(vocabulary)")
-                    }
-                    total += Double(row.logSoftmax().scalars[id])
-                    if i + 1 < tokens.count {
-                        row = try decoder.next(id, cache: branch).reshaped([-1])
-                    }
-                }
-                return total
-            }
-        }
-    }
-}
-
 /// Sequences decoded together, one token each per step, in one decoder pass (`MagnetoDecoder.step`):
 /// every member has its own KV cache, sampler and options; a member joins after its prompt is
 /// prefilled on its own, and leaves the batch when it finishes (EOS, its token limit, the model's

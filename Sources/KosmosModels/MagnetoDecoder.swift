@@ -111,6 +111,17 @@ public final class LayerKVCache {
         copy.buffer = buffer?.copied()
         return copy
     }
+
+    /// Each stored sequence `copies` times, with room for `extra` more positions (nil where the
+    /// storage cannot replicate itself).
+    public func replicated(_ copies: Int, extra: Int) -> LayerKVCache? {
+        let copy = LayerKVCache(minPosition: minPosition, reservation: reservation, storage: storage)
+        if let buffer {
+            guard let replica = buffer.replicated(copies, extra: extra) else { return nil }
+            copy.buffer = replica
+        }
+        return copy
+    }
 }
 
 /// Everything a decoder needs to continue a sequence one step at a time without recomputing it.
@@ -136,6 +147,18 @@ public final class DecoderCache {
     /// A cache that continues from the same positions, with buffers of its own (beam search).
     public func copy() -> DecoderCache {
         DecoderCache(layers: layers.map { $0.copy() }, length: length)
+    }
+
+    /// A cache of `copies` sequences, each continuing from this one's positions (several
+    /// continuations of one prompt in one batched pass), with room for `extra` more positions;
+    /// nil where a layer's storage cannot replicate itself.
+    public func replicated(_ copies: Int, extra: Int = 0) -> DecoderCache? {
+        var replicas: [LayerKVCache] = []
+        for layer in layers {
+            guard let replica = layer.replicated(copies, extra: extra) else { return nil }
+            replicas.append(replica)
+        }
+        return DecoderCache(layers: replicas, length: length)
     }
 }
 

@@ -14,6 +14,14 @@ public protocol KeyValueCache: AnyObject {
     func attention(query: Tensor, causal: Bool, keyPadding: [Bool]?) -> Tensor
     /// An independent cache with the same positions.
     func copied() -> any KeyValueCache
+    /// An independent cache of `copies` × its batch sequences: each stored sequence `copies` times
+    /// in a row, with room for `extra` more positions (several continuations of one prefix, scored
+    /// as one batch); nil where the storage cannot (the default), and callers go one at a time.
+    func replicated(_ copies: Int, extra: Int) -> (any KeyValueCache)?
+}
+
+extension KeyValueCache {
+    public func replicated(_ copies: Int, extra: Int) -> (any KeyValueCache)? { nil }
 }
 
 /// The keys and values one attention layer has seen, for `batch` sequences, stored
@@ -133,4 +141,22 @@ public final class KVBuffer {
 
 extension KVBuffer: KeyValueCache {
     public func copied() -> any KeyValueCache { copy() }
+
+    public func replicated(_ copies: Int, extra: Int) -> (any KeyValueCache)? {
+        precondition(copies > 0 && extra >= 0, "a replica needs at least one copy")
+        let c = KVBuffer(batch: batch * copies, heads: heads, headDim: headDim, capacity: Swift.max(count + extra, 1))
+        guard count > 0 else { return c }
+        let keys = storedKeys, values = storedValues
+        let block = heads * count * headDim
+        let k = Tensor.uninitialized([batch * copies, heads, count, headDim])
+        let v = Tensor.uninitialized([batch * copies, heads, count, headDim])
+        for b in 0..<batch {
+            for r in 0..<copies {
+                (k.pointer + (b * copies + r) * block).update(from: keys.pointer + b * block, count: block)
+                (v.pointer + (b * copies + r) * block).update(from: values.pointer + b * block, count: block)
+            }
+        }
+        c.append(keys: k, values: v)
+        return c
+    }
 }

@@ -7,8 +7,8 @@ import KosmosEval
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",
-        abstract: "Score predictions with COCO caption metrics or VQA accuracy; caption a COCO set or measure perplexity with a model.",
-        subcommands: [ScoreCaptions.self, ScoreVQA.self, EvalCaptions.self, EvalVQA.self, EvalClassify.self, EvalPerplexity.self, EvalShapes.self, EvalSounds.self, EvalMotion.self, EvalPasskey.self]
+        abstract: "Score predictions with COCO caption metrics or VQA accuracy; run multiple-choice benchmarks, caption a COCO set or measure perplexity with a model.",
+        subcommands: [ScoreCaptions.self, ScoreVQA.self, EvalTask.self, EvalSuite.self, EvalCaptions.self, EvalVQA.self, EvalClassify.self, EvalPerplexity.self, EvalShapes.self, EvalSounds.self, EvalMotion.self, EvalPasskey.self]
     )
 }
 

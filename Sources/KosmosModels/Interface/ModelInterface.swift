@@ -163,6 +163,10 @@ public protocol TextDecoder: AnyObject {
     /// returns the logits [1, 1, vocab] after the range's last position (nil otherwise). A chunk
     /// of a prefill: only the range's activations exist, so memory follows the chunk, not the prompt.
     func extend(_ input: DecoderInput, range: Range<Int>, cache: DecoderCache, logits: Bool) throws -> Tensor?
+    /// Logits [batch, length, vocab] at every new position after appending `tokens` (batch ×
+    /// length ids, row by row) to the `batch` sequences in `cache` (one made by
+    /// `DecoderCache.replicated`): several continuations of one prefix scored in one pass.
+    func continuationLogits(tokens: [Int], batch: Int, length: Int, cache: DecoderCache) throws -> Tensor
 }
 
 extension MagnetoDecoder: TextDecoder {
@@ -174,6 +178,10 @@ extension MagnetoDecoder: TextDecoder {
 
     public func next(_ token: Int, cache: DecoderCache) throws -> Tensor {
         try self(tokens: [token], batch: 1, length: 1, cache: cache)
+    }
+
+    public func continuationLogits(tokens: [Int], batch: Int, length: Int, cache: DecoderCache) throws -> Tensor {
+        try self(tokens: tokens, batch: batch, length: length, cache: cache)
     }
 
     public func extend(_ input: DecoderInput, range: Range<Int>, cache: DecoderCache, logits: Bool) throws -> Tensor? {
