@@ -24,6 +24,9 @@ import Foundation
 /// time abbreviations, initials and dotted acronyms keep their final period here), British/American
 /// spelling normalisation options (off in this invocation anyway), and rarer lexer paths
 /// (URLs, e-mail addresses, emoticons, phone numbers, fractions like `1 1/2` with non-breaking spaces).
+/// On the punctuation-run fixture (703 captions) five rare jar paths are not reproduced: a spaced
+/// ellipsis before a number (`3. . .5` → `3 5`), a comma-led number after a comma (`3,,5` →
+/// `3 ,5`), `’red` read as `'re d`, and numbers with a dot-dash inside (`3.-5`, `3...-5` whole).
 public enum CaptionTokenizer {
     /// pycocoevalcap's removal list as it applies after `-lowerCase` (its bracket names are upper-case,
     /// so they never match lower-cased output).
@@ -52,7 +55,13 @@ public enum CaptionTokenizer {
             // At the end of a caption the jar looks at the next caption in its batch; COCO captions
             // start with a capital letter, so that is assumed.
             let nextUpper = i + 1 < cs.count ? (cs[i + 1].first?.isUppercase ?? false) : true
-            tokens.append(contentsOf: splitChunk(chunk, nextUpper: nextUpper))
+            let pieces = presplit(chunk)
+            for (k, piece) in pieces.enumerated() {
+                switch piece {
+                case .token(let t): tokens.append(t)
+                case .word(let w): tokens.append(contentsOf: splitChunk(w, nextUpper: k == pieces.count - 1 ? nextUpper : true))
+                }
+            }
         }
         return tokens.map { $0.lowercased() }.filter { !removed.contains($0) && !$0.isEmpty }
     }
@@ -62,10 +71,20 @@ public enum CaptionTokenizer {
         tokenize(caption).joined(separator: " ")
     }
 
+    /// Two or more curly double quotes in a row are one token for the jar, which the filter keeps
+    /// (two opening ones become four backticks, two closing ones four apostrophes); these
+    /// private-use marks carry such a run to `presplit`.
+    static let openQuoteRun: Character = "\u{E000}", closeQuoteRun: Character = "\u{E001}"
+
     static func normalise(_ s: String) -> String {
         var out = String.UnicodeScalarView()
-        for u in s.unicodeScalars {
+        let scalars = Array(s.unicodeScalars)
+        for (i, u) in scalars.enumerated() {
             if u.value > 0xFFFF { continue } // untokenizable surrogates in the jar
+            if u == "\u{201C}" || u == "\u{201D}", (i + 1 < scalars.count && scalars[i + 1] == u) || (i > 0 && scalars[i - 1] == u) {
+                out.append(contentsOf: String(u == "\u{201C}" ? openQuoteRun : closeQuoteRun).unicodeScalars)
+                continue
+            }
             switch u {
             case "\u{2019}", "\u{2018}", "\u{201B}": out.append("'")
             case "\u{201C}", "\u{201D}", "\u{201E}": out.append(contentsOf: " \" ".unicodeScalars)
@@ -96,6 +115,91 @@ public enum CaptionTokenizer {
 
     static let openers: [Character: String] = ["(": "-lrb-", "[": "-lsb-", "{": "-lcb-"]
     static let closers: [Character: String] = [")": "-rrb-", "]": "-rsb-", "}": "-rcb-"]
+
+    /// A piece of a whitespace-free chunk: a final token, or a word for `splitChunk`.
+    enum Piece: Equatable {
+        case token(String)
+        case word(String)
+    }
+
+    /// The jar's punctuation that separates wherever it stands, split off a chunk first (checked on
+    /// the punctuation-run fixture, Tests/Fixtures/eval/ptb_stress.json): brackets; double quotes and
+    /// backticks; runs of `!`/`?` (one token: "?!" stays); periods — three or more are one ellipsis,
+    /// two are two periods, one before other punctuation separates, and a single letter or a dotted
+    /// acronym takes the first of them ("x.." → "x.", "U.S...." → "U.S."), while ".5" after other
+    /// punctuation starts a number ("3..5" → "3", ".", ".5"); hyphens — five or more one token (kept:
+    /// "-----"), four "--" + "--", three "--" + "-", two "--", one only inside a word or before a number;
+    /// semicolons; commas and colons unless a digit follows (",5" after a comma is a number);
+    /// two or more apostrophes, and one before punctuation.
+    static func presplit(_ chunk: String) -> [Piece] {
+        let c = Array(chunk)
+        var pieces: [Piece] = []
+        var word = ""
+        func flush() { if !word.isEmpty { pieces.append(.word(word)); word = "" } }
+        func emit(_ t: String) { flush(); pieces.append(.token(t)) }
+        func run(_ i: Int, _ ch: Character) -> Int { var j = i; while j < c.count, c[j] == ch { j += 1 }; return j - i }
+        func alnum(_ i: Int) -> Bool { i < c.count && (c[i].isLetter || c[i].isNumber) }
+        func digit(_ i: Int) -> Bool { i < c.count && isDigit(c[i]) }
+        // A single letter or a dotted acronym ("U.S"): takes a following period.
+        func initialLike(_ w: String) -> Bool {
+            !w.isEmpty && w.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { $0.count == 1 && $0.first!.isLetter }
+        }
+        if c.count >= 3, c.first == "<", c.last == ">" { return [.word(chunk)] }
+        var i = 0
+        while i < c.count {
+            let ch = c[i]
+            if let t = openers[ch] ?? closers[ch] { emit(t); i += 1; continue }
+            switch ch {
+            case "\"":
+                emit("''"); i += 1
+            case "`":
+                let n = run(i, "`"); emit("``"); i += n
+            case openQuoteRun, closeQuoteRun:
+                let n = run(i, ch); emit(String(repeating: ch == openQuoteRun ? "``" : "''", count: n)); i += n
+            case "!", "?":
+                var j = i
+                while j < c.count, c[j] == "!" || c[j] == "?" { j += 1 }
+                emit(String(c[i..<j])); i = j
+            case ".":
+                let n = run(i, ".")
+                if n >= 2 || (i + 1 < c.count && !alnum(i + 1)) {
+                    if initialLike(word) { let t = word + "."; word = ""; emit(t); i += n; continue }
+                    if n >= 3 { emit("..."); i += n; continue }
+                    if n == 2 {
+                        emit(".")
+                        if digit(i + 2) { word = "." } else { emit(".") }
+                        i += 2
+                        continue
+                    }
+                    emit("."); i += 1; continue
+                }
+                if word.isEmpty && i + 1 < c.count && !digit(i + 1) { emit("."); i += 1; continue }
+                word.append(ch); i += 1
+            case "-":
+                let n = run(i, "-")
+                if n >= 5 { emit(String(repeating: "-", count: n)) } else if n >= 2 { emit("--"); if n > 2 { emit(n == 4 ? "--" : "-") } }
+                else if !word.isEmpty && alnum(i + 1) { word.append(ch) }
+                else if i + 2 < c.count, c[i + 1] == ".", digit(i + 2) { flush(); word = "-" }
+                else if word.isEmpty && digit(i + 1) { word = "-" }
+                else { emit("-") }
+                i += n
+            case ";":
+                emit(";"); i += 1
+            case ",", ":":
+                if digit(i + 1) { word.append(ch) } else { emit(String(ch)) }
+                i += 1
+            case "'":
+                let n = run(i, "'")
+                if n >= 2 { emit("''"); i += n; continue }
+                if i + 1 < c.count, !alnum(i + 1), word != "'n" { emit("'"); i += 1; continue }
+                word.append(ch); i += 1
+            default:
+                word.append(ch); i += 1
+            }
+        }
+        flush()
+        return pieces
+    }
 
     /// Splits one whitespace-free chunk into PTB tokens.
     static func splitChunk(_ chunk: String, nextUpper: Bool = true) -> [String] {

@@ -114,4 +114,26 @@ final class CaptionParityTests: XCTestCase {
         for f in failed { print("  mismatch: \(f)") }
         XCTAssertEqual(failed.count, 0, failed.joined(separator: "\n"))
     }
+
+    /// Runs of periods, ellipses, dashes, quotes and brackets at the end, middle and start of a
+    /// caption (scripts/reference/ptb_stress_reference.py: the jar itself, each caption followed
+    /// by a capitalised one as in a COCO set). Every caption equals the jar's but the five rare
+    /// lexer paths CaptionTokenizer's documentation lists, which must differ exactly there.
+    func testPunctuationRunsTokenizeAsTheJar() throws {
+        let cases = try XCTUnwrap(loadEvalJSON("ptb_stress.json") as? [[String: String]])
+        XCTAssertGreaterThan(cases.count, 700)
+        let known: Set<String> = ["A 3. . .5", "A 3,,5", "A \u{2019}red car", "A 3.-5", "A 3...-5"]
+        var failed: [String] = [], differing: Set<String> = []
+        for c in cases {
+            let input = c["input"] ?? "", want = c["expected"] ?? ""
+            let got = CaptionTokenizer.tokenizedCaption(input)
+            if got != want {
+                differing.insert(input)
+                if !known.contains(input) { failed.append("\(input.debugDescription): swift \(got.debugDescription) jar \(want.debugDescription)") }
+            }
+        }
+        print("punctuation stress cases: \(cases.count - differing.count)/\(cases.count) match")
+        XCTAssertEqual(failed.count, 0, failed.joined(separator: "\n"))
+        XCTAssertEqual(differing, known, "the documented differences")
+    }
 }
