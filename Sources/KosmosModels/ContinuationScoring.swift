@@ -143,8 +143,8 @@ extension GenerativeModel {
     }
 
     /// Log-likelihood of each continuation after `input` (`continuationScores`).
-    public func logLikelihoods(of continuations: [[Int]], after input: ModelInput) throws -> [Double] {
-        try continuationScores(of: continuations, after: input).map(\.logLikelihood)
+    public func logLikelihoods(of continuations: [[Int]], after input: ModelInput, batchSize: Int = 8) throws -> [Double] {
+        try continuationScores(of: continuations, after: input, batchSize: batchSize).map(\.logLikelihood)
     }
 }
 

@@ -206,6 +206,9 @@ struct EvalClassify: ParsableCommand {
     @Option(help: "Prompt before the class name.")
     var prompt = "The photo of the"
 
+    @Option(name: .customLong("batch-size"), help: "Class names scored in one batched pass after the image's prefill.")
+    var batchSize = 32
+
     @Option(help: "Classify only the first N images.")
     var limit: Int?
 
@@ -240,15 +243,16 @@ struct EvalClassify: ParsableCommand {
         let start = Date()
         for (i, item) in items.enumerated() {
             let input = try session.input(text: "<image>" + prompt, imageFiles: [URL(fileURLWithPath: item.path)])
-            let scores = try session.model.logLikelihoods(of: continuations, after: input)
+            let scores = try session.model.logLikelihoods(of: continuations, after: input, batchSize: batchSize)
             let ranking = scores.indices.sorted { scores[$0] > scores[$1] }
             if ranking.first == item.label { top1 += 1 }
             if ranking.prefix(5).contains(item.label) { top5 += 1 }
             perImage.append(["image": item.path, "label": classes[item.label], "top5": ranking.prefix(5).map { classes[$0] }])
             reportProgress(i + 1, of: items.count, since: start)
         }
-        print(String(format: "images: %d  classes: %d  top-1: %.2f%%  top-5: %.2f%%", items.count, classes.count,
-                     100 * Double(top1) / Double(items.count), 100 * Double(top5) / Double(items.count)))
+        print(String(format: "images: %d  classes: %d  top-1: %.2f%%  top-5: %.2f%%  (%.3f images/s)", items.count, classes.count,
+                     100 * Double(top1) / Double(items.count), 100 * Double(top5) / Double(items.count),
+                     Double(items.count) / Date().timeIntervalSince(start)))
         if let out {
             try writeJSON(["images": items.count, "classes": classes.count, "top1": Double(top1) / Double(items.count),
                            "top5": Double(top5) / Double(items.count), "predictions": perImage], to: out)
