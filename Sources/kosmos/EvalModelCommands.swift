@@ -207,7 +207,7 @@ struct EvalClassify: ParsableCommand {
     var prompt = "The photo of the"
 
     @Option(name: .customLong("batch-size"), help: "Class names scored in one batched pass after the image's prefill.")
-    var batchSize = 32
+    var batchSize = 64
 
     @Option(help: "Classify only the first N images.")
     var limit: Int?
