@@ -86,7 +86,7 @@ public struct ChoiceTask: Sendable {
     ) { url in
         let labels = try PIQALabels.read(for: url)
         var i = 0
-        return try JSONLines.read(url) { r in
+        let documents = try JSONLines.read(url) { r in
             defer { i += 1 }
             guard i < labels.count else {
                 throw EvalError.malformed(path: url.path, location: "line \(r.number)", reason: "no label for this line in \(PIQALabels.url(for: url).lastPathComponent) (it has \(labels.count))")
@@ -98,6 +98,11 @@ public struct ChoiceTask: Sendable {
                                   choices: [try r.string("sol1"), try r.string("sol2")], gold: labels[i],
                                   record: r.line + "\t\(labels[i])")
         }
+        guard labels.count == documents.count else {
+            throw EvalError.malformed(path: PIQALabels.url(for: url).path, location: "line \(documents.count + 1)",
+                                      reason: "\(labels.count) labels for the \(documents.count) items of \(url.lastPathComponent)")
+        }
+        return documents
     }
 
     /// BoolQ (SuperGLUE `BoolQ/val.jsonl`, label true/false; or Google's `dev.jsonl`, answer).

@@ -28,7 +28,7 @@ struct ScoreCaptions: ParsableCommand {
     var out: String?
 
     func run() throws {
-        do {
+        try reportingEvalErrors {
             let anns = try CaptionEvaluation.loadAnnotations(URL(fileURLWithPath: annotations))
             let preds = try CaptionEvaluation.loadPredictions(URL(fileURLWithPath: predictions), annotations: anns)
             let result = try CaptionEvaluation.evaluate(annotations: anns, predictions: preds)
@@ -41,10 +41,6 @@ struct ScoreCaptions: ParsableCommand {
                 try result.jsonData().write(to: URL(fileURLWithPath: out))
                 print("wrote \(out)")
             }
-        } catch let e as EvalError {
-            // Bad input files are the user's to fix: say what and where, without the usage text.
-            FileHandle.standardError.write(Data("error: \(e.description)\n".utf8))
-            throw ExitCode.failure
         }
     }
 }
@@ -68,7 +64,7 @@ struct ScoreVQA: ParsableCommand {
     var out: String?
 
     func run() throws {
-        do {
+        try reportingEvalErrors {
             let qs = try VQAEvaluation.loadQuestions(URL(fileURLWithPath: questions))
             let anns = try VQAEvaluation.loadAnnotations(URL(fileURLWithPath: annotations))
             let preds = try VQAEvaluation.loadPredictions(URL(fileURLWithPath: predictions), annotations: anns, questions: qs)
@@ -87,10 +83,15 @@ struct ScoreVQA: ParsableCommand {
                 try r.jsonData().write(to: URL(fileURLWithPath: out))
                 print("wrote \(out)")
             }
-        } catch let e as EvalError {
-            // Bad input files are the user's to fix: say what and where, without the usage text.
-            FileHandle.standardError.write(Data("error: \(e.description)\n".utf8))
-            throw ExitCode.failure
         }
+    }
+}
+
+/// Runs `body`; a bad input file (EvalError) is the user's to fix: say what and where on stderr,
+/// without the usage text, and exit 1.
+func reportingEvalErrors(_ body: () throws -> Void) throws {
+    do { try body() } catch let e as EvalError {
+        FileHandle.standardError.write(Data("error: \(e.description)\n".utf8))
+        throw ExitCode.failure
     }
 }

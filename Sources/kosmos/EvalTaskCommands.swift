@@ -72,7 +72,7 @@ struct EvalTask: ParsableCommand {
     var out: String?
 
     func run() throws {
-        do {
+        try reportingEvalErrors {
             _ = try ChoiceTask.named(task)  // an unknown task fails before the model loads
             let session = try modelOptions.session()
             let scorer = ContinuationScorer(model: session.model, processor: session.processor, batchSize: batchSize)
@@ -81,9 +81,6 @@ struct EvalTask: ParsableCommand {
                                            scorer: scorer)
             print(markdownTable([result]), terminator: "")
             if let out { try writeJSON(result.json(), to: out) }
-        } catch let e as EvalError {
-            FileHandle.standardError.write(Data("error: \(e.description)\n".utf8))
-            throw ExitCode.failure
         }
     }
 }
@@ -140,7 +137,7 @@ struct EvalSuite: ParsableCommand {
     }
 
     func run() throws {
-        do {
+        try reportingEvalErrors {
             let specs = try Self.specs(from: URL(fileURLWithPath: config))
             let session = try modelOptions.session()
             let scorer = ContinuationScorer(model: session.model, processor: session.processor, batchSize: batchSize)
@@ -152,9 +149,6 @@ struct EvalSuite: ParsableCommand {
                 print("wrote \(markdown)")
             }
             if let out { try writeJSON(["model": modelOptions.model, "results": results.map { $0.json() }], to: out) }
-        } catch let e as EvalError {
-            FileHandle.standardError.write(Data("error: \(e.description)\n".utf8))
-            throw ExitCode.failure
         }
     }
 }

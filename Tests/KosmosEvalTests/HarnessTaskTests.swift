@@ -159,6 +159,9 @@ final class HarnessTaskTests: XCTestCase {
         XCTAssertEqual(message { try ChoiceTask.winogrande.load(wino) }, "\(wino.path): at line 1.sentence: no \"_\" blank")
         let piqa = try write("valid.jsonl", #"{"goal": "g", "sol1": "a", "sol2": "b"}"#)
         XCTAssertTrue(message { try ChoiceTask.piqa.load(piqa) }.contains("valid-labels.lst beside valid.jsonl"))
+        try "0\n1\n".write(to: piqa.deletingLastPathComponent().appendingPathComponent("valid-labels.lst"), atomically: true, encoding: .utf8)
+        XCTAssertEqual(message { try ChoiceTask.piqa.load(piqa) },
+                       "\(piqa.deletingLastPathComponent().appendingPathComponent("valid-labels.lst").path): at line 2: 2 labels for the 1 items of valid.jsonl")
         let story = try write("s.csv", "InputSentence1,InputSentence2\na,b\n")
         XCTAssertEqual(message { try ChoiceTask.storyCloze2016.load(story) }, "\(story.path): at line 2: missing column \"InputSentence3\"")
         let empty = try write("e.jsonl", "\n\n")
