@@ -150,15 +150,9 @@ public struct ChoiceEvaluation {
         return documents.prefix(limit ?? documents.count).map { doc in
             var prefix = ""
             if shots > 0 {
-                var drawn = random.sample(pool.count, shots + (drops ? 1 : 0)).map { pool[$0] }
-                if drops { drawn = Array(drawn.filter { $0.record != doc.record }.prefix(shots)) }
-                if drawn.count < shots {
-                    // More than one copy of the item was drawn: the harness draws again from the
-                    // pool without any copy of it.
-                    let others = pool.filter { $0.record != doc.record }
-                    drawn = random.sample(others.count, shots).map { others[$0] }
-                }
-                prefix = drawn.map(Self.example).joined()
+                let drawn = fewShotIndices(count: pool.count, shots: shots, random: &random,
+                                           isItem: drops ? { pool[$0].record == doc.record } : nil)
+                prefix = drawn.map { Self.example(pool[$0]) }.joined()
             }
             switch doc.layout {
             case .sharedContext(let text):

@@ -113,3 +113,17 @@ public struct PythonRandom {
 
     private func pow4(_ e: Int) -> Int { (0..<e).reduce(1) { r, _ in r * 4 } }
 }
+
+/// The harness's few-shot draw (`ContextSampler.sample`): `shots` indices of a pool of `count`,
+/// from a `random.Random` that the caller keeps across its items. With `isItem` (the item may be
+/// in the pool) K + 1 are drawn, those that are the item dropped and the first K kept; if that
+/// leaves fewer than K (several copies of the item drawn), K are drawn again from the pool
+/// without any copy of it.
+public func fewShotIndices(count: Int, shots: Int, random: inout PythonRandom, isItem: ((Int) -> Bool)?) -> [Int] {
+    guard shots > 0 else { return [] }
+    guard let isItem else { return random.sample(count, shots) }
+    let drawn = Array(random.sample(count, shots + 1).filter { !isItem($0) }.prefix(shots))
+    if drawn.count == shots { return drawn }
+    let others = (0..<count).filter { !isItem($0) }
+    return random.sample(others.count, shots).map { others[$0] }
+}

@@ -154,23 +154,51 @@ struct EvalVQA: ParsableCommand {
     @Option(name: .customLong("max-tokens"), help: "Most tokens per answer.")
     var maxTokens = 10
 
+    @Option(help: "Solved examples before each question (interleaved: image, question, answer), drawn from the other questions as lm-evaluation-harness draws few-shot examples (Random(1234)); Kosmos-1 (several images a prompt).")
+    var shots = 0
+
     @Option(help: "Write predictions and scores as JSON here.")
     var out: String?
 
+    /// The prompt of one question after its solved examples: "<image>Question: q Answer: a\n" per
+    /// example (the answer most annotators gave), then "<image>Question: q Answer:".
+    static func prompt(_ question: String, examples: [(question: String, answer: String)]) -> String {
+        examples.map { "<image>Question: \($0.question) Answer: \($0.answer)\n" }.joined() + "<image>Question: \(question) Answer:"
+    }
+
+    /// The answer most annotators gave (the first of those tied, as Counter.most_common orders them).
+    static func commonAnswer(_ a: VQAEvaluation.Annotation) -> String {
+        var counts: [String: Int] = [:], order: [String] = []
+        for x in a.answers {
+            if counts[x.answer] == nil { order.append(x.answer) }
+            counts[x.answer, default: 0] += 1
+        }
+        return order.max { counts[$0]! < counts[$1]! || (counts[$0]! == counts[$1]! && order.firstIndex(of: $0)! > order.firstIndex(of: $1)!) } ?? ""
+    }
+
     func run() throws {
-        let list = Array(try VQAEvaluation.loadQuestionList(URL(fileURLWithPath: questions)).prefix(limit ?? Int.max))
         let anns = try VQAEvaluation.loadAnnotations(URL(fileURLWithPath: annotations))
+        let pool = try VQAEvaluation.loadQuestionList(URL(fileURLWithPath: questions)).filter { anns[$0.questionID] != nil }
+        let list = Array(pool.prefix(limit ?? Int.max))
+        guard shots >= 0 else { throw ValidationError("--shots must be 0 or more") }
+        if shots > 0 && pool.count < shots + 1 {
+            throw ValidationError("--shots \(shots) needs \(shots + 1) annotated questions; \(questions) has \(pool.count)")
+        }
         let session = try modelOptions.session()
         var options = GenerationOptions()
         options.maxNewTokens = maxTokens
-        var predictions: [(Int, String)] = []
+        var predictions: [(Int, String)] = [], demonstrations: [[Int]] = []
+        var random = PythonRandom(seed: 1234)
+        let imageURL = { (q: VQAEvaluation.Question) in URL(fileURLWithPath: images).appendingPathComponent(String(format: imagePattern, q.imageID)) }
         let start = Date()
-        for (i, q) in list.enumerated() where anns[q.questionID] != nil {
-            let path = URL(fileURLWithPath: images).appendingPathComponent(String(format: imagePattern, q.imageID)).path
+        for (i, q) in list.enumerated() {
+            let examples = fewShotIndices(count: pool.count, shots: shots, random: &random, isItem: { pool[$0].questionID == q.questionID }).map { pool[$0] }
+            let text = Self.prompt(q.text, examples: examples.map { ($0.text, Self.commonAnswer(anns[$0.questionID]!)) })
             let stream = TextStream(tokenizer: session.tokenizer, eos: session.model.eosTokenId, stops: ["\n"], quiet: true)
-            _ = try session.model.generate(try session.input(text: "<image>Question: \(q.text) Answer:", imageFiles: [URL(fileURLWithPath: path)]),
+            _ = try session.model.generate(try session.input(text: text, imageFiles: examples.map(imageURL) + [imageURL(q)]),
                                            options: options, onToken: stream.add)
             predictions.append((q.questionID, stream.text.trimmingCharacters(in: .whitespaces)))
+            demonstrations.append(examples.map(\.questionID))
             reportProgress(i + 1, of: list.count, since: start)
         }
         let result = try VQAEvaluation.evaluate(annotations: anns, predictions: predictions)
@@ -181,7 +209,7 @@ struct EvalVQA: ParsableCommand {
         }
         if let out {
             let scores = try JSONSerialization.jsonObject(with: try result.jsonData())
-            let answers = predictions.map { ["question_id": $0.0, "answer": $0.1] as [String: Any] }
+            let answers = zip(predictions, demonstrations).map { p, d in ["question_id": p.0, "answer": p.1, "demonstrations": d] as [String: Any] }
             try JSONSerialization.data(withJSONObject: ["predictions": answers, "scores": scores], options: [.prettyPrinted, .sortedKeys])
                 .write(to: URL(fileURLWithPath: out))
             print("wrote \(out)")

@@ -124,3 +124,49 @@ extension CLITests {
         XCTAssertTrue(bad.stderr.contains("unknown key \"shot\""), bad.stderr)
     }
 }
+
+/// Few-shot VQA: solved examples (image, question, the common answer) before each question,
+/// drawn as the harness draws few-shot examples; the answer equals the library's generation on
+/// the same interleaved prompt.
+extension CLITests {
+    func testFewShotVQAInterleavesSolvedExamples() throws {
+        let dir = Self.root.appendingPathComponent("vqa-fewshot")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        for (id, file) in [(1, "images/inputs/rgb8_224x224.png"), (2, "images/inputs/palette_63x41.png")] {
+            try? FileManager.default.removeItem(at: dir.appendingPathComponent("\(id).png"))
+            try FileManager.default.copyItem(at: Self.fixtures.appendingPathComponent(file), to: dir.appendingPathComponent("\(id).png"))
+        }
+        let texts = ["What color is the car?", "Is it raining?", "How many dogs are there?", "What is on the table?"]
+        let answers = ["red", "no", "2", "bread"]
+        let questions = texts.enumerated().map { i, t in ["question_id": 10 + i, "image_id": 1 + i % 2, "question": t] as [String: Any] }
+        let annotations = answers.enumerated().map { i, a in
+            ["question_id": 10 + i, "image_id": 1 + i % 2, "question_type": "what", "answer_type": "other", "multiple_choice_answer": a,
+             "answers": (0..<10).map { k in ["answer": k < 6 ? a : "other", "answer_confidence": "yes", "answer_id": k + 1] }] as [String: Any]
+        }
+        try JSONSerialization.data(withJSONObject: ["questions": questions]).write(to: dir.appendingPathComponent("q.json"))
+        try JSONSerialization.data(withJSONObject: ["annotations": annotations]).write(to: dir.appendingPathComponent("a.json"))
+        let model = Self.harness.appendingPathComponent("model")
+        let out = dir.appendingPathComponent("r.json")
+        _ = try succeed(["eval", "vqa", "--model", model.path, "--questions", dir.appendingPathComponent("q.json").path,
+                         "--annotations", dir.appendingPathComponent("a.json").path, "--images", dir.path, "--image-pattern", "%d.png",
+                         "--shots", "2", "--max-tokens", "3", "--out", out.path])
+        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: out)) as? [String: Any])
+        let predictions = try XCTUnwrap(json["predictions"] as? [[String: Any]])
+        XCTAssertEqual(predictions.count, 4)
+        var random = PythonRandom(seed: 1234)
+        let session = try ModelSession(directory: model, dtype: .float32)
+        for (i, p) in predictions.enumerated() {
+            let demos = try XCTUnwrap(p["demonstrations"] as? [Int])
+            XCTAssertEqual(demos, fewShotIndices(count: 4, shots: 2, random: &random, isItem: { $0 == i }).map { 10 + $0 })
+            XCTAssertFalse(demos.contains(10 + i))
+            let prompt = demos.map { "<image>Question: \(texts[$0 - 10]) Answer: \(answers[$0 - 10])\n" }.joined() + "<image>Question: \(texts[i]) Answer:"
+            let files = (demos.map { 1 + ($0 - 10) % 2 } + [1 + i % 2]).map { dir.appendingPathComponent("\($0).png") }
+            var options = GenerationOptions()
+            options.maxNewTokens = 3
+            let ids = try session.model.generate(try session.input(text: prompt, imageFiles: files), options: options)
+            let text = session.processor.output(ids, grounding: false).text
+            let expected = String(text.split(separator: "\n", omittingEmptySubsequences: false).first ?? "").trimmingCharacters(in: .whitespaces)
+            XCTAssertEqual(p["answer"] as? String, expected, "question \(10 + i)")
+        }
+    }
+}
