@@ -143,14 +143,14 @@ public struct ChoiceEvaluation {
     /// Every item's requests, in order, with the few-shot examples drawn as the harness draws
     /// them: one `random.Random(seed)` over the items in order, K + 1 drawn and the item dropped
     /// where the item may be in the pool, the first K kept.
-    public func requests(limit: Int? = nil) -> [[ChoiceRequest]] {
+    public func requests(limit: Int? = nil) throws -> [[ChoiceRequest]] {
         var random = PythonRandom(seed: seed)
         let pool = fewshotPool ?? documents
         let drops = fewshotPool == nil || task.dropsItself
-        return documents.prefix(limit ?? documents.count).map { doc in
+        return try documents.prefix(limit ?? documents.count).map { doc in
             var prefix = ""
             if shots > 0 {
-                let drawn = fewShotIndices(count: pool.count, shots: shots, random: &random,
+                let drawn = try fewShotIndices(count: pool.count, shots: shots, random: &random,
                                            isItem: drops ? { pool[$0].record == doc.record } : nil)
                 prefix = drawn.map { Self.example(pool[$0]) }.joined()
             }
@@ -179,7 +179,7 @@ public struct ChoiceEvaluation {
     /// share a context, or a continuation), already split as the harness splits them.
     public func run(limit: Int? = nil, score: ([(context: String, continuation: String)]) throws -> [ChoiceScore],
                     progress: (Int, Int) -> Void = { _, _ in }) throws -> ChoiceTaskResult {
-        let all = requests(limit: limit)
+        let all = try requests(limit: limit)
         var items: [ChoiceItemResult] = []
         for (i, requests) in all.enumerated() {
             let doc = documents[i]

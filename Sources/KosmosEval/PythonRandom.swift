@@ -118,12 +118,20 @@ public struct PythonRandom {
 /// from a `random.Random` that the caller keeps across its items. With `isItem` (the item may be
 /// in the pool) K + 1 are drawn, those that are the item dropped and the first K kept; if that
 /// leaves fewer than K (several copies of the item drawn), K are drawn again from the pool
-/// without any copy of it.
-public func fewShotIndices(count: Int, shots: Int, random: inout PythonRandom, isItem: ((Int) -> Bool)?) -> [Int] {
+/// without any copy of it. A pool too small for the draw is an error, not a crash.
+public func fewShotIndices(count: Int, shots: Int, random: inout PythonRandom, isItem: ((Int) -> Bool)?) throws -> [Int] {
     guard shots > 0 else { return [] }
-    guard let isItem else { return random.sample(count, shots) }
+    let tooFew = { (have: Int, need: Int) in
+        EvalError.malformed(path: "--shots", location: "\(shots)", reason: "the few-shot pool has \(have) items to draw from; \(shots) shots draw \(need)")
+    }
+    guard let isItem else {
+        guard count >= shots else { throw tooFew(count, shots) }
+        return random.sample(count, shots)
+    }
+    guard count >= shots + 1 else { throw tooFew(count, shots + 1) }
     let drawn = Array(random.sample(count, shots + 1).filter { !isItem($0) }.prefix(shots))
     if drawn.count == shots { return drawn }
     let others = (0..<count).filter { !isItem($0) }
+    guard others.count >= shots else { throw tooFew(others.count, shots) }
     return random.sample(others.count, shots).map { others[$0] }
 }

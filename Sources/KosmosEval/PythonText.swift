@@ -1,18 +1,25 @@
 import Foundation
 
-/// Python `str` operations the harness's task rules use, on Unicode code points (a Python string's
-/// characters) rather than Swift's grapheme clusters: "\r\n" is two characters to Python, and a
-/// length, an index or a strip must count as Python counts.
+/// Python `str` operations the reference tools' rules use (the harness's tasks, vqaEval.py's
+/// normalisation), on Unicode code points (a Python string's characters) rather than Swift's
+/// grapheme clusters: "\r\n" is two characters to Python, and a length, an index or a strip must
+/// count as Python counts.
 enum PythonText {
     /// `str.isspace()` for one code point: Unicode White_Space plus the information separators
     /// U+001C–U+001F that CPython also counts (bidirectional class B or S).
     static func isSpace(_ c: Unicode.Scalar) -> Bool {
-        switch c.value {
-        case 0x09...0x0D, 0x1C...0x20, 0x85, 0xA0, 0x1680, 0x2000...0x200A, 0x2028, 0x2029, 0x202F, 0x205F, 0x3000:
-            return true
-        default:
-            return false
+        c.properties.isWhitespace || (0x1C...0x1F).contains(c.value)
+    }
+
+    /// `s.split()`: runs of Python whitespace separate, none at the ends.
+    static func split(_ s: String) -> [String] {
+        var out: [String] = []
+        var cur = String.UnicodeScalarView()
+        for u in s.unicodeScalars {
+            if isSpace(u) { if !cur.isEmpty { out.append(String(cur)); cur = .init() } } else { cur.append(u) }
         }
+        if !cur.isEmpty { out.append(String(cur)) }
+        return out
     }
 
     /// `len(s)`: code points.

@@ -159,7 +159,7 @@ public struct VQAEvaluation: Sendable {
             guard !gt.answers.isEmpty else { throw EvalError.noAnswers(questionID: qid) }
             var res = lastAnswer[qid] ?? ""
             res = res.replacingOccurrences(of: "\n", with: " ").replacingOccurrences(of: "\t", with: " ")
-            res = VQANormalizer.pyStrip(res)
+            res = PythonText.strip(res)
             res = VQANormalizer.processPunctuation(res)
             res = VQANormalizer.processDigitArticle(res)
             if Set(gt.answers.map(\.answer)).count > 1 {
@@ -216,27 +216,6 @@ public enum VQANormalizer {
 
     static func isDigit(_ u: Unicode.Scalar) -> Bool { u.properties.numericType == .decimal }
 
-    /// Python's `str.isspace` set: White_Space plus the information separators U+001C…U+001F.
-    static func isPySpace(_ u: Unicode.Scalar) -> Bool {
-        u.properties.isWhitespace || (0x1C...0x1F).contains(u.value)
-    }
-
-    static func pyStrip(_ s: String) -> String {
-        let us = Array(s.unicodeScalars)
-        guard let a = us.firstIndex(where: { !isPySpace($0) }), let b = us.lastIndex(where: { !isPySpace($0) }) else { return "" }
-        var v = String.UnicodeScalarView(); v.append(contentsOf: us[a...b]); return String(v)
-    }
-
-    static func pySplit(_ s: String) -> [String] {
-        var out: [String] = []
-        var cur = String.UnicodeScalarView()
-        for u in s.unicodeScalars {
-            if isPySpace(u) { if !cur.isEmpty { out.append(String(cur)); cur = .init() } } else { cur.append(u) }
-        }
-        if !cur.isEmpty { out.append(String(cur)) }
-        return out
-    }
-
     /// Python `str.replace` on code points (Swift's string replace compares by grapheme
     /// clusters, which differs when a combining mark follows the punctuation).
     static func replaceScalars(_ s: [Unicode.Scalar], _ p: Unicode.Scalar, with r: [Unicode.Scalar]) -> [Unicode.Scalar] {
@@ -282,7 +261,7 @@ public enum VQANormalizer {
     /// articles, then map contraction-less spellings through the reference's contractions table.
     public static func processDigitArticle(_ text: String) -> String {
         var words: [String] = []
-        for w in pySplit(text.lowercased()) {
+        for w in PythonText.split(text.lowercased()) {
             let m = manualMap[w] ?? w
             if !articles.contains(m) { words.append(m) }
         }
@@ -291,7 +270,7 @@ public enum VQANormalizer {
 
     /// Full normalisation of a predicted answer.
     public static func normalizePrediction(_ s: String) -> String {
-        let t = pyStrip(s.replacingOccurrences(of: "\n", with: " ").replacingOccurrences(of: "\t", with: " "))
+        let t = PythonText.strip(s.replacingOccurrences(of: "\n", with: " ").replacingOccurrences(of: "\t", with: " "))
         return processDigitArticle(processPunctuation(t))
     }
 }

@@ -41,7 +41,12 @@ public struct ContinuationScorer {
 
     /// Token ids of a request: the context's (what the prompt prefill reads) and the continuation's.
     public func encode(context: String, continuation: String, media: [MediaItem] = []) throws -> (context: ModelInput, continuation: [Int]) {
-        let prompt = try processor.input(text: context, media: media, grounding: false)
+        try encode(prompt: try processor.input(text: context, media: media, grounding: false), context: context,
+                   continuation: continuation, media: media)
+    }
+
+    /// The continuation's ids after an already encoded context.
+    private func encode(prompt: ModelInput, context: String, continuation: String, media: [MediaItem]) throws -> (context: ModelInput, continuation: [Int]) {
         let whole = try processor.input(text: context + continuation, media: media, grounding: false).tokens
         let rest = Array(whole.dropFirst(prompt.tokens.count))
         guard !rest.isEmpty else {
@@ -53,7 +58,12 @@ public struct ContinuationScorer {
     /// The scores of `requests` (context, continuation), in order; every request reads `media`
     /// (the images its context's placeholders name).
     public func score(_ requests: [(context: String, continuation: String)], media: [MediaItem] = []) throws -> [ContinuationScore] {
-        let encoded = try requests.map { try encode(context: $0.context, continuation: $0.continuation, media: media) }
+        // Each distinct context is encoded once (an item's choices share theirs).
+        var prompts: [String: ModelInput] = [:]
+        let encoded = try requests.map { r -> (context: ModelInput, continuation: [Int]) in
+            if prompts[r.context] == nil { prompts[r.context] = try processor.input(text: r.context, media: media, grounding: false) }
+            return try encode(prompt: prompts[r.context]!, context: r.context, continuation: r.continuation, media: media)
+        }
         var results = [ContinuationScore?](repeating: nil, count: requests.count)
         var groups: [[Int]: [Int]] = [:], order: [[Int]] = []
         for (i, e) in encoded.enumerated() {
@@ -108,6 +118,8 @@ extension GenerativeModel {
         return try withoutGrad {
             let cache = decoder.makeCache(reservation: input.tokens.count)
             let firstRow = try prefill(input, cache: cache).scalars
+            // Every continuation's first token is scored on this one row: normalise it once.
+            let first = LogSoftmaxRow(firstRow, offset: 0, vocab: vocab)
             var scores: [ContinuationScore] = []
             var start = 0
             while start < continuations.count {
@@ -129,11 +141,9 @@ extension GenerativeModel {
                 for (b, c) in part.enumerated() {
                     var total = 0.0, greedy = true
                     for (t, token) in c.enumerated() {
-                        let (lp, isMax) = t == 0
-                            ? logSoftmax(firstRow, offset: 0, vocab: vocab, at: token)
-                            : logSoftmax(rows, offset: (b * length + t - 1) * vocab, vocab: vocab, at: token)
-                        total += lp
-                        greedy = greedy && isMax
+                        let row = t == 0 ? first : LogSoftmaxRow(rows, offset: (b * length + t - 1) * vocab, vocab: vocab)
+                        total += row.logProbability(token)
+                        greedy = greedy && row.argmax == token
                     }
                     scores.append(ContinuationScore(logLikelihood: total, isGreedy: greedy, tokens: c.count))
                 }
@@ -148,16 +158,30 @@ extension GenerativeModel {
     }
 }
 
-/// log-softmax of the row at `offset` (length `vocab`), at `token`, and whether `token` is the
-/// row's argmax (the first maximum, as torch's argmax picks it).
-private func logSoftmax(_ logits: [Float], offset: Int, vocab: Int, at token: Int) -> (Double, Bool) {
-    var best = 0
-    var maximum = logits[offset]
-    for j in 1..<vocab where logits[offset + j] > maximum {
-        maximum = logits[offset + j]
-        best = j
+/// One row of logits ready for log-softmax lookups: its maximum, the log of its exp-sum after the
+/// maximum, and its argmax (the first maximum, as torch's argmax picks it).
+private struct LogSoftmaxRow {
+    let logits: [Float]
+    let offset: Int
+    let maximum: Float
+    let logSum: Double
+    let argmax: Int
+
+    init(_ logits: [Float], offset: Int, vocab: Int) {
+        var best = 0
+        var maximum = logits[offset]
+        for j in 1..<vocab where logits[offset + j] > maximum {
+            maximum = logits[offset + j]
+            best = j
+        }
+        var sum = 0.0
+        for j in 0..<vocab { sum += Foundation.exp(Double(logits[offset + j] - maximum)) }
+        self.logits = logits
+        self.offset = offset
+        self.maximum = maximum
+        logSum = Foundation.log(sum)
+        argmax = best
     }
-    var sum = 0.0
-    for j in 0..<vocab { sum += Foundation.exp(Double(logits[offset + j] - maximum)) }
-    return (Double(logits[offset + token] - maximum) - Foundation.log(sum), best == token)
+
+    func logProbability(_ token: Int) -> Double { Double(logits[offset + token] - maximum) - logSum }
 }

@@ -192,7 +192,7 @@ struct EvalVQA: ParsableCommand {
         let imageURL = { (q: VQAEvaluation.Question) in URL(fileURLWithPath: images).appendingPathComponent(String(format: imagePattern, q.imageID)) }
         let start = Date()
         for (i, q) in list.enumerated() {
-            let examples = fewShotIndices(count: pool.count, shots: shots, random: &random, isItem: { pool[$0].questionID == q.questionID }).map { pool[$0] }
+            let examples = try fewShotIndices(count: pool.count, shots: shots, random: &random, isItem: { pool[$0].questionID == q.questionID }).map { pool[$0] }
             let text = Self.prompt(q.text, examples: examples.map { ($0.text, Self.commonAnswer(anns[$0.questionID]!)) })
             let stream = TextStream(tokenizer: session.tokenizer, eos: session.model.eosTokenId, stops: ["\n"], quiet: true)
             _ = try session.model.generate(try session.input(text: text, imageFiles: examples.map(imageURL) + [imageURL(q)]),

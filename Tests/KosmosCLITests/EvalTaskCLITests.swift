@@ -157,7 +157,7 @@ extension CLITests {
         let session = try ModelSession(directory: model, dtype: .float32)
         for (i, p) in predictions.enumerated() {
             let demos = try XCTUnwrap(p["demonstrations"] as? [Int])
-            XCTAssertEqual(demos, fewShotIndices(count: 4, shots: 2, random: &random, isItem: { $0 == i }).map { 10 + $0 })
+            XCTAssertEqual(demos, try fewShotIndices(count: 4, shots: 2, random: &random, isItem: { $0 == i }).map { 10 + $0 })
             XCTAssertFalse(demos.contains(10 + i))
             let prompt = demos.map { "<image>Question: \(texts[$0 - 10]) Answer: \(answers[$0 - 10])\n" }.joined() + "<image>Question: \(texts[i]) Answer:"
             let files = (demos.map { 1 + ($0 - 10) % 2 } + [1 + i % 2]).map { dir.appendingPathComponent("\($0).png") }
