@@ -798,6 +798,58 @@ KQ512 static inline void kq512_q4(int m, long j, long k, const quantized_rows *x
     }
 }
 
+// q4, a tile of 4 activation rows (i0 ..) times 2 weight rows (j0, j0 + 1), batched decoding
+// (4-16 rows): each four blocks of the weights split into nibbles once for 4 rows and each four
+// blocks of activations loaded once for 2 weight rows; every output keeps kq512_q4's two chains
+// (16 accumulators, by name: an array of them was kept in memory).
+KQ512 static inline void kq512_q4_tile(long i0, long j0, long k, const quantized_rows *x, const uint8_t *q,
+                                       const uint16_t *scales, const uint16_t *mins, long group, __m512i spread,
+                                       float *c, long ldc) {
+    const long groups = k / group, blocks = k / KK_Q_BLOCK, per = group / KK_Q_BLOCK;
+    const uint8_t *w0r = q + j0 * (k / 2), *w1r = w0r + k / 2;
+    const __m512i low4 = _mm512_set1_epi8(15);
+#define KQ_ROW2(r) __m512 l##r##0 = _mm512_setzero_ps(), l##r##1 = l##r##0, h##r##0 = l##r##0, h##r##1 = l##r##0
+    KQ_ROW2(0); KQ_ROW2(1); KQ_ROW2(2); KQ_ROW2(3);
+#undef KQ_ROW2
+    for (long b = 0; b < blocks; b += 16) {
+        const long n = blocks - b < 16 ? blocks - b : 16;
+        const __m512 d0 = kq512_block_scales(scales + j0 * groups, b, n, per, spread);
+        const __m512 d1 = kq512_block_scales(scales + (j0 + 1) * groups, b, n, per, spread);
+        const __m512 x0 = kq512_dx(x, blocks, i0, b, n), x1 = kq512_dx(x, blocks, i0 + 1, b, n);
+        const __m512 x2 = kq512_dx(x, blocks, i0 + 2, b, n), x3 = kq512_dx(x, blocks, i0 + 3, b, n);
+        for (long f = 0; 4 * f < n; f++) {
+            const long count = n - 4 * f < 4 ? n - 4 * f : 4;  // blocks in this four
+            const __mmask16 lanes = (__mmask16)((1u << (4 * count)) - 1);
+            const __mmask64 bytes = count == 4 ? ~0ull : (1ull << (16 * count)) - 1;
+            const __m512i v0 = _mm512_maskz_loadu_epi8(bytes, w0r + (b + 4 * f) * 16);
+            const __m512i v1 = _mm512_maskz_loadu_epi8(bytes, w1r + (b + 4 * f) * 16);
+            const __m512i lo0 = _mm512_and_si512(v0, low4), hi0 = _mm512_and_si512(_mm512_srli_epi16(v0, 4), low4);
+            const __m512i lo1 = _mm512_and_si512(v1, low4), hi1 = _mm512_and_si512(_mm512_srli_epi16(v1, 4), low4);
+            const __m512 e0 = kq512_spread(d0, 4 * f, 4), e1 = kq512_spread(d1, 4 * f, 4);
+            const uint8_t *xg = x->p + ((b + 4 * f) / 4) * 128;
+#define KQ_ROW(r)                                                                                              \
+            {                                                                                                  \
+                const __m512i xlo = _mm512_loadu_si512(xg + (i0 + r) * x->p_stride);                           \
+                const __m512i xhi = _mm512_loadu_si512(xg + (i0 + r) * x->p_stride + 64);                      \
+                const __m512 sx = kq512_spread(x##r, 4 * f, 4);                                                \
+                const __m512 s0 = _mm512_mul_ps(e0, sx), s1 = _mm512_mul_ps(e1, sx);                           \
+                l##r##0 = _mm512_mask3_fmadd_ps(kq512_dot4(lo0, xlo), s0, l##r##0, lanes);                     \
+                h##r##0 = _mm512_mask3_fmadd_ps(kq512_dot4(hi0, xhi), s0, h##r##0, lanes);                     \
+                l##r##1 = _mm512_mask3_fmadd_ps(kq512_dot4(lo1, xlo), s1, l##r##1, lanes);                     \
+                h##r##1 = _mm512_mask3_fmadd_ps(kq512_dot4(hi1, xhi), s1, h##r##1, lanes);                     \
+            }
+            KQ_ROW(0) KQ_ROW(1) KQ_ROW(2) KQ_ROW(3)
+#undef KQ_ROW
+        }
+    }
+    const uint16_t *m0 = mins + j0 * groups, *m1 = m0 + groups;
+#define KQ_OUT(r)                                                                                              \
+    c[(i0 + r) * ldc + j0] = kq512_reduce(_mm512_add_ps(l##r##0, h##r##0)) + minimum_term_avx2(groups, m0, x->t + (i0 + r) * groups), \
+    c[(i0 + r) * ldc + j0 + 1] = kq512_reduce(_mm512_add_ps(l##r##1, h##r##1)) + minimum_term_avx2(groups, m1, x->t + (i0 + r) * groups)
+    KQ_OUT(0); KQ_OUT(1); KQ_OUT(2); KQ_OUT(3);
+#undef KQ_OUT
+}
+
 // q4, one activation row (decoding) times weight row j: the accumulators stay in registers.
 KQ512 static inline void kq512_q4_one(long j, long k, const quantized_rows *x, const uint8_t *q,
                                       const uint16_t *scales, const uint16_t *mins, long group, __m512i spread, float *c) {
@@ -874,10 +926,24 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f1
 static void q4_rows_vnni(int m, long j0, long j1, long k, const quantized_rows *x, const void *q,
                          const uint16_t *scales, const uint16_t *mins, long group, float *c, long ldc) {
     const __m512i spread = kq512_spread_index(group);
-    if (m == 1)
+    if (m == 1) {
         for (long j = j0; j < j1; j++) kq512_q4_one(j, k, x, q, scales, mins, group, spread, c);
-    else
+    } else if (m >= KQ_TILE_ROWS) {  // 4 × 2 tiles, the rows and weight rows left over one by one
+        const long j2 = j0 + (j1 - j0) / 2 * 2;
+        const int m4 = m / 4 * 4;
+        for (long j = j0; j < j2; j += 2)
+            for (int i = 0; i < m4; i += 4) kq512_q4_tile(i, j, k, x, q, scales, mins, group, spread, c, ldc);
+        if (j2 < j1) kq512_q4(m, j2, k, x, q, scales, mins, group, spread, c, ldc);
+        if (m4 < m) {
+            quantized_rows rest = *x;
+            rest.p += (long)m4 * x->p_stride;
+            rest.dx += (long)m4 * (k / KK_Q_BLOCK);
+            rest.t += (long)m4 * (k / group);
+            for (long j = j0; j < j2; j++) kq512_q4(m - m4, j, k, &rest, q, scales, mins, group, spread, c + (long)m4 * ldc, ldc);
+        }
+    } else {
         for (long j = j0; j < j1; j++) kq512_q4(m, j, k, x, q, scales, mins, group, spread, c, ldc);
+    }
 }
 #endif
 

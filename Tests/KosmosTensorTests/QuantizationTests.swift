@@ -91,7 +91,7 @@ final class QuantizationTests: XCTestCase {
             // Column counts whose blocks end a pair or a four early (224: 7 blocks), and a group
             // of three blocks (96), whose scales do not spread evenly over 16 lanes.
             for (group, widths) in [(32, [192, 224, 576]), (64, [192, 576]), (96, [192, 576])] {
-                for m in [1, 3, 17] {
+                for m in [1, 3, 6, 17] {
                     for columns in widths {
                     let (w, random) = randomCase(rows: 37, columns: columns, m: m, seed: UInt64(group + m))
                     // Blocks the activations' quantizer must round alike at every level: all zeros
