@@ -45,7 +45,8 @@ public struct ChoiceTask: Sendable {
     public var load: @Sendable (URL) throws -> [ChoiceDocument]
 
     /// The tasks `kosmos eval task` knows.
-    public static let all: [ChoiceTask] = [hellaswag, piqa, boolq, cb, copa, storyCloze2016, winogrande]
+    public static let all: [ChoiceTask] = [hellaswag, piqa, boolq, cb, copa, storyCloze2016, winogrande, wsc273,
+                                          relativeSize, memoryColor, colorTerms]
 
     public static func named(_ name: String) throws -> ChoiceTask {
         guard let task = all.first(where: { $0.name == name }) else {

@@ -16,11 +16,12 @@ extension CLITests {
 
     static let harnessFiles = ["hellaswag": "hellaswag_val.jsonl", "piqa": "piqa_valid.jsonl", "boolq": "boolq_val.jsonl",
                                "cb": "cb_val.jsonl", "copa": "copa_val.jsonl", "storycloze_2016": "storycloze_2016_val.csv",
-                               "winogrande": "winogrande_dev.jsonl"]
+                               "winogrande": "winogrande_dev.jsonl", "wsc273": "WSCollection.xml",
+                               "relativesize": "relativesize_pairs.txt", "memorycolor": "memorycolor.csv", "colorterms": "colorterms.csv"]
 
     /// Every choice's log-likelihood within 1e-4 (relative) of the harness's, is_greedy, the chosen
-    /// answers and the metrics exactly — all seven tasks at 0 shots, and HellaSwag, Winogrande
-    /// (2 shots) and COPA (3 shots); batched (8 continuations a pass) and one at a time alike.
+    /// answers and the metrics exactly — all eleven tasks at 0 shots, and HellaSwag, Winogrande,
+    /// WSC273, RelativeSize (2 shots) and COPA (3 shots); batched (8 continuations a pass) and one at a time alike.
     func testScorerEqualsTheHarnessOnEveryTask() throws {
         let session = try ModelSession(directory: Self.harness.appendingPathComponent("model"), dtype: .float32)
         for batch in [8, 1] {
@@ -99,7 +100,7 @@ extension CLITests {
         }
         let unknown = try kosmos(["eval", "task", "--model", Self.harness.appendingPathComponent("model").path, "--task", "hellaswg", "--data", out.path])
         XCTAssertEqual(unknown.status, 1)
-        XCTAssertTrue(unknown.stderr.contains("unknown task; the known ones: hellaswag, piqa, boolq, cb, copa, storycloze_2016, winogrande"), unknown.stderr)
+        XCTAssertTrue(unknown.stderr.contains("unknown task; the known ones: hellaswag, piqa, boolq, cb, copa, storycloze_2016, winogrande, wsc273, relativesize, memorycolor, colorterms"), unknown.stderr)
     }
 
     func testEvalSuiteRunsSeveralTasksIntoOneTable() throws {

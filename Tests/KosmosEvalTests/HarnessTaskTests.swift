@@ -12,7 +12,8 @@ final class HarnessTaskTests: XCTestCase {
 
     static let files = ["hellaswag": "hellaswag_val.jsonl", "piqa": "piqa_valid.jsonl", "boolq": "boolq_val.jsonl",
                         "cb": "cb_val.jsonl", "copa": "copa_val.jsonl", "storycloze_2016": "storycloze_2016_val.csv",
-                        "winogrande": "winogrande_dev.jsonl"]
+                        "winogrande": "winogrande_dev.jsonl", "wsc273": "WSCollection.xml",
+                        "relativesize": "relativesize_pairs.txt", "memorycolor": "memorycolor.csv", "colorterms": "colorterms.csv"]
 
     static func expected() throws -> [String: Any] {
         try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: directory.appendingPathComponent("expected.json"))) as? [String: Any])
@@ -33,7 +34,7 @@ final class HarnessTaskTests: XCTestCase {
     /// every task at 0 shots and three tasks with few-shot examples (drawn by the same sampler).
     func testRequestsEqualTheHarness() throws {
         let runs = try Self.runs()
-        XCTAssertEqual(runs.count, 10)
+        XCTAssertEqual(runs.count, 16)
         for run in runs {
             let label = "\(run["task"]!) \(run["shots"]!)-shot"
             let requests = try Self.evaluation(run).requests()
@@ -167,11 +168,37 @@ final class HarnessTaskTests: XCTestCase {
         let empty = try write("e.jsonl", "\n\n")
         XCTAssertEqual(message { try ChoiceTask.copa.load(empty) }, "\(empty.path): at line 1: no items")
         XCTAssertEqual(message { try ChoiceTask.named("hellaswagg") },
-                       "--task: at hellaswagg: unknown task; the known ones: hellaswag, piqa, boolq, cb, copa, storycloze_2016, winogrande")
+                       "--task: at hellaswagg: unknown task; the known ones: hellaswag, piqa, boolq, cb, copa, storycloze_2016, winogrande, wsc273, relativesize, memorycolor, colorterms")
+        let sizes = try write("p.txt", "dog cat\n\nbig red bus\n")
+        XCTAssertEqual(message { try ChoiceTask.relativeSize.load(sizes) }, "\(sizes.path): at line 3: expected two object names (bigger, then smaller), found 3 words")
+        let colors = try write("m.csv", "Index,Descriptor,Item,Color\n0,a ,sunflower,yellow\n1,,sky,azure\n")
+        XCTAssertEqual(message { try ChoiceTask.memoryColor.load(colors) },
+                       "\(colors.path): at line 3.Color: \"azure\" is not one of the colours black, blue, brown, green, grey, orange, pink, purple, red, white, yellow")
+        let terms = try write("t.csv", "object,colour\nash,grey\n")
+        XCTAssertEqual(message { try ChoiceTask.colorTerms.load(terms) }, "\(terms.path): at line 2: missing column \"color\"")
+        let oneAnswer = try write("w.xml", "<collection><schema><text><txt1>A</txt1><pron>he</pron><txt2>ran.</txt2></text>"
+                                  + "<answers><answer>The x</answer></answers><correctAnswer>A</correctAnswer></schema></collection>")
+        XCTAssertEqual(message { try ChoiceTask.wsc273.load(oneAnswer) }, "\(oneAnswer.path): at schema 1.answers: expected two <answer> elements, found 1")
+        let noPronoun = try write("w.xml", "<collection><schema><text><txt1>A</txt1></text></schema></collection>")
+        XCTAssertEqual(message { try ChoiceTask.wsc273.load(noPronoun) }, "\(noPronoun.path): at schema 1.text: no <pron> element")
+        let unclosed = try write("w.xml", "<collection>\n<schema><text>\n</collection>")
+        XCTAssertEqual(message { try ChoiceTask.wsc273.load(unclosed) }, "\(unclosed.path): at line 3: </collection> where <text> is open")
+        let entity = try write("w.xml", "<collection>&nbsp;</collection>")
+        XCTAssertEqual(message { try ChoiceTask.wsc273.load(entity) }, "\(entity.path): at line 1: unknown character reference &nbsp;")
         let documents = try ChoiceTask.copa.load(Self.directory.appendingPathComponent("copa_val.jsonl"))
         XCTAssertEqual(message { try ChoiceEvaluation(task: .copa, documents: documents, shots: 10) },
                        "--shots: at 10: the few-shot pool (the --data file) has 10 items; 10 shots draw 11")
         XCTAssertEqual(message { try ChoiceEvaluation(task: .copa, documents: documents, shots: -1) }, "--shots: at -1: must be 0 or more")
+    }
+
+    /// The XML reader keeps ElementTree's `text` (the characters before the first child) and
+    /// decodes references, CDATA, and skips comments and declarations.
+    func testXMLReader() throws {
+        let root = try SimpleXML.parse("<?xml version=\"1.0\"?>\n<!DOCTYPE c>\n<c>a &amp; &#233;&#x41;<b/>tail<d> x <![CDATA[<y>]]></d><!-- z --></c>", path: "t")
+        XCTAssertEqual(root.name, "c")
+        XCTAssertEqual(root.text, "a & éA")
+        XCTAssertEqual(root.children.map(\.name), ["b", "d"])
+        XCTAssertEqual(root.child("d")?.text, " x <y>")
     }
 
     /// A CSV with quoted fields (commas, doubled quotes, a newline inside quotes, CRLF rows).

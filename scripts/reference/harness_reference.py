@@ -12,7 +12,9 @@ What it writes:
   piqa_valid.jsonl + piqa_valid-labels.lst (ybisk/piqa: labels in their own file),
   boolq_val.jsonl (SuperGLUE: label true/false), cb_val.jsonl (SuperGLUE: label as a word),
   copa_val.jsonl (SuperGLUE), storycloze_2016_val.csv (the CSV with its InputSentence1...
-  headers), winogrande_dev.jsonl (allenai: answer "1"/"2");
+  headers), winogrande_dev.jsonl (allenai: answer "1"/"2"), WSCollection.xml (the Winograd
+  collection's XML layout), relativesize_pairs.txt / memorycolor.csv / colorterms.csv (VaLM's
+  files of the Kosmos-1 paper's probes, whose task YAMLs are written here from docs/evaluation.md);
 - tokenizer.model (a SentencePiece unigram trained here on those texts), and a Kosmos-1 model
   directory `model/` (config.json + model.safetensors): a torchscale sub-LN/xPos decoder with
   random weights; the vision tower, resampler and projection are Tests/Fixtures/kosmos_tiny's
@@ -100,6 +102,52 @@ def hellaswag_docs(rng, n):
 def piqa_docs(rng, n):
     return [{"goal": "How do I %s the %s?" % (rng.choice(VERBS), rng.choice(WORDS)) if i % 2 else "To " + phrase(rng),
              "sol1": phrase(rng) + ".", "sol2": phrase(rng) + (" " * (i % 3)) + ". " + phrase(rng)} for i in range(n)]
+
+
+COLORS = ["black", "blue", "brown", "green", "grey", "orange", "pink", "purple", "red", "white", "yellow"]
+
+
+def wsc_collection(rng):
+    """A WSCollection.xml in the published layout (irregular whitespace and newlines inside the
+    elements, "A"/" B. " answer letters, a comment, an entity), and the rows the Hugging Face
+    `winograd_wsc` loader makes of it (its _generate_examples: each piece's whitespace collapsed,
+    text = txt1 pron txt2, pronoun_loc = len(txt1) + 1, label = "B" in correctAnswer)."""
+    cases = [  # (txt1, pron, txt2, answers)
+        ("The %s asked the %s for help because", "he", "was %s.", ("The {a}", "The {b}")),
+        ("The %s gave the %s a %s and", "her", "  friend was happy.", ("the {a}", "The {b}")),
+        ("The %s could not lift the %s. ", "It", "was too heavy.", ("The {a}", "The {b}")),
+        ("", "They", "said the %s and the %s are %s.", ("A {a}", "Their {b}")),
+        ("The %s\n   told the %s that", "their", "letter was   %s &amp; wet.", ("The {a}", "the {b}")),
+        ("The %s and the %s met; the", "his", "%s was old.", ("An {a}", "He {b}")),
+        ("When the %s saw the %s,", "she", "smiled at %s.", ("The {a}", "The {b} The")),
+    ]
+    parts, rows = ['<?xml version="1.0" encoding="UTF-8"?>\n<!-- synthetic schemas in the layout of WSCollection.xml -->\n<collection>\n'], []
+    for i, (t1, pron, t2, answers) in enumerate(cases):
+        a, b = rng.sample(WORDS, 2)
+        fill = [rng.choice(WORDS), rng.choice(WORDS), rng.choice(ADJ)]
+        n1 = t1.count("%s")
+        t1 = t1 % tuple(fill[:n1])
+        t2 = t2 % tuple(fill[n1:n1 + t2.count("%s")])
+        opts = [x.format(a=a, b=b) for x in answers]
+        letter = ["A", " B. ", "  A.", "B", " B ", "A", "B"][i]
+        parts.append("  <schema>\n    <text>\n      <txt1>%s </txt1>\n      <pron> %s </pron>\n      <txt2>%s</txt2>\n    </text>\n"
+                     "    <quote><quote1></quote1><pron>%s</pron><quote2>%s</quote2></quote>\n"
+                     "    <answers>\n      <answer>%s </answer>\n      <answer> %s</answer>\n    </answers>\n"
+                     "    <correctAnswer>%s</correctAnswer>\n    <source>(synthetic %d)</source>\n  </schema>\n"
+                     % (t1, pron, t2, pron, t2, opts[0], opts[1], letter, i))
+    parts.append("</collection>\n")
+    xml = "".join(parts)
+    import xml.etree.ElementTree as ET
+    clean = lambda t: " ".join(t.split())
+    for schema in ET.fromstring(xml):
+        text = schema.find("text")
+        left, right = clean(text.findtext("txt1", "")), clean(text.findtext("txt2", ""))
+        pron = clean(text.findtext("pron"))
+        rows.append({"text": " ".join([left, pron, right]).strip(), "pronoun": pron,
+                     "pronoun_loc": len(left) + 1 if len(left) > 0 else 0, "quote": "", "quote_loc": 0,
+                     "options": [clean(o.text) for o in schema.find("answers").findall("answer")],
+                     "label": int("B" in clean(schema.findtext("correctAnswer"))), "source": clean(schema.findtext("source"))})
+    return xml, rows
 
 
 def main():
@@ -225,6 +273,36 @@ def main():
         def generate_until(self, requests, disable_tqdm=False):
             raise NotImplementedError
 
+    # WSC273, RelativeSize, MemoryColor, ColorTerms: their own random stream, written after the
+    # tokenizer is trained (so it and the model stay those of the tasks above).
+    rng2 = random.Random(11)
+    wsc_xml, wsc_rows = wsc_collection(rng2)
+    with open(os.path.join(OUT, "WSCollection.xml"), "w", encoding="utf-8") as f:
+        f.write(wsc_xml)
+    pairs = []
+    while len(pairs) < 6:
+        a, b = rng2.sample(WORDS, 2)
+        if (a, b) not in pairs and (b, a) not in pairs:
+            pairs.append((a, b))
+    with open(os.path.join(OUT, "relativesize_pairs.txt"), "w") as f:
+        f.write("".join("%s %s\n" % p for p in pairs))
+    size_rows = []
+    for a, b in pairs:  # each pair asked both ways, as `kosmos eval task` reads the file
+        size_rows += [{"a": a, "b": b, "label": 0}, {"a": b, "b": a, "label": 1}]
+    descriptors = ["a ", "", "the inside of a", "the ", "an", "the fruit"]
+    memory = [{"Index": i, "Descriptor": rng2.choice(descriptors), "Item": rng2.choice(WORDS), "Color": rng2.choice(COLORS)} for i in range(8)]
+    with open(os.path.join(OUT, "memorycolor.csv"), "w", encoding="utf-8", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["Index", "Descriptor", "Item", "Color"])
+        w.writeheader()
+        w.writerows(memory)
+    memory_rows = [{"object": (m["Descriptor"].strip() + " " + m["Item"]).strip(), "label": COLORS.index(m["Color"])} for m in memory]
+    terms = [{"object": w, "color": rng2.choice(COLORS)} for w in rng2.sample(WORDS, 6)]
+    with open(os.path.join(OUT, "colorterms.csv"), "w", encoding="utf-8", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["object", "color"])
+        w.writeheader()
+        w.writerows(terms)
+    terms_rows = [{"object": t["object"], "label": COLORS.index(t["color"])} for t in terms]
+
     # The files as the harness's datasets have them.
     hf = os.path.join(tmp, "hf")
     os.makedirs(hf)
@@ -248,6 +326,7 @@ def main():
              "sentence_quiz1": d["RandomFifthSentenceQuiz1"], "sentence_quiz2": d["RandomFifthSentenceQuiz2"],
              "answer_right_ending": d["AnswerRightEnding"]} for d in story]), ["validation", "test"]),
         "winogrande": ("winogrande/default.yaml", hf_jsonl("winogrande.jsonl", wino), ["train", "validation"]),
+        "wsc273": ("wsc273/default.yaml", hf_jsonl("wsc273.jsonl", wsc_rows), ["test"]),
     }
     yamls = os.path.join(tmp, "tasks")
     os.makedirs(yamls)
@@ -272,10 +351,32 @@ def main():
         files = "".join("\n    %s: %s" % (s, path) for s in splits)
         with open(os.path.join(folder, "local_%s.yaml" % name), "w") as f:
             f.write("task: local_%s\ndataset_path: json\ndataset_kwargs:\n  data_files:%s\n" % (name, files) + "\n".join(body) + "\n")
+            if splits == ["test"]:
+                # wsc273's YAML names no few-shot split, so the harness would draw an item as its
+                # own example; with the few-shot split = the test split it leaves the item out,
+                # which is the rule `kosmos eval task` follows for every task (docs/evaluation.md).
+                f.write("fewshot_split: test\n")
 
+    # The paper's probes are not in the harness: their definitions (docs/evaluation.md) as task
+    # YAMLs, so the harness's own code builds and scores the requests.
+    color_choices = "[" + ", ".join('"%s"' % c for c in COLORS) + "]"
+    probes = {
+        "relativesize": (hf_jsonl("relativesize.jsonl", size_rows), "Is {{a}} larger than {{b}}?", '["Yes", "No"]'),
+        "memorycolor": (hf_jsonl("memorycolor.jsonl", memory_rows), "The color of {{object}} is?", color_choices),
+        "colorterms": (hf_jsonl("colorterms.jsonl", terms_rows), "The color of {{object}} is?", color_choices),
+    }
+    for name, (path, text, choices) in probes.items():
+        folder = os.path.join(yamls, name)
+        os.makedirs(folder)
+        with open(os.path.join(folder, "local_%s.yaml" % name), "w") as f:
+            f.write("task: local_%s\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: %s\n"
+                    "output_type: multiple_choice\ntest_split: test\nfewshot_split: test\ndoc_to_text: \"%s\"\ndoc_to_target: label\n"
+                    "doc_to_choice: '%s'\nmetric_list:\n  - metric: acc\n    aggregation: mean\n    higher_is_better: true\n"
+                    % (name, path, text, choices))
     manager = TaskManager(include_path=yamls)
     lm = TinyLM()
-    runs = [(name, 0) for name in sources] + [("hellaswag", 2), ("winogrande", 2), ("copa", 3)]
+    runs = [(name, 0) for name in sources if name not in probes and name != "wsc273"] + [("hellaswag", 2), ("winogrande", 2), ("copa", 3)]
+    runs += [("wsc273", 0), ("relativesize", 0), ("memorycolor", 0), ("colorterms", 0), ("wsc273", 2), ("relativesize", 2)]
     expected = {"lm_eval": lm_eval.__version__ if hasattr(lm_eval, "__version__") else "0.4.13", "runs": []}
     for name, shots in runs:
         result = lm_eval.simple_evaluate(model=lm, tasks=["local_" + name], task_manager=manager, num_fewshot=shots,
