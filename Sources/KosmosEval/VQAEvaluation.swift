@@ -207,7 +207,8 @@ public struct VQAEvaluation: Sendable {
 
 /// vqaEval.py's answer normalisation, on Unicode scalars (Python 3 `str` code points).
 public enum VQANormalizer {
-    static let punct: [String] = [";", ":", "/", "'", "[", "]", "\"", "(", ")", "=", "+", "\\", "_",
+    /// vqaEval.py's punctuation marks, in its order.
+    public static let punct: [String] = [";", ":", "/", "'", "[", "]", "\"", "(", ")", "=", "+", "\\", "_",
                                   ">", "<", "@", "`", ",", "?"]
     static let manualMap: [String: String] = ["none": "0", "zero": "0", "one": "1", "two": "2", "three": "3",
                                               "four": "4", "five": "5", "six": "6", "seven": "7", "eight": "8",
@@ -228,7 +229,7 @@ public enum VQANormalizer {
     /// `processPunctuation`: each punctuation mark is deleted when it touches a space somewhere in
     /// the *original* text (or when the text has a digit,digit comma anywhere), else replaced by a
     /// space; then periods not followed by a digit are deleted (at most 32, see the type docs).
-    public static func processPunctuation(_ text: String) -> String {
+    public static func processPunctuation(_ text: String, marks: [String] = punct) -> String {
         let input = Array(text.unicodeScalars)
         var hasDigitComma = false
         if input.count >= 3 {
@@ -237,7 +238,7 @@ public enum VQANormalizer {
             }
         }
         var out = input
-        for p in punct {
+        for p in marks {
             guard let ps = p.unicodeScalars.first else { continue }
             var touchesSpace = false
             for i in input.indices where input[i] == ps {

@@ -160,47 +160,17 @@ struct EvalVQA: ParsableCommand {
     @Option(help: "Write predictions and scores as JSON here.")
     var out: String?
 
-    /// The prompt of one question after its solved examples: "<image>Question: q Answer: a\n" per
-    /// example (the answer most annotators gave), then "<image>Question: q Answer:".
-    static func prompt(_ question: String, examples: [(question: String, answer: String)]) -> String {
-        examples.map { "<image>Question: \($0.question) Answer: \($0.answer)\n" }.joined() + "<image>Question: \(question) Answer:"
-    }
-
-    /// The answer most annotators gave (the first of those tied, as Counter.most_common orders them).
-    static func commonAnswer(_ a: VQAEvaluation.Annotation) -> String {
-        var counts: [String: Int] = [:], order: [String] = []
-        for x in a.answers {
-            if counts[x.answer] == nil { order.append(x.answer) }
-            counts[x.answer, default: 0] += 1
-        }
-        return order.max { counts[$0]! < counts[$1]! || (counts[$0]! == counts[$1]! && order.firstIndex(of: $0)! > order.firstIndex(of: $1)!) } ?? ""
-    }
-
     func run() throws {
         let anns = try VQAEvaluation.loadAnnotations(URL(fileURLWithPath: annotations))
-        let pool = try VQAEvaluation.loadQuestionList(URL(fileURLWithPath: questions)).filter { anns[$0.questionID] != nil }
-        let list = Array(pool.prefix(limit ?? Int.max))
-        guard shots >= 0 else { throw ValidationError("--shots must be 0 or more") }
-        if shots > 0 && pool.count < shots + 1 {
-            throw ValidationError("--shots \(shots) needs \(shots + 1) annotated questions; \(questions) has \(pool.count)")
+        let questionList = try VQAEvaluation.loadQuestionList(URL(fileURLWithPath: questions)).filter { anns[$0.questionID] != nil }
+        let pool = questionList.map {
+            VisualQuestion(text: $0.text, image: URL(fileURLWithPath: images).appendingPathComponent(String(format: imagePattern, $0.imageID)),
+                           demonstrationAnswer: commonAnswer(anns[$0.questionID]!.answers.map(\.answer)))
         }
-        let session = try modelOptions.session()
-        var options = GenerationOptions()
-        options.maxNewTokens = maxTokens
-        var predictions: [(Int, String)] = [], demonstrations: [[Int]] = []
-        var random = PythonRandom(seed: 1234)
-        let imageURL = { (q: VQAEvaluation.Question) in URL(fileURLWithPath: images).appendingPathComponent(String(format: imagePattern, q.imageID)) }
-        let start = Date()
-        for (i, q) in list.enumerated() {
-            let examples = try fewShotIndices(count: pool.count, shots: shots, random: &random, isItem: { pool[$0].questionID == q.questionID }).map { pool[$0] }
-            let text = Self.prompt(q.text, examples: examples.map { ($0.text, Self.commonAnswer(anns[$0.questionID]!)) })
-            let stream = TextStream(tokenizer: session.tokenizer, eos: session.model.eosTokenId, stops: ["\n"], quiet: true)
-            _ = try session.model.generate(try session.input(text: text, imageFiles: examples.map(imageURL) + [imageURL(q)]),
-                                           options: options, onToken: stream.add)
-            predictions.append((q.questionID, stream.text.trimmingCharacters(in: .whitespaces)))
-            demonstrations.append(examples.map(\.questionID))
-            reportProgress(i + 1, of: list.count, since: start)
-        }
+        let answered = try answerVisualQuestions(session: try modelOptions.session(), questions: Array(pool.prefix(limit ?? Int.max)),
+                                                 pool: pool, poolIsTheQuestions: true, shots: shots, maxTokens: maxTokens)
+        let predictions = zip(questionList, answered).map { ($0.questionID, $1.answer) }
+        let demonstrations = answered.map { $0.demonstrations.map { questionList[$0].questionID } }
         let result = try VQAEvaluation.evaluate(annotations: anns, predictions: predictions)
         print("questions answered and scored: \(result.perQuestion.count)")
         print(String(format: "overall accuracy: %.2f", VQAEvaluation.reported(result.overall)))
