@@ -81,7 +81,13 @@ public struct ChoiceTaskResult {
         case .accNorm: values = items.map { $0.normalizedPrediction == $0.gold ? 1 : 0 }
         case .f1: return nil
         }
-        let mu = Self.mean(values)
+        return Self.meanStandardError(values)
+    }
+
+    /// The harness's `mean_stderr`: sample standard deviation over √n; nil for one value.
+    static func meanStandardError(_ values: [Double]) -> Double? {
+        guard values.count > 1 else { return nil }
+        let mu = mean(values)
         var squares = 0.0
         for v in values { squares += (v - mu) * (v - mu) }
         return (squares / Double(values.count - 1)).squareRoot() / Double(values.count).squareRoot()

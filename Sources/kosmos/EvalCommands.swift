@@ -8,7 +8,7 @@ struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",
         abstract: "Score predictions with COCO caption metrics or VQA accuracy; run multiple-choice benchmarks, caption a COCO set or measure perplexity with a model.",
-        subcommands: [ScoreCaptions.self, ScoreVQA.self, ScoreVizWiz.self, EvalTask.self, EvalSuite.self, EvalCaptions.self, EvalVQA.self, EvalVizWiz.self, EvalClassify.self, EvalPerplexity.self, EvalShapes.self, EvalSounds.self, EvalMotion.self, EvalPasskey.self]
+        subcommands: [ScoreCaptions.self, ScoreVQA.self, ScoreVizWiz.self, EvalTask.self, EvalSuite.self, EvalCaptions.self, EvalVQA.self, EvalVizWiz.self, EvalRaven.self, EvalClassify.self, EvalPerplexity.self, EvalShapes.self, EvalSounds.self, EvalMotion.self, EvalPasskey.self]
     )
 }
 
