@@ -39,9 +39,47 @@ public struct CaptionEvaluation: Sendable {
         }
     }
 
-    public static func loadAnnotations(_ url: URL) throws -> Annotations {
+    /// A COCO captions file ({"images", "annotations"}), or Karpathy's split file
+    /// (`dataset_coco.json`, `dataset_flickr30k.json`: {"images": [{imgid, filename, split,
+    /// sentences: [{raw}]}]}) of which the images of `split` are read (default "test").
+    public static func loadAnnotations(_ url: URL, split: String? = nil) throws -> Annotations {
         let r = JSONReader(path: url.path)
-        return try parseAnnotations(r.load(url), reader: r)
+        let json = try r.load(url)
+        if let root = json as? [String: Any], root["annotations"] == nil,
+           let first = (root["images"] as? [Any])?.first as? [String: Any], first["sentences"] != nil {
+            return try parseKarpathy(root, reader: r, split: split ?? "test")
+        }
+        if let split {
+            throw EvalError.malformed(path: url.path, location: "$", reason: "a COCO captions file has no splits (--split \(split) is for Karpathy's split files)")
+        }
+        return try parseAnnotations(json, reader: r)
+    }
+
+    /// Karpathy's format as the usual conversion to COCO reads it: image id = `imgid`, the
+    /// references = the sentences' `raw` text, the file = `filepath/filename` (`filename` where
+    /// there is no `filepath`, as in Flickr30k).
+    static func parseKarpathy(_ root: [String: Any], reader r: JSONReader, split: String) throws -> Annotations {
+        let images = try r.array(r.field(root, "images", at: "$"), at: "$.images")
+        var order: [Int] = [], caps: [Int: [String]] = [:], files: [Int: String] = [:], splits = Set<String>()
+        for (i, img) in images.enumerated() {
+            let loc = "$.images[\(i)]"
+            let object = try r.object(img, at: loc)
+            let s = try r.string(object, "split", at: loc)
+            splits.insert(s)
+            guard s == split || (split == "train" && s == "restval") else { continue }
+            let id = try r.int(object, "imgid", at: loc)
+            guard caps[id] == nil else { throw EvalError.malformed(path: r.path, location: loc + ".imgid", reason: "image \(id) appears twice") }
+            let name = try r.string(object, "filename", at: loc)
+            files[id] = (object["filepath"] as? String).map { $0 + "/" + name } ?? name
+            caps[id] = try r.array(r.field(object, "sentences", at: loc), at: loc + ".sentences").enumerated().map { j, sentence in
+                try r.string(try r.object(sentence, at: "\(loc).sentences[\(j)]"), "raw", at: "\(loc).sentences[\(j)]")
+            }
+            order.append(id)
+        }
+        guard !order.isEmpty else {
+            throw EvalError.malformed(path: r.path, location: "$.images", reason: "no images in split \"\(split)\" (the file has \(splits.sorted().joined(separator: ", ")))")
+        }
+        return Annotations(imageOrder: order, captions: caps, fileNames: files)
     }
 
     static func parseAnnotations(_ json: Any, reader r: JSONReader) throws -> Annotations {

@@ -21,15 +21,18 @@ struct ScoreCaptions: ParsableCommand {
     @Option(help: "Predictions in the COCO results format: [{\"image_id\", \"caption\"}].")
     var predictions: String
 
-    @Option(help: "COCO captions annotation JSON ({\"images\", \"annotations\"}).")
+    @Option(help: "COCO captions annotation JSON ({\"images\", \"annotations\"}), or Karpathy's split file (dataset_flickr30k.json, dataset_coco.json).")
     var annotations: String
+
+    @Option(help: "The split of a Karpathy file to score (default: test).")
+    var split: String?
 
     @Option(help: "Write the scores (overall and per image) as JSON here.")
     var out: String?
 
     func run() throws {
         try reportingEvalErrors {
-            let anns = try CaptionEvaluation.loadAnnotations(URL(fileURLWithPath: annotations))
+            let anns = try CaptionEvaluation.loadAnnotations(URL(fileURLWithPath: annotations), split: split)
             let preds = try CaptionEvaluation.loadPredictions(URL(fileURLWithPath: predictions), annotations: anns)
             let result = try CaptionEvaluation.evaluate(annotations: anns, predictions: preds)
             print("images scored: \(result.perImage.count) (only images with a prediction, as pycocoevalcap)")

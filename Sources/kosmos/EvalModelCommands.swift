@@ -16,8 +16,11 @@ struct EvalCaptions: ParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
 
-    @Option(help: "COCO captions annotation JSON (images with file_name, annotations).")
+    @Option(help: "COCO captions annotation JSON (images with file_name, annotations), or Karpathy's split file (dataset_flickr30k.json, dataset_coco.json).")
     var annotations: String
+
+    @Option(help: "The split of a Karpathy file (default: test).")
+    var split: String?
 
     @Option(help: "Folder holding the images' file_name files.")
     var images: String
@@ -34,37 +37,76 @@ struct EvalCaptions: ParsableCommand {
     @Option(help: "Prompt.")
     var prompt = "An image of"
 
+    @Option(help: "Captioned examples before each image (interleaved: image, prompt, its first reference), drawn as lm-evaluation-harness draws few-shot examples (Random(1234)); Kosmos-1.")
+    var shots = 0
+
+    @Option(name: .customLong("fewshot-annotations"), help: "Draw the examples from this file (the paper draws from the training set) instead of the other images.")
+    var fewshotAnnotations: String?
+
+    @Option(name: .customLong("fewshot-split"), help: "The split of a Karpathy --fewshot-annotations file (train takes restval too).")
+    var fewshotSplit = "train"
+
+    @Option(name: .customLong("fewshot-images"), help: "Folder of the --fewshot-annotations images (default: --images).")
+    var fewshotImages: String?
+
     @Option(help: "Write predictions and scores as JSON here.")
     var out: String?
 
+    /// An example's text: the prompt, then its first reference with the first letter lower-cased
+    /// ("An image of a dog on the grass."), and a newline.
+    static func example(prompt: String, caption: String) -> String {
+        let c = caption.trimmingCharacters(in: .whitespacesAndNewlines)
+        return MediaKind.image.placeholder + prompt + " " + c.prefix(1).lowercased() + c.dropFirst() + "\n"
+    }
+
     func run() throws {
-        let anns = try CaptionEvaluation.loadAnnotations(URL(fileURLWithPath: annotations))
-        let ids = Array(anns.imageOrder.filter { anns.captions[$0] != nil }.prefix(limit ?? Int.max))
-        guard !ids.isEmpty else { throw ValidationError("no annotated images to caption") }
-        var options = GenerationOptions()
-        options.numBeams = beams
-        options.maxNewTokens = maxTokens
-        let captioner = Captioner(session: try modelOptions.session())
-        var predictions: [Int: String] = [:]
-        let start = Date()
-        for (i, id) in ids.enumerated() {
-            guard let file = anns.fileNames[id] else { throw ValidationError("image \(id) has no file_name in \(annotations)") }
-            let path = URL(fileURLWithPath: images).appendingPathComponent(file).path
-            let caption = try captioner.caption(path, prompt: prompt, options: options)
-            predictions[id] = (prompt + " " + caption.trimmingCharacters(in: .whitespaces)).trimmingCharacters(in: .whitespaces)
-            reportProgress(i + 1, of: ids.count, since: start)
-        }
-        let result = try CaptionEvaluation.evaluate(annotations: anns, predictions: predictions)
-        print("images captioned and scored: \(result.perImage.count)")
-        for name in CaptionEvaluation.metricNames {
-            print(name.padding(toLength: 10, withPad: " ", startingAt: 0) + String(format: "%.4f", result.scores[name] ?? 0))
-        }
-        if let out {
-            let scores = try JSONSerialization.jsonObject(with: try result.jsonData())
-            let list = ids.map { ["image_id": $0, "caption": predictions[$0] ?? ""] as [String: Any] }
-            let data = try JSONSerialization.data(withJSONObject: ["predictions": list, "scores": scores], options: [.prettyPrinted, .sortedKeys])
-            try data.write(to: URL(fileURLWithPath: out))
-            print("wrote \(out)")
+        try reportingEvalErrors {
+            let anns = try CaptionEvaluation.loadAnnotations(URL(fileURLWithPath: annotations), split: split)
+            let ids = Array(anns.imageOrder.filter { anns.captions[$0] != nil }.prefix(limit ?? Int.max))
+            guard !ids.isEmpty else { throw ValidationError("no annotated images to caption") }
+            guard shots >= 0 else { throw ValidationError("--shots must be 0 or more") }
+            let pool = try fewshotAnnotations.map { try CaptionEvaluation.loadAnnotations(URL(fileURLWithPath: $0), split: fewshotSplit) } ?? anns
+            let poolIDs = pool.imageOrder.filter { !(pool.captions[$0] ?? []).isEmpty }
+            let poolFolder = fewshotAnnotations == nil ? images : fewshotImages ?? images
+            let need = fewshotAnnotations == nil ? shots + 1 : shots
+            if shots > 0 && poolIDs.count < need {
+                throw ValidationError("--shots \(shots) draws \(need) captioned examples; the pool has \(poolIDs.count)")
+            }
+            func file(_ id: Int, _ a: CaptionEvaluation.Annotations, _ folder: String) throws -> URL {
+                guard let name = a.fileNames[id] else { throw ValidationError("image \(id) has no file name in its annotations") }
+                return URL(fileURLWithPath: folder).appendingPathComponent(name)
+            }
+            var options = GenerationOptions()
+            options.numBeams = beams
+            options.maxNewTokens = maxTokens
+            let captioner = Captioner(session: try modelOptions.session())
+            var predictions: [Int: String] = [:], demonstrations: [Int: [Int]] = [:]
+            var random = PythonRandom(seed: 1234)
+            let start = Date()
+            for (i, id) in ids.enumerated() {
+                let examples = try fewShotIndices(count: poolIDs.count, shots: shots, random: &random,
+                                                  isItem: fewshotAnnotations == nil ? { poolIDs[$0] == id } : nil).map { poolIDs[$0] }
+                let text = examples.map { Self.example(prompt: prompt, caption: pool.captions[$0]![0]) }.joined() + MediaKind.image.placeholder + prompt
+                let files = try examples.map { try file($0, pool, poolFolder) } + [try file(id, anns, images)]
+                // With examples the model may go on to the next line: the caption is the first one.
+                let caption = try captioner.caption(text: text, imageFiles: files, options: options)
+                    .split(separator: "\n", omittingEmptySubsequences: false).first.map(String.init) ?? ""
+                predictions[id] = (prompt + " " + caption.trimmingCharacters(in: .whitespaces)).trimmingCharacters(in: .whitespaces)
+                demonstrations[id] = examples
+                reportProgress(i + 1, of: ids.count, since: start)
+            }
+            let result = try CaptionEvaluation.evaluate(annotations: anns, predictions: predictions)
+            print("images captioned and scored: \(result.perImage.count)")
+            for name in CaptionEvaluation.metricNames {
+                print(name.padding(toLength: 10, withPad: " ", startingAt: 0) + String(format: "%.4f", result.scores[name] ?? 0))
+            }
+            if let out {
+                let scores = try JSONSerialization.jsonObject(with: try result.jsonData())
+                let list = ids.map { ["image_id": $0, "caption": predictions[$0] ?? "", "demonstrations": demonstrations[$0] ?? []] as [String: Any] }
+                let data = try JSONSerialization.data(withJSONObject: ["predictions": list, "scores": scores], options: [.prettyPrinted, .sortedKeys])
+                try data.write(to: URL(fileURLWithPath: out))
+                print("wrote \(out)")
+            }
         }
     }
 }

@@ -100,6 +100,38 @@ final class CaptionParityTests: XCTestCase {
         XCTAssertEqual(r.perImage.map(\.imageID), e.order)
     }
 
+    /// The same references in Karpathy's split format (as dataset_flickr30k.json lays them out:
+    /// imgid, filename, split, sentences[].raw; one image in another split) score as pycocoevalcap
+    /// scored the COCO file.
+    func testKarpathySplitFileScoresAsTheCOCOFile() throws {
+        let e = try expected()
+        let coco = try XCTUnwrap(loadEvalJSON("captions_annotations.json") as? [String: Any])
+        let annotations = try XCTUnwrap(coco["annotations"] as? [[String: Any]])
+        var images = try XCTUnwrap(coco["images"] as? [[String: Any]]).map { image -> [String: Any] in
+            let id = image["id"] as! Int
+            let sentences = annotations.filter { $0["image_id"] as? Int == id }.map { ["raw": $0["caption"]!, "tokens": ["x"], "imgid": id] as [String: Any] }
+            return ["imgid": id, "filename": image["file_name"]!, "split": "test", "sentences": sentences, "sentids": []]
+        }
+        images.append(["imgid": 999_999_999, "filename": "x.jpg", "split": "train", "sentences": [["raw": "A cat."]]])
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("karpathy-\(UUID().uuidString).json")
+        defer { try? FileManager.default.removeItem(at: url) }
+        try JSONSerialization.data(withJSONObject: ["images": images, "dataset": "flickr30k"]).write(to: url)
+        let anns = try CaptionEvaluation.loadAnnotations(url)
+        XCTAssertNil(anns.captions[999_999_999])
+        XCTAssertEqual(anns.fileNames[24544], "000000024544.jpg")
+        let preds = try CaptionEvaluation.loadPredictions(evalFixtureURL("captions_predictions.json"), annotations: anns)
+        let r = try CaptionEvaluation.evaluate(annotations: anns, predictions: preds)
+        _ = check(r, e)
+        XCTAssertEqual(r.perImage.map(\.imageID), e.order)
+        XCTAssertEqual(try CaptionEvaluation.loadAnnotations(url, split: "train").imageOrder, [999_999_999])
+        XCTAssertThrowsError(try CaptionEvaluation.loadAnnotations(url, split: "val")) { error in
+            XCTAssertEqual("\(error)", "\(url.path): at $.images: no images in split \"val\" (the file has test, train)")
+        }
+        XCTAssertThrowsError(try CaptionEvaluation.loadAnnotations(evalFixtureURL("captions_annotations.json"), split: "test")) { error in
+            XCTAssertTrue("\(error)".contains("a COCO captions file has no splits"), "\(error)")
+        }
+    }
+
     /// Stress captions (contractions, hyphens, numbers, quotes, brackets, ellipses, unicode).
     func testTokenizerStressCases() throws {
         let cases = try XCTUnwrap(loadEvalJSON("tokenizer_cases.json") as? [[String: String]])
