@@ -235,7 +235,7 @@ struct EvalClassify: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "classify",
         abstract: "Zero-shot image classification with a Kosmos-1 or Kosmos-2 model: top-1 and top-5 accuracy.",
-        discussion: "IMAGES holds one folder per class (the folder name, with _ as spaces, is the class name) with the images inside."
+        discussion: "IMAGES holds one folder per class with the images inside. The class name is the folder name with _ as spaces, without a leading \"NNN.\" (CUB-200-2011's folders), or the name --class-names gives the folder (ImageNet's WordNet-id folders)."
     )
 
     @OptionGroup var modelOptions: ModelOptions
@@ -245,6 +245,9 @@ struct EvalClassify: ParsableCommand {
 
     @Option(help: "Prompt before the class name.")
     var prompt = "The photo of the"
+
+    @Option(name: .customLong("class-names"), help: "Names for the class folders, one \"folder name, synonyms\" per line (ImageNet's LOC_synset_mapping.txt); the first name is used.")
+    var classNames: String?
 
     @Option(name: .customLong("batch-size"), help: "Class names scored in one batched pass after the image's prefill.")
     var batchSize = 64
@@ -270,12 +273,17 @@ struct EvalClassify: ParsableCommand {
             }
         }
         items = Array(items.prefix(limit ?? Int.max))
+        var names: [String] = []
+        try reportingEvalErrors {
+            names = try ClassNames.names(folders: classes, mapping: try classNames.map { try ClassNames.loadMapping(URL(fileURLWithPath: $0)) },
+                                         mappingPath: classNames ?? "--class-names")
+        }
         guard !items.isEmpty else { throw ValidationError("no .jpg/.jpeg/.png images under \(images)") }
         let session = try modelOptions.session()
         // Class names as continuations of the prompt: the tokens of "prompt name" after those of "prompt".
         let promptTokens = session.tokenizer.encode(prompt)
-        let continuations = classes.map { name -> [Int] in
-            let full = session.tokenizer.encode(prompt + " " + name.replacingOccurrences(of: "_", with: " "))
+        let continuations = names.map { name -> [Int] in
+            let full = session.tokenizer.encode(prompt + " " + name)
             return full.starts(with: promptTokens) ? Array(full.dropFirst(promptTokens.count)) : full
         }
         var top1 = 0, top5 = 0
@@ -287,7 +295,7 @@ struct EvalClassify: ParsableCommand {
             let ranking = scores.indices.sorted { scores[$0] > scores[$1] }
             if ranking.first == item.label { top1 += 1 }
             if ranking.prefix(5).contains(item.label) { top5 += 1 }
-            perImage.append(["image": item.path, "label": classes[item.label], "top5": ranking.prefix(5).map { classes[$0] }])
+            perImage.append(["image": item.path, "label": names[item.label], "top5": ranking.prefix(5).map { names[$0] }])
             reportProgress(i + 1, of: items.count, since: start)
         }
         print(String(format: "images: %d  classes: %d  top-1: %.2f%%  top-5: %.2f%%  (%.3f images/s)", items.count, classes.count,
