@@ -23,6 +23,7 @@ let package = Package(
         .library(name: "KosmosAudio", targets: ["KosmosAudio"]),
         .library(name: "KosmosModels", targets: ["KosmosModels"]),
         .library(name: "KosmosEval", targets: ["KosmosEval"]),
+        .library(name: "KosmosEvalRuns", targets: ["KosmosEvalRuns"]),
         .library(name: "KosmosTraining", targets: ["KosmosTraining"]),
         .library(name: "KosmosServer", targets: ["KosmosServer"]),
         .library(name: "KosmosPlot", targets: ["KosmosPlot"]),
@@ -139,6 +140,13 @@ let package = Package(
         ),
         // Caption and VQA metrics equal to pycocoevalcap and the official VQA evaluation; Foundation only.
         .target(name: "KosmosEval"),
+        // The evaluation loops on the model interface: KosmosEval's tasks and metrics driven by a
+        // ModelSession (VQA, VizWiz, captions, classification, Raven, multiple choice, the suite).
+        .target(
+            name: "KosmosEvalRuns",
+            dependencies: ["KosmosEval", "KosmosModels"],
+            swiftSettings: [.swiftLanguageMode(.v5)]
+        ),
         // The OpenAI-compatible HTTP server (`kosmos serve`): one scheduler loop owns the model and
         // batches decoding steps across requests. Swift 5 mode: the model types it drives are
         // non-Sendable classes from Swift 5 targets, confined to the scheduler's thread.
@@ -176,6 +184,7 @@ let package = Package(
                 "KosmosTokenizers",
                 "KosmosData",
                 "KosmosEval",
+                "KosmosEvalRuns",
                 "KosmosTraining",
                 "KosmosServer",
                 .target(name: "KosmosMPI", condition: .when(traits: ["MPI"])),
@@ -222,7 +231,7 @@ let package = Package(
         // `swift build --build-tests` builds it) and compares its output with the library calls.
         .testTarget(
             name: "KosmosCLITests",
-            dependencies: ["KosmosModels", "KosmosEval", "KosmosTensor", "KosmosTokenizers", "KosmosVision", "KosmosAudio"],
+            dependencies: ["KosmosModels", "KosmosEval", "KosmosEvalRuns", "KosmosTensor", "KosmosTokenizers", "KosmosVision", "KosmosAudio"],
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
         .testTarget(

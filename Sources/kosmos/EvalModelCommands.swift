@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import KosmosData
 import KosmosEval
+import KosmosEvalRuns
 import KosmosModels
 import KosmosPlot
 import KosmosTensor
@@ -52,57 +53,29 @@ struct EvalCaptions: ParsableCommand {
     @Option(help: "Write predictions and scores as JSON here.")
     var out: String?
 
-    /// An example's text: the prompt, then its first reference with the first letter lower-cased
-    /// ("An image of a dog on the grass."), and a newline.
-    static func example(prompt: String, caption: String) -> String {
-        let c = caption.trimmingCharacters(in: .whitespacesAndNewlines)
-        return MediaKind.image.placeholder + prompt + " " + c.prefix(1).lowercased() + c.dropFirst() + "\n"
-    }
-
     func run() throws {
         try reportingEvalErrors {
             let anns = try CaptionEvaluation.loadAnnotations(URL(fileURLWithPath: annotations), split: split)
-            let ids = Array(anns.imageOrder.filter { anns.captions[$0] != nil }.prefix(limit ?? Int.max))
-            guard !ids.isEmpty else { throw ValidationError("no annotated images to caption") }
-            guard shots >= 0 else { throw ValidationError("--shots must be 0 or more") }
-            let pool = try fewshotAnnotations.map { try CaptionEvaluation.loadAnnotations(URL(fileURLWithPath: $0), split: fewshotSplit) } ?? anns
-            let poolIDs = pool.imageOrder.filter { !(pool.captions[$0] ?? []).isEmpty }
-            let poolFolder = fewshotAnnotations == nil ? images : fewshotImages ?? images
-            let need = fewshotAnnotations == nil ? shots + 1 : shots
-            if shots > 0 && poolIDs.count < need {
-                throw ValidationError("--shots \(shots) draws \(need) captioned examples; the pool has \(poolIDs.count)")
+            var run = CaptionRun(annotations: anns, images: URL(fileURLWithPath: images))
+            run.limit = limit
+            run.prompt = prompt
+            run.beams = beams
+            run.maxTokens = maxTokens
+            run.shots = shots
+            if let fewshotAnnotations {
+                run.pool = (try CaptionEvaluation.loadAnnotations(URL(fileURLWithPath: fewshotAnnotations), split: fewshotSplit),
+                            URL(fileURLWithPath: fewshotImages ?? images))
             }
-            func file(_ id: Int, _ a: CaptionEvaluation.Annotations, _ folder: String) throws -> URL {
-                guard let name = a.fileNames[id] else { throw ValidationError("image \(id) has no file name in its annotations") }
-                return URL(fileURLWithPath: folder).appendingPathComponent(name)
-            }
-            var options = GenerationOptions()
-            options.numBeams = beams
-            options.maxNewTokens = maxTokens
-            let captioner = Captioner(session: try modelOptions.session())
-            var predictions: [Int: String] = [:], demonstrations: [Int: [Int]] = [:]
-            var random = PythonRandom(seed: 1234)
             let start = Date()
-            for (i, id) in ids.enumerated() {
-                let examples = try fewShotIndices(count: poolIDs.count, shots: shots, random: &random,
-                                                  isItem: fewshotAnnotations == nil ? { poolIDs[$0] == id } : nil).map { poolIDs[$0] }
-                let text = examples.map { Self.example(prompt: prompt, caption: pool.captions[$0]![0]) }.joined() + MediaKind.image.placeholder + prompt
-                let files = try examples.map { try file($0, pool, poolFolder) } + [try file(id, anns, images)]
-                // With examples the model may go on to the next line: the caption is the first one.
-                let caption = try captioner.caption(text: text, imageFiles: files, options: options)
-                    .split(separator: "\n", omittingEmptySubsequences: false).first.map(String.init) ?? ""
-                predictions[id] = (prompt + " " + caption.trimmingCharacters(in: .whitespaces)).trimmingCharacters(in: .whitespaces)
-                demonstrations[id] = examples
-                reportProgress(i + 1, of: ids.count, since: start)
-            }
-            let result = try CaptionEvaluation.evaluate(annotations: anns, predictions: predictions)
+            let outputs = try captionImages(session: try modelOptions.session(), run, progress: { reportProgress($0, of: $1, since: start) })
+            let result = try CaptionEvaluation.evaluate(annotations: anns, predictions: Dictionary(outputs.map { ($0.imageID, $0.caption) }, uniquingKeysWith: { a, _ in a }))
             print("images captioned and scored: \(result.perImage.count)")
             for name in CaptionEvaluation.metricNames {
                 print(name.padding(toLength: 10, withPad: " ", startingAt: 0) + String(format: "%.4f", result.scores[name] ?? 0))
             }
             if let out {
                 let scores = try JSONSerialization.jsonObject(with: try result.jsonData())
-                let list = ids.map { ["image_id": $0, "caption": predictions[$0] ?? "", "demonstrations": demonstrations[$0] ?? []] as [String: Any] }
+                let list = outputs.map { ["image_id": $0.imageID, "caption": $0.caption, "demonstrations": $0.demonstrations] as [String: Any] }
                 let data = try JSONSerialization.data(withJSONObject: ["predictions": list, "scores": scores], options: [.prettyPrinted, .sortedKeys])
                 try data.write(to: URL(fileURLWithPath: out))
                 print("wrote \(out)")
@@ -203,28 +176,32 @@ struct EvalVQA: ParsableCommand {
     var out: String?
 
     func run() throws {
-        let anns = try VQAEvaluation.loadAnnotations(URL(fileURLWithPath: annotations))
-        let questionList = try VQAEvaluation.loadQuestionList(URL(fileURLWithPath: questions)).filter { anns[$0.questionID] != nil }
-        let pool = questionList.map {
-            VisualQuestion(text: $0.text, image: URL(fileURLWithPath: images).appendingPathComponent(String(format: imagePattern, $0.imageID)),
-                           demonstrationAnswer: commonAnswer(anns[$0.questionID]!.answers.map(\.answer)))
-        }
-        let answered = try answerVisualQuestions(session: try modelOptions.session(), questions: Array(pool.prefix(limit ?? Int.max)),
-                                                 pool: pool, poolIsTheQuestions: true, shots: shots, maxTokens: maxTokens)
-        let predictions = zip(questionList, answered).map { ($0.questionID, $1.answer) }
-        let demonstrations = answered.map { $0.demonstrations.map { questionList[$0].questionID } }
-        let result = try VQAEvaluation.evaluate(annotations: anns, predictions: predictions)
-        print("questions answered and scored: \(result.perQuestion.count)")
-        print(String(format: "overall accuracy: %.2f", VQAEvaluation.reported(result.overall)))
-        for k in result.perAnswerType.keys.sorted() {
-            print("  " + k.padding(toLength: 20, withPad: " ", startingAt: 0) + String(format: "%.2f", VQAEvaluation.reported(result.perAnswerType[k] ?? 0)))
-        }
-        if let out {
-            let scores = try JSONSerialization.jsonObject(with: try result.jsonData())
-            let answers = zip(predictions, demonstrations).map { p, d in ["question_id": p.0, "answer": p.1, "demonstrations": d] as [String: Any] }
-            try JSONSerialization.data(withJSONObject: ["predictions": answers, "scores": scores], options: [.prettyPrinted, .sortedKeys])
-                .write(to: URL(fileURLWithPath: out))
-            print("wrote \(out)")
+        try reportingEvalErrors {
+            let anns = try VQAEvaluation.loadAnnotations(URL(fileURLWithPath: annotations))
+            let questionList = try VQAEvaluation.loadQuestionList(URL(fileURLWithPath: questions)).filter { anns[$0.questionID] != nil }
+            let pool = questionList.map {
+                VisualQuestion(text: $0.text, image: URL(fileURLWithPath: images).appendingPathComponent(String(format: imagePattern, $0.imageID)),
+                               demonstrationAnswer: commonAnswer(anns[$0.questionID]!.answers.map(\.answer)))
+            }
+            let start = Date()
+            let answered = try answerVisualQuestions(session: try modelOptions.session(), questions: Array(pool.prefix(limit ?? Int.max)),
+                                                     pool: pool, poolIsTheQuestions: true, shots: shots, maxTokens: maxTokens,
+                                                     progress: { reportProgress($0, of: $1, since: start) })
+            let predictions = zip(questionList, answered).map { ($0.questionID, $1.answer) }
+            let demonstrations = answered.map { $0.demonstrations.map { questionList[$0].questionID } }
+            let result = try VQAEvaluation.evaluate(annotations: anns, predictions: predictions)
+            print("questions answered and scored: \(result.perQuestion.count)")
+            print(String(format: "overall accuracy: %.2f", VQAEvaluation.reported(result.overall)))
+            for k in result.perAnswerType.keys.sorted() {
+                print("  " + k.padding(toLength: 20, withPad: " ", startingAt: 0) + String(format: "%.2f", VQAEvaluation.reported(result.perAnswerType[k] ?? 0)))
+            }
+            if let out {
+                let scores = try JSONSerialization.jsonObject(with: try result.jsonData())
+                let answers = zip(predictions, demonstrations).map { p, d in ["question_id": p.0, "answer": p.1, "demonstrations": d] as [String: Any] }
+                try JSONSerialization.data(withJSONObject: ["predictions": answers, "scores": scores], options: [.prettyPrinted, .sortedKeys])
+                    .write(to: URL(fileURLWithPath: out))
+                print("wrote \(out)")
+            }
         }
     }
 }
@@ -259,51 +236,17 @@ struct EvalClassify: ParsableCommand {
     var out: String?
 
     func run() throws {
-        let root = URL(fileURLWithPath: images)
-        let classes = try FileManager.default.contentsOfDirectory(atPath: root.path).sorted().filter {
-            var isDirectory: ObjCBool = false
-            return FileManager.default.fileExists(atPath: root.appendingPathComponent($0).path, isDirectory: &isDirectory) && isDirectory.boolValue
-        }
-        guard classes.count >= 2 else { throw ValidationError("\(images) needs at least two class folders") }
-        var items: [(path: String, label: Int)] = []
-        for (label, name) in classes.enumerated() {
-            for file in try FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent(name).path).sorted()
-            where ["jpg", "jpeg", "png"].contains((file as NSString).pathExtension.lowercased()) {
-                items.append((root.appendingPathComponent(name).appendingPathComponent(file).path, label))
-            }
-        }
-        items = Array(items.prefix(limit ?? Int.max))
-        var names: [String] = []
         try reportingEvalErrors {
-            names = try ClassNames.names(folders: classes, mapping: try classNames.map { try ClassNames.loadMapping(URL(fileURLWithPath: $0)) },
-                                         mappingPath: classNames ?? "--class-names")
-        }
-        guard !items.isEmpty else { throw ValidationError("no .jpg/.jpeg/.png images under \(images)") }
-        let session = try modelOptions.session()
-        // Class names as continuations of the prompt: the tokens of "prompt name" after those of "prompt".
-        let promptTokens = session.tokenizer.encode(prompt)
-        let continuations = names.map { name -> [Int] in
-            let full = session.tokenizer.encode(prompt + " " + name)
-            return full.starts(with: promptTokens) ? Array(full.dropFirst(promptTokens.count)) : full
-        }
-        var top1 = 0, top5 = 0
-        var perImage: [[String: Any]] = []
-        let start = Date()
-        for (i, item) in items.enumerated() {
-            let input = try session.input(text: "<image>" + prompt, imageFiles: [URL(fileURLWithPath: item.path)])
-            let scores = try session.model.logLikelihoods(of: continuations, after: input, batchSize: batchSize)
-            let ranking = scores.indices.sorted { scores[$0] > scores[$1] }
-            if ranking.first == item.label { top1 += 1 }
-            if ranking.prefix(5).contains(item.label) { top5 += 1 }
-            perImage.append(["image": item.path, "label": names[item.label], "top5": ranking.prefix(5).map { names[$0] }])
-            reportProgress(i + 1, of: items.count, since: start)
-        }
-        print(String(format: "images: %d  classes: %d  top-1: %.2f%%  top-5: %.2f%%  (%.3f images/s)", items.count, classes.count,
-                     100 * Double(top1) / Double(items.count), 100 * Double(top5) / Double(items.count),
-                     Double(items.count) / Date().timeIntervalSince(start)))
-        if let out {
-            try writeJSON(["images": items.count, "classes": classes.count, "top1": Double(top1) / Double(items.count),
-                           "top5": Double(top5) / Double(items.count), "predictions": perImage], to: out)
+            let folders = try classFolders(URL(fileURLWithPath: images))
+            let names = try ClassNames.names(folders: folders.classes, mapping: try classNames.map { try ClassNames.loadMapping(URL(fileURLWithPath: $0)) },
+                                             mappingPath: classNames ?? "--class-names")
+            let items = Array(folders.items.prefix(limit ?? Int.max))
+            let start = Date()
+            let result = try classifyImages(session: try modelOptions.session(), items: items, names: names, prompt: prompt, batchSize: batchSize,
+                                            progress: { reportProgress($0, of: $1, since: start) })
+            print(String(format: "images: %d  classes: %d  top-1: %.2f%%  top-5: %.2f%%  (%.3f images/s)", result.images.count, names.count,
+                         100 * result.top1, 100 * result.top5, result.imagesPerSecond))
+            if let out { try writeJSON(result.json(), to: out) }
         }
     }
 }

@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import KosmosEval
 import KosmosModels
-import KosmosTokenizers
+import KosmosEvalRuns
 
 /// `kosmos eval raven`: the Kosmos-1 paper's Raven-style IQ test (RavenItem in KosmosEval).
 struct EvalRaven: ParsableCommand {
@@ -29,17 +29,9 @@ struct EvalRaven: ParsableCommand {
     func run() throws {
         try reportingEvalErrors {
             let items = Array(try RavenItem.load(URL(fileURLWithPath: data)).prefix(limit ?? Int.max))
-            let session = try modelOptions.session()
-            let yes = ravenAnswerTokens(session.tokenizer, answer: answer)
-            var scores: [[Double]] = []
             let start = Date()
-            for (i, item) in items.enumerated() {
-                scores.append(try item.candidates.indices.map { c in
-                    try session.model.logLikelihoods(of: [yes], after: try session.input(text: item.prompt(), imageFiles: item.images(candidate: c)))[0]
-                })
-                reportProgress(i + 1, of: items.count, since: start)
-            }
-            let result = RavenEvaluation(items: items, yesLogProbabilities: scores)
+            let result = try scoreRaven(session: try modelOptions.session(), items: items, answer: answer,
+                                        progress: { reportProgress($0, of: $1, since: start) })
             let chance = items.map { 1 / Double($0.candidates.count) }.reduce(0, +) / Double(items.count)
             print(String(format: "items: %d  accuracy: %.4f ± %@  (chance %.4f)", items.count, result.accuracy,
                          result.standardError.map { String(format: "%.4f", $0) } ?? "N/A", chance))
@@ -48,8 +40,3 @@ struct EvalRaven: ParsableCommand {
     }
 }
 
-/// The tokens of `answer` after "Is it correct?" (the prompt's end, encoded with and without it).
-func ravenAnswerTokens(_ tokenizer: any Tokenizer, answer: String) -> [Int] {
-    let base = tokenizer.encode("Is it correct?"), full = tokenizer.encode("Is it correct? " + answer)
-    return full.starts(with: base) ? Array(full.dropFirst(base.count)) : full
-}

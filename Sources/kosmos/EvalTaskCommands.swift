@@ -2,42 +2,13 @@ import ArgumentParser
 import Foundation
 import KosmosEval
 import KosmosModels
+import KosmosEvalRuns
 
-/// One task run: its files, shots and limit (a `kosmos eval task` command line, or an entry of a
-/// suite file).
-struct TaskRunSpec {
-    var task: String
-    var data: URL
-    var fewshotData: URL?
-    var shots: Int
-    var limit: Int?
-}
-
-/// Runs a multiple-choice task with a model through the harness-equivalent engine, with a
-/// progress line (items, elapsed, ETA) on stderr.
-func runChoiceTask(_ spec: TaskRunSpec, scorer: ContinuationScorer) throws -> ChoiceTaskResult {
-    let task = try ChoiceTask.named(spec.task)
-    let documents = try task.load(spec.data)
-    let pool = try spec.fewshotData.map(task.load)
-    let evaluation = try ChoiceEvaluation(task: task, documents: documents, fewshotPool: pool, shots: spec.shots)
-    if let limit = spec.limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
+/// Runs a multiple-choice task with a progress line (items, elapsed, ETA) on stderr.
+func runChoiceTaskReporting(_ spec: TaskRunSpec, scorer: ContinuationScorer) throws -> ChoiceTaskResult {
     let start = Date()
-    FileHandle.standardError.write(Data("\(task.name): \(Swift.min(spec.limit ?? documents.count, documents.count)) items, \(spec.shots)-shot\n".utf8))
-    return try evaluation.run(limit: spec.limit, score: { requests in
-        try scorer.score(requests).map { ChoiceScore(logLikelihood: $0.logLikelihood, isGreedy: $0.isGreedy) }
-    }, progress: { done, total in reportProgress(done, of: total, since: start) })
-}
-
-/// The results as a markdown table: a row per task and metric, with the harness's stderr.
-func markdownTable(_ results: [ChoiceTaskResult]) -> String {
-    var lines = ["| Task | Shots | Metric | Value | ± Stderr | Items |", "|---|---:|---|---:|---:|---:|"]
-    for r in results {
-        for m in r.metrics {
-            let stderr = r.standardError(m).map { String(format: "%.4f", $0) } ?? "N/A"
-            lines.append("| \(r.task) | \(r.shots) | \(m.rawValue) | \(String(format: "%.4f", r.value(m))) | \(stderr) | \(r.items.count) |")
-        }
-    }
-    return lines.joined(separator: "\n") + "\n"
+    FileHandle.standardError.write(Data("\(spec.task): \(spec.shots)-shot\n".utf8))
+    return try runChoiceTask(spec, scorer: scorer, progress: { reportProgress($0, of: $1, since: start) })
 }
 
 /// `kosmos eval task`: one multiple-choice benchmark, scored as lm-evaluation-harness scores it.
@@ -76,10 +47,10 @@ struct EvalTask: ParsableCommand {
             _ = try ChoiceTask.named(task)  // an unknown task fails before the model loads
             let session = try modelOptions.session()
             let scorer = ContinuationScorer(model: session.model, processor: session.processor, batchSize: batchSize)
-            let result = try runChoiceTask(TaskRunSpec(task: task, data: URL(fileURLWithPath: data),
+            let result = try runChoiceTaskReporting(TaskRunSpec(task: task, data: URL(fileURLWithPath: data),
                                                        fewshotData: fewshotData.map(URL.init(fileURLWithPath:)), shots: shots, limit: limit),
                                            scorer: scorer)
-            print(markdownTable([result]), terminator: "")
+            print(markdownTable(result.rows), terminator: "")
             if let out { try writeJSON(result.json(), to: out) }
         }
     }
@@ -89,10 +60,14 @@ struct EvalTask: ParsableCommand {
 struct EvalSuite: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "suite",
-        abstract: "Run several multiple-choice tasks listed in a JSON file into one markdown table and one JSON.",
+        abstract: "Run several benchmarks (multiple-choice tasks, VQA, VizWiz, captions, classification, Raven) listed in a JSON file into one markdown table and one JSON.",
         discussion: """
-        The suite file: {"tasks": [{"task": "hellaswag", "data": "hellaswag_val.jsonl", "shots": 0, "limit": 100, "fewshot_data": "..."}, ...]}
-        (paths relative to the suite file; shots, limit and fewshot_data optional).
+        The suite file: {"tasks": [{"task": "hellaswag", "data": "hellaswag_val.jsonl", "shots": 0, "limit": 100, "fewshot_data": "..."},
+        {"task": "vizwiz", "annotations": "val.json", "images": "val/", "shots": 2}, {"task": "classify", "images": "imagenet/val", "class_names": "LOC_synset_mapping.txt"}, ...]}
+        (paths relative to the suite file). Keys of the multimodal entries are the options of the command of the same name in snake_case:
+        vqa: questions, annotations, images, image_pattern, shots, limit, max_tokens; vizwiz: annotations, images, shots, limit, fewshot_data,
+        fewshot_images, max_tokens; captions: annotations, images, split, shots, limit, fewshot_annotations, fewshot_split, fewshot_images,
+        beams, max_tokens, prompt; classify: images, class_names, prompt, limit, batch_size; raven: data, answer, limit.
         """
     )
 
@@ -101,7 +76,7 @@ struct EvalSuite: ParsableCommand {
     @Option(help: "Suite JSON file.")
     var config: String
 
-    @Option(name: .customLong("batch-size"), help: "Continuations scored in one batched pass.")
+    @Option(name: .customLong("batch-size"), help: "Continuations scored in one batched pass (multiple-choice tasks).")
     var batchSize = 8
 
     @Option(help: "Write every task's result as JSON here.")
@@ -110,45 +85,26 @@ struct EvalSuite: ParsableCommand {
     @Option(help: "Write the markdown table here too.")
     var markdown: String?
 
-    static func specs(from url: URL) throws -> [TaskRunSpec] {
-        let path = url.path
-        let object: Any
-        do { object = try JSONSerialization.jsonObject(with: try Data(contentsOf: url)) } catch {
-            throw ValidationError("\(path): cannot read the suite: \(error.localizedDescription)")
-        }
-        guard let tasks = (object as? [String: Any])?["tasks"] as? [[String: Any]], !tasks.isEmpty else {
-            throw ValidationError("\(path): expected {\"tasks\": [{\"task\": ..., \"data\": ...}, ...]}")
-        }
-        let base = url.deletingLastPathComponent()
-        func resolve(_ p: String) -> URL { p.hasPrefix("/") ? URL(fileURLWithPath: p) : base.appendingPathComponent(p) }
-        return try tasks.enumerated().map { i, t in
-            guard let name = t["task"] as? String, let data = t["data"] as? String else {
-                throw ValidationError("\(path): tasks[\(i)] needs \"task\" and \"data\" strings")
-            }
-            _ = try ChoiceTask.named(name)
-            for key in t.keys where !["task", "data", "shots", "limit", "fewshot_data"].contains(key) {
-                throw ValidationError("\(path): tasks[\(i)]: unknown key \"\(key)\" (task, data, shots, limit, fewshot_data)")
-            }
-            let shots = t["shots"] as? Int ?? 0, limit = t["limit"] as? Int
-            if t["shots"] != nil && t["shots"] as? Int == nil { throw ValidationError("\(path): tasks[\(i)].shots must be an integer") }
-            if t["limit"] != nil && limit == nil { throw ValidationError("\(path): tasks[\(i)].limit must be an integer") }
-            return TaskRunSpec(task: name, data: resolve(data), fewshotData: (t["fewshot_data"] as? String).map(resolve), shots: shots, limit: limit)
-        }
-    }
-
     func run() throws {
         try reportingEvalErrors {
-            let specs = try Self.specs(from: URL(fileURLWithPath: config))
+            let entries = try SuiteEntry.load(URL(fileURLWithPath: config))
             let session = try modelOptions.session()
             let scorer = ContinuationScorer(model: session.model, processor: session.processor, batchSize: batchSize)
-            let results = try specs.map { try runChoiceTask($0, scorer: scorer) }
-            let table = markdownTable(results)
+            var rows: [SuiteRow] = [], results: [[String: Any]] = []
+            for entry in entries {
+                let start = Date()
+                FileHandle.standardError.write(Data("\(entry.task)\n".utf8))
+                let (r, json) = try entry.run(session: session, scorer: scorer, progress: { reportProgress($0, of: $1, since: start) })
+                rows += r
+                results.append(json)
+            }
+            let table = markdownTable(rows)
             print(table, terminator: "")
             if let markdown {
                 try table.write(toFile: markdown, atomically: true, encoding: .utf8)
                 print("wrote \(markdown)")
             }
-            if let out { try writeJSON(["model": modelOptions.model, "results": results.map { $0.json() }], to: out) }
+            if let out { try writeJSON(["model": modelOptions.model, "results": results], to: out) }
         }
     }
 }

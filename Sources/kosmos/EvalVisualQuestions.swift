@@ -2,61 +2,7 @@ import ArgumentParser
 import Foundation
 import KosmosEval
 import KosmosModels
-
-/// One question of an open-ended VQA set for the answering loop: its text, its image, and the
-/// answer it shows when it is a solved example (the one most annotators gave).
-struct VisualQuestion {
-    var text: String
-    var image: URL
-    var demonstrationAnswer: String
-}
-
-/// The answer most annotators gave (the first of those tied, as Counter.most_common orders them).
-func commonAnswer(_ answers: [String]) -> String {
-    var counts: [String: Int] = [:], order: [String] = []
-    for x in answers {
-        if counts[x] == nil { order.append(x) }
-        counts[x, default: 0] += 1
-    }
-    var best = ""
-    for x in order where best.isEmpty || counts[x]! > counts[best]! { best = x }
-    return best
-}
-
-/// The Kosmos-1 paper's VQA prompt after its solved examples: "<image>Question: q Answer: a\n"
-/// per example, then "<image>Question: q Answer:".
-func visualQuestionPrompt(_ question: String, examples: [VisualQuestion]) -> String {
-    examples.map { "<image>Question: \($0.text) Answer: \($0.demonstrationAnswer)\n" }.joined() + "<image>Question: \(question) Answer:"
-}
-
-/// Answers each question greedily (up to a newline or EOS), after `shots` solved examples drawn
-/// from `pool` as lm-evaluation-harness draws few-shot examples (one Random(1234) across the
-/// questions); when the pool is the questions' own file, question i is pool[i] and never its own
-/// example. Returns each answer with the pool indices of its examples.
-func answerVisualQuestions(session: ModelSession, questions: [VisualQuestion], pool: [VisualQuestion], poolIsTheQuestions: Bool,
-                           shots: Int, maxTokens: Int) throws -> [(answer: String, demonstrations: [Int])] {
-    guard shots >= 0 else { throw ValidationError("--shots must be 0 or more") }
-    guard !questions.isEmpty else { throw ValidationError("no annotated questions to answer") }
-    let need = poolIsTheQuestions ? shots + 1 : shots
-    if shots > 0 && pool.count < need {
-        throw ValidationError("--shots \(shots) draws \(need) solved examples; the pool has \(pool.count)")
-    }
-    var options = GenerationOptions()
-    options.maxNewTokens = maxTokens
-    var random = PythonRandom(seed: 1234)
-    var out: [(answer: String, demonstrations: [Int])] = []
-    let start = Date()
-    for (i, q) in questions.enumerated() {
-        let examples = try fewShotIndices(count: pool.count, shots: shots, random: &random, isItem: poolIsTheQuestions ? { $0 == i } : nil)
-        let text = visualQuestionPrompt(q.text, examples: examples.map { pool[$0] })
-        let stream = TextStream(tokenizer: session.tokenizer, eos: session.model.eosTokenId, stops: ["\n"], quiet: true)
-        _ = try session.model.generate(try session.input(text: text, imageFiles: examples.map { pool[$0].image } + [q.image]),
-                                       options: options, onToken: stream.add)
-        out.append((stream.text.trimmingCharacters(in: .whitespaces), examples))
-        reportProgress(i + 1, of: questions.count, since: start)
-    }
-    return out
-}
+import KosmosEvalRuns
 
 /// `kosmos eval score-vizwiz`: a VizWiz results file scored as the challenge's evaluation scores it.
 struct ScoreVizWiz: ParsableCommand {
@@ -150,8 +96,10 @@ struct EvalVizWiz: ParsableCommand {
                 }
             }
             let pool = questions(poolAnnotations, in: fewshotData == nil ? images : fewshotImages ?? images)
+            let start = Date()
             let answered = try answerVisualQuestions(session: try modelOptions.session(), questions: questions(list, in: images), pool: pool,
-                                                     poolIsTheQuestions: fewshotData == nil, shots: shots, maxTokens: maxTokens)
+                                                     poolIsTheQuestions: fewshotData == nil, shots: shots, maxTokens: maxTokens,
+                                                     progress: { reportProgress($0, of: $1, since: start) })
             let predictions = zip(list, answered).map { a, p -> [String: Any] in
                 ["image": a.image, "answer": p.answer, "demonstrations": p.demonstrations.map { poolAnnotations[$0].image }]
             }

@@ -77,6 +77,6 @@ extension CLITests {
         let bad = try kosmos(["eval", "vizwiz", "--model", model.path, "--annotations", dir.appendingPathComponent("val.json").path,
                               "--images", dir.path, "--shots", "2"])
         XCTAssertNotEqual(bad.status, 0)
-        XCTAssertTrue(bad.stderr.contains("--shots 2 draws 3 solved examples; the pool has 2"), bad.stderr)
+        XCTAssertTrue(bad.stderr.contains("--shots: at 2: draws 3 solved examples; the pool has 2"), bad.stderr)
     }
 }
