@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 import KosmosEval
 import KosmosModels
+import KosmosEvalRuns
 
 /// `kosmos eval raven`: every candidate's log P("Yes") equals the library's on the paper's prompt
 /// built here from the documented text, and the prediction is their first maximum.
@@ -54,5 +55,36 @@ extension CLITests {
         try #"{"context": ["a"], "candidates": ["a", "b"], "answer": 2}"#.write(to: manifest, atomically: true, encoding: .utf8)
         let answer = try kosmos(["eval", "raven", "--model", model.path, "--data", manifest.path])
         XCTAssertTrue(answer.stderr.contains("iq.jsonl: at line 1.answer: expected an index 0..<2"), answer.stderr)
+    }
+}
+
+/// The Raven scoring against the reference written from the paper's description
+/// (scripts/reference/raven_reference.py: the PyTorch Kosmos-1 of the same weights, transformers'
+/// CLIP preprocessing, the paper's prompt): every candidate's log P(Yes) within 1e-4 relative, the
+/// predictions and the accuracy exactly.
+extension CLITests {
+    func testRavenScoresEqualTheReference() throws {
+        let dir = Self.fixtures.appendingPathComponent("eval/raven")
+        let expected = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("expected.json"))) as? [String: Any])
+        let session = try ModelSession(directory: Self.harness.appendingPathComponent("model"), dtype: .float32)
+        XCTAssertEqual(ravenAnswerTokens(session, answer: "Yes"), expected["yes_tokens"] as? [Int])
+        let items = try RavenItem.load(dir.appendingPathComponent("iq.jsonl"))
+        XCTAssertEqual(items.map(\.context.count), [3, 4, 8, 2])
+        let result = try scoreRaven(session: session, items: items)
+        let theirs = try XCTUnwrap(expected["items"] as? [[String: Any]])
+        XCTAssertEqual(result.items.count, theirs.count)
+        var worst = 0.0
+        for (n, (mine, ref)) in zip(result.items, theirs).enumerated() {
+            let scores = try XCTUnwrap(ref["yes_log_probabilities"] as? [Double])
+            XCTAssertEqual(mine.yesLogProbabilities.count, scores.count)
+            for (c, (a, b)) in zip(mine.yesLogProbabilities, scores).enumerated() {
+                worst = max(worst, abs(a - b) / abs(b))
+                XCTAssertEqual(a, b, accuracy: 1e-4 * abs(b), "item \(n) candidate \(c)")
+            }
+            XCTAssertEqual(mine.prediction, ref["prediction"] as? Int)
+            XCTAssertEqual(mine.answer, ref["answer"] as? Int)
+        }
+        XCTAssertEqual(result.accuracy, expected["accuracy"] as? Double)
+        print("Raven log P(Yes): max relative difference \(worst)")
     }
 }
