@@ -547,12 +547,7 @@ struct Captioner {
 
     /// The text generated after the image and `prompt`.
     func caption(_ path: String, prompt: String, options: GenerationOptions) throws -> String {
-        try caption(text: MediaKind.image.placeholder + prompt, imageFiles: [URL(fileURLWithPath: path)], options: options)
-    }
-
-    /// The text generated after an interleaved prompt (its `<image>`s are `imageFiles`, in order).
-    func caption(text: String, imageFiles: [URL], options: GenerationOptions) throws -> String {
-        let input = try session.input(text: text, imageFiles: imageFiles)
+        let input = try session.input(text: MediaKind.image.placeholder + prompt, imageFiles: [URL(fileURLWithPath: path)])
         let fitted = try fitToContext(options, promptLength: input.tokens.count, context: session.model.contextLength)
         return session.processor.output(try session.model.generate(input, options: fitted), grounding: false).text
     }
