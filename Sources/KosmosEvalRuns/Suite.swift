@@ -118,7 +118,10 @@ public struct SuiteEntry {
                 throw EvalError.malformed(path: url.path, location: "tasks[\(i)]", reason: "needs a \"task\" string")
             }
             let entry = SuiteEntry(task: name, fields: t, base: url, location: "tasks[\(i)]")
-            if keys[name] == nil { _ = try ChoiceTask.named(name) }
+            if keys[name] == nil && !ChoiceTask.all.contains(where: { $0.name == name }) {
+                let known = ChoiceTask.all.map(\.name) + keys.keys.filter { $0 != "choice" }.sorted()
+                throw entry.fail("unknown task \"\(name)\"; the known ones: \(known.joined(separator: ", "))")
+            }
             let allowed = keys[entry.kind]!
             for key in t.keys.sorted() where !allowed.contains(key) {
                 throw entry.fail("unknown key \"\(key)\" for \(name) (\(allowed.joined(separator: ", ")))")
