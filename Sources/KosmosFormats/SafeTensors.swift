@@ -237,11 +237,17 @@ public final class SafeTensorsFile: SafeTensorsReadable, @unchecked Sendable {
             throw error(name, "has dtype \(entry.dtype.rawValue), which cannot be read as integers "
                 + "(use floats)")
         }
-        let count = entry.elementCount
-        let source = storage.base + stored.fileOffset
+        return try Self.widenIntegers(storage.base + stored.fileOffset, dtype: entry.dtype, count: entry.elementCount) {
+            error(name, $0)
+        }
+    }
+
+    /// I64, I32, U8, I8 and BOOL elements at `source` widened to Int64 (BOOL bytes must be 0 or 1).
+    static func widenIntegers(_ source: UnsafeRawPointer, dtype: SafeTensorsDType, count: Int,
+                              error: (String) -> Swift.Error) throws -> [Int64] {
         var result = [Int64]()
         result.reserveCapacity(count)
-        switch entry.dtype {
+        switch dtype {
         case .i64:
             for index in 0..<count {
                 result.append(Int64(littleEndian: source.loadUnaligned(fromByteOffset: index * 8, as: Int64.self)))
@@ -264,12 +270,12 @@ public final class SafeTensorsFile: SafeTensorsReadable, @unchecked Sendable {
                 // PyTorch writes bools as 0/1; anything else means the bytes are not what the
                 // header claims, and silently mapping it to true would hide that.
                 guard byte <= 1 else {
-                    throw error(name, "BOOL element \(index) has byte value \(byte); only 0 and 1 are valid")
+                    throw error("BOOL element \(index) has byte value \(byte); only 0 and 1 are valid")
                 }
                 result.append(Int64(byte))
             }
         case .f32, .f16, .bf16, .f64:
-            break  // rejected above
+            break  // rejected by the callers
         }
         return result
     }

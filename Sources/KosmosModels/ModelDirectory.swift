@@ -41,7 +41,26 @@ public enum ModelDirectory {
             try checkDeclaredDType(directory: directory, weights: weights)
             return weights
         }
-        throw ModelDirectoryError.missingFile(single, what: "the model weights: model.safetensors or model.safetensors.index.json")
+        if let files = try pytorchCheckpointFiles(in: directory) {
+            let weights = try PyTorchCheckpointWeights(files: files)
+            try checkDeclaredDType(directory: directory, weights: weights)
+            return weights
+        }
+        throw ModelDirectoryError.missingFile(single, what: "the model weights: model.safetensors, model.safetensors.index.json, pytorch_model.bin or pytorch_model.bin.index.json")
+    }
+
+    /// A PyTorch checkpoint in the directory: pytorch_model.bin.index.json's shards, or
+    /// pytorch_model.bin; nil when there is neither.
+    static func pytorchCheckpointFiles(in directory: URL) throws -> [URL]? {
+        let index = directory.appendingPathComponent("pytorch_model.bin.index.json")
+        if let data = FileManager.default.contents(atPath: index.path) {
+            guard let map = (try? JSONSerialization.jsonObject(with: data) as? [String: Any])?["weight_map"] as? [String: String] else {
+                throw ModelDirectoryError.unreadableConfiguration(index, reason: "expected {\"weight_map\": {tensor: file}}")
+            }
+            return Set(map.values).sorted().map { directory.appendingPathComponent($0) }
+        }
+        let single = directory.appendingPathComponent("pytorch_model.bin")
+        return FileManager.default.fileExists(atPath: single.path) ? [single] : nil
     }
 
     /// A config.json `torch_dtype` (as transformers writes it) must be the dtype of some floating-point
