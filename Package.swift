@@ -71,7 +71,7 @@ let package = Package(
         ),
         // SentencePiece and HF tokenizer.json; Foundation only.
         .target(name: "KosmosTokenizers"),
-        // libjpeg-turbo and libpng (Debian: libjpeg62-turbo-dev, libpng-dev). Their error handlers
+        // libjpeg-turbo, libpng and libwebp (Debian: libjpeg62-turbo-dev, libpng-dev, libwebp-dev). Their error handlers
         // longjmp, which Swift cannot cross, so a small C target catches errors and returns status.
         .systemLibrary(
             name: "CImageCodecs",
@@ -80,7 +80,7 @@ let package = Package(
         .target(
             name: "CImageCodecsSupport",
             dependencies: ["CImageCodecs"],
-            linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("png16")]
+            linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("png16"), .linkedLibrary("webp", .when(platforms: [.linux]))]
         ),
         // FFmpeg's libavformat/libavcodec/libswscale (Debian: libswscale-dev too) read video frames
         // and write the demo's clips; like the audio layer, a C target runs the whole loop and
@@ -209,7 +209,7 @@ let package = Package(
         ),
         .testTarget(
             name: "KosmosVisionTests",
-            dependencies: ["KosmosVision"],
+            dependencies: ["KosmosVision", "KosmosFormats"],
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
         .testTarget(

@@ -406,3 +406,55 @@ int kv_png_encode(const unsigned char *pixels, int width, int height, int channe
     *outSize = w.size;
     return KV_OK;
 }
+
+// MARK: - WebP
+
+#if defined(__linux__) && __has_include(<webp/decode.h>)
+#include <webp/decode.h>
+
+int kv_webp_read_header(const unsigned char *data, size_t size, kv_image_info *info) {
+    memset(info, 0, sizeof *info);
+    WebPBitstreamFeatures features;
+    VP8StatusCode status = WebPGetFeatures(data, size, &features);
+    if (status == VP8_STATUS_NOT_ENOUGH_DATA) return KV_TRUNCATED;
+    if (status != VP8_STATUS_OK) {
+        snprintf(info->message, sizeof info->message, "libwebp could not read the header (status %d)", (int)status);
+        return KV_CORRUPT;
+    }
+    if (features.has_animation) {
+        snprintf(info->message, sizeof info->message, "animated WebP is not read");
+        return KV_CORRUPT;
+    }
+    info->width = features.width;
+    info->height = features.height;
+    info->channels = features.has_alpha ? 4 : 3;
+    info->bytesPerSample = 1;
+    return KV_OK;
+}
+
+int kv_webp_decode(const unsigned char *data, size_t size, kv_image_info *info,
+                   unsigned char *out, size_t outSize) {
+    size_t need = (size_t)info->width * (size_t)info->height * (size_t)info->channels;
+    if (outSize < need) return KV_BUFFER_TOO_SMALL;
+    int stride = info->width * info->channels;
+    uint8_t *result = info->channels == 4 ? WebPDecodeRGBAInto(data, size, out, outSize, stride)
+                                          : WebPDecodeRGBInto(data, size, out, outSize, stride);
+    if (!result) {
+        snprintf(info->message, sizeof info->message, "libwebp could not decode the image (truncated or corrupt)");
+        return KV_CORRUPT;
+    }
+    return KV_OK;
+}
+#else
+int kv_webp_read_header(const unsigned char *data, size_t size, kv_image_info *info) {
+    (void)data; (void)size;
+    memset(info, 0, sizeof *info);
+    snprintf(info->message, sizeof info->message, "built without libwebp (install libwebp-dev and rebuild)");
+    return KV_UNAVAILABLE;
+}
+
+int kv_webp_decode(const unsigned char *data, size_t size, kv_image_info *info, unsigned char *out, size_t outSize) {
+    (void)data; (void)size; (void)info; (void)out; (void)outSize;
+    return KV_UNAVAILABLE;
+}
+#endif

@@ -43,13 +43,13 @@ public struct DecodeOptions: Sendable {
     }
 }
 
-/// Decodes JPEG (baseline, progressive, greyscale, CMYK) and PNG (1-16 bit, palette, grey, alpha)
-/// through libjpeg-turbo and libpng into RGB the way `PIL.Image.open(...).convert("RGB")` does:
+/// Decodes JPEG (baseline, progressive, greyscale, CMYK), PNG (1-16 bit, palette, grey, alpha) and
+/// WebP (lossy, lossless, alpha; still images) through libjpeg-turbo, libpng and libwebp into RGB the way `PIL.Image.open(...).convert("RGB")` does:
 /// alpha is dropped (not composited; `DecodeOptions.alphaOnWhite` composites it over white), palettes are expanded, 16-bit samples keep their high byte
 /// (16-bit greyscale is clipped to 255, as PIL's I;16 -> RGB conversion does), CMYK JPEGs are read
 /// with Adobe's inverted convention and converted with PIL's formula.
 public enum ImageDecoder {
-    public enum Format: String, Sendable { case jpeg = "JPEG", png = "PNG" }
+    public enum Format: String, Sendable { case jpeg = "JPEG", png = "PNG", webp = "WebP" }
 
     public static func decode(contentsOf url: URL, options: DecodeOptions = DecodeOptions()) throws -> RGBImage {
         let source = url.path
@@ -71,6 +71,8 @@ public enum ImageDecoder {
         }
         let png: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
         if data.count >= 8, data.prefix(8).elementsEqual(png) { return .png }
+        let b = data.startIndex
+        if data.count >= 12, data[b..<(b + 4)].elementsEqual("RIFF".utf8), data[(b + 8)..<(b + 12)].elementsEqual("WEBP".utf8) { return .webp }
         return nil
     }
 
@@ -85,6 +87,7 @@ public enum ImageDecoder {
             switch format {
             case .jpeg: return try decodeJPEG(base, raw.count, source: source, options: options)
             case .png: return try decodePNG(base, raw.count, source: source, options: options)
+            case .webp: return try decodeWebP(base, raw.count, source: source, options: options)
             }
         }
     }
@@ -175,17 +178,43 @@ public enum ImageDecoder {
             }
             return grayToRGB(gray, width: width, height: height)
         case (4, 1):
-            var rgb = [UInt8](repeating: 0, count: n * 3)
-            for i in 0..<n {
-                for c in 0..<3 {
-                    rgb[3 * i + c] = options.alphaOnWhite ? DecodeOptions.onWhite(buf[4 * i + c], alpha: buf[4 * i + 3]) : buf[4 * i + c]
-                }
-            }
-            return RGBImage(width: width, height: height, pixels: rgb)
+            return rgbaToRGB(buf, width: width, height: height, options: options)
         default:
             throw ImageError.corrupt(source: source, format: "PNG",
                                      detail: "unsupported layout: \(channels) channels of \(8 * bytes) bits")
         }
+    }
+
+    // MARK: - WebP
+
+    /// Lossy and lossless WebP (still images) through libwebp, as Pillow decodes them: RGB, or RGBA
+    /// whose alpha is dropped (or composited over white with `alphaOnWhite`) as a PNG's is.
+    private static func decodeWebP(_ base: UnsafePointer<UInt8>, _ count: Int, source: String,
+                                   options: DecodeOptions) throws -> RGBImage {
+        var info = kv_image_info()
+        let header = kv_webp_read_header(base, count, &info)
+        if header == Int32(KV_UNAVAILABLE) {
+            throw ImageError.corrupt(source: source, format: "WebP", detail: message(info))
+        }
+        try check(header, info, format: .webp, source: source)
+        let (width, height, channels) = try checkedSize(info, source: source, options: options)
+        let raw = try decodeBuffer(count: width * height * channels, source: source) { out, size in
+            kv_webp_decode(base, count, &info, out, size)
+        }
+        try check(raw.status, info, format: .webp, source: source)
+        if channels == 3 { return RGBImage(width: width, height: height, pixels: raw.buffer) }
+        return rgbaToRGB(raw.buffer, width: width, height: height, options: options)
+    }
+
+    /// RGBA samples as RGB: the alpha dropped (PIL's convert("RGB")) or composited over white.
+    static func rgbaToRGB(_ buf: [UInt8], width: Int, height: Int, options: DecodeOptions) -> RGBImage {
+        var rgb = [UInt8](repeating: 0, count: width * height * 3)
+        for i in 0..<(width * height) {
+            for c in 0..<3 {
+                rgb[3 * i + c] = options.alphaOnWhite ? DecodeOptions.onWhite(buf[4 * i + c], alpha: buf[4 * i + 3]) : buf[4 * i + c]
+            }
+        }
+        return RGBImage(width: width, height: height, pixels: rgb)
     }
 
     // MARK: - Shared

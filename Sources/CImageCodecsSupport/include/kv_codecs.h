@@ -13,6 +13,7 @@ enum {
     KV_TRUNCATED = 3,         // the data ended before the image did
     KV_BUFFER_TOO_SMALL = 4,  // caller's buffer smaller than width*height*channels*bytes
     KV_OUT_OF_MEMORY = 5,
+    KV_UNAVAILABLE = 6,       // built without the codec's library (its headers were missing)
 };
 
 enum {
@@ -53,5 +54,12 @@ int kv_png_encode(const unsigned char *pixels, int width, int height, int channe
 int kv_png_read_header(const unsigned char *data, size_t size, kv_image_info *info);
 int kv_png_decode(const unsigned char *data, size_t size, kv_image_info *info,
                   unsigned char *out, size_t outSize);
+
+// WebP through libwebp (Debian: libwebp-dev): the header gives width, height and channels (4 when
+// the file has alpha, else 3); decoding writes RGB or RGBA with libwebp's defaults (fancy
+// upsampling), as Pillow decodes. KV_UNAVAILABLE when built without libwebp's headers.
+int kv_webp_read_header(const unsigned char *data, size_t size, kv_image_info *info);
+int kv_webp_decode(const unsigned char *data, size_t size, kv_image_info *info,
+                   unsigned char *out, size_t outSize);
 
 #endif
