@@ -44,13 +44,13 @@ public struct DecodeOptions: Sendable {
 }
 
 /// Decodes JPEG (baseline, progressive, greyscale, CMYK), PNG (1-16 bit, palette, grey, alpha) and
-/// WebP (lossy, lossless, alpha; still images) through libjpeg-turbo, libpng and libwebp, and BMP
-/// natively (BMPDecoder) into RGB the way `PIL.Image.open(...).convert("RGB")` does:
+/// WebP (lossy, lossless, alpha; still images) through libjpeg-turbo, libpng and libwebp, BMP and
+/// GIF's first frame natively (BMPDecoder, GIFDecoder) into RGB the way `PIL.Image.open(...).convert("RGB")` does:
 /// alpha is dropped (not composited; `DecodeOptions.alphaOnWhite` composites it over white), palettes are expanded, 16-bit samples keep their high byte
 /// (16-bit greyscale is clipped to 255, as PIL's I;16 -> RGB conversion does), CMYK JPEGs are read
 /// with Adobe's inverted convention and converted with PIL's formula.
 public enum ImageDecoder {
-    public enum Format: String, Sendable { case jpeg = "JPEG", png = "PNG", webp = "WebP", bmp = "BMP" }
+    public enum Format: String, Sendable { case jpeg = "JPEG", png = "PNG", webp = "WebP", bmp = "BMP", gif = "GIF" }
 
     public static func decode(contentsOf url: URL, options: DecodeOptions = DecodeOptions()) throws -> RGBImage {
         let source = url.path
@@ -75,6 +75,7 @@ public enum ImageDecoder {
         let b = data.startIndex
         if data.count >= 12, data[b..<(b + 4)].elementsEqual("RIFF".utf8), data[(b + 8)..<(b + 12)].elementsEqual("WEBP".utf8) { return .webp }
         if data.count >= 26, data[b] == 0x42, data[b + 1] == 0x4D { return .bmp }
+        if data.count >= 13, data[b..<(b + 6)].elementsEqual("GIF87a".utf8) || data[b..<(b + 6)].elementsEqual("GIF89a".utf8) { return .gif }
         return nil
     }
 
@@ -91,6 +92,7 @@ public enum ImageDecoder {
             case .png: return try decodePNG(base, raw.count, source: source, options: options)
             case .webp: return try decodeWebP(base, raw.count, source: source, options: options)
             case .bmp: return try BMPDecoder.decode(UnsafeBufferPointer(start: base, count: raw.count), source: source, options: options)
+            case .gif: return try GIFDecoder.decode(UnsafeBufferPointer(start: base, count: raw.count), source: source, options: options)
             }
         }
     }
