@@ -7,16 +7,7 @@ import XCTest
 /// writes and the layouts it only reads (4-bit, top-down, bit fields, OS/2 header).
 final class BMPTests: XCTestCase {
     func testBitmapsDecodeAsPillowDoes() throws {
-        let expected = try SafeTensorsFile(url: Fixtures.url("bmp/expected.safetensors"))
-        XCTAssertEqual(expected.names.count, 10)
-        for file in expected.names {
-            let url = Fixtures.url("bmp/" + file)
-            XCTAssertEqual(ImageDecoder.sniff(try Data(contentsOf: url)), .bmp, file)
-            let image = try ImageDecoder.decode(contentsOf: url)
-            XCTAssertEqual([image.height, image.width, 3], expected.entry(file)?.shape, file)
-            let want = try expected.withRawBytes(file) { Array($0) }
-            XCTAssertEqual(zip(image.pixels, want).filter { $0 != $1 }.count, 0, "\(file): samples differ from Pillow's")
-        }
+        try assertDecodeAsPillow(folder: "bmp", format: .bmp, count: 10)
     }
 
     func testBadBitmapsAreNamed() throws {

@@ -1,4 +1,5 @@
 import Foundation
+import KosmosFormats
 import KosmosVision
 import XCTest
 
@@ -87,4 +88,19 @@ enum Fixtures {
 struct FixtureError: Error, CustomStringConvertible {
     let message: String
     var description: String { message }
+}
+
+/// Every file named in `folder/expected.safetensors` (U8 [H, W, 3] per file, from a reference
+/// script run with Pillow) is sniffed as `format` and decodes to exactly those pixels.
+func assertDecodeAsPillow(folder: String, format: ImageDecoder.Format, count: Int, file: StaticString = #filePath, line: UInt = #line) throws {
+    let expected = try SafeTensorsFile(url: Fixtures.url("\(folder)/expected.safetensors"))
+    XCTAssertEqual(expected.names.count, count, file: file, line: line)
+    for name in expected.names {
+        let url = Fixtures.url("\(folder)/\(name)")
+        XCTAssertEqual(ImageDecoder.sniff(try Data(contentsOf: url)), format, name, file: file, line: line)
+        let image = try ImageDecoder.decode(contentsOf: url)
+        XCTAssertEqual([image.height, image.width, 3], expected.entry(name)?.shape, name, file: file, line: line)
+        let want = try expected.withRawBytes(name) { Array($0) }
+        XCTAssertEqual(zip(image.pixels, want).filter { $0 != $1 }.count, 0, "\(name): samples differ from Pillow's", file: file, line: line)
+    }
 }

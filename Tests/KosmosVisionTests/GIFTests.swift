@@ -7,16 +7,7 @@ import XCTest
 /// 256 and 13 colours, grey, interlaced and not, an animation, a transparent index, 7 × 5.
 final class GIFTests: XCTestCase {
     func testFirstFramesDecodeAsPillowDoes() throws {
-        let expected = try SafeTensorsFile(url: Fixtures.url("gif/expected.safetensors"))
-        XCTAssertEqual(expected.names.count, 7)
-        for file in expected.names {
-            let url = Fixtures.url("gif/" + file)
-            XCTAssertEqual(ImageDecoder.sniff(try Data(contentsOf: url)), .gif, file)
-            let image = try ImageDecoder.decode(contentsOf: url)
-            XCTAssertEqual([image.height, image.width, 3], expected.entry(file)?.shape, file)
-            let want = try expected.withRawBytes(file) { Array($0) }
-            XCTAssertEqual(zip(image.pixels, want).filter { $0 != $1 }.count, 0, "\(file): samples differ from Pillow's")
-        }
+        try assertDecodeAsPillow(folder: "gif", format: .gif, count: 7)
     }
 
     func testBadGIFsAreNamedAndNeverCrash() throws {
