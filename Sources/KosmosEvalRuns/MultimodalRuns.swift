@@ -21,6 +21,23 @@ public struct VisualQuestion {
     }
 }
 
+extension VisualQuestion {
+    /// VQA v2 questions, one for one (callers pass the annotated ones), with their images named by
+    /// `pattern` from the image id in `folder`.
+    public static func vqa(questions: [VQAEvaluation.Question], annotations: [Int: VQAEvaluation.Annotation], folder: URL,
+                           pattern: String) -> [VisualQuestion] {
+        questions.map {
+            VisualQuestion(text: $0.text, image: folder.appendingPathComponent(String(format: pattern, $0.imageID)),
+                           demonstrationAnswer: commonAnswer(annotations[$0.questionID]?.answers.map(\.answer) ?? []))
+        }
+    }
+
+    /// VizWiz's questions with their images in `folder`.
+    public static func vizwiz(_ list: [VizWizEvaluation.Annotation], folder: URL) -> [VisualQuestion] {
+        list.map { VisualQuestion(text: $0.question, image: folder.appendingPathComponent($0.image), demonstrationAnswer: commonAnswer($0.answers)) }
+    }
+}
+
 /// An answer and the pool indices of the solved examples shown before its question.
 public struct VisualAnswer {
     public var answer: String
@@ -210,12 +227,7 @@ public func classFolders(_ root: URL) throws -> (classes: [String], items: [(url
 /// prefill of the image and the prompt, the names scored `batchSize` at a time.
 public func classifyImages(session: ModelSession, items: [(url: URL, label: Int)], names: [String], prompt: String = "The photo of the",
                            batchSize: Int = 64, progress: EvalProgress? = nil) throws -> ClassificationResult {
-    // Class names as continuations of the prompt: the tokens of "prompt name" after those of "prompt".
-    let promptTokens = session.tokenizer.encode(prompt)
-    let continuations = names.map { name -> [Int] in
-        let full = session.tokenizer.encode(prompt + " " + name)
-        return full.starts(with: promptTokens) ? Array(full.dropFirst(promptTokens.count)) : full
-    }
+    let continuations = names.map { continuationTokens(session, after: prompt, continuation: $0) }
     var images: [ClassificationResult.Image] = []
     let start = Date()
     for (i, item) in items.enumerated() {
@@ -229,10 +241,16 @@ public func classifyImages(session: ModelSession, items: [(url: URL, label: Int)
 
 // MARK: - Raven-style IQ test
 
-/// The tokens of `answer` after "Is it correct?" (the prompt's end, encoded with and without it).
-public func ravenAnswerTokens(_ session: ModelSession, answer: String) -> [Int] {
-    let base = session.tokenizer.encode("Is it correct?"), full = session.tokenizer.encode("Is it correct? " + answer)
+/// The tokens `continuation` adds after the end of a prompt: those of "prompt continuation" after
+/// those of "prompt" (all of them when the two encodings do not share that prefix).
+func continuationTokens(_ session: ModelSession, after prompt: String, continuation: String) -> [Int] {
+    let base = session.tokenizer.encode(prompt), full = session.tokenizer.encode(prompt + " " + continuation)
     return full.starts(with: base) ? Array(full.dropFirst(base.count)) : full
+}
+
+/// The tokens of `answer` after "Is it correct?".
+public func ravenAnswerTokens(_ session: ModelSession, answer: String) -> [Int] {
+    continuationTokens(session, after: "Is it correct?", continuation: answer)
 }
 
 /// Every candidate of every item scored by log P(answer) after the paper's prompt.

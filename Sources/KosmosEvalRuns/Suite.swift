@@ -154,9 +154,8 @@ public struct SuiteEntry {
         case "vqa":
             let anns = try VQAEvaluation.loadAnnotations(try path("annotations"))
             let list = try VQAEvaluation.loadQuestionList(try path("questions")).filter { anns[$0.questionID] != nil }
-            let folder = try path("images"), pattern = try string("image_pattern") ?? "COCO_val2014_%012d.jpg"
-            let pool = list.map { VisualQuestion(text: $0.text, image: folder.appendingPathComponent(String(format: pattern, $0.imageID)),
-                                                 demonstrationAnswer: commonAnswer(anns[$0.questionID]!.answers.map(\.answer))) }
+            let pool = VisualQuestion.vqa(questions: list, annotations: anns, folder: try path("images"),
+                                          pattern: try string("image_pattern") ?? "COCO_val2014_%012d.jpg")
             let answers = try answerVisualQuestions(session: session, questions: Array(pool.prefix(limit ?? Int.max)), pool: pool, poolIsTheQuestions: true,
                                                     shots: shots, maxTokens: try int("max_tokens") ?? 10, progress: progress)
             let r = try VQAEvaluation.evaluate(annotations: anns, predictions: zip(list, answers).map { ($0.questionID, $1.answer) })
@@ -167,11 +166,9 @@ public struct SuiteEntry {
             let folder = try path("images")
             let poolAnnotations = try optionalPath("fewshot_data").map(VizWizEvaluation.loadAnnotations) ?? anns
             let poolFolder = try fields["fewshot_data"] == nil ? folder : (optionalPath("fewshot_images") ?? folder)
-            func questions(_ list: [VizWizEvaluation.Annotation], _ f: URL) -> [VisualQuestion] {
-                list.map { VisualQuestion(text: $0.question, image: f.appendingPathComponent($0.image), demonstrationAnswer: commonAnswer($0.answers)) }
-            }
             let list = Array(anns.prefix(limit ?? Int.max))
-            let answers = try answerVisualQuestions(session: session, questions: questions(list, folder), pool: questions(poolAnnotations, poolFolder),
+            let answers = try answerVisualQuestions(session: session, questions: VisualQuestion.vizwiz(list, folder: folder),
+                                                    pool: VisualQuestion.vizwiz(poolAnnotations, folder: poolFolder),
                                                     poolIsTheQuestions: fields["fewshot_data"] == nil, shots: shots,
                                                     maxTokens: try int("max_tokens") ?? 10, progress: progress)
             let r = try VizWizEvaluation.evaluate(annotations: anns, predictions: zip(list, answers).map { .init(image: $0.image, answer: $1.answer) })

@@ -180,6 +180,18 @@ struct PickleTensor {
         }
         var bytes = [UInt8](repeating: 0, count: count * size)
         guard count > 0 else { return PyTorchTensor(dtype: storage.dtype, shape: shape, bytes: bytes) }
+        // Row-major strides (a saved parameter, the usual case): one copy of the whole run.
+        var contiguous = true, expected = 1
+        for d in stride(from: shape.count - 1, through: 0, by: -1) where shape[d] != 1 {
+            if strides[d] != expected { contiguous = false }
+            expected *= shape[d]
+        }
+        if contiguous {
+            raw.withUnsafeBytes { src in
+                bytes.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: src[(offset * size)..<((offset + count) * size)])) }
+            }
+            return PyTorchTensor(dtype: storage.dtype, shape: shape, bytes: bytes)
+        }
         raw.withUnsafeBytes { (src: UnsafeRawBufferPointer) in
             bytes.withUnsafeMutableBytes { dst in
                 var index = [Int](repeating: 0, count: shape.count)
@@ -301,7 +313,7 @@ struct RestrictedUnpickler {
 
     mutating func run() throws -> PickleValue {
         while true {
-            let op = try take(1).first!
+            let op = try take(1)[at - 1]
             switch op {
             case 0x80: _ = try take(1)                                   // PROTO
             case 0x95: _ = try take(8)                                   // FRAME

@@ -179,10 +179,7 @@ struct EvalVQA: ParsableCommand {
         try reportingEvalErrors {
             let anns = try VQAEvaluation.loadAnnotations(URL(fileURLWithPath: annotations))
             let questionList = try VQAEvaluation.loadQuestionList(URL(fileURLWithPath: questions)).filter { anns[$0.questionID] != nil }
-            let pool = questionList.map {
-                VisualQuestion(text: $0.text, image: URL(fileURLWithPath: images).appendingPathComponent(String(format: imagePattern, $0.imageID)),
-                               demonstrationAnswer: commonAnswer(anns[$0.questionID]!.answers.map(\.answer)))
-            }
+            let pool = VisualQuestion.vqa(questions: questionList, annotations: anns, folder: URL(fileURLWithPath: images), pattern: imagePattern)
             let start = Date()
             let answered = try answerVisualQuestions(session: try modelOptions.session(), questions: Array(pool.prefix(limit ?? Int.max)),
                                                      pool: pool, poolIsTheQuestions: true, shots: shots, maxTokens: maxTokens,

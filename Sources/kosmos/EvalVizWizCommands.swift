@@ -83,10 +83,6 @@ struct EvalVizWiz: ParsableCommand {
     func run() throws {
         try reportingEvalErrors {
             let anns = try VizWizEvaluation.loadAnnotations(URL(fileURLWithPath: annotations))
-            func questions(_ list: [VizWizEvaluation.Annotation], in folder: String) -> [VisualQuestion] {
-                list.map { VisualQuestion(text: $0.question, image: URL(fileURLWithPath: folder).appendingPathComponent($0.image),
-                                          demonstrationAnswer: commonAnswer($0.answers)) }
-            }
             let list = Array(anns.prefix(limit ?? Int.max))
             var poolAnnotations = anns
             if let fewshotData {
@@ -95,9 +91,9 @@ struct EvalVizWiz: ParsableCommand {
                     throw ValidationError("\(fewshotData): \(bare.image) has no answers to show as a solved example")
                 }
             }
-            let pool = questions(poolAnnotations, in: fewshotData == nil ? images : fewshotImages ?? images)
+            let pool = VisualQuestion.vizwiz(poolAnnotations, folder: URL(fileURLWithPath: fewshotData == nil ? images : fewshotImages ?? images))
             let start = Date()
-            let answered = try answerVisualQuestions(session: try modelOptions.session(), questions: questions(list, in: images), pool: pool,
+            let answered = try answerVisualQuestions(session: try modelOptions.session(), questions: VisualQuestion.vizwiz(list, folder: URL(fileURLWithPath: images)), pool: pool,
                                                      poolIsTheQuestions: fewshotData == nil, shots: shots, maxTokens: maxTokens,
                                                      progress: { reportProgress($0, of: $1, since: start) })
             let predictions = zip(list, answered).map { a, p -> [String: Any] in
