@@ -16,6 +16,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .library(name: "KosmosFormats", targets: ["KosmosFormats"]),
+        .library(name: "KosmosHub", targets: ["KosmosHub"]),
         .library(name: "KosmosTensor", targets: ["KosmosTensor"]),
         .library(name: "KosmosNN", targets: ["KosmosNN"]),
         .library(name: "KosmosTokenizers", targets: ["KosmosTokenizers"]),
@@ -59,6 +60,9 @@ let package = Package(
         ),
         // File formats and atomic files: safetensors (single and sharded), AtomicFile, F16/BF16.
         .target(name: "KosmosFormats", swiftSettings: [.swiftLanguageMode(.v5)]),
+        // The Hugging Face Hub: `kosmos pull` into huggingface_hub's cache layout, and `--model
+        // ORG/NAME` resolved through it. Foundation (URLSession over libcurl) only.
+        .target(name: "KosmosHub"),
         .target(
             name: "KosmosTensor",
             dependencies: ["KosmosFormats", "CKosmosKernels", .target(name: "CBLAS", condition: .when(platforms: [.linux]))],
@@ -187,12 +191,14 @@ let package = Package(
                 "KosmosEvalRuns",
                 "KosmosTraining",
                 "KosmosServer",
+                "KosmosHub",
                 .target(name: "KosmosMPI", condition: .when(traits: ["MPI"])),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(name: "KosmosPlotTests", dependencies: ["KosmosPlot"]),
+        .testTarget(name: "KosmosHubTests", dependencies: ["KosmosHub"]),
         .testTarget(
             name: "KosmosTensorTests",
             dependencies: ["KosmosTensor", "KosmosFormats"],

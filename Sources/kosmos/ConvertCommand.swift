@@ -13,8 +13,10 @@ struct Convert: ParsableCommand {
         """
     )
 
-    @Option(help: "Model directory holding pytorch_model.bin or pytorch_model.bin.index.json.")
+    @Option(help: "Model directory holding pytorch_model.bin or pytorch_model.bin.index.json; or ORG/NAME[@REVISION] from the Hub cache.")
     var model: String
+
+    @OptionGroup var hub: HubPullOption
 
     @Option(help: "Output format (safetensors).")
     var to = "safetensors"
@@ -22,7 +24,8 @@ struct Convert: ParsableCommand {
     @Option(help: "Directory to create (must not exist or be empty).")
     var out: String
 
-    func validate() throws {
+    mutating func validate() throws {
+        model = try hub.resolve(model)
         guard to.lowercased() == "safetensors" else { throw ValidationError("--to '\(to)': only safetensors is written") }
     }
 

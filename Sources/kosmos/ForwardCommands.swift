@@ -167,14 +167,18 @@ struct EncodeAudio: ParsableCommand {
         discussion: "MODEL is a Kosmos-1 directory with audio_config or a transformers Whisper directory (model_type whisper, its preprocessor_config.json for the features). audio_features is the encoder's last_hidden_state, before the connector."
     )
 
-    @Option(help: "Kosmos-1 (with audio_config) or Whisper model directory.")
+    @Option(help: "Kosmos-1 (with audio_config) or Whisper model directory; or ORG/NAME[@REVISION] from the Hub cache.")
     var model: String
+
+    @OptionGroup var hub: HubPullOption
 
     @Argument(help: "Audio file (WAV, MP3, FLAC, Ogg/Opus, M4A).")
     var audio: String
 
     @Option(help: "Output .safetensors file.")
     var out: String
+
+    mutating func validate() throws { model = try hub.resolve(model) }
 
     func run() throws {
         let (encoder, configuration) = try ModelRegistry.loadAudioEncoder(URL(fileURLWithPath: model))
@@ -202,8 +206,10 @@ struct EncodeVideo: ParsableCommand {
         discussion: "MODEL is a Kosmos-1 directory with video_config. video_features is the vision tower's last_hidden_state per frame [T, tokens, dim]; video_embeds the embeddings that fill the <video> slots [T × num_image_tokens, dim] (after the resampler's time embeddings and image_proj)."
     )
 
-    @Option(help: "Kosmos-1 model directory with video_config.")
+    @Option(help: "Kosmos-1 model directory with video_config; or ORG/NAME[@REVISION] from the Hub cache.")
     var model: String
+
+    @OptionGroup var hub: HubPullOption
 
     @Argument(help: "Video file (MP4, WebM, MKV, AVI, GIF).")
     var video: String
@@ -213,6 +219,8 @@ struct EncodeVideo: ParsableCommand {
 
     @Option(help: "Output .safetensors file.")
     var out: String
+
+    mutating func validate() throws { model = try hub.resolve(model) }
 
     func run() throws {
         let session = try KosmosSession(directory: URL(fileURLWithPath: model), tokenizer: nil, dtype: .float32, videoFPS: videoFPS)
@@ -242,8 +250,10 @@ struct EncodeImage: ParsableCommand {
         discussion: "MODEL is a Kosmos-1 directory or a transformers CLIP directory (model_type clip or clip_vision_model)."
     )
 
-    @Option(help: "Kosmos-1 or CLIP model directory.")
+    @Option(help: "Kosmos-1 or CLIP model directory; or ORG/NAME[@REVISION] from the Hub cache.")
     var model: String
+
+    @OptionGroup var hub: HubPullOption
 
     @Argument(help: "Image file (JPEG or PNG).")
     var image: String
@@ -252,6 +262,8 @@ struct EncodeImage: ParsableCommand {
 
     @Option(help: "Output .safetensors file.")
     var out: String
+
+    mutating func validate() throws { model = try hub.resolve(model) }
 
     func run() throws {
         let directory = URL(fileURLWithPath: model)

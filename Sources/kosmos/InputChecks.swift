@@ -78,13 +78,17 @@ struct PrecisionOptions: ParsableArguments {
 /// `--model DIR` and `--tokenizer FILE`, as every command that loads a model directory takes them,
 /// with `--dtype` and `--threads`.
 struct ModelOptions: ParsableArguments {
-    @Option(help: "Model directory: config.json (model_type kosmos-1, kosmos-2 or kosmos-2.5), the weights, a tokenizer.")
+    @Option(help: "Model directory: config.json (model_type kosmos-1, kosmos-2 or kosmos-2.5), the weights, a tokenizer; or ORG/NAME[@REVISION] from the Hub cache (kosmos pull).")
     var model: String
 
     @Option(help: "Tokenizer file (default: the one in the model directory).")
     var tokenizer: String?
 
     @OptionGroup var precision: PrecisionOptions
+
+    @OptionGroup var hub: HubPullOption
+
+    mutating func validate() throws { model = try hub.resolve(model) }
 
     var directory: URL { URL(fileURLWithPath: model) }
     var tokenizerFile: URL? { tokenizer.map(URL.init(fileURLWithPath:)) }

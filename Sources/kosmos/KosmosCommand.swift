@@ -9,7 +9,7 @@ struct Kosmos: AsyncParsableCommand {
         commandName: "kosmos",
         abstract: "Train and run Kosmos multimodal language models in Swift.",
         version: "0.1.0",
-        subcommands: [Init.self, Info.self, Quantize.self, Convert.self, Forward.self, Generate.self, Caption.self, Ground.self, OCR.self, Chat.self, Serve.self, EncodeImage.self, EncodeAudio.self, EncodeVideo.self, Tokenize.self, Detokenize.self, Train.self, Plot.self, Bench.self, DataCommand.self, Eval.self]
+        subcommands: [Init.self, Info.self, Pull.self, Quantize.self, Convert.self, Forward.self, Generate.self, Caption.self, Ground.self, OCR.self, Chat.self, Serve.self, EncodeImage.self, EncodeAudio.self, EncodeVideo.self, Tokenize.self, Detokenize.self, Train.self, Plot.self, Bench.self, DataCommand.self, Eval.self]
     )
 
     static func main() async {

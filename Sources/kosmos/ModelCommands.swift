@@ -115,8 +115,12 @@ struct Info: ParsableCommand {
         abstract: "Summarise a model directory: configuration, parameters per component, stored dtypes."
     )
 
-    @Option(help: "Model directory (config.json + model.safetensors or shards).")
+    @Option(help: "Model directory (config.json + model.safetensors or shards); or ORG/NAME[@REVISION] from the Hub cache.")
     var model: String
+
+    @OptionGroup var hub: HubPullOption
+
+    mutating func validate() throws { model = try hub.resolve(model) }
 
     func run() throws {
         let directory = URL(fileURLWithPath: model)

@@ -13,8 +13,10 @@ struct Quantize: ParsableCommand {
         """
     )
 
-    @Option(help: "Model directory to quantize (config.json and float weights).")
+    @Option(help: "Model directory to quantize (config.json and float weights); or ORG/NAME[@REVISION] from the Hub cache.")
     var model: String
+
+    @OptionGroup var hub: HubPullOption
 
     @Option(help: "Format: q8 or q4.")
     var to: String
@@ -28,7 +30,8 @@ struct Quantize: ParsableCommand {
     @Option(help: "Threads (default: KOSMOS_NUM_THREADS, else all cores).")
     var threads: Int?
 
-    func validate() throws {
+    mutating func validate() throws {
+        model = try hub.resolve(model)
         guard QuantizationFormat(rawValue: to.lowercased()) != nil else {
             throw ValidationError("--to '\(to)' is not a format: use q8 or q4")
         }

@@ -101,8 +101,10 @@ struct EvalShapes: ParsableCommand {
         """
     )
 
-    @Option(help: "Kosmos-1 model directory (e.g. runs/shapes-demo/latest).")
+    @Option(help: "Kosmos-1 model directory (e.g. runs/shapes-demo/latest); or ORG/NAME[@REVISION] from the Hub cache.")
     var model: String
+
+    @OptionGroup var hub: HubPullOption
 
     @Option(help: "Held-out scenes to caption.")
     var count = 200
@@ -127,7 +129,8 @@ struct EvalShapes: ParsableCommand {
 
     @OptionGroup var precision: PrecisionOptions
 
-    func validate() throws {
+    mutating func validate() throws {
+        model = try hub.resolve(model)
         guard count >= 1 else { throw ValidationError("--count must be at least 1") }
         guard beams >= 1 else { throw ValidationError("--beams must be at least 1") }
     }
@@ -189,8 +192,10 @@ struct EvalSounds: ParsableCommand {
         """
     )
 
-    @Option(help: "Kosmos-1 model directory with audio_config (e.g. runs/audio-demo/latest).")
+    @Option(help: "Kosmos-1 model directory with audio_config (e.g. runs/audio-demo/latest); or ORG/NAME[@REVISION] from the Hub cache.")
     var model: String
+
+    @OptionGroup var hub: HubPullOption
 
     @Option(help: "Held-out clips to caption.")
     var count = 200
@@ -212,7 +217,8 @@ struct EvalSounds: ParsableCommand {
 
     @OptionGroup var precision: PrecisionOptions
 
-    func validate() throws {
+    mutating func validate() throws {
+        model = try hub.resolve(model)
         guard count >= 1 else { throw ValidationError("--count must be at least 1") }
     }
 
@@ -271,8 +277,10 @@ struct EvalMotion: ParsableCommand {
         """
     )
 
-    @Option(help: "Kosmos-1 model directory with video_config (e.g. runs/video-demo/latest).")
+    @Option(help: "Kosmos-1 model directory with video_config (e.g. runs/video-demo/latest); or ORG/NAME[@REVISION] from the Hub cache.")
     var model: String
+
+    @OptionGroup var hub: HubPullOption
 
     @Option(help: "Held-out clips to caption.")
     var count = 200
@@ -294,7 +302,8 @@ struct EvalMotion: ParsableCommand {
 
     @OptionGroup var precision: PrecisionOptions
 
-    func validate() throws {
+    mutating func validate() throws {
+        model = try hub.resolve(model)
         guard count >= 1 else { throw ValidationError("--count must be at least 1") }
     }
 
