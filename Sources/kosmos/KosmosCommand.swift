@@ -14,7 +14,31 @@ struct Kosmos: AsyncParsableCommand {
 
     static func main() async {
         runWithPassiveOpenMP()
+        if let message = unknownSubcommand(Array(CommandLine.arguments.dropFirst())) {
+            FileHandle.standardError.write(Data((message + "\n").utf8))
+            Foundation.exit(64)
+        }
         await main(nil)
+    }
+
+    /// The error for a command name that does not exist, wherever it stands (`kosmos frobnicate
+    /// --help`, `kosmos eval nope`): ArgumentParser would print the group's help for the first and
+    /// exit 0. Flags before a command name are left to the parser.
+    static func unknownSubcommand(_ arguments: [String]) -> String? {
+        var command: ParsableCommand.Type = Kosmos.self
+        var path = ["kosmos"]
+        for argument in arguments {
+            let subcommands = command.configuration.subcommands
+            guard !subcommands.isEmpty, !argument.hasPrefix("-"), argument != "help" else { return nil }
+            guard let next = subcommands.first(where: { $0._commandName == argument || $0.configuration.aliases.contains(argument) }) else {
+                let names = subcommands.map { $0._commandName }.joined(separator: ", ")
+                return "Error: '\(argument)' is not a command of '\(path.joined(separator: " "))'. The commands are: \(names).\n"
+                    + "  See '\(path.joined(separator: " ")) --help' for what each does."
+            }
+            command = next
+            path.append(argument)
+        }
+        return nil
     }
 }
 

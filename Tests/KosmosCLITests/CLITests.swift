@@ -447,6 +447,26 @@ final class CLITests: XCTestCase {
         XCTAssertFalse(run.stderr.contains("Fatal error"), run.stderr, file: file, line: line)
     }
 
+    /// A command that does not exist is an error listing the commands, whatever follows it
+    /// (ArgumentParser alone printed the root help for `kosmos frobnicate --help` and exited 0).
+    func testUnknownCommandIsAnErrorListingTheCommands() throws {
+        for arguments in [["frobnicate", "--help"], ["frobnicate"], ["frobnicate", "--model", "x"]] {
+            let run = try kosmos(arguments)
+            XCTAssertEqual(run.status, 64, "\(arguments)")
+            XCTAssertTrue(run.stderr.contains("'frobnicate' is not a command of 'kosmos'"), run.stderr)
+            XCTAssertTrue(run.stderr.contains("generate, caption"), run.stderr)
+            XCTAssertTrue(run.stdout.isEmpty)
+        }
+        let nested = try kosmos(["eval", "nope", "--help"])
+        XCTAssertEqual(nested.status, 64)
+        XCTAssertTrue(nested.stderr.contains("'nope' is not a command of 'kosmos eval'"), nested.stderr)
+        XCTAssertTrue(nested.stderr.contains("suite"), nested.stderr)
+        // Real commands and help still work.
+        XCTAssertTrue(try succeed(["--help"]).stdout.contains("SUBCOMMANDS"))
+        XCTAssertTrue(try succeed(["eval", "task", "--help"]).stdout.contains("USAGE"))
+        XCTAssertTrue(try succeed(["help", "pull"]).stdout.contains("ORG/NAME"))
+    }
+
     func testMissingModelFilesAreNamedWithWhatToDo() throws {
         let fm = FileManager.default
         let noWeights = Self.root.appendingPathComponent("no-weights")
