@@ -17,7 +17,7 @@ public enum SyntheticMotion {
         public var turnsTo: String?
         public var turnFrame: Int?
         public var caption: String {
-            "a \(color) \(shape.rawValue) moves \(direction.rawValue)" + (turnsTo.map { " and turns \($0)" } ?? "")
+            "\(SyntheticShapes.withArticle(color)) \(shape.rawValue) moves \(direction.rawValue)" + (turnsTo.map { " and turns \($0)" } ?? "")
         }
     }
 
@@ -32,7 +32,7 @@ public enum SyntheticMotion {
 
         var caption: String {
             let colors = SyntheticShapes.colors
-            return "a \(colors[first].name) \(shape.rawValue) moves \(direction.rawValue)" + (second.map { " and turns \(colors[$0].name)" } ?? "")
+            return "\(SyntheticShapes.withArticle(colors[first].name)) \(shape.rawValue) moves \(direction.rawValue)" + (second.map { " and turns \(colors[$0].name)" } ?? "")
         }
     }
 

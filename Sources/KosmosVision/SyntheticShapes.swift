@@ -28,6 +28,11 @@ public enum SyntheticShapes {
         ("yellow", (240, 210, 20)), ("purple", (140, 40, 170)), ("orange", (250, 140, 20)),
     ]
 
+    /// "a red", "an orange": the article that goes before a colour name.
+    public static func withArticle(_ color: String) -> String {
+        ("aeiou".contains(color.first ?? "x") ? "an " : "a ") + color
+    }
+
     public struct Item: Equatable, Sendable {
         public var shape: Shape
         public var color: String
@@ -71,7 +76,7 @@ public enum SyntheticShapes {
         var pixels = background(width: width, height: height)
         for (item, ci) in [(item1, c1), (item2, c2)] { draw(item, colors[ci].rgb, into: &pixels, width: width, height: height) }
         let relation = vertical ? (firstBefore ? "above" : "below") : (firstBefore ? "to the left of" : "to the right of")
-        let caption = "a \(item1.color) \(item1.shape.rawValue) \(relation) a \(item2.color) \(item2.shape.rawValue)"
+        let caption = "\(withArticle(item1.color)) \(item1.shape.rawValue) \(relation) \(withArticle(item2.color)) \(item2.shape.rawValue)"
         let questions: [(String, String)] = [
             ("what color is the \(item1.shape.rawValue)?", item1.color),
             ("what color is the \(item2.shape.rawValue)?", item2.color),
