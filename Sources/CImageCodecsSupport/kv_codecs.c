@@ -272,7 +272,13 @@ static int kv_png_run(const unsigned char *data, size_t size, kv_image_info *inf
     //  - 16-bit samples keep their high byte (PIL's ";16B" raw modes), except 16-bit grey without
     //    alpha, which PIL opens as I;16 and clips to 255 when converting; Swift does that clip;
     //  - no gamma or colour management (PIL applies none).
+    //  - a colour key (tRNS of an 8-bit-or-less grey or an RGB image) becomes an alpha channel,
+    //    which Swift drops (PIL's convert("RGB") ignores the key) or composites over white.
     if (colorType == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
+    if (png_get_valid(png, pinfo, PNG_INFO_tRNS)
+        && (colorType == PNG_COLOR_TYPE_RGB || (colorType == PNG_COLOR_TYPE_GRAY && bitDepth <= 8))) {
+        png_set_tRNS_to_alpha(png);
+    }
     if (colorType == PNG_COLOR_TYPE_GRAY && bitDepth < 8) png_set_expand_gray_1_2_4_to_8(png);
     if (bitDepth == 16 && colorType != PNG_COLOR_TYPE_GRAY) png_set_strip_16(png);
     if (interlace != PNG_INTERLACE_NONE) png_set_interlace_handling(png);

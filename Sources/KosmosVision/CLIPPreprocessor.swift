@@ -161,6 +161,8 @@ public struct CLIPPreprocessorConfig: Equatable, Sendable {
 /// transformers' CLIPImageProcessor (PIL backend) in Swift: resize with PIL BICUBIC, center crop,
 /// rescale, normalise, channel-first. The float arithmetic follows transformers' NumPy code:
 /// rescale in double then round to float32; normalise in float32 with float32 mean and std.
+/// A file or buffer is decoded as transformers 5's `convert_to_rgb` converts it: transparency
+/// (alpha, a palette's or a colour key's tRNS, a GIF's transparent index) composited onto white.
 public struct CLIPPreprocessor: Sendable {
     public var config: CLIPPreprocessorConfig
     public var decodeOptions: DecodeOptions
@@ -263,13 +265,22 @@ public struct CLIPPreprocessor: Sendable {
         return normalize(img)
     }
 
-    /// Decode a JPEG/PNG file and preprocess it.
+    /// The decoding the processor applies to files: `decodeOptions` with transparency over white
+    /// (transformers 5's `convert_to_rgb`; transformers 4 dropped the alpha, as `decodeOptions`'
+    /// default does for `ImageDecoder` alone, which reproduces PIL's `convert("RGB")`).
+    public var fileDecodeOptions: DecodeOptions {
+        var options = decodeOptions
+        options.alphaOnWhite = true
+        return options
+    }
+
+    /// Decode an image file and preprocess it.
     public func preprocess(contentsOf url: URL) throws -> PixelValues {
-        try preprocess(try ImageDecoder.decode(contentsOf: url, options: decodeOptions), source: url.path)
+        try preprocess(try ImageDecoder.decode(contentsOf: url, options: fileDecodeOptions), source: url.path)
     }
 
     public func preprocess(data: Data, source: String) throws -> PixelValues {
-        try preprocess(try ImageDecoder.decode(data: data, source: source, options: decodeOptions), source: source)
+        try preprocess(try ImageDecoder.decode(data: data, source: source, options: fileDecodeOptions), source: source)
     }
 }
 

@@ -62,8 +62,15 @@ enum GIFDecoder {
                     }
                 }
                 var pixels = [UInt8](repeating: 0, count: width * height * 3)
-                for (i, index) in canvas.enumerated() where index < palette.count {
-                    pixels[3 * i] = palette[index][0]; pixels[3 * i + 1] = palette[index][1]; pixels[3 * i + 2] = palette[index][2]
+                // Over white, the transparent index is white (PIL: P with a transparency entry,
+                // converted to RGBA and composited).
+                let clear = options.alphaOnWhite ? transparent : nil
+                for (i, index) in canvas.enumerated() {
+                    if index == clear {
+                        pixels[3 * i] = 255; pixels[3 * i + 1] = 255; pixels[3 * i + 2] = 255
+                    } else if index < palette.count {
+                        pixels[3 * i] = palette[index][0]; pixels[3 * i + 1] = palette[index][1]; pixels[3 * i + 2] = palette[index][2]
+                    }
                 }
                 return RGBImage(width: width, height: height, pixels: pixels)
             case 0x3B:

@@ -48,7 +48,7 @@ public enum VisionBenchmark {
                     let source = "benchmark image \(i % images.count)"
                     if decodeOnly {
                         let image = try ImageDecoder.decode(data: images[i % images.count], source: source,
-                                                            options: preprocessor.decodeOptions)
+                                                            options: preprocessor.fileDecodeOptions)
                         local += Float(image.pixels[0])
                     } else {
                         let pv = try preprocessor.preprocess(data: images[i % images.count], source: source)

@@ -13,8 +13,9 @@ Writes Tests/Fixtures/images/:
   configs/*.json            preprocessor_config.json variants used
   index.json                what every file is and the parameters used
 The default transformers 5 CLIPImageProcessor is torchvision-backed; the PIL-backed CLIPImageProcessorPil is
-the one whose arithmetic is PIL's, so it is the reference here. Images are converted with PIL's convert("RGB")
-before they reach the processor (alpha dropped), so the processor's own alpha compositing never triggers.
+the one whose arithmetic is PIL's, so it is the reference here. The decode fixtures (*.decoded.png, *.resized.png) are PIL's convert("RGB") (alpha dropped); pixel_values
+are what the processor makes of the image as Image.open gives it, so transformers 5's convert_to_rgb
+composites RGBA, LA and transparent-palette images onto white there, as it does for a user.
 """
 import io
 import json
@@ -182,6 +183,8 @@ def main():
     index = {"stride": STRIDE, "full_pixel_values": full, "fixtures": [], "bad": bad_outcome,
              "configs": sorted(CONFIGS)}
     for name in names:
+        opened = Image.open(os.path.join(inputs, name))
+        opened.load()
         with Image.open(os.path.join(inputs, name)) as im:
             mode = im.mode
             rgb = im.convert("RGB")
@@ -212,7 +215,7 @@ def main():
             if keep:
                 resized.crop((left, top, min(w, left + crop_w), min(h, top + crop_h))).save(
                     os.path.join(expected, f"{stem}.{cname}.resized.png"))
-            pv = processors[cname](images=rgb, return_tensors="np")["pixel_values"][0].astype(np.float32)
+            pv = processors[cname](images=opened, return_tensors="np")["pixel_values"][0].astype(np.float32)
             tensors[f"{stem}.{cname}.sample"] = np.ascontiguousarray(pv.reshape(-1)[::STRIDE])
             if cname == "clip" and name in full:
                 tensors[f"{stem}.{cname}.full"] = np.ascontiguousarray(pv)
