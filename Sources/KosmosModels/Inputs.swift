@@ -48,6 +48,22 @@ public struct ImageInput {
         self.patches = patches
     }
 
+    private init(preprocessor: CLIPPreprocessor, imageSize: Int, patches: Kosmos25ImageProcessor?) {
+        self.preprocessor = preprocessor
+        self.imageSize = imageSize
+        self.patches = patches
+    }
+
+    /// The same input computed as `backend` computes it (nil: as the model directory says).
+    public func with(backend: ImageBackend?) -> ImageInput {
+        guard let backend else { return self }
+        var preprocessor = self.preprocessor
+        preprocessor.config.backend = backend
+        var patches = self.patches
+        patches?.config.backend = backend
+        return ImageInput(preprocessor: preprocessor, imageSize: imageSize, patches: patches)
+    }
+
     /// Decodes and preprocesses one image file: pixels [3, imageSize, imageSize], or flattened
     /// patches for a patch-sequence family.
     public func load(_ url: URL) throws -> Tensor {

@@ -23,10 +23,10 @@ public final class ServedModel: @unchecked Sendable {
     /// family's tokenizer: for Kosmos-2, tokenizer.json or sentencepiece.bpe.model, as the CLI), the
     /// weights stored as `dtype`.
     public convenience init(directory: URL, tokenizer explicit: URL? = nil, name: String? = nil, maxImagePixels: Int,
-                            dtype: DType = .float32) throws {
+                            dtype: DType = .float32, imageBackend: ImageBackend? = nil) throws {
         let model = try ModelRegistry.load(directory, dtype: dtype)
         let tokenizer = try model.loadTokenizer(directory: directory, explicit: explicit)
-        let input = try model.imageInput(directory: directory, decodeOptions: DecodeOptions(maxPixels: maxImagePixels))
+        let input = try model.imageInput(directory: directory, decodeOptions: DecodeOptions(maxPixels: maxImagePixels)).with(backend: imageBackend)
         try self.init(model: model, tokenizer: tokenizer, imageInput: input, name: name ?? directory.standardizedFileURL.lastPathComponent)
     }
 

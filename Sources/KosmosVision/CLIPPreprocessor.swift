@@ -12,6 +12,21 @@ public struct PixelValues: Equatable, Sendable {
     }
 }
 
+/// Which of transformers 5's two CLIP image processors to equal: `pil` is `CLIPImageProcessorPil`
+/// (Pillow's resize, NumPy's arithmetic: what the Kosmos checkpoints were trained with), `torchvision`
+/// is transformers 5's default `CLIPImageProcessor` (torch's uint8 resize, torchvision's crop, float32
+/// fused normalisation). docs/images.md.
+public enum ImageBackend: String, CaseIterable, Sendable {
+    case pil, torchvision
+
+    public init(name: String) throws {
+        guard let backend = ImageBackend(rawValue: name.lowercased()) else {
+            throw ImageError.invalidConfiguration(source: "image backend", detail: "'\(name)' is not an image backend: use pil or torchvision")
+        }
+        self = backend
+    }
+}
+
 /// The fields of a transformers `preprocessor_config.json` that CLIPImageProcessor uses.
 /// Defaults are CLIPImageProcessor's (OpenAI CLIP at 224 pixels).
 public struct CLIPPreprocessorConfig: Equatable, Sendable {
@@ -36,6 +51,9 @@ public struct CLIPPreprocessorConfig: Equatable, Sendable {
     public var imageStd: [Double] = [0.26862954, 0.26130258, 0.27577711]
     /// Decoding always yields RGB (PIL's convert("RGB")), so this only records the file's value.
     public var doConvertRGB = true
+    /// `"backend": "pil" | "torchvision"` (our key, named after transformers 5's `backend=`
+    /// argument of `AutoImageProcessor.from_pretrained`); pil when absent.
+    public var backend = ImageBackend.pil
 
     public init() {}
 
@@ -101,6 +119,17 @@ public struct CLIPPreprocessorConfig: Equatable, Sendable {
         if let v = try bool("do_rescale") { doRescale = v }
         if let v = try bool("do_normalize") { doNormalize = v }
         if let v = try bool("do_convert_rgb") { doConvertRGB = v }
+        // transformers 4's torchvision processor was "CLIPImageProcessorFast"; 5's PIL one is
+        // "CLIPImageProcessorPil". A plain "CLIPImageProcessor" (PIL in 4, torchvision in 5) keeps pil.
+        switch d["image_processor_type"] as? String {
+        case "CLIPImageProcessorFast": backend = .torchvision
+        case "CLIPImageProcessorPil": backend = .pil
+        default: break
+        }
+        if let v = d["backend"], !(v is NSNull) {
+            guard let name = v as? String, let b = ImageBackend(rawValue: name) else { throw bad("backend must be \"pil\" or \"torchvision\"") }
+            backend = b
+        }
         if let v = d["resample"], !(v is NSNull) {
             guard let n = v as? NSNumber, !(v is Bool), let i = Int(exactly: n.doubleValue) else {
                 throw bad("resample must be an integer PIL filter id")
@@ -158,9 +187,11 @@ public struct CLIPPreprocessorConfig: Equatable, Sendable {
     }
 }
 
-/// transformers' CLIPImageProcessor (PIL backend) in Swift: resize with PIL BICUBIC, center crop,
-/// rescale, normalise, channel-first. The float arithmetic follows transformers' NumPy code:
-/// rescale in double then round to float32; normalise in float32 with float32 mean and std.
+/// transformers' CLIP image processors in Swift: resize (bicubic), center crop, rescale, normalise,
+/// channel-first, as either backend computes them (`config.backend`). `pil` (CLIPImageProcessorPil):
+/// Pillow's resize, rescale in double then float32, normalise in float32. `torchvision` (transformers
+/// 5's default CLIPImageProcessor): torch's uint8 resize (`TorchResample`), torchvision's padding in
+/// the crop, rescale and normalise fused in float32.
 /// A file or buffer is decoded as transformers 5's `convert_to_rgb` converts it: transparency
 /// (alpha, a palette's or a colour key's tRNS, a GIF's transparent index) composited onto white.
 public struct CLIPPreprocessor: Sendable {
@@ -186,15 +217,19 @@ public struct CLIPPreprocessor: Sendable {
         }
     }
 
-    /// The resize step alone (8-bit, as PIL returns it).
+    /// The resize step alone (8-bit, as PIL returns it, or torch for the torchvision backend).
     public func resize(_ image: RGBImage) -> RGBImage {
         let (h, w) = resizedSize(width: image.width, height: image.height)
-        return PillowResample.resizeBicubic(image, width: w, height: h)
+        switch config.backend {
+        case .pil: return PillowResample.resizeBicubic(image, width: w, height: h)
+        case .torchvision: return TorchResample.resizeBicubic(image, width: w, height: h)
+        }
     }
 
     /// Center crop as transformers does it: top = (H - crop_h) // 2, left likewise; when the crop is
     /// larger than the image the image is first zero-padded (top/left pad = ceil(diff / 2)).
     public func centerCrop(_ image: RGBImage) -> RGBImage {
+        if config.backend == .torchvision { return torchvisionCenterCrop(image) }
         let ch = config.cropHeight, cw = config.cropWidth
         let h = image.height, w = image.width
         var top = floorDiv(h - ch, 2), left = floorDiv(w - cw, 2)
@@ -224,18 +259,54 @@ public struct CLIPPreprocessor: Sendable {
         return RGBImage(width: ow, height: oh, pixels: out)
     }
 
+    /// The torchvision backend's center crop: a dimension smaller than the crop is zero-padded
+    /// first, floor((crop − size) / 2) before and the rest after; then top = int((H − crop_h) / 2),
+    /// left likewise.
+    func torchvisionCenterCrop(_ image: RGBImage) -> RGBImage {
+        let ch = config.cropHeight, cw = config.cropWidth
+        let padTop = ch > image.height ? (ch - image.height) / 2 : 0, padLeft = cw > image.width ? (cw - image.width) / 2 : 0
+        let h = max(image.height, ch), w = max(image.width, cw)
+        let top = (h - ch) / 2, left = (w - cw) / 2
+        var out = [UInt8](repeating: 0, count: ch * cw * 3)
+        for y in 0..<ch {
+            let sy = top + y - padTop
+            guard sy >= 0, sy < image.height else { continue }
+            for x in 0..<cw {
+                let sx = left + x - padLeft
+                guard sx >= 0, sx < image.width else { continue }
+                for c in 0..<3 { out[(y * cw + x) * 3 + c] = image.pixels[(sy * image.width + sx) * 3 + c] }
+            }
+        }
+        return RGBImage(width: cw, height: ch, pixels: out)
+    }
+
+    /// One channel value, as the configured backend computes it from the 8-bit sample.
+    func normalized(_ v: Int, channel c: Int) -> Float {
+        let mean = Float(config.imageMean[c]), std = Float(config.imageStd[c])
+        switch config.backend {
+        case .pil:
+            // NumPy: rescale in double, then float32; normalise in float32.
+            var x = config.doRescale ? Float(Double(v) * config.rescaleFactor) : Float(v)
+            if config.doNormalize { x = (x - mean) / std }
+            return x
+        case .torchvision:
+            // Fused: mean and std (float32 tensors) times 1 / rescale_factor (a float32 scalar),
+            // then (x − mean′) / std′ in float32; rescale alone is x · rescale_factor in float32.
+            if config.doNormalize {
+                let inverse = config.doRescale ? Float(1.0 / config.rescaleFactor) : 1
+                return (Float(v) - mean * inverse) / (std * inverse)
+            }
+            return config.doRescale ? Float(v) * Float(config.rescaleFactor) : Float(v)
+        }
+    }
+
     /// Rescale + normalise + HWC -> CHW.
     public func normalize(_ image: RGBImage) -> PixelValues {
         let h = image.height, w = image.width, n = h * w
         // Per channel, the output is a function of the 8-bit value only: tabulate it.
         var table = [Float](repeating: 0, count: 3 * 256)
         for c in 0..<3 {
-            let mean = Float(config.imageMean[c]), std = Float(config.imageStd[c])
-            for v in 0..<256 {
-                var x = config.doRescale ? Float(Double(v) * config.rescaleFactor) : Float(v)
-                if config.doNormalize { x = (x - mean) / std }
-                table[c * 256 + v] = x
-            }
+            for v in 0..<256 { table[c * 256 + v] = normalized(v, channel: c) }
         }
         let values = [Float](unsafeUninitializedCapacity: 3 * n) { out, initialized in
             image.pixels.withUnsafeBufferPointer { px in

@@ -9,7 +9,7 @@ import Foundation
 public struct Kosmos25ImageProcessorConfig: Equatable, Sendable {
     /// Which transformers backend to equal. They differ in one place: the PIL backend divides by
     /// numpy's standard deviation (over n), the torchvision one by torch's (over n − 1).
-    public enum Backend: String, Sendable { case pil, torchvision }
+    public typealias Backend = ImageBackend
 
     public var maxPatches = 4096
     public var patchHeight = 16

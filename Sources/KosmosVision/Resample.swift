@@ -28,6 +28,8 @@ public enum PillowResample {
         var bounds: [(Int, Int)]
         /// kernelSize fixed-point weights per output index.
         var weights: [Int32]
+        /// Fractional bits of the weights: 22 for Pillow, chosen per axis for torch (≤ 15 bits' worth).
+        var precision: Int = PillowResample.precisionBits
     }
 
     /// Weights for resampling `inSize` samples onto `outSize` (box = [0, inSize)).
@@ -67,8 +69,8 @@ public enum PillowResample {
         return Coefficients(kernelSize: kernelSize, bounds: bounds, weights: weights)
     }
 
-    @inline(__always) static func clip8(_ v: Int32) -> UInt8 {
-        let s = v >> Int32(precisionBits)
+    @inline(__always) static func clip8(_ v: Int32, _ precision: Int32) -> UInt8 {
+        let s = v >> precision
         return s < 0 ? 0 : (s > 255 ? 255 : UInt8(truncatingIfNeeded: s))
     }
 
@@ -116,7 +118,7 @@ public enum PillowResample {
                                outWidth: Int) -> [UInt8] {
         let ks = c.kernelSize
         let rowCount = rows.count
-        let half = Int32(1 << (precisionBits - 1))
+        let shift = Int32(c.precision), half = Int32(1) << (shift - 1)
         let starts = c.bounds.map { $0.0 }, counts = c.bounds.map { $0.1 }
         return [UInt8](unsafeUninitializedCapacity: rowCount * outWidth * 3) { out, initialized in
             input.withUnsafeBufferPointer { inp in
@@ -139,9 +141,9 @@ public enum PillowResample {
                                         p += 3
                                         k += 1
                                     }
-                                    out[o] = clip8(s0)
-                                    out[o + 1] = clip8(s1)
-                                    out[o + 2] = clip8(s2)
+                                    out[o] = clip8(s0, shift)
+                                    out[o + 1] = clip8(s1, shift)
+                                    out[o + 2] = clip8(s2, shift)
                                     o += 3
                                 }
                             }
@@ -160,7 +162,7 @@ public enum PillowResample {
                              outHeight: Int) -> [UInt8] {
         let ks = c.kernelSize
         let rowLen = width * 3
-        let half = Int32(1 << (precisionBits - 1))
+        let shift = Int32(c.precision), half = Int32(1) << (shift - 1)
         var acc = [Int32](repeating: 0, count: rowLen)
         return [UInt8](unsafeUninitializedCapacity: outHeight * rowLen) { out, initialized in
             input.withUnsafeBufferPointer { inp in
@@ -175,12 +177,92 @@ public enum PillowResample {
                                 for i in 0..<rowLen { acc[i] &+= Int32(src[i]) &* w }
                             }
                             let ob = yy * rowLen
-                            for i in 0..<rowLen { out[ob + i] = clip8(acc[i]) }
+                            for i in 0..<rowLen { out[ob + i] = clip8(acc[i], shift) }
                         }
                     }
                 }
             }
             initialized = outHeight * rowLen
         }
+    }
+}
+
+/// torch's antialiased bicubic resize of a uint8 image (`interpolate(..., mode="bicubic",
+/// antialias=True)` on CPU, which torchvision's `resize` and so transformers 5's default
+/// CLIPImageProcessor call on uint8 tensors), from the facts of ATen's UpSampleKernel.cpp:
+///  - the same windows as Pillow's (support 2 × the reduction factor, bounds rounded the same way),
+///    Keys' cubic with a = −0.5 written as ATen writes it (((a·x − 5a)·x + 8a)·x − 4a for 1 ≤ x < 2),
+///    normalised to sum 1 in double;
+///  - weights as int16 with a precision chosen per axis: the largest p < 22 with
+///    round(max weight · 2^(p+1)) < 2^15, each weight rounded half away from zero;
+///  - always the horizontal pass first, then the vertical one (Pillow may do vertical first), each
+///    rounding to 8 bits: (Σ w·v + 2^(p−1)) >> p, clamped to 0…255.
+public enum TorchResample {
+    @inline(__always) static func bicubic(_ xIn: Double) -> Double {
+        let a = -0.5
+        let x = abs(xIn)
+        if x < 1.0 { return ((a + 2) * x - (a + 3)) * x * x + 1 }
+        if x < 2.0 { return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a }
+        return 0.0
+    }
+
+    static func coefficients(inSize: Int, outSize: Int) -> PillowResample.Coefficients {
+        let scale = Double(inSize) / Double(outSize)
+        let support = scale >= 1.0 ? 2.0 * scale : 2.0
+        let kernelSize = Int(support.rounded(.up)) * 2 + 1
+        let invScale = scale >= 1.0 ? 1.0 / scale : 1.0
+        var bounds = [(Int, Int)](repeating: (0, 0), count: outSize)
+        var doubles = [Double](repeating: 0, count: outSize * kernelSize)
+        var maxWeight = 0.0
+        for i in 0..<outSize {
+            let center = scale * (Double(i) + 0.5)
+            let xmin = max(Int(center - support + 0.5), 0)
+            let xsize = min(max(min(Int(center + support + 0.5), inSize) - xmin, 0), kernelSize)
+            var total = 0.0
+            for j in 0..<xsize {
+                let w = bicubic((Double(j + xmin) - center + 0.5) * invScale)
+                doubles[i * kernelSize + j] = w
+                total += w
+            }
+            if total != 0.0 {
+                for j in 0..<xsize {
+                    doubles[i * kernelSize + j] /= total
+                    maxWeight = max(maxWeight, doubles[i * kernelSize + j])
+                }
+            }
+            bounds[i] = (xmin, xsize)
+        }
+        var precision = 0
+        while precision < 22 {
+            if Int(0.5 + maxWeight * Double(1 << (precision + 1))) >= 1 << 15 { break }
+            precision += 1
+        }
+        let one = Double(1 << precision)
+        let weights = doubles.map { w -> Int32 in
+            let v = w * one
+            return Int32(Int16(truncatingIfNeeded: Int(v < 0 ? -0.5 + v : 0.5 + v)))
+        }
+        return PillowResample.Coefficients(kernelSize: kernelSize, bounds: bounds, weights: weights, precision: precision)
+    }
+
+    /// Resizes to `width` x `height`. Sizes must be positive.
+    public static func resizeBicubic(_ image: RGBImage, width: Int, height: Int) -> RGBImage {
+        if width == image.width && height == image.height { return image }
+        guard width > 0, height > 0, image.width > 0, image.height > 0 else {
+            return RGBImage(width: max(0, width), height: max(0, height),
+                            pixels: [UInt8](repeating: 0, count: max(0, width) * max(0, height) * 3))
+        }
+        var pixels = image.pixels
+        var currentWidth = image.width
+        if width != image.width {
+            let horizontal = coefficients(inSize: image.width, outSize: width)
+            pixels = PillowResample.horizontalPass(pixels, inWidth: image.width, rows: 0..<image.height, c: horizontal, outWidth: width)
+            currentWidth = width
+        }
+        if height != image.height {
+            let vertical = coefficients(inSize: image.height, outSize: height)
+            pixels = PillowResample.verticalPass(pixels, width: currentWidth, rowOffset: 0, c: vertical, outHeight: height)
+        }
+        return RGBImage(width: width, height: height, pixels: pixels)
     }
 }

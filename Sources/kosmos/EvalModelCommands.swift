@@ -107,7 +107,7 @@ struct EvalPerplexity: ParsableCommand {
 
     func run() throws {
         let session = try KosmosSession(directory: modelOptions.directory, tokenizer: modelOptions.tokenizer,
-                                        dtype: try modelOptions.dtype())
+                                        dtype: try modelOptions.dtype(), imageBackend: try modelOptions.backend())
         let c = session.model.configuration
         let length = Swift.min(maxLength ?? c.decoder.maxTargetPositions, c.decoder.maxTargetPositions)
         let iterator = try DatasetIterator(dataset: try TextJSONLDataset(url: URL(fileURLWithPath: data)), shuffle: false)

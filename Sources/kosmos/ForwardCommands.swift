@@ -61,7 +61,7 @@ struct PromptOptions: ParsableArguments {
     func loadKosmos(tokens given: [Int]? = nil) throws -> (model: KosmosModel, tokenizer: Tokenizer, sequence: KosmosSequence, text: String?) {
         // forward exists to check a conversion against PyTorch: float32 unless --dtype says otherwise.
         let session = try KosmosSession(directory: directory, tokenizer: modelOptions.tokenizer,
-                                        dtype: try modelOptions.dtype(default: .float32))
+                                        dtype: try modelOptions.dtype(default: .float32), imageBackend: try modelOptions.backend())
         if let given {
             let images = try image.map { try session.images.load(URL(fileURLWithPath: $0)) }
             return (session.model, session.tokenizer, KosmosSequence(tokens: given, images: images, audio: try session.clips(audio)), nil)
@@ -263,12 +263,14 @@ struct EncodeImage: ParsableCommand {
     @Option(help: "Output .safetensors file.")
     var out: String
 
+    @OptionGroup var images: ImageBackendOption
+
     mutating func validate() throws { model = try hub.resolve(model) }
 
     func run() throws {
         let directory = URL(fileURLWithPath: model)
         let tower = try ModelRegistry.loadVisionTower(directory, dtype: try precision.apply(default: .float32))
-        let input = try ImageInput(modelDirectory: directory, imageSize: tower.configuration.imageSize)
+        let input = try ImageInput(modelDirectory: directory, imageSize: tower.configuration.imageSize).with(backend: try images.backend())
         let pixels = try input.load(URL(fileURLWithPath: image)).unsqueezed(0)
         let last = try withoutGrad { try tower(pixels).lastHiddenState }
         var writer = SafeTensorsWriter(metadata: ["image": image])
@@ -415,10 +417,11 @@ struct KosmosSession {
     let audio: AudioInput?
     let videos: VideoInput?
 
-    init(directory: URL, tokenizer explicit: String?, dtype: DType = .float32, videoFPS: Double? = nil) throws {
+    init(directory: URL, tokenizer explicit: String?, dtype: DType = .float32, videoFPS: Double? = nil,
+         imageBackend: ImageBackend? = nil) throws {
         model = try KosmosModel.load(directory: directory, dtype: dtype)
         tokenizer = try loadTokenizer(for: model, directory: directory, explicit: explicit)
-        let images = try ImageInput(modelDirectory: directory, imageSize: model.configuration.vision.imageSize)
+        let images = try ImageInput(modelDirectory: directory, imageSize: model.configuration.vision.imageSize).with(backend: imageBackend)
         self.images = images
         audio = try model.configuration.audio.map(AudioInput.init)
         videos = model.configuration.video.map { VideoInput(configuration: $0, images: images, fps: videoFPS) }

@@ -27,6 +27,8 @@ struct DataBenchmark: ParsableCommand {
     @Option(help: "A preprocessor_config.json to use instead of CLIP's defaults.")
     var config: String?
 
+    @OptionGroup var backendOption: ImageBackendOption
+
     @Option(help: "A tokenizer file: also measure the full loader (COCO dataset → decode, preprocess, tokenize on the loader's workers).")
     var tokenizer: String?
 
@@ -39,6 +41,7 @@ struct DataBenchmark: ParsableCommand {
     func run() throws {
         var preprocessor = CLIPPreprocessor()
         if let config { preprocessor.config = try CLIPPreprocessorConfig(contentsOf: URL(fileURLWithPath: config)) }
+        if let backend = try backendOption.backend() { preprocessor.config.backend = backend }
         let data: [Data]
         let label: String
         if let dir {
@@ -53,7 +56,7 @@ struct DataBenchmark: ParsableCommand {
             label = "\(images) synthetic 640x480 JPEGs (quality 90)"
         }
         let bytes = data.reduce(0) { $0 + $1.count }
-        print("decode + CLIP preprocess: \(label), \(bytes / max(1, data.count)) bytes each on average")
+        print("decode + CLIP preprocess (\(preprocessor.config.backend.rawValue) backend): \(label), \(bytes / max(1, data.count)) bytes each on average")
         _ = try VisionBenchmark.run(images: data, repeats: 1, threads: threads, preprocessor: preprocessor)
         let r = try VisionBenchmark.run(images: data, repeats: repeats, threads: threads, preprocessor: preprocessor)
         print(String(format: "threads: %d  images: %d  seconds: %.3f  images/s: %.1f",

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import KosmosModels
 import KosmosTensor
+import KosmosVision
 
 /// A failure of a command's input found while it runs (ArgumentParser's ValidationError would
 /// also print a usage line). The text says what is wrong and what to do.
@@ -75,6 +76,16 @@ struct PrecisionOptions: ParsableArguments {
     }
 }
 
+/// `--image-backend pil|torchvision` (docs/images.md).
+struct ImageBackendOption: ParsableArguments {
+    @Option(help: "Image preprocessing to equal: pil (transformers' CLIPImageProcessorPil, what the models were trained with) or torchvision (transformers 5's default CLIPImageProcessor). Default: the preprocessor config's \"backend\" key, else pil.")
+    var imageBackend: String?
+
+    func validate() throws { _ = try backend() }
+
+    func backend() throws -> ImageBackend? { try imageBackend.map { try ImageBackend(name: $0) } }
+}
+
 /// `--model DIR` and `--tokenizer FILE`, as every command that loads a model directory takes them,
 /// with `--dtype` and `--threads`.
 struct ModelOptions: ParsableArguments {
@@ -88,7 +99,12 @@ struct ModelOptions: ParsableArguments {
 
     @OptionGroup var hub: HubPullOption
 
+    @OptionGroup var images: ImageBackendOption
+
     mutating func validate() throws { model = try hub.resolve(model) }
+
+    /// `--image-backend`, if given.
+    func backend() throws -> ImageBackend? { try images.backend() }
 
     var directory: URL { URL(fileURLWithPath: model) }
     var tokenizerFile: URL? { tokenizer.map(URL.init(fileURLWithPath:)) }
@@ -100,7 +116,8 @@ struct ModelOptions: ParsableArguments {
 
     /// The directory loaded through the registry (a warning when the tokenizer cannot be the model's).
     func session(videoFPS: Double? = nil) throws -> ModelSession {
-        let session = try ModelSession(directory: directory, tokenizer: tokenizerFile, dtype: try dtype(), videoFPS: videoFPS)
+        let session = try ModelSession(directory: directory, tokenizer: tokenizerFile, dtype: try dtype(), videoFPS: videoFPS,
+                                       imageBackend: try backend())
         if let warning = session.vocabularyWarning { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
         return session
     }

@@ -97,7 +97,7 @@ struct Serve: AsyncParsableCommand {
         logger.logLevel = .info
         let served = try ServedModel(directory: modelOptions.directory, tokenizer: modelOptions.tokenizerFile,
                                      name: name, maxImagePixels: options.maxImagePixels,
-                                     dtype: try modelOptions.dtype())
+                                     dtype: try modelOptions.dtype(), imageBackend: try modelOptions.backend())
         let scheduler = Scheduler(model: served, maxBatch: options.maxBatch, queueCapacity: options.queueCapacity,
                                   prefillChunk: options.prefillChunk, logger: logger)
         let server = KosmosHTTPServer(scheduler: scheduler, options: options, logger: logger)
@@ -159,7 +159,7 @@ struct ServeBench: AsyncParsableCommand {
         options.queueCapacity = 1024
         let served = try ServedModel(directory: modelOptions.directory, tokenizer: modelOptions.tokenizerFile,
                                      maxImagePixels: options.maxImagePixels,
-                                     dtype: try modelOptions.dtype())
+                                     dtype: try modelOptions.dtype(), imageBackend: try modelOptions.backend())
         if let longPrompt {
             let streaming = levels.first ?? 1
             guard longPrompt + 1 <= served.contextLength else {

@@ -526,6 +526,26 @@ final class CLITests: XCTestCase {
                         saying: ["prompts with images are not truncated"])
     }
 
+    /// `--image-backend torchvision` preprocesses as transformers 5's default CLIPImageProcessor: the
+    /// pixel values `forward` writes are the library's with that backend, and not the pil ones.
+    func testImageBackendFlag() throws {
+        let dir = Self.root.appendingPathComponent("backend-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        var written: [String: [Float]] = [:]
+        for backend in ["pil", "torchvision"] {
+            let out = dir.appendingPathComponent("\(backend).safetensors")
+            _ = try succeed(["forward", "--model", Self.kosmos1.path, "--image", Self.secondImage.path, "--prompt", "<image>An image of",
+                             "--out", out.path, "--image-backend", backend])
+            written[backend] = try SafeTensorsFile(url: out).tensor("pixel_values").scalars
+            let size = try Self.kosmos1Configuration().vision.imageSize
+            let library = try ImageInput(modelDirectory: Self.kosmos1, imageSize: size).with(backend: ImageBackend(name: backend))
+            XCTAssertEqual(written[backend], try library.load(Self.secondImage).scalars, backend)
+        }
+        XCTAssertNotEqual(written["pil"], written["torchvision"])
+        try assertFails(["forward", "--model", Self.kosmos1.path, "--prompt", "x", "--out", dir.appendingPathComponent("x").path,
+                         "--image-backend", "opencv"], saying: ["'opencv' is not an image backend: use pil or torchvision"])
+    }
+
     /// `forward --input-ids` runs the ids as given: the same logits as the prompt they came from;
     /// `generate --prompt-file` is `--prompt` with the file's text, and `--prefill-chunk` changes
     /// nothing of the output.

@@ -1,6 +1,8 @@
-"""Python baseline for `kosmos bench data`: PIL decode + transformers CLIPImageProcessorPil on 640x480 JPEGs.
+"""Python baseline for `kosmos bench data`: PIL decode + transformers CLIPImageProcessorPil on 640x480 JPEGs
+(or, with --backend torchvision, transformers 5's default torchvision-backed CLIPImageProcessor, with torch
+limited to the same number of threads).
 
-Run: /work/venv/bin/python scripts/reference/images_bench.py [--threads 2] [--images 32] [--repeats 8]
+Run: /work/venv/bin/python scripts/reference/images_bench.py [--threads 2] [--images 32] [--repeats 8] [--backend pil|torchvision]
 Images are made like the Swift benchmark's (shapes over a gradient, quality 90) but with PIL's encoder,
 so sizes are similar, not byte-identical. Threads: a ThreadPool (PIL releases the GIL while decoding and
 resizing; NumPy while normalising), and a process pool for comparison.
@@ -33,12 +35,17 @@ def make_jpegs(count, width=640, height=480):
 
 
 PROCESSOR = None
+BACKEND = "pil"
 
 
 def work(data):
     global PROCESSOR
     if PROCESSOR is None:
-        PROCESSOR = CLIPImageProcessorPil()
+        if BACKEND == "torchvision":
+            from transformers.models.clip.image_processing_clip import CLIPImageProcessor
+            PROCESSOR = CLIPImageProcessor()
+        else:
+            PROCESSOR = CLIPImageProcessorPil()
     im = Image.open(io.BytesIO(data)).convert("RGB")
     return PROCESSOR(images=im, return_tensors="np")["pixel_values"].shape
 
@@ -56,17 +63,25 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--images", type=int, default=32)
     p.add_argument("--repeats", type=int, default=8)
+    p.add_argument("--backend", choices=["pil", "torchvision"], default="pil")
     a = p.parse_args()
+    global BACKEND
+    BACKEND = a.backend
+    if a.backend == "torchvision":
+        import torch
+        torch.set_num_threads(a.threads)
     jpegs = make_jpegs(a.images)
     items = jpegs * a.repeats
-    print(f"PIL + CLIPImageProcessorPil, {a.images} JPEGs 640x480 q90, {sum(map(len, jpegs)) // len(jpegs)} bytes each")
+    name = "CLIPImageProcessor (torchvision)" if a.backend == "torchvision" else "CLIPImageProcessorPil"
+    print(f"PIL + {name}, {a.images} JPEGs 640x480 q90, {sum(map(len, jpegs)) // len(jpegs)} bytes each")
     work(jpegs[0])
     t = time.perf_counter()
     for d in items[: len(items) // 2]:
         work(d)
     print(f"1 thread: {len(items) // 2 / (time.perf_counter() - t):.1f} images/s")
     print(f"{a.threads} threads: {timed(ThreadPoolExecutor, a.threads, items):.1f} images/s")
-    print(f"{a.threads} processes: {timed(ProcessPoolExecutor, a.threads, items):.1f} images/s")
+    if a.backend == "pil":  # torch in forked workers would need its own thread settings
+        print(f"{a.threads} processes: {timed(ProcessPoolExecutor, a.threads, items):.1f} images/s")
 
 
 if __name__ == "__main__":

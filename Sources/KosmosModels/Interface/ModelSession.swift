@@ -22,12 +22,14 @@ public final class ModelSession {
     /// Loads `directory` through the registry; `tokenizer` overrides the directory's tokenizer file;
     /// `dtype` is the weights' storage (docs/precision.md).
     /// `videoFPS`: sample videos at this rate (capped at max_frames) instead of num_frames uniformly.
+    /// `imageBackend`: compute images as that transformers backend does instead of what the
+    /// directory's preprocessor config says (docs/images.md).
     public init(directory: URL, tokenizer explicit: URL? = nil, dtype: DType = .float32,
-                decodeOptions: DecodeOptions = DecodeOptions(), videoFPS: Double? = nil) throws {
+                decodeOptions: DecodeOptions = DecodeOptions(), videoFPS: Double? = nil, imageBackend: ImageBackend? = nil) throws {
         self.dtype = dtype
         model = try ModelRegistry.load(directory, dtype: dtype)
         processor = try model.processor(tokenizer: try model.loadTokenizer(directory: directory, explicit: explicit))
-        images = try model.imageInput(directory: directory, decodeOptions: decodeOptions)
+        images = try model.imageInput(directory: directory, decodeOptions: decodeOptions).with(backend: imageBackend)
         audio = try model.audioConfiguration.map(AudioInput.init)
         let images = self.images
         videos = model.videoConfiguration.map { VideoInput(configuration: $0, images: images, fps: videoFPS, maxPixels: decodeOptions.maxPixels) }
