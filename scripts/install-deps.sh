@@ -5,11 +5,16 @@
 # (MP3, FLAC, Ogg/Opus, M4A; WAV needs none) and libswscale for video frames, pkg-config so SwiftPM finds OpenBLAS. On macOS:
 # Accelerate ships with the OS (no oneDNN there); `brew install jpeg-turbo libpng` for images
 # (audio there reads WAV only unless FFmpeg's headers and libraries are on the compiler's paths).
+# `--with-browser` adds Debian's chromium, which the chat page's tests drive headless (scripts/test.sh
+# passes it; the build and the demo need no browser).
 set -euo pipefail
 if [[ "$(uname -s)" != "Linux" ]]; then
     exit 0
 fi
 packages=(libopenblas-dev libdnnl-dev libjpeg62-turbo-dev libpng-dev libwebp-dev libavformat-dev libavcodec-dev libswresample-dev libswscale-dev libavutil-dev pkg-config)
+if [[ "${1:-}" == "--with-browser" ]]; then
+    packages+=(chromium)
+fi
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# The test command: installs system libraries, builds the package and its tests, runs them, then
+# The test command: installs system libraries (and chromium, for the chat page's browser tests), builds the package and its tests, runs them, then
 # runs the distributed tests under mpirun (scripts/test-mpi.sh installs Open MPI and builds with
 # the MPI trait; KOSMOS_SKIP_MPI=1 skips them). Tests are XCTest; the closing line is a plain
 # "N passed, N failed" summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install-deps.sh
+bash scripts/install-deps.sh --with-browser
 swift build --build-tests
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT

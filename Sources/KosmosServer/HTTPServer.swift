@@ -66,11 +66,16 @@ public final class KosmosHTTPServer: Sendable {
     public func application(onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) -> some ApplicationProtocol {
         let router = Router(context: ServerContext.self)
         router.add(middleware: RequestLog(logger: logger, apiKey: options.apiKey))
+        router.get("/") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"],
+                     body: .init(byteBuffer: ByteBuffer(string: ChatPage.html)))
+        }
         router.get("/health") { _, _ in
             try self.json(["status": "ok"])
         }
         router.get("/v1/models") { _, _ in
-            try self.json(ModelList(data: [.init(id: self.model.name, created: self.created)]))
+            try self.json(ModelList(data: [.init(id: self.model.name, created: self.created,
+                                                 kosmos: .init(grounding: self.model.supportsGrounding, contextLength: self.model.contextLength))]))
         }
         router.post("/v1/chat/completions") { request, context in
             await self.respond(request, context: context, chat: true)

@@ -290,7 +290,14 @@ struct ModelList: Encodable {
         let object = "model"
         let created: Int
         let ownedBy = "kosmos"
-        enum CodingKeys: String, CodingKey { case id, object, created, ownedBy = "owned_by" }
+        /// Kosmos extension: what the chat page needs to know of the model.
+        let kosmos: Capabilities
+        enum CodingKeys: String, CodingKey { case id, object, created, ownedBy = "owned_by", kosmos }
+    }
+    struct Capabilities: Encodable {
+        let grounding: Bool
+        let contextLength: Int
+        enum CodingKeys: String, CodingKey { case grounding, contextLength = "context_length" }
     }
     let object = "list"
     let data: [Entry]
