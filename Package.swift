@@ -75,7 +75,7 @@ let package = Package(
         ),
         // SentencePiece and HF tokenizer.json; Foundation only.
         .target(name: "KosmosTokenizers"),
-        // libjpeg-turbo, libpng and libwebp (Debian: libjpeg62-turbo-dev, libpng-dev, libwebp-dev). Their error handlers
+        // libjpeg-turbo, libpng, libwebp and libtiff (Debian: libjpeg62-turbo-dev, libpng-dev, libwebp-dev, libtiff-dev). Their error handlers
         // longjmp, which Swift cannot cross, so a small C target catches errors and returns status.
         .systemLibrary(
             name: "CImageCodecs",
@@ -84,7 +84,8 @@ let package = Package(
         .target(
             name: "CImageCodecsSupport",
             dependencies: ["CImageCodecs"],
-            linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("png16"), .linkedLibrary("webp", .when(platforms: [.linux]))]
+            linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("png16"), .linkedLibrary("webp", .when(platforms: [.linux])),
+                             .linkedLibrary("tiff", .when(platforms: [.linux]))]
         ),
         // FFmpeg's libavformat/libavcodec/libswscale (Debian: libswscale-dev too) read video frames
         // and write the demo's clips; like the audio layer, a C target runs the whole loop and

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system libraries the build links against (Debian/Ubuntu). Safe to re-run.
 # OpenBLAS and oneDNN (libdnnl-dev: the bfloat16 and float32 products) for matrix products,
-# libjpeg-turbo, libpng and libwebp for images, FFmpeg's libavformat/libavcodec/libswresample for audio
+# libjpeg-turbo, libpng, libwebp and libtiff for images, FFmpeg's libavformat/libavcodec/libswresample for audio
 # (MP3, FLAC, Ogg/Opus, M4A; WAV needs none) and libswscale for video frames, pkg-config so SwiftPM finds OpenBLAS. On macOS:
 # Accelerate ships with the OS (no oneDNN there); `brew install jpeg-turbo libpng` for images
 # (audio there reads WAV only unless FFmpeg's headers and libraries are on the compiler's paths).
@@ -11,7 +11,7 @@ set -euo pipefail
 if [[ "$(uname -s)" != "Linux" ]]; then
     exit 0
 fi
-packages=(libopenblas-dev libdnnl-dev libjpeg62-turbo-dev libpng-dev libwebp-dev libavformat-dev libavcodec-dev libswresample-dev libswscale-dev libavutil-dev pkg-config)
+packages=(libopenblas-dev libdnnl-dev libjpeg62-turbo-dev libpng-dev libwebp-dev libtiff-dev libavformat-dev libavcodec-dev libswresample-dev libswscale-dev libavutil-dev pkg-config)
 if [[ "${1:-}" == "--with-browser" ]]; then
     packages+=(chromium)
 fi

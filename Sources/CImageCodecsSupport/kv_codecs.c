@@ -2,6 +2,8 @@
 #include "kv_codecs.h"
 
 #include <setjmp.h>
+#include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -460,6 +462,294 @@ int kv_webp_read_header(const unsigned char *data, size_t size, kv_image_info *i
 }
 
 int kv_webp_decode(const unsigned char *data, size_t size, kv_image_info *info, unsigned char *out, size_t outSize) {
+    (void)data; (void)size; (void)info; (void)out; (void)outSize;
+    return KV_UNAVAILABLE;
+}
+#endif
+
+// MARK: TIFF
+
+#if defined(__linux__) && __has_include(<tiffio.h>)
+#include <tiffio.h>
+
+typedef struct {
+    const unsigned char *data;
+    size_t size;
+    size_t offset;
+} kv_tiff_source;
+
+static _Thread_local char kv_tiff_error[160];
+
+static void kv_tiff_on_error(const char *module, const char *format, va_list args) {
+    (void)module;
+    vsnprintf(kv_tiff_error, sizeof kv_tiff_error, format, args);
+}
+
+static void kv_tiff_on_warning(const char *module, const char *format, va_list args) {
+    (void)module; (void)format; (void)args;
+}
+
+static tmsize_t kv_tiff_read(thandle_t handle, void *buffer, tmsize_t count) {
+    kv_tiff_source *s = (kv_tiff_source *)handle;
+    size_t left = s->size - s->offset;
+    size_t n = (size_t)count < left ? (size_t)count : left;
+    memcpy(buffer, s->data + s->offset, n);
+    s->offset += n;
+    return (tmsize_t)n;
+}
+
+static tmsize_t kv_tiff_write(thandle_t handle, void *buffer, tmsize_t count) {
+    (void)handle; (void)buffer; (void)count;
+    return 0;
+}
+
+static toff_t kv_tiff_seek(thandle_t handle, toff_t offset, int whence) {
+    kv_tiff_source *s = (kv_tiff_source *)handle;
+    uint64_t base = whence == SEEK_CUR ? s->offset : (whence == SEEK_END ? s->size : 0);
+    uint64_t target = base + offset;
+    if (target > s->size) target = s->size;
+    s->offset = (size_t)target;
+    return (toff_t)target;
+}
+
+static int kv_tiff_close(thandle_t handle) { (void)handle; return 0; }
+static toff_t kv_tiff_size(thandle_t handle) { return (toff_t)((kv_tiff_source *)handle)->size; }
+static int kv_tiff_map(thandle_t handle, void **base, toff_t *size) {
+    kv_tiff_source *s = (kv_tiff_source *)handle;
+    *base = (void *)s->data;
+    *size = (toff_t)s->size;
+    return 1;
+}
+static void kv_tiff_unmap(thandle_t handle, void *base, toff_t size) { (void)handle; (void)base; (void)size; }
+
+typedef struct {
+    uint32_t width, height;
+    uint16_t bits, samples, photometric, planar, compression;
+    int channels;       // in the decoded buffer
+    int lastIsAlpha;
+    uint16_t *colormap[3];
+} kv_tiff_layout;
+
+// What the file holds and whether we read it; a message otherwise.
+static int kv_tiff_layout_of(TIFF *tif, kv_tiff_layout *l, kv_image_info *info) {
+    memset(l, 0, sizeof *l);
+    TIFFGetField(tif, TIFFTAG_IMAGEWIDTH, &l->width);
+    TIFFGetField(tif, TIFFTAG_IMAGELENGTH, &l->height);
+    TIFFGetFieldDefaulted(tif, TIFFTAG_BITSPERSAMPLE, &l->bits);
+    TIFFGetFieldDefaulted(tif, TIFFTAG_SAMPLESPERPIXEL, &l->samples);
+    TIFFGetFieldDefaulted(tif, TIFFTAG_PLANARCONFIG, &l->planar);
+    TIFFGetFieldDefaulted(tif, TIFFTAG_COMPRESSION, &l->compression);
+    if (!TIFFGetField(tif, TIFFTAG_PHOTOMETRIC, &l->photometric)) {
+        snprintf(info->message, sizeof info->message, "no PhotometricInterpretation tag");
+        return KV_CORRUPT;
+    }
+    uint16_t extraCount = 0, *extra = NULL;
+    TIFFGetFieldDefaulted(tif, TIFFTAG_EXTRASAMPLES, &extraCount, &extra);
+    if (extraCount > 0 && extra[0] == EXTRASAMPLE_ASSOCALPHA) {
+        snprintf(info->message, sizeof info->message, "premultiplied (associated) alpha is not supported; save with unassociated alpha");
+        return KV_CORRUPT;
+    }
+    l->lastIsAlpha = extraCount > 0 && extra[0] == EXTRASAMPLE_UNASSALPHA;
+    int colour = 0;
+    switch (l->photometric) {
+    case PHOTOMETRIC_MINISBLACK:
+    case PHOTOMETRIC_MINISWHITE:
+        colour = 1;
+        break;
+    case PHOTOMETRIC_RGB:
+        colour = 3;
+        break;
+    case PHOTOMETRIC_YCBCR:
+        if (l->compression != COMPRESSION_JPEG) {
+            snprintf(info->message, sizeof info->message, "YCbCr TIFF without JPEG compression is not supported");
+            return KV_CORRUPT;
+        }
+        // libjpeg converts to RGB as it decodes.
+        TIFFSetField(tif, TIFFTAG_JPEGCOLORMODE, JPEGCOLORMODE_RGB);
+        l->photometric = PHOTOMETRIC_RGB;
+        colour = 3;
+        break;
+    case PHOTOMETRIC_PALETTE:
+        if (!TIFFGetField(tif, TIFFTAG_COLORMAP, &l->colormap[0], &l->colormap[1], &l->colormap[2])) {
+            snprintf(info->message, sizeof info->message, "a palette image without a colour map");
+            return KV_CORRUPT;
+        }
+        colour = 1;
+        break;
+    default:
+        snprintf(info->message, sizeof info->message, "photometric interpretation %u (e.g. CMYK, Lab) is not supported", l->photometric);
+        return KV_CORRUPT;
+    }
+    int bilevel = l->bits == 1 && colour == 1 && l->photometric != PHOTOMETRIC_PALETTE && l->samples == 1;
+    if (l->bits != 8 && !bilevel) {
+        snprintf(info->message, sizeof info->message, "%u-bit samples are not supported (8-bit, or 1-bit black and white)", l->bits);
+        return KV_CORRUPT;
+    }
+    if (l->samples < colour || l->samples > colour + 1) {
+        snprintf(info->message, sizeof info->message, "%u samples per pixel for photometric %u", l->samples, l->photometric);
+        return KV_CORRUPT;
+    }
+    if (l->width == 0 || l->height == 0) {
+        snprintf(info->message, sizeof info->message, "zero width or height");
+        return KV_CORRUPT;
+    }
+    l->channels = l->photometric == PHOTOMETRIC_PALETTE ? 3 + (l->samples > 1) : l->samples;
+    info->width = (int)l->width;
+    info->height = (int)l->height;
+    info->channels = l->channels;
+    info->bytesPerSample = 1;
+    info->lastIsAlpha = l->lastIsAlpha;
+    return KV_OK;
+}
+
+// One decoded row of stored samples (8-bit, interleaved) into the output's layout.
+static void kv_tiff_emit(const kv_tiff_layout *l, const unsigned char *stored, unsigned char *row) {
+    uint32_t w = l->width;
+    int s = l->samples;
+    if (l->bits == 1) {
+        for (uint32_t x = 0; x < w; x++) {
+            int bit = (stored[x >> 3] >> (7 - (x & 7))) & 1;
+            if (l->photometric == PHOTOMETRIC_MINISWHITE) bit = !bit;
+            row[x] = bit ? 255 : 0;
+        }
+        return;
+    }
+    for (uint32_t x = 0; x < w; x++) {
+        const unsigned char *p = stored + (size_t)x * s;
+        if (l->photometric == PHOTOMETRIC_PALETTE) {
+            unsigned char *o = row + (size_t)x * l->channels;
+            o[0] = (unsigned char)(l->colormap[0][p[0]] >> 8);
+            o[1] = (unsigned char)(l->colormap[1][p[0]] >> 8);
+            o[2] = (unsigned char)(l->colormap[2][p[0]] >> 8);
+            if (s > 1) o[3] = p[1];
+        } else {
+            unsigned char *o = row + (size_t)x * s;
+            for (int c = 0; c < s; c++) o[c] = p[c];
+            if (l->photometric == PHOTOMETRIC_MINISWHITE) o[0] = (unsigned char)(255 - o[0]);
+        }
+    }
+}
+
+static TIFF *kv_tiff_open(kv_tiff_source *source) {
+    kv_tiff_error[0] = 0;
+    TIFFSetErrorHandler(kv_tiff_on_error);
+    TIFFSetWarningHandler(kv_tiff_on_warning);
+    return TIFFClientOpen("image", "rm", (thandle_t)source, kv_tiff_read, kv_tiff_write, kv_tiff_seek, kv_tiff_close,
+                          kv_tiff_size, kv_tiff_map, kv_tiff_unmap);
+}
+
+static int kv_tiff_fail(TIFF *tif, kv_image_info *info, const char *what) {
+    snprintf(info->message, sizeof info->message, "%s%s%s", what, kv_tiff_error[0] ? ": " : "", kv_tiff_error);
+    if (tif) TIFFClose(tif);
+    return strstr(kv_tiff_error, "end of file") || strstr(kv_tiff_error, "short") || strstr(kv_tiff_error, "Read error") ? KV_TRUNCATED : KV_CORRUPT;
+}
+
+int kv_tiff_read_header(const unsigned char *data, size_t size, kv_image_info *info) {
+    memset(info, 0, sizeof *info);
+    kv_tiff_source source = { data, size, 0 };
+    TIFF *tif = kv_tiff_open(&source);
+    if (!tif) return kv_tiff_fail(NULL, info, "libtiff could not read the header");
+    kv_tiff_layout l;
+    int status = kv_tiff_layout_of(tif, &l, info);
+    TIFFClose(tif);
+    return status;
+}
+
+int kv_tiff_decode(const unsigned char *data, size_t size, kv_image_info *info,
+                   unsigned char *out, size_t outSize) {
+    memset(info, 0, sizeof *info);
+    kv_tiff_source source = { data, size, 0 };
+    TIFF *tif = kv_tiff_open(&source);
+    if (!tif) return kv_tiff_fail(NULL, info, "libtiff could not read the header");
+    kv_tiff_layout l;
+    int status = kv_tiff_layout_of(tif, &l, info);
+    if (status != KV_OK) { TIFFClose(tif); return status; }
+    size_t rowBytes = (size_t)l.width * (size_t)l.channels;
+    if (out == NULL || rowBytes * l.height > outSize) {
+        snprintf(info->message, sizeof info->message, "output buffer too small for the decoded image");
+        TIFFClose(tif);
+        return KV_BUFFER_TOO_SMALL;
+    }
+    // Stored samples of one row, interleaved (planar files are gathered into this layout).
+    size_t storedRow = l.bits == 1 ? (l.width + 7) / 8 : (size_t)l.width * l.samples;
+    unsigned char *stored = malloc(storedRow);
+    if (!stored) { TIFFClose(tif); return KV_OUT_OF_MEMORY; }
+    if (TIFFIsTiled(tif)) {
+        uint32_t tw = 0, th = 0;
+        TIFFGetField(tif, TIFFTAG_TILEWIDTH, &tw);
+        TIFFGetField(tif, TIFFTAG_TILELENGTH, &th);
+        tmsize_t tileSize = TIFFTileSize(tif);
+        unsigned char *tile = tw && th && tileSize > 0 ? malloc((size_t)tileSize) : NULL;
+        // Whole rows of stored samples for one band of tiles.
+        unsigned char *band = tile ? malloc(storedRow * th) : NULL;
+        if (!tile || !band || l.bits != 8) {
+            free(tile); free(band); free(stored);
+            if (tile && band) { snprintf(info->message, sizeof info->message, "1-bit tiled TIFF is not supported"); TIFFClose(tif); return KV_CORRUPT; }
+            TIFFClose(tif);
+            return KV_OUT_OF_MEMORY;
+        }
+        int planes = l.planar == PLANARCONFIG_SEPARATE ? l.samples : 1;
+        int perPixel = l.planar == PLANARCONFIG_SEPARATE ? 1 : l.samples;
+        for (uint32_t y0 = 0; y0 < l.height && status == KV_OK; y0 += th) {
+            for (uint32_t x0 = 0; x0 < l.width && status == KV_OK; x0 += tw) {
+                for (int plane = 0; plane < planes; plane++) {
+                    if (TIFFReadTile(tif, tile, x0, y0, 0, (uint16_t)plane) < 0) { status = -1; break; }
+                    for (uint32_t ty = 0; ty < th && y0 + ty < l.height; ty++) {
+                        for (uint32_t tx = 0; tx < tw && x0 + tx < l.width; tx++) {
+                            const unsigned char *src = tile + ((size_t)ty * tw + tx) * perPixel;
+                            unsigned char *dst = band + ty * storedRow + (size_t)(x0 + tx) * l.samples;
+                            if (planes > 1) dst[plane] = src[0]; else memcpy(dst, src, (size_t)l.samples);
+                        }
+                    }
+                }
+            }
+            for (uint32_t ty = 0; ty < th && y0 + ty < l.height && status == KV_OK; ty++) {
+                kv_tiff_emit(&l, band + ty * storedRow, out + (size_t)(y0 + ty) * rowBytes);
+            }
+        }
+        free(tile); free(band);
+    } else if (l.planar == PLANARCONFIG_SEPARATE && l.samples > 1) {
+        // One plane at a time, each row of each plane gathered into its interleaved place.
+        unsigned char *plane = malloc(l.width);
+        unsigned char *all = plane ? malloc(storedRow * l.height) : NULL;
+        if (!plane || !all) { free(plane); free(all); free(stored); TIFFClose(tif); return KV_OUT_OF_MEMORY; }
+        for (uint16_t sample = 0; sample < l.samples && status == KV_OK; sample++) {
+            for (uint32_t y = 0; y < l.height; y++) {
+                if (TIFFReadScanline(tif, plane, y, sample) < 0) { status = -1; break; }
+                for (uint32_t x = 0; x < l.width; x++) all[y * storedRow + (size_t)x * l.samples + sample] = plane[x];
+            }
+        }
+        for (uint32_t y = 0; y < l.height && status == KV_OK; y++) kv_tiff_emit(&l, all + y * storedRow, out + (size_t)y * rowBytes);
+        free(plane); free(all);
+    } else {
+        tmsize_t scanline = TIFFScanlineSize(tif);
+        unsigned char *line = scanline > 0 && (size_t)scanline >= storedRow ? malloc((size_t)scanline) : NULL;
+        if (!line) { free(stored); TIFFClose(tif); return scanline > 0 ? KV_OUT_OF_MEMORY : kv_tiff_fail(NULL, info, "bad scanline size"); }
+        for (uint32_t y = 0; y < l.height; y++) {
+            if (TIFFReadScanline(tif, line, y, 0) < 0) { status = -1; break; }
+            kv_tiff_emit(&l, line, out + (size_t)y * rowBytes);
+        }
+        free(line);
+    }
+    free(stored);
+    if (status != KV_OK) return kv_tiff_fail(tif, info, "libtiff could not decode the image");
+    TIFFClose(tif);
+    info->width = (int)l.width;
+    info->height = (int)l.height;
+    info->channels = l.channels;
+    info->bytesPerSample = 1;
+    info->lastIsAlpha = l.lastIsAlpha;
+    return KV_OK;
+}
+#else
+int kv_tiff_read_header(const unsigned char *data, size_t size, kv_image_info *info) {
+    (void)data; (void)size;
+    memset(info, 0, sizeof *info);
+    snprintf(info->message, sizeof info->message, "built without libtiff (install libtiff-dev and rebuild)");
+    return KV_UNAVAILABLE;
+}
+
+int kv_tiff_decode(const unsigned char *data, size_t size, kv_image_info *info, unsigned char *out, size_t outSize) {
     (void)data; (void)size; (void)info; (void)out; (void)outSize;
     return KV_UNAVAILABLE;
 }

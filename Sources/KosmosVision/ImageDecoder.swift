@@ -50,7 +50,7 @@ public struct DecodeOptions: Sendable {
 /// (16-bit greyscale is clipped to 255, as PIL's I;16 -> RGB conversion does), CMYK JPEGs are read
 /// with Adobe's inverted convention and converted with PIL's formula.
 public enum ImageDecoder {
-    public enum Format: String, Sendable { case jpeg = "JPEG", png = "PNG", webp = "WebP", bmp = "BMP", gif = "GIF" }
+    public enum Format: String, Sendable { case jpeg = "JPEG", png = "PNG", webp = "WebP", bmp = "BMP", gif = "GIF", tiff = "TIFF" }
 
     public static func decode(contentsOf url: URL, options: DecodeOptions = DecodeOptions()) throws -> RGBImage {
         let source = url.path
@@ -76,6 +76,9 @@ public enum ImageDecoder {
         if data.count >= 12, data[b..<(b + 4)].elementsEqual("RIFF".utf8), data[(b + 8)..<(b + 12)].elementsEqual("WEBP".utf8) { return .webp }
         if data.count >= 26, data[b] == 0x42, data[b + 1] == 0x4D { return .bmp }
         if data.count >= 13, data[b..<(b + 6)].elementsEqual("GIF87a".utf8) || data[b..<(b + 6)].elementsEqual("GIF89a".utf8) { return .gif }
+        if data.count >= 8, data[b..<(b + 4)].elementsEqual([0x49, 0x49, 0x2A, 0x00]) || data[b..<(b + 4)].elementsEqual([0x4D, 0x4D, 0x00, 0x2A]) {
+            return .tiff
+        }
         return nil
     }
 
@@ -93,6 +96,7 @@ public enum ImageDecoder {
             case .webp: return try decodeWebP(base, raw.count, source: source, options: options)
             case .bmp: return try BMPDecoder.decode(UnsafeBufferPointer(start: base, count: raw.count), source: source, options: options)
             case .gif: return try GIFDecoder.decode(UnsafeBufferPointer(start: base, count: raw.count), source: source, options: options)
+            case .tiff: return try decodeTIFF(base, raw.count, source: source, options: options)
             }
         }
     }
@@ -174,16 +178,8 @@ public enum ImageDecoder {
                 gray[i] = UInt8(min(v, 255))
             }
             return grayToRGB(gray, width: width, height: height)
-        case (2, 1):
-            var gray = [UInt8](repeating: 0, count: n)
-            if options.alphaOnWhite {
-                for i in 0..<n { gray[i] = DecodeOptions.onWhite(buf[2 * i], alpha: buf[2 * i + 1]) }
-            } else {
-                for i in 0..<n { gray[i] = buf[2 * i] }
-            }
-            return grayToRGB(gray, width: width, height: height)
-        case (4, 1):
-            return rgbaToRGB(buf, width: width, height: height, options: options)
+        case (2, 1), (4, 1):
+            return withAlphaToRGB(buf, width: width, height: height, channels: channels, options: options)
         default:
             throw ImageError.corrupt(source: source, format: "PNG",
                                      detail: "unsupported layout: \(channels) channels of \(8 * bytes) bits")
@@ -208,15 +204,47 @@ public enum ImageDecoder {
         }
         try check(raw.status, info, format: .webp, source: source)
         if channels == 3 { return RGBImage(width: width, height: height, pixels: raw.buffer) }
-        return rgbaToRGB(raw.buffer, width: width, height: height, options: options)
+        return withAlphaToRGB(raw.buffer, width: width, height: height, channels: 4, options: options)
     }
 
-    /// RGBA samples as RGB: the alpha dropped (PIL's convert("RGB")) or composited over white.
-    static func rgbaToRGB(_ buf: [UInt8], width: Int, height: Int, options: DecodeOptions) -> RGBImage {
-        var rgb = [UInt8](repeating: 0, count: width * height * 3)
-        for i in 0..<(width * height) {
+    // MARK: - TIFF
+
+    /// The first page of a TIFF through libtiff, as Pillow reads it: 8-bit grey, RGB or palette and
+    /// 1-bit images, alpha dropped (or over white) as a PNG's; an unspecified extra sample
+    /// (Pillow's RGBX) is dropped either way.
+    private static func decodeTIFF(_ base: UnsafePointer<UInt8>, _ count: Int, source: String,
+                                   options: DecodeOptions) throws -> RGBImage {
+        var info = kv_image_info()
+        let header = kv_tiff_read_header(base, count, &info)
+        if header == Int32(KV_UNAVAILABLE) {
+            throw ImageError.corrupt(source: source, format: "TIFF", detail: message(info))
+        }
+        try check(header, info, format: .tiff, source: source)
+        let (width, height, channels) = try checkedSize(info, source: source, options: options)
+        let raw = try decodeBuffer(count: width * height * channels, source: source) { out, size in
+            kv_tiff_decode(base, count, &info, out, size)
+        }
+        try check(raw.status, info, format: .tiff, source: source)
+        switch channels {
+        case 1: return grayToRGB(raw.buffer, width: width, height: height)
+        case 3: return RGBImage(width: width, height: height, pixels: raw.buffer)
+        default:
+            var drop = options
+            if info.lastIsAlpha == 0 { drop.alphaOnWhite = false }
+            return withAlphaToRGB(raw.buffer, width: width, height: height, channels: channels, options: drop)
+        }
+    }
+
+    /// Grey + alpha (2 channels) or RGBA (4) as RGB: the alpha dropped (PIL's convert("RGB")) or
+    /// composited over white.
+    static func withAlphaToRGB(_ buf: [UInt8], width: Int, height: Int, channels: Int, options: DecodeOptions) -> RGBImage {
+        let n = width * height, colours = channels - 1
+        var rgb = [UInt8](repeating: 0, count: n * 3)
+        for i in 0..<n {
+            let alpha = buf[channels * i + colours]
             for c in 0..<3 {
-                rgb[3 * i + c] = options.alphaOnWhite ? DecodeOptions.onWhite(buf[4 * i + c], alpha: buf[4 * i + 3]) : buf[4 * i + c]
+                let v = buf[channels * i + (colours == 1 ? 0 : c)]
+                rgb[3 * i + c] = options.alphaOnWhite ? DecodeOptions.onWhite(v, alpha: alpha) : v
             }
         }
         return RGBImage(width: width, height: height, pixels: rgb)

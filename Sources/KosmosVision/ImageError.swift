@@ -23,7 +23,7 @@ public enum ImageError: Error, Equatable, CustomStringConvertible, LocalizedErro
         case .fileNotFound(let s): return "\(s): no such file"
         case .unreadable(let s, let r): return "\(s): cannot read file (\(r))"
         case .emptyFile(let s): return "\(s): file is empty (0 bytes)"
-        case .unknownFormat(let s): return "\(s): not a JPEG, PNG, WebP, BMP or GIF image (unrecognised signature); convert it to JPEG or PNG"
+        case .unknownFormat(let s): return "\(s): not a JPEG, PNG, WebP, BMP, GIF or TIFF image (unrecognised signature); convert it to JPEG or PNG"
         case .corrupt(let s, let f, let d): return "\(s): corrupt \(f) data: \(d) (re-save or re-download the image)"
         case .truncated(let s, let f): return "\(s): \(f) data is truncated (file ends before the image does; re-download or re-save it)"
         case .tooManyPixels(let s, let w, let h, let l):

@@ -492,7 +492,7 @@ final class CLITests: XCTestCase {
         let notImage = Self.fixtures.appendingPathComponent("images/bad/notimage.txt").path
         let truncated = Self.fixtures.appendingPathComponent("images/bad/truncated.png").path
         try assertFails(["generate", "--model", Self.kosmos1.path, "--image", notImage, "--prompt", "<image>x"],
-                        saying: ["notimage.txt", "not a JPEG, PNG, WebP, BMP or GIF", "convert it"])
+                        saying: ["notimage.txt", "not a JPEG, PNG, WebP, BMP, GIF or TIFF", "convert it"])
         try assertFails(["ground", "--model", Self.kosmos2.path, truncated], saying: ["truncated.png", "truncated", "re-download"])
         try assertFails(["caption", "--model", Self.kosmos2.path, Self.root.appendingPathComponent("missing.jpg").path],
                         saying: ["missing.jpg: no such file"])

@@ -29,6 +29,7 @@ typedef struct {
     int bytesPerSample;      // 1, or 2 (big-endian) for 16-bit grayscale PNG
     int sawAdobeMarker;      // JPEG only
     int exifLength;          // JPEG only: bytes of the APP1 Exif payload copied into exif (0 if none)
+    int lastIsAlpha;         // TIFF only: the 2nd (grey) or 4th (RGB) channel is alpha, not an unspecified extra sample
     char message[200];
 } kv_image_info;
 
@@ -60,6 +61,16 @@ int kv_png_decode(const unsigned char *data, size_t size, kv_image_info *info,
 // upsampling), as Pillow decodes. KV_UNAVAILABLE when built without libwebp's headers.
 int kv_webp_read_header(const unsigned char *data, size_t size, kv_image_info *info);
 int kv_webp_decode(const unsigned char *data, size_t size, kv_image_info *info,
+                   unsigned char *out, size_t outSize);
+
+// TIFF through libtiff (Debian: libtiff-dev), the first page: 8-bit greyscale, RGB, palette (expanded
+// to RGB with the colour map's high bytes, as Pillow does), bilevel (0/255), each with an extra
+// sample; strips or tiles, contiguous or planar, any compression libtiff reads (JPEG-compressed
+// YCbCr comes out as RGB). Samples as stored: alpha is not premultiplied (unlike libtiff's RGBA
+// interface); MINISWHITE is inverted. Associated (premultiplied) alpha, 16-bit and CMYK files are
+// refused with a message. KV_UNAVAILABLE when built without libtiff's headers.
+int kv_tiff_read_header(const unsigned char *data, size_t size, kv_image_info *info);
+int kv_tiff_decode(const unsigned char *data, size_t size, kv_image_info *info,
                    unsigned char *out, size_t outSize);
 
 #endif
