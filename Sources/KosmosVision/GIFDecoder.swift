@@ -1,7 +1,7 @@
 import Foundation
 
 /// The first frame of a GIF as Pillow gives it (`Image.open(f).convert("RGB")`, frame 0): the
-/// logical screen filled with the frame's transparent index (or the background index), the frame's
+/// logical screen filled with the frame's transparent index (else index 0, as Pillow fills it), the frame's
 /// indices at its offset (interlaced rows put back in order), then each index through the frame's
 /// local colour table or else the global one (indices past the table are black). Animation is
 /// not read: later frames are ignored (the video issue handles animation).
@@ -30,7 +30,8 @@ enum GIFDecoder {
             }
         }
         let width = try u16(), height = try u16()
-        let flags = try byte(), background = try byte()
+        let flags = try byte()
+        _ = try byte()  // the background index: Pillow does not use it for the first frame
         _ = try byte()
         guard width > 0, height > 0 else { throw ImageError.invalidDimensions(source: source, width: width, height: height) }
         if width * height > options.maxPixels {
@@ -54,7 +55,9 @@ enum GIFDecoder {
                 let local = f & 0x80 != 0 ? try table(2 << (f & 7)) : nil
                 let palette = local ?? global
                 let indices = try lzw(bytes, at: &at, count: w * h, fail: fail, truncated: truncated)
-                var canvas = [Int](repeating: transparent ?? background, count: width * height)
+                // Pillow fills the screen around a smaller first frame with the transparent index, else
+                // index 0 (not the background index; gif_reference.py checks both).
+                var canvas = [Int](repeating: transparent ?? 0, count: width * height)
                 let order = f & 0x40 != 0 ? interlacedRows(h) : Array(0..<h)
                 for (k, y) in order.enumerated() where top + y < height {
                     for x in 0..<w where left + x < width {
