@@ -40,6 +40,11 @@ final class PyTorchCheckpointTests: XCTestCase {
     func testOtherFilesAreRefusedClearly() throws {
         let legacy = Self.directory.appendingPathComponent("legacy.bin")
         XCTAssertThrowsError(try PyTorchCheckpoint.read(legacy)) { XCTAssertTrue("\($0)".contains("legacy format (before PyTorch 1.6"), "\($0)") }
+        // A storage record shorter than its tensor (torch.load refuses it too).
+        let short = Self.directory.appendingPathComponent("short_storage.bin")
+        XCTAssertThrowsError(try PyTorchCheckpoint.read(short)) {
+            XCTAssertTrue("\($0)".contains("w: storage 0 has 12 bytes for 8 elements of F32"), "\($0)")
+        }
         let notZip = Self.directory.appendingPathComponent("expected.safetensors")
         XCTAssertThrowsError(try PyTorchCheckpoint.read(notZip)) { XCTAssertTrue("\($0)".contains("not a zip file"), "\($0)") }
         // A truncated checkpoint: the central directory is gone.

@@ -13,6 +13,8 @@
 - harness_model.bin: Tests/Fixtures/harness/model's weights saved by torch.save (an OrderedDict, as
   a transformers `pytorch_model.bin` is), for loading a model directory from a .bin.
 - legacy.bin: the pre-1.6 format (`_use_new_zipfile_serialization=False`), refused with a message.
+- short_storage.bin: a checkpoint whose storage record for "w" (8 floats) was cut to 12 bytes, as a
+  damaged download might be; refused naming the tensor and both sizes.
 
 Run: /work/benchvenv/bin/python scripts/reference/pickle_fixtures.py (torch, safetensors).
 """
@@ -33,6 +35,20 @@ class Evil:
 
     def __reduce__(self):
         return (self.fn, (self.arg,))
+
+
+def short_storage(path):
+    """torch.save of {"w": 8 floats}, then the zip rewritten with that storage's record cut short."""
+    import zipfile
+    whole = path + ".whole"
+    torch.save({"w": torch.arange(8, dtype=torch.float32)}, whole)
+    with zipfile.ZipFile(whole) as source, zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as target:
+        for info in source.infolist():
+            data = source.read(info)
+            if "/data/" in info.filename:
+                data = data[:12]
+            target.writestr(info, data)
+    os.remove(whole)
 
 
 def main():
@@ -61,6 +77,7 @@ def main():
     weights = load_file(os.path.join(ROOT, "Tests", "Fixtures", "harness", "model", "model.safetensors"))
     torch.save(collections.OrderedDict(sorted(weights.items())), os.path.join(OUT, "harness_model.bin"))
     torch.save({"w": torch.ones(2)}, os.path.join(OUT, "legacy.bin"), _use_new_zipfile_serialization=False)
+    short_storage(os.path.join(OUT, "short_storage.bin"))
     import builtins
     import subprocess
     torch.save({"w": torch.ones(2), "x": Evil(os.system, "touch " + MARKER)}, os.path.join(OUT, "evil_system.bin"))
