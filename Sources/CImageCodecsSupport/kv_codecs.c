@@ -417,6 +417,13 @@ int kv_png_encode(const unsigned char *pixels, int width, int height, int channe
 
 // MARK: - WebP
 
+// The stubs of a codec built without its library's headers.
+static int kv_unavailable(kv_image_info *info, const char *library, const char *package) {
+    memset(info, 0, sizeof *info);
+    snprintf(info->message, sizeof info->message, "built without %s (install %s and rebuild)", library, package);
+    return KV_UNAVAILABLE;
+}
+
 #if defined(__linux__) && __has_include(<webp/decode.h>)
 #include <webp/decode.h>
 
@@ -456,14 +463,12 @@ int kv_webp_decode(const unsigned char *data, size_t size, kv_image_info *info,
 #else
 int kv_webp_read_header(const unsigned char *data, size_t size, kv_image_info *info) {
     (void)data; (void)size;
-    memset(info, 0, sizeof *info);
-    snprintf(info->message, sizeof info->message, "built without libwebp (install libwebp-dev and rebuild)");
-    return KV_UNAVAILABLE;
+    return kv_unavailable(info, "libwebp", "libwebp-dev");
 }
 
 int kv_webp_decode(const unsigned char *data, size_t size, kv_image_info *info, unsigned char *out, size_t outSize) {
-    (void)data; (void)size; (void)info; (void)out; (void)outSize;
-    return KV_UNAVAILABLE;
+    (void)data; (void)size; (void)out; (void)outSize;
+    return kv_unavailable(info, "libwebp", "libwebp-dev");
 }
 #endif
 
@@ -744,13 +749,11 @@ int kv_tiff_decode(const unsigned char *data, size_t size, kv_image_info *info,
 #else
 int kv_tiff_read_header(const unsigned char *data, size_t size, kv_image_info *info) {
     (void)data; (void)size;
-    memset(info, 0, sizeof *info);
-    snprintf(info->message, sizeof info->message, "built without libtiff (install libtiff-dev and rebuild)");
-    return KV_UNAVAILABLE;
+    return kv_unavailable(info, "libtiff", "libtiff-dev");
 }
 
 int kv_tiff_decode(const unsigned char *data, size_t size, kv_image_info *info, unsigned char *out, size_t outSize) {
-    (void)data; (void)size; (void)info; (void)out; (void)outSize;
-    return KV_UNAVAILABLE;
+    (void)data; (void)size; (void)out; (void)outSize;
+    return kv_unavailable(info, "libtiff", "libtiff-dev");
 }
 #endif

@@ -192,19 +192,31 @@ public enum ImageDecoder {
     /// whose alpha is dropped (or composited over white with `alphaOnWhite`) as a PNG's is.
     private static func decodeWebP(_ base: UnsafePointer<UInt8>, _ count: Int, source: String,
                                    options: DecodeOptions) throws -> RGBImage {
+        let decoded = try decodeOptional(base, count, format: .webp, source: source, options: options,
+                                         header: kv_webp_read_header, decode: kv_webp_decode)
+        if decoded.channels == 3 { return RGBImage(width: decoded.width, height: decoded.height, pixels: decoded.samples) }
+        return withAlphaToRGB(decoded.samples, width: decoded.width, height: decoded.height, channels: 4, options: options)
+    }
+
+    /// The samples of a codec that may be compiled out (libwebp, libtiff): its header, the size
+    /// checks, the decode; a build without the library says so.
+    private static func decodeOptional(
+        _ base: UnsafePointer<UInt8>, _ count: Int, format: Format, source: String, options: DecodeOptions,
+        header: (UnsafePointer<UInt8>?, Int, UnsafeMutablePointer<kv_image_info>?) -> Int32,
+        decode: (UnsafePointer<UInt8>?, Int, UnsafeMutablePointer<kv_image_info>?, UnsafeMutablePointer<UInt8>?, Int) -> Int32
+    ) throws -> (samples: [UInt8], width: Int, height: Int, channels: Int, info: kv_image_info) {
         var info = kv_image_info()
-        let header = kv_webp_read_header(base, count, &info)
-        if header == Int32(KV_UNAVAILABLE) {
-            throw ImageError.corrupt(source: source, format: "WebP", detail: message(info))
+        let status = header(base, count, &info)
+        if status == Int32(KV_UNAVAILABLE) {
+            throw ImageError.corrupt(source: source, format: format.rawValue, detail: message(info))
         }
-        try check(header, info, format: .webp, source: source)
+        try check(status, info, format: format, source: source)
         let (width, height, channels) = try checkedSize(info, source: source, options: options)
         let raw = try decodeBuffer(count: width * height * channels, source: source) { out, size in
-            kv_webp_decode(base, count, &info, out, size)
+            decode(base, count, &info, out, size)
         }
-        try check(raw.status, info, format: .webp, source: source)
-        if channels == 3 { return RGBImage(width: width, height: height, pixels: raw.buffer) }
-        return withAlphaToRGB(raw.buffer, width: width, height: height, channels: 4, options: options)
+        try check(raw.status, info, format: format, source: source)
+        return (raw.buffer, width, height, channels, info)
     }
 
     // MARK: - TIFF
@@ -214,24 +226,16 @@ public enum ImageDecoder {
     /// (Pillow's RGBX) is dropped either way.
     private static func decodeTIFF(_ base: UnsafePointer<UInt8>, _ count: Int, source: String,
                                    options: DecodeOptions) throws -> RGBImage {
-        var info = kv_image_info()
-        let header = kv_tiff_read_header(base, count, &info)
-        if header == Int32(KV_UNAVAILABLE) {
-            throw ImageError.corrupt(source: source, format: "TIFF", detail: message(info))
-        }
-        try check(header, info, format: .tiff, source: source)
-        let (width, height, channels) = try checkedSize(info, source: source, options: options)
-        let raw = try decodeBuffer(count: width * height * channels, source: source) { out, size in
-            kv_tiff_decode(base, count, &info, out, size)
-        }
-        try check(raw.status, info, format: .tiff, source: source)
-        switch channels {
-        case 1: return grayToRGB(raw.buffer, width: width, height: height)
-        case 3: return RGBImage(width: width, height: height, pixels: raw.buffer)
+        let decoded = try decodeOptional(base, count, format: .tiff, source: source, options: options,
+                                         header: kv_tiff_read_header, decode: kv_tiff_decode)
+        let width = decoded.width, height = decoded.height
+        switch decoded.channels {
+        case 1: return grayToRGB(decoded.samples, width: width, height: height)
+        case 3: return RGBImage(width: width, height: height, pixels: decoded.samples)
         default:
             var drop = options
-            if info.lastIsAlpha == 0 { drop.alphaOnWhite = false }
-            return withAlphaToRGB(raw.buffer, width: width, height: height, channels: channels, options: drop)
+            if decoded.info.lastIsAlpha == 0 { drop.alphaOnWhite = false }
+            return withAlphaToRGB(decoded.samples, width: width, height: height, channels: decoded.channels, options: drop)
         }
     }
 
