@@ -255,8 +255,30 @@ public final class Trainer {
         return try model.makeBatch(sequences)
     }
 
-    /// Trains until `train.steps` (or `stopAfter` more steps, for tests), logging and checkpointing.
-    public func run(stopAfter: Int? = nil, report: (StepReport) -> Void = { _ in }) throws {
+    /// Asked after every step whether to stop there (a SIGTERM from a scheduler, say); when it says
+    /// yes on any rank, every rank stops after the same step and a checkpoint of it is written.
+    public var shouldStop: () -> Bool = { false }
+
+    /// How a run ended: at `train.steps` (or `stopAfter`), or at a step where `shouldStop` said so.
+    public enum Outcome: Equatable {
+        case finished
+        case stopped(step: Int)
+    }
+
+    /// Whether to stop after this step, agreed by every rank (any rank's yes, summed in one
+    /// one-number all-reduce per step in a distributed run).
+    func stopAgreed() throws -> Bool {
+        var flag: [Double] = [shouldStop() ? 1 : 0]
+        if communicator.isDistributed {
+            try flag.withUnsafeMutableBufferPointer { try communicator.allReduce($0, .sum) }
+        }
+        return flag[0] > 0
+    }
+
+    /// Trains until `train.steps` (or `stopAfter` more steps, for tests), logging and checkpointing;
+    /// stops early, with a checkpoint of the last step, when `shouldStop` asks.
+    @discardableResult
+    public func run(stopAfter: Int? = nil, report: (StepReport) -> Void = { _ in }) throws -> Outcome {
         let total = configuration.train.steps
         let root = communicator.isRoot
         var metrics: MetricsLog? = nil
@@ -289,12 +311,16 @@ public final class Trainer {
             if (configuration.checkpoint.every > 0 && step % configuration.checkpoint.every == 0) || step == total {
                 saved = try saveCheckpoint()
             }
+            let stopping = try step < last && stopAgreed()
+            if stopping, saved == nil { saved = try saveCheckpoint() }
             let pace = elapsed / Double(runSteps)
             report(StepReport(step: step, totalSteps: total, result: result,
                               tokensPerSecond: Double(runTokens) / max(elapsed, 1e-9),
                               imagesPerSecond: Double(runImages) / max(elapsed, 1e-9), elapsed: elapsed,
                               eta: pace * Double(total - step), checkpoint: saved))
+            if stopping { return .stopped(step: step) }
         }
+        return .finished
     }
 
     /// Writes checkpoint `step` (model directory + optimizer + trainer state) atomically. In a

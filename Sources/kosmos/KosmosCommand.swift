@@ -18,7 +18,25 @@ struct Kosmos: AsyncParsableCommand {
             FileHandle.standardError.write(Data((message + "\n").utf8))
             Foundation.exit(64)
         }
-        await main(nil)
+        await main(rewrittenArguments(Array(CommandLine.arguments.dropFirst())))
+    }
+
+    /// `train --resume auto` (or `--resume=auto`) as the hidden flag `--resume-auto`: ArgumentParser
+    /// cannot give `--resume` both a bare form and a value.
+    static func rewrittenArguments(_ arguments: [String]) -> [String] {
+        guard arguments.first == "train" else { return arguments }
+        var out: [String] = []
+        var i = 0
+        while i < arguments.count {
+            if arguments[i] == "--resume", i + 1 < arguments.count, arguments[i + 1] == "auto" {
+                out.append("--resume-auto")
+                i += 2
+                continue
+            }
+            out.append(arguments[i] == "--resume=auto" ? "--resume-auto" : arguments[i])
+            i += 1
+        }
+        return out
     }
 
     /// The error for a command name that does not exist, wherever it stands (`kosmos frobnicate

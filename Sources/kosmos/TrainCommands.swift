@@ -26,8 +26,11 @@ struct Train: ParsableCommand {
     @Option(help: "Compute dtype: float32, or bfloat16 for mixed precision (bfloat16 products, float32 master weights and AdamW states). Sets train.dtype.")
     var dtype: String?
 
-    @Flag(help: "Continue from the newest complete checkpoint in checkpoint.directory.")
+    @Flag(help: "Continue from the newest complete checkpoint in checkpoint.directory (an error when there is none). `--resume auto` continues from it if there is one and starts afresh otherwise (a job that a scheduler requeues).")
     var resume = false
+
+    @Flag(name: .customLong("resume-auto"), help: ArgumentHelp("The same as `--resume auto`.", visibility: .hidden))
+    var resumeAuto = false
 
     @Flag(help: "Print the effective configuration and exit without training.")
     var dryRun = false
@@ -61,8 +64,15 @@ struct Train: ParsableCommand {
         }
     }
 
+    /// The status `kosmos train` exits with after SIGTERM or SIGINT stopped it at a step boundary
+    /// and wrote that step's checkpoint (EX_TEMPFAIL: run it again with --resume auto).
+    static let stoppedStatus: Int32 = 75
+
     func train(_ configuration: TrainingConfiguration, communicator: Communicator) throws {
-        let trainer = try Trainer(configuration: configuration, resume: resume, communicator: communicator)
+        let resuming = resume || (resumeAuto && CheckpointStore(directory: URL(fileURLWithPath: configuration.checkpoint.directory)).newest != nil)
+        let trainer = try Trainer(configuration: configuration, resume: resuming, communicator: communicator)
+        let stop = StopRequest(rank: communicator.rank)
+        trainer.shouldStop = { stop.requested }
         let root = communicator.isRoot
         let trainable = trainer.stepper.trainable.reduce(0) { $0 + $1.tensor.count }
         var header = "model: \(trainer.model.parameterCount) parameters (\(trainable) trained), tokenizer \(trainer.tokenizerFile.lastPathComponent)"
@@ -78,7 +88,16 @@ struct Train: ParsableCommand {
         if root { FileHandle.standardError.write(Data((header + "\n").utf8)) }
         let display = ProgressDisplay(every: configuration.log.every)
         let start = Date()
-        try trainer.run { if root { display.update($0) } }
+        let outcome = try trainer.run { if root { display.update($0) } }
+        if case .stopped(let step) = outcome {
+            if root {
+                display.finish()
+                print("stopped at step \(step) of \(configuration.train.steps) by \(stop.signalName); checkpoint: \(trainer.store.newest?.url.path ?? "?")")
+                print("continue with: kosmos train --resume auto (same configuration)")
+            }
+            try communicator.finalize()
+            Foundation.exit(Self.stoppedStatus)
+        }
         guard root else { return }
         display.finish()
         let seconds = Date().timeIntervalSince(start)
@@ -89,6 +108,37 @@ struct Train: ParsableCommand {
         }
         print("metrics: \(trainer.metricsURL.path)")
     }
+}
+
+/// SIGTERM or SIGINT during training: the first asks the trainer to stop at the next step boundary
+/// (with a checkpoint of that step); a second one ends the process at once.
+final class StopRequest: @unchecked Sendable {
+    private let lock = NSLock()
+    private var received: Int32 = 0
+    private var sources: [DispatchSourceSignal] = []
+
+    init(rank: Int) {
+        for number in [SIGTERM, SIGINT] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { [weak self] in
+                guard let self else { return }
+                let first = self.lock.withLock { () -> Bool in
+                    defer { if self.received == 0 { self.received = number } }
+                    return self.received == 0
+                }
+                guard first else { Foundation.exit(128 + number) }
+                if rank == 0 {
+                    FileHandle.standardError.write(Data("\n\(self.signalName): stopping after this step and writing its checkpoint (again to stop at once)\n".utf8))
+                }
+            }
+            source.resume()
+            sources.append(source)
+        }
+    }
+
+    var requested: Bool { lock.withLock { received != 0 } }
+    var signalName: String { lock.withLock { received == SIGINT ? "SIGINT" : "SIGTERM" } }
 }
 
 struct EvalShapes: ParsableCommand {

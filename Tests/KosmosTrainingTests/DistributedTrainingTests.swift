@@ -56,7 +56,8 @@ final class DistributedTrainingTests: XCTestCase {
     }
 
     /// Starts `kosmos train` (under the launcher when `distributed`), output to a log file.
-    func train(_ directory: URL, json: String, distributed: Bool, resume: Bool = false, marker: String = "") throws -> Job {
+    func train(_ directory: URL, json: String, distributed: Bool, resume: Bool = false, marker: String = "",
+               resumeFlags: [String] = ["--resume"]) throws -> Job {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let config = directory.appendingPathComponent("train.json")
         try json.write(to: config, atomically: true, encoding: .utf8)
@@ -64,7 +65,7 @@ final class DistributedTrainingTests: XCTestCase {
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)
         let p = Process()
-        var arguments = [KillResumeTests.executable.path, "train", "--config", config.path] + (resume ? ["--resume"] : [])
+        var arguments = [KillResumeTests.executable.path, "train", "--config", config.path] + (resume ? resumeFlags : [])
         if distributed { arguments = launcher + arguments }
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         p.arguments = arguments
@@ -259,6 +260,51 @@ final class DistributedTrainingTests: XCTestCase {
                            try Data(contentsOf: killed.appendingPathComponent("\(final)/\(file)")), file)
         }
         XCTAssertEqual(try metrics(straight).map(\.loss), try metrics(killed).map(\.loss))
+    }
+
+    /// SIGTERM to rank 1 alone (a node being drained): both ranks agree on the step to stop at, the
+    /// checkpoint of that step is written, the job exits 75, and `--resume auto` continues to the
+    /// weights of a run never stopped.
+    func testSigtermToOneRankStopsEveryRankAtTheSameStep() throws {
+        requireExecutable()
+        let straight = try TrainingTestSupport.temporaryDirectory("term-straight")
+        let stopped = try TrainingTestSupport.temporaryDirectory("term-rank")
+        defer { for d in [straight, stopped] { try? FileManager.default.removeItem(at: d) } }
+        let steps = 24
+        let json = { (dir: URL) in Self.configuration(directory: dir, batchSize: 3, steps: steps, checkpointEvery: 8) }
+        let s = try train(straight, json: json(straight), distributed: true)
+        XCTAssertTrue(finish(s))
+        XCTAssertEqual(s.process.terminationStatus, 0, s.output)
+
+        let marker = UUID().uuidString
+        let job = try train(stopped, json: json(stopped), distributed: true, marker: marker)
+        let metricsFile = stopped.appendingPathComponent("metrics.jsonl")
+        func logged() -> Int { ((try? String(contentsOf: metricsFile, encoding: .utf8)) ?? "").split(separator: "\n").count }
+        let deadline = Date().addingTimeInterval(300)
+        while logged() < 3 && job.process.isRunning && Date() < deadline { usleep(5_000) }
+        guard let victim = rankProcess(marker: marker, rank: 1) else {
+            job.process.terminate()
+            return XCTFail("rank 1 not found (is the launcher Open MPI?)\n\(job.output)")
+        }
+        XCTAssertTrue(job.process.isRunning, "the run ended before rank 1 could be signalled; make it longer")
+        kill(victim, SIGTERM)
+        XCTAssertTrue(finish(job, within: 120), "the job still runs 120 s after SIGTERM:\n\(job.output)")
+        XCTAssertEqual(job.process.terminationStatus, 75, job.output)
+        let store = CheckpointStore(directory: stopped)
+        let at = try XCTUnwrap(store.newest?.step)
+        XCTAssertLessThan(at, steps)
+        XCTAssertTrue(job.output.contains("stopped at step \(at) of \(steps) by SIGTERM"), job.output)
+
+        let resumed = try train(stopped, json: json(stopped), distributed: true, resume: true, resumeFlags: ["--resume", "auto"])
+        XCTAssertTrue(finish(resumed))
+        XCTAssertEqual(resumed.process.terminationStatus, 0, resumed.output)
+        XCTAssertTrue(resumed.output.contains("at step \(at)"), resumed.output)
+        let final = CheckpointStore.name(step: steps)
+        for file in ["model.safetensors", "optimizer.safetensors", "trainer_state.json"] {
+            XCTAssertEqual(try Data(contentsOf: straight.appendingPathComponent("\(final)/\(file)")),
+                           try Data(contentsOf: stopped.appendingPathComponent("\(final)/\(file)")), file)
+        }
+        XCTAssertEqual(try metrics(straight).map(\.loss), try metrics(stopped).map(\.loss))
     }
 
     /// A rank that stops responding (SIGSTOP, as a hung node) trips the others' watchdog after

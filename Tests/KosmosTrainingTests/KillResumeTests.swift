@@ -16,10 +16,10 @@ final class KillResumeTests: XCTestCase {
         return candidates[0].appendingPathComponent("kosmos")
     }
 
-    func train(_ config: URL, resume: Bool) throws -> Process {
+    func train(_ config: URL, resume: Bool, flags: [String]? = nil) throws -> Process {
         let p = Process()
         p.executableURL = KillResumeTests.executable
-        p.arguments = ["train", "--config", config.path] + (resume ? ["--resume"] : [])
+        p.arguments = ["train", "--config", config.path] + (flags ?? (resume ? ["--resume"] : []))
         p.standardOutput = FileHandle.nullDevice
         p.standardError = FileHandle.nullDevice
         try p.run()
@@ -75,5 +75,54 @@ final class KillResumeTests: XCTestCase {
         XCTAssertEqual(a.count, steps / 2)
         XCTAssertEqual(a, b)
         XCTAssertEqual(store.complete().count, 2, "keep 2")
+    }
+
+    /// SIGTERM (a scheduler preempting the job): the run stops at the next step boundary, writes
+    /// that step's checkpoint (not only at checkpoint.every) and exits 75; `--resume auto` then
+    /// continues to the same bits as a run never stopped — which `--resume auto` also started, in
+    /// a folder with no checkpoint.
+    func testSigtermWritesACheckpointAndResumeAutoContinues() throws {
+        XCTAssertTrue(FileManager.default.isExecutableFile(atPath: KillResumeTests.executable.path),
+                      "build the kosmos executable first (swift build --build-tests builds it): \(KillResumeTests.executable.path)")
+        let steps = 24
+        let straightDir = try TrainingTestSupport.temporaryDirectory("term-straight")
+        let stoppedDir = try TrainingTestSupport.temporaryDirectory("term-stopped")
+        defer { for d in [straightDir, stoppedDir] { try? FileManager.default.removeItem(at: d) } }
+        for dir in [straightDir, stoppedDir] {
+            try TrainingTestSupport.tinyConfigurationJSON(directory: dir, steps: steps, checkpointEvery: 8, keep: 3)
+                .write(to: dir.appendingPathComponent("train.json"), atomically: true, encoding: .utf8)
+        }
+        // --resume auto with nothing to resume: a fresh run.
+        let straight = try train(straightDir.appendingPathComponent("train.json"), resume: false, flags: ["--resume", "auto"])
+        straight.waitUntilExit()
+        XCTAssertEqual(straight.terminationStatus, 0)
+
+        let child = try train(stoppedDir.appendingPathComponent("train.json"), resume: false)
+        let metrics = stoppedDir.appendingPathComponent("metrics.jsonl")
+        func loggedStep() -> Int { ((try? String(contentsOf: metrics, encoding: .utf8)) ?? "").split(separator: "\n").count * 2 }
+        let deadline = Date().addingTimeInterval(300)
+        while loggedStep() < 10 && child.isRunning && Date() < deadline { usleep(1_000) }
+        XCTAssertTrue(child.isRunning, "the run finished before it could be stopped")
+        kill(child.processIdentifier, SIGTERM)
+        child.waitUntilExit()
+        XCTAssertEqual(child.terminationReason, .exit)
+        XCTAssertEqual(child.terminationStatus, 75)
+        let store = CheckpointStore(directory: stoppedDir)
+        let stoppedAt = try XCTUnwrap(store.newest?.step)
+        XCTAssertGreaterThanOrEqual(stoppedAt, 10)
+        XCTAssertLessThan(stoppedAt, steps)
+        // The checkpoint is the last step trained: the log ends there too (every 2 steps).
+        XCTAssertEqual(loggedStep(), stoppedAt - stoppedAt % 2)
+
+        let resumed = try train(stoppedDir.appendingPathComponent("train.json"), resume: false, flags: ["--resume", "auto"])
+        resumed.waitUntilExit()
+        XCTAssertEqual(resumed.terminationStatus, 0)
+        let final = CheckpointStore.name(step: steps)
+        for file in ["model.safetensors", "optimizer.safetensors", "trainer_state.json"] {
+            XCTAssertEqual(try TrainingTestSupport.bytes(straightDir.appendingPathComponent("\(final)/\(file)")),
+                           try TrainingTestSupport.bytes(stoppedDir.appendingPathComponent("\(final)/\(file)")), file)
+        }
+        XCTAssertEqual(try TrainingTestSupport.loggedLosses(straightDir.appendingPathComponent("metrics.jsonl")),
+                       try TrainingTestSupport.loggedLosses(stoppedDir.appendingPathComponent("metrics.jsonl")))
     }
 }
