@@ -40,6 +40,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         // NIOCore's ByteBuffer and errors, which the server uses directly (Hummingbird brings the package).
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        // The server's graceful shutdown (SIGTERM/SIGINT): a ServiceGroup of the HTTP application
+        // and the scheduler's drain (Hummingbird brings the package).
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // OpenBLAS on Linux (Debian: libopenblas-dev). On macOS the code uses Accelerate instead.
@@ -162,6 +165,7 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),

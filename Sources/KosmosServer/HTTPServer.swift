@@ -9,6 +9,7 @@ import KosmosModels
 import KosmosTensor
 import Logging
 import NIOCore
+import ServiceLifecycle
 
 /// What `kosmos serve` can be told; the defaults are the documented limits (docs/server.md).
 public struct ServerOptions: Sendable {
@@ -36,6 +37,9 @@ public struct ServerOptions: Sendable {
     public var apiKey: String?
     public var allowLocalFiles = false
     public var allowRemoteImages = false
+    /// On SIGTERM/SIGINT (or `shutdown()`): seconds the requests already accepted may take to
+    /// finish before they are ended with a 503 error; new requests get 503 at once.
+    public var shutdownGrace: Double = 10
 
     public init() {}
 }
@@ -54,6 +58,8 @@ public final class KosmosHTTPServer: Sendable {
     public let options: ServerOptions
     let logger: Logger
     let created = Int(Date().timeIntervalSince1970)
+    /// Set by `run`: what `shutdown()` triggers.
+    let shutdownTrigger = ShutdownTrigger()
     var model: ServedModel { scheduler.model }
 
     public init(scheduler: Scheduler, options: ServerOptions, logger: Logger) {
@@ -515,10 +521,55 @@ extension KosmosHTTPServer {
         let app = application { channel in
             if let port = channel.localAddress?.port { onListening(port) }
         }
-        if handleSignals {
-            try await app.runService()
-        } else {
-            try await app.runService(gracefulShutdownSignals: [])
+        // Shut down in reverse order: first the drain (new requests refused, accepted ones given
+        // the grace period, the rest ended), then the application (no new connections, the open
+        // ones finish — quickly, as their requests have ended).
+        let group = ServiceGroup(configuration: .init(
+            services: [.init(service: app), .init(service: SchedulerDrain(scheduler: scheduler, grace: options.shutdownGrace, logger: logger))],
+            gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [],
+            logger: logger))
+        shutdownTrigger.set(group)
+        try await group.run()
+        logger.info("shut down: \(scheduler.stats.completed) requests completed, \(scheduler.stats.failed) ended unfinished")
+    }
+
+    /// What SIGTERM does, for an embedding application or a test: stop accepting, let accepted
+    /// requests finish within `shutdownGrace`, end the rest, return from `run`.
+    public func shutdown() async {
+        await shutdownTrigger.trigger()
+    }
+}
+
+/// The service group of a running server, once `run` has made it.
+final class ShutdownTrigger: @unchecked Sendable {
+    private let lock = NSLock()
+    private var group: ServiceGroup?
+
+    func set(_ group: ServiceGroup) { lock.withLock { self.group = group } }
+
+    func trigger() async {
+        guard let group = lock.withLock({ self.group }) else { return }
+        await group.triggerGracefulShutdown()
+    }
+}
+
+/// The scheduler's side of a graceful shutdown: runs until shutdown is asked for, then refuses
+/// new requests, waits up to `grace` seconds for the accepted ones to finish, and ends the rest.
+struct SchedulerDrain: Service {
+    let scheduler: Scheduler
+    let grace: Double
+    let logger: Logger
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        let open = scheduler.beginDraining()
+        logger.info("shutting down: \(open) request(s) in flight, \(grace) s to finish")
+        let deadline = Date().addingTimeInterval(grace)
+        while scheduler.inFlight > 0 && Date() < deadline {
+            try? await Task.sleep(nanoseconds: 10_000_000)
         }
+        let left = scheduler.inFlight
+        if left > 0 { logger.warning("ending \(left) request(s) unfinished after the \(grace) s grace") }
+        scheduler.stop()
     }
 }

@@ -117,6 +117,8 @@ public final class Scheduler: @unchecked Sendable {
     private let condition = NSCondition()
     private var waiting: [GenerationJob] = []
     private var stopping = false
+    /// Set by `beginDraining()`: new requests are refused, accepted ones go on.
+    private var draining = false
     private var thread: Thread?
     private var statistics = SchedulerStatistics()
     private var held: HoldPoint?
@@ -153,6 +155,34 @@ public final class Scheduler: @unchecked Sendable {
         thread.stackSize = 8 << 20
         self.thread = thread
         thread.start()
+    }
+
+    /// The first step of a graceful shutdown: from now on `submit` refuses with 503; the requests
+    /// already accepted (queued, prefilling, decoding) go on. Returns how many those are.
+    @discardableResult
+    public func beginDraining() -> Int {
+        condition.lock()
+        defer { condition.unlock() }
+        draining = true
+        return openRequests
+    }
+
+    /// Whether `beginDraining()` has run (new requests are refused).
+    public var isDraining: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return draining
+    }
+
+    /// Requests accepted and not yet ended (completed, failed, timed out or cancelled).
+    public var inFlight: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return openRequests
+    }
+
+    private var openRequests: Int {
+        statistics.submitted - statistics.completed - statistics.failed - statistics.cancelled
     }
 
     /// Stops the loop; waiting and running requests fail with 503.
@@ -207,7 +237,7 @@ public final class Scheduler: @unchecked Sendable {
         job.onCancel = { [weak self] in self?.count(\.cancelRequests) }
         condition.lock()
         defer { condition.unlock() }
-        guard !stopping else { throw APIError(status: 503, message: "the server is shutting down", type: "server_error") }
+        guard !stopping && !draining else { throw APIError(status: 503, message: "the server is shutting down", type: "server_error") }
         guard waiting.count < queueCapacity else {
             throw APIError(status: 429, message: "the request queue is full (\(queueCapacity) waiting); retry later",
                            type: "rate_limit_error", code: "queue_full")

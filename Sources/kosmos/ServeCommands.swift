@@ -59,6 +59,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds a request may take.")
     var timeout: Double = 300
 
+    @Option(name: .customLong("shutdown-grace"), help: "On SIGTERM or SIGINT: seconds the requests already accepted may take to finish (new ones get 503 at once); the rest are then ended and the server exits 0.")
+    var shutdownGrace: Double = 10
+
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
         for (name, value) in [("--max-body-bytes", maxBodyBytes), ("--max-image-pixels", maxImagePixels), ("--max-prompt-tokens", maxPromptTokens),
@@ -68,6 +71,7 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("\(name) must be at least 1")
         }
         guard queueSize >= 0 else { throw ValidationError("--queue-size must not be negative") }
+        guard shutdownGrace >= 0 else { throw ValidationError("--shutdown-grace must not be negative") }
         guard timeout > 0 else { throw ValidationError("--timeout must be positive") }
         guard defaultMaxTokens <= maxTokensCeiling else { throw ValidationError("--default-max-tokens exceeds --max-tokens-ceiling") }
     }
@@ -88,6 +92,7 @@ struct Serve: AsyncParsableCommand {
         o.prefillChunk = prefillChunk
         o.queueCapacity = queueSize
         o.requestTimeout = timeout
+        o.shutdownGrace = shutdownGrace
         return o
     }
 
@@ -100,6 +105,13 @@ struct Serve: AsyncParsableCommand {
                                      dtype: try modelOptions.dtype(), imageBackend: try modelOptions.backend())
         let scheduler = Scheduler(model: served, maxBatch: options.maxBatch, queueCapacity: options.queueCapacity,
                                   prefillChunk: options.prefillChunk, logger: logger)
+        // A test hook (docs/server.md, Tests): hold the loop from the start, so that a test in
+        // another process knows a request is still in flight whatever the machine's speed.
+        switch ProcessInfo.processInfo.environment["KOSMOS_SERVE_TEST_HOLD"] {
+        case "steps": scheduler.hold(.steps)
+        case "admission": scheduler.hold(.admission)
+        default: break
+        }
         let server = KosmosHTTPServer(scheduler: scheduler, options: options, logger: logger)
         let host = options.host, name = served.name
         try await server.run(handleSignals: true) { port in
