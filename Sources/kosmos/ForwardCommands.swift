@@ -419,6 +419,7 @@ struct KosmosSession {
 
     init(directory: URL, tokenizer explicit: String?, dtype: DType = .float32, videoFPS: Double? = nil,
          imageBackend: ImageBackend? = nil) throws {
+        try MemoryCheck.ensure(directory: directory, dtype: dtype)
         model = try KosmosModel.load(directory: directory, dtype: dtype)
         tokenizer = try loadTokenizer(for: model, directory: directory, explicit: explicit)
         let images = try ImageInput(modelDirectory: directory, imageSize: model.configuration.vision.imageSize).with(backend: imageBackend)

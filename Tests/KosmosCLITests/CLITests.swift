@@ -447,6 +447,19 @@ final class CLITests: XCTestCase {
         XCTAssertFalse(run.stderr.contains("Fatal error"), run.stderr, file: file, line: line)
     }
 
+    /// A model larger than the memory left fails before loading, with both sizes (the available
+    /// memory lowered here by KOSMOS_MEMORY_AVAILABLE).
+    func testModelTooLargeForMemoryIsRefusedWithBothSizes() throws {
+        for arguments in [["generate", "--model", Self.kosmos1.path, "--prompt", "x"], ["forward", "--model", Self.kosmos1.path, "--prompt", "x",
+                                                                                      "--out", Self.root.appendingPathComponent("m.safetensors").path]] {
+            let run = try kosmos(arguments, environment: ["KOSMOS_MEMORY_AVAILABLE": "100000"])
+            XCTAssertNotEqual(run.status, 0, "\(arguments)")
+            XCTAssertTrue(run.stderr.contains("the model needs about") && run.stderr.contains("is available (KOSMOS_MEMORY_AVAILABLE)"), run.stderr)
+            XCTAssertTrue(run.stderr.contains("kosmos quantize"), run.stderr)
+            XCTAssertFalse(run.stderr.contains("Fatal error"), run.stderr)
+        }
+    }
+
     /// A command that does not exist is an error listing the commands, whatever follows it
     /// (ArgumentParser alone printed the root help for `kosmos frobnicate --help` and exited 0).
     func testUnknownCommandIsAnErrorListingTheCommands() throws {

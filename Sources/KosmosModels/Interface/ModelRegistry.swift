@@ -74,6 +74,7 @@ public enum ModelRegistry {
     /// dtype and filled from the file directly, so a bfloat16 model never holds a float32 copy.
     public static func load(_ directory: URL, dtype: DType = .float32) throws -> any GenerativeModel {
         let family = try family(of: directory)
+        try MemoryCheck.ensure(directory: directory, dtype: dtype)
         return try withWeightDType(dtype) { try family.loadModel(directory) }
     }
 
