@@ -59,11 +59,15 @@ public final class GenerationJob: @unchecked Sendable {
         if first { onCancel?() }
     }
 
-    /// Marks the job ended; its events are all sent.
+    /// Marks the job ended; its events are all sent. Called on the scheduler thread: it also lets
+    /// go of the batch member, which points back at the job (`userInfo`) — a cycle that otherwise
+    /// kept every finished request's prompt, media and KV cache alive (found by the soak).
     func end() {
         lock.lock()
         ended = true
         lock.unlock()
+        member?.userInfo = nil
+        member = nil
         continuation.finish()
     }
 
