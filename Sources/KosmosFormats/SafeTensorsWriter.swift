@@ -28,6 +28,8 @@ public struct SafeTensorsWriter {
         let shape: [Int]
         let byteCount: Int
         let payload: Payload
+        /// What owns a `.floats` buffer, kept alive until the writer is gone.
+        var owner: AnyObject? = nil
     }
 
     public init(metadata: [String: String] = [:]) {
@@ -54,10 +56,11 @@ public struct SafeTensorsWriter {
     }
 
     /// Floats stored as F32, F16 or BF16 (converted when written, rounding to nearest even). The
-    /// buffer is read during `write(to:)`, not copied here: the caller keeps it alive and unchanged
-    /// until then.
+    /// buffer is read during `write(to:)`, not copied here: the caller keeps it unchanged until
+    /// then, and alive — or passes its `owner` (an object whose lifetime is the buffer's), which
+    /// the writer then keeps.
     public mutating func add(name: String, shape: [Int], floats: UnsafeBufferPointer<Float>,
-                             as dtype: SafeTensorsDType = .f32) throws {
+                             as dtype: SafeTensorsDType = .f32, owner: AnyObject? = nil) throws {
         guard dtype.isFloatingPoint else {
             throw SafeTensorsError(file: Self.unsavedFile, tensor: name,
                 reason: "floats can be stored as F32, F16 or BF16, not \(dtype.rawValue)")
@@ -67,7 +70,7 @@ public struct SafeTensorsWriter {
             throw SafeTensorsError(file: Self.unsavedFile, tensor: name,
                 reason: "shape \(shape) has \(count) elements but \(floats.count) floats were given")
         }
-        tensors[name] = Pending(dtype: dtype, shape: shape, byteCount: count * dtype.byteSize, payload: .floats(floats))
+        tensors[name] = Pending(dtype: dtype, shape: shape, byteCount: count * dtype.byteSize, payload: .floats(floats), owner: owner)
     }
 
     /// A tensor whose bytes are made only when the file is written: `producer` is called once,

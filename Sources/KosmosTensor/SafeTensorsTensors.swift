@@ -16,7 +16,9 @@ extension SafeTensorsReadable {
 
 extension SafeTensorsWriter {
     /// Adds a tensor's values, stored as F32, F16 or BF16. As with the buffer form, the tensor is
-    /// read when `write(to:)` runs: keep it alive and unchanged until then.
+    /// read when `write(to:)` runs: keep it unchanged until then (the writer keeps it alive: a
+    /// temporary such as `Tensor(shape:scalars:)` made in the call was freed before the write, a
+    /// use-after-free AddressSanitizer found in `encode-video`).
     /// A 16-bit tensor's values are copied here, converted to `dtype` (exact when it is the tensor's own).
     public mutating func add(name: String, tensor: Tensor, as dtype: SafeTensorsDType = .f32) throws {
         if tensor.dtype != .float32, let stored = DType(safeTensors: dtype) {
@@ -25,7 +27,7 @@ extension SafeTensorsWriter {
             try add(name: name, dtype: dtype, shape: tensor.shape, bytes: bytes)
             return
         }
-        try tensor.withUnsafeBufferPointer { try add(name: name, shape: tensor.shape, floats: $0, as: dtype) }
+        try tensor.withUnsafeBufferPointer { try add(name: name, shape: tensor.shape, floats: $0, as: dtype, owner: tensor) }
     }
 }
 

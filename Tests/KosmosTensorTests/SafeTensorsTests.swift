@@ -193,6 +193,24 @@ final class SafeTensorsTests: XCTestCase {
 
     // MARK: - Round trips
 
+    /// A temporary tensor added to the writer stays alive until the file is written (it was freed
+    /// first: AddressSanitizer's heap-use-after-free in `kosmos encode-video`'s frame_times). The
+    /// allocator is churned in between so a freed buffer would likely hold other values.
+    func testATemporaryTensorIsKeptUntilWritten() throws {
+        var writer = SafeTensorsWriter()
+        try writer.add(name: "times", tensor: Tensor(shape: [3], scalars: [0.25, 1.5, 2.75]))
+        try writer.add(name: "more", tensor: Tensor(shape: [2, 2], scalars: [1, 2, 3, 4]), as: .bf16)
+        var churn: [Tensor] = []
+        for i in 0..<200 { churn.append(Tensor(shape: [3], scalars: [Float(i), -1, -2])) }
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("temporary-\(UUID().uuidString).safetensors")
+        defer { try? FileManager.default.removeItem(at: url) }
+        try writer.write(to: url)
+        let file = try SafeTensorsFile(url: url)
+        XCTAssertEqual(try file.floats("times"), [0.25, 1.5, 2.75])
+        XCTAssertEqual(try file.floats("more"), [1, 2, 3, 4])
+        XCTAssertEqual(churn.count, 200)
+    }
+
     func testRoundTripEveryDType() throws {
         let url = directory.appendingPathComponent("all.safetensors")
         let f32: [Float] = [0, 1, -1, .pi, .infinity, -.infinity, .nan, -0.0, .leastNonzeroMagnitude, .greatestFiniteMagnitude]
