@@ -3,6 +3,7 @@ import Foundation
 import KosmosBenchmarks
 import KosmosModels
 import KosmosServer
+import KosmosVision
 import Logging
 
 /// `kosmos serve`: the OpenAI-compatible HTTP server (docs/server.md).
@@ -149,8 +150,12 @@ struct ServeBench: AsyncParsableCommand {
     @Option(name: .customLong("prefill-chunk"), help: "Prompt positions per loop for --long-prompt.")
     var prefillChunk = PromptPrefill.defaultChunkSize
 
+    @Option(help: "Instead: a soak of this many seconds with the first --clients level: chat, streamed and image requests (every answer checked against the same request made alone first) mixed with clients that disconnect mid-stream, read slowly, or send oversized or malformed bodies; errors by kind, latencies, inter-token gaps and RSS over time.")
+    var soak: Double?
+
     func validate() throws {
         if let longPrompt, longPrompt < 1 { throw ValidationError("--long-prompt takes at least 1 token") }
+        if let soak, !(soak > 0 && soak <= 86_400) { throw ValidationError("--soak takes 1 second to a day") }
         guard prefillChunk >= 1 else { throw ValidationError("--prefill-chunk \(prefillChunk): at least 1 position") }
         let levels = clients.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !levels.isEmpty, levels.allSatisfy({ ($0 ?? 0) >= 1 && ($0 ?? 0) <= 64 }) else {
@@ -172,6 +177,10 @@ struct ServeBench: AsyncParsableCommand {
         let served = try ServedModel(directory: modelOptions.directory, tokenizer: modelOptions.tokenizerFile,
                                      maxImagePixels: options.maxImagePixels,
                                      dtype: try modelOptions.dtype(), imageBackend: try modelOptions.backend())
+        if let soak {
+            try await runSoak(served: served, options: options, logger: logger, clients: levels.first ?? 1, seconds: soak)
+            return
+        }
         if let longPrompt {
             let streaming = levels.first ?? 1
             guard longPrompt + 1 <= served.contextLength else {
@@ -205,5 +214,33 @@ struct ServeBench: AsyncParsableCommand {
                 }
             }
         }
+    }
+}
+
+extension ServeBench {
+    func runSoak(served: ServedModel, options: ServerOptions, logger: Logger, clients: Int, seconds: Double) async throws {
+        var options = options
+        options.maxBatch = max(16, clients)
+        options.maxBodyBytes = 1 << 20
+        let image = try PNGEncoder.encode(SyntheticShapes.scene(seed: 1, width: 64, height: 64).image)
+        print("soak: \(served.name), \(clients) clients, \(Int(seconds)) s, \(maxTokens) new tokens per request")
+        fflush(nil)
+        let report = try await ServeSoak.run(model: served, options: options, logger: logger, clients: clients, seconds: seconds,
+                                             maxTokens: maxTokens, image: image) { line in print(line); fflush(nil) }
+        let total = report.served.values.reduce(0, +)
+        let kinds: [String] = ServeSoak.Kind.allCases.map { kind in "\(kind.rawValue) \(report.served[kind] ?? 0)" }
+        print("served \(total) requests in \(String(format: "%.0f", report.seconds)) s: \(kinds.joined(separator: ", "))")
+        let errors = report.errors.values.reduce(0, +)
+        let listed: [String] = report.errors.sorted { $0.value > $1.value }.map { entry in "\(entry.key) ×\(entry.value)" }
+        print("unexpected outcomes: \(errors)\(errors == 0 ? "" : ": " + listed.joined(separator: "; "))")
+        print("wrong answers (greedy answers unequal to the same request alone): \(report.wrongAnswers)")
+        print(String(format: "latency p50 %.3f s, p99 %.3f s; inter-token gap p50 %.1f ms, p99 %.1f ms",
+                     ServeSoak.Report.percentile(report.latencies, 0.5), ServeSoak.Report.percentile(report.latencies, 0.99),
+                     1000 * ServeSoak.Report.percentile(report.gaps, 0.5), 1000 * ServeSoak.Report.percentile(report.gaps, 0.99)))
+        let afterWarmup = report.rss.filter { $0.0 >= report.warmup }.map(\.1)
+        print(String(format: "RSS: %.1f MB at the start, %.1f MB after the %.0f s warm-up, %.1f MB at the end (largest %.1f MB): %+.2f%% after warm-up",
+                     Double(report.rss.first?.1 ?? 0) / 1e6, Double(afterWarmup.first ?? 0) / 1e6, report.warmup,
+                     Double(report.rss.last?.1 ?? 0) / 1e6, Double(report.rss.map(\.1).max() ?? 0) / 1e6, report.rssGrowth))
+        if errors > 0 || report.wrongAnswers > 0 { throw ExitCode(1) }
     }
 }

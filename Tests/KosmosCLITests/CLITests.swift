@@ -447,6 +447,17 @@ final class CLITests: XCTestCase {
         XCTAssertFalse(run.stderr.contains("Fatal error"), run.stderr, file: file, line: line)
     }
 
+    /// `bench serve --soak`: a short soak with every kind of client, misbehaving ones included,
+    /// ends with no unexpected outcome and every greedy answer equal to the same request alone.
+    func testServeSoakRunsCleanly() throws {
+        let run = try succeed(["bench", "serve", "--model", Self.kosmos1.path, "--soak", "3", "--clients", "6", "--max-tokens", "4"])
+        XCTAssertTrue(run.stdout.contains("unexpected outcomes: 0"), run.stdout)
+        XCTAssertTrue(run.stdout.contains("wrong answers (greedy answers unequal to the same request alone): 0"), run.stdout)
+        XCTAssertTrue(run.stdout.contains("RSS: "), run.stdout)
+        let served = run.stdout.split(separator: "\n").first { $0.hasPrefix("served ") } ?? ""
+        XCTAssertFalse(served.contains("chat 0,"), String(served))
+    }
+
     /// A model larger than the memory left fails before loading, with both sizes (the available
     /// memory lowered here by KOSMOS_MEMORY_AVAILABLE).
     func testModelTooLargeForMemoryIsRefusedWithBothSizes() throws {
