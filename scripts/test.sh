@@ -3,14 +3,33 @@
 # runs the distributed tests under mpirun (scripts/test-mpi.sh installs Open MPI and builds with
 # the MPI trait; KOSMOS_SKIP_MPI=1 skips them). Tests are XCTest; the closing line is a plain
 # "N passed, N failed" summary.
+#
+# `--sanitize address` or `--sanitize thread` builds and runs the suite under that sanitizer instead
+# (SwiftPM's --sanitize, its own build folder .build-asan / .build-tsan; no MPI tests), with the
+# suppressions and options of scripts/sanitizers/ (docs/reliability.md says what they are and why).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+sanitize=()
+if [[ "${1:-}" == "--sanitize" ]]; then
+    case "${2:-}" in
+        address) sanitize=(--sanitize=address --scratch-path .build-asan)
+                 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=0}" ;;
+        thread)  sanitize=(--sanitize=thread --scratch-path .build-tsan)
+                 export TSAN_OPTIONS="${TSAN_OPTIONS:-suppressions=$PWD/scripts/sanitizers/tsan.supp:halt_on_error=0}" ;;
+        *) echo "usage: scripts/test.sh [--sanitize address|thread]" >&2; exit 2 ;;
+    esac
+    export KOSMOS_SKIP_MPI=1
+fi
 bash scripts/install-deps.sh --with-browser
-swift build --build-tests
+swift build --build-tests "${sanitize[@]}"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 status=0
-swift test --skip-build --disable-swift-testing 2>&1 | tee "$log" || status=$?
+swift test --skip-build --disable-swift-testing "${sanitize[@]}" 2>&1 | tee "$log" || status=$?
+if ((${#sanitize[@]} > 0)) && grep -qE "^(==[0-9]+==ERROR|WARNING: ThreadSanitizer|SUMMARY: (Address|Thread)Sanitizer)" "$log"; then
+    echo "the sanitizer reported errors (above)" >&2
+    status=1
+fi
 # XCTest prints "Executed N tests, with F failures" per suite and for the whole run (last); with
 # skipped tests (the MPI tests without mpirun, see scripts/test-mpi.sh) it reads
 # "Executed N tests, with S tests skipped and F failures".
