@@ -25,9 +25,10 @@ public enum ServeBenchmark {
         }
     }
 
-    /// Starts a server for `model` on a free loopback port and measures each concurrency level.
-    public static func measure(model: ServedModel, options: ServerOptions, logger: Logger, levels: [Int], requests: Int,
-                               maxTokens: Int, duration: Double) async throws -> [Result] {
+    /// A server for `model` on a free loopback port (with `options`' batch and queue), running
+    /// until the returned task ends; nil when it did not start.
+    static func startServer(model: ServedModel, options: ServerOptions, logger: Logger)
+        async -> (port: Int, server: KosmosHTTPServer, task: Task<Void, Error>)? {
         var options = options
         options.host = "127.0.0.1"
         options.port = 0
@@ -35,9 +36,20 @@ public enum ServeBenchmark {
         let server = KosmosHTTPServer(scheduler: scheduler, options: options, logger: logger)
         let (ports, portContinuation) = AsyncStream<Int>.makeStream()
         let serving = Task { try await server.run(handleSignals: false) { portContinuation.yield($0) } }
-        defer { serving.cancel() }
         var iterator = ports.makeAsyncIterator()
-        guard let port = await iterator.next() else { return [] }
+        guard let port = await iterator.next() else {
+            serving.cancel()
+            return nil
+        }
+        return (port, server, serving)
+    }
+
+    /// Starts a server for `model` on a free loopback port and measures each concurrency level.
+    public static func measure(model: ServedModel, options: ServerOptions, logger: Logger, levels: [Int], requests: Int,
+                               maxTokens: Int, duration: Double) async throws -> [Result] {
+        guard let (port, server, serving) = await startServer(model: model, options: options, logger: logger) else { return [] }
+        defer { serving.cancel() }
+        let scheduler = server.scheduler
         var results: [Result] = []
         for clients in levels {
             let before = scheduler.stats

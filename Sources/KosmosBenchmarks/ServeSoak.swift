@@ -53,16 +53,7 @@ public enum ServeSoak {
 
     public static func run(model served: ServedModel, options: ServerOptions, logger: Logger, clients: Int, seconds: Double,
                            maxTokens: Int, image: Data, progress: @escaping @Sendable (String) -> Void) async throws -> Report {
-        var options = options
-        options.host = "127.0.0.1"
-        options.port = 0
-        let scheduler = Scheduler(model: served, maxBatch: options.maxBatch, queueCapacity: options.queueCapacity, logger: logger)
-        let server = KosmosHTTPServer(scheduler: scheduler, options: options, logger: logger)
-        let (ports, portContinuation) = AsyncStream<Int>.makeStream()
-        let serving = Task { try await server.run(handleSignals: false) { portContinuation.yield($0) } }
-        var iterator = ports.makeAsyncIterator()
-        guard let port = await iterator.next() else {
-            serving.cancel()
+        guard let (port, server, serving) = await ServeBenchmark.startServer(model: served, options: options, logger: logger) else {
             throw SoakFailure("the server did not start")
         }
         do {
