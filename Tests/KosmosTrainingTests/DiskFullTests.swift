@@ -82,7 +82,7 @@ final class DiskFullTests: XCTestCase {
 /// A file written in pieces, as the checkpoint writer's safetensors writer does.
 enum AtomicFileTestWrite {
     static func write(count: Int, to url: URL) throws {
-        FileManager.default.createFile(atPath: url.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: url.path, contents: nil)
         let handle = try FileHandle(forWritingTo: url)
         defer { try? handle.close() }
         let piece = Data(repeating: 3, count: 65536)
