@@ -16,13 +16,15 @@ public enum ServeBenchmark {
         public let meanBatch: Double
         public var requestsPerSecond: Double { Double(completed) / seconds }
         public var tokensPerSecond: Double { Double(tokens) / seconds }
-        public var p50: Double { percentile(0.5) }
-        public var p99: Double { percentile(0.99) }
-        func percentile(_ q: Double) -> Double {
-            let sorted = latencies.sorted()
-            guard !sorted.isEmpty else { return 0 }
-            return sorted[min(sorted.count - 1, Int((q * Double(sorted.count)).rounded(.up)) - 1 < 0 ? 0 : Int((q * Double(sorted.count)).rounded(.up)) - 1)]
-        }
+        public var p50: Double { ServeBenchmark.percentile(latencies, 0.5) }
+        public var p99: Double { ServeBenchmark.percentile(latencies, 0.99) }
+    }
+
+    /// The q-quantile of `values` (nearest rank: the ⌈q·n⌉-th smallest); 0 for none.
+    public static func percentile(_ values: [Double], _ q: Double) -> Double {
+        let sorted = values.sorted()
+        guard !sorted.isEmpty else { return 0 }
+        return sorted[Swift.max(0, Swift.min(sorted.count - 1, Int((q * Double(sorted.count)).rounded(.up)) - 1))]
     }
 
     /// A server for `model` on a free loopback port (with `options`' batch and queue), running
@@ -117,16 +119,10 @@ extension ServeBenchmark {
         public let prefillSeconds: Double
         public let gaps: [Double]
         public let baselineGaps: [Double]
-        public var p50: Double { Self.percentile(gaps, 0.5) }
-        public var p99: Double { Self.percentile(gaps, 0.99) }
+        public var p50: Double { ServeBenchmark.percentile(gaps, 0.5) }
+        public var p99: Double { ServeBenchmark.percentile(gaps, 0.99) }
         public var longest: Double { gaps.max() ?? 0 }
-        public var baselineP99: Double { Self.percentile(baselineGaps, 0.99) }
-
-        static func percentile(_ values: [Double], _ q: Double) -> Double {
-            let sorted = values.sorted()
-            guard !sorted.isEmpty else { return 0 }
-            return sorted[Swift.max(0, Swift.min(sorted.count - 1, Int((q * Double(sorted.count)).rounded(.up)) - 1))]
-        }
+        public var baselineP99: Double { ServeBenchmark.percentile(baselineGaps, 0.99) }
     }
 
     /// `clients` short requests decode (greedy, no EOS stop) on the scheduler directly (in-process:

@@ -27,12 +27,6 @@ public enum ServeSoak {
         public var seconds = 0.0
         public var warmup = 0.0
 
-        public static func percentile(_ values: [Double], _ q: Double) -> Double {
-            let sorted = values.sorted()
-            guard !sorted.isEmpty else { return 0 }
-            return sorted[max(0, min(sorted.count - 1, Int((q * Double(sorted.count)).rounded(.up)) - 1))]
-        }
-
         /// RSS growth from the first sample after the warm-up to the last, in percent.
         public var rssGrowth: Double {
             guard let first = rss.first(where: { $0.0 >= warmup }), let last = rss.last, first.1 > 0 else { return 0 }
@@ -72,17 +66,17 @@ public enum ServeSoak {
                      image: Data, progress: @escaping @Sendable (String) -> Void) async throws -> Report {
         let imageURL = "data:image/png;base64," + image.base64EncodedString()
 
-        func body(_ prompt: String, image: Bool, stream: Bool) -> Data {
+        func body(_ prompt: String, image: Bool, stream: Bool) throws -> Data {
             var content: Any = prompt
             if image { content = [["type": "image_url", "image_url": ["url": imageURL]], ["type": "text", "text": prompt]] }
-            return try! JSONSerialization.data(withJSONObject: ["model": served.name, "max_tokens": maxTokens, "temperature": 0,
+            return try JSONSerialization.data(withJSONObject: ["model": served.name, "max_tokens": maxTokens, "temperature": 0,
                                                                 "stream": stream, "messages": [["role": "user", "content": content]]])
         }
         // References: each prompt alone, with and without the image.
         var references: [String: String] = [:]
         for prompt in prompts {
             for withImage in [false, true] {
-                let reply = try LoopbackClient.send(port: port, path: "/v1/chat/completions", body: body(prompt, image: withImage, stream: false))
+                let reply = try LoopbackClient.send(port: port, path: "/v1/chat/completions", body: try body(prompt, image: withImage, stream: false))
                 guard reply.status == 200, let text = content(reply.body) else { throw SoakFailure("the reference request failed: \(reply.text)") }
                 references["\(withImage) \(prompt)"] = text
             }
@@ -150,18 +144,18 @@ public enum ServeSoak {
 
     /// One request of a kind and what came of it.
     static func soakTurn(_ kind: Kind, port: Int, prompt: String, references: [String: String],
-                         body: (String, Bool, Bool) -> Data, maxBody: Int) -> Outcome {
+                         body: (String, Bool, Bool) throws -> Data, maxBody: Int) -> Outcome {
         do {
             switch kind {
             case .chat, .image:
                 let withImage = kind == .image
-                let reply = try LoopbackClient.send(port: port, path: "/v1/chat/completions", body: body(prompt, withImage, false), timeout: 300)
+                let reply = try LoopbackClient.send(port: port, path: "/v1/chat/completions", body: try body(prompt, withImage, false), timeout: 300)
                 if reply.status == 429 { return Outcome(error: "429 queue full") }
                 guard reply.status == 200 else { return Outcome(error: "\(kind.rawValue): HTTP \(reply.status)") }
                 return Outcome(wrong: content(reply.body) != references["\(withImage) \(prompt)"])
             case .stream, .slowReader:
                 let connection = try LoopbackClient.Connection(port: port, timeout: 300)
-                let payload = body(prompt, false, true)
+                let payload = try body(prompt, false, true)
                 try connection.send(Data("POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: \(payload.count)\r\n\r\n".utf8) + payload)
                 var received = Data()
                 var gaps: [Double] = []
@@ -184,7 +178,7 @@ public enum ServeSoak {
                 return Outcome(wrong: text != references["false \(prompt)"], gaps: Array(gaps.dropFirst()))
             case .disconnect:
                 let connection = try LoopbackClient.Connection(port: port, timeout: 300)
-                let payload = body(prompt, true, true)
+                let payload = try body(prompt, true, true)
                 try connection.send(Data("POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: \(payload.count)\r\n\r\n".utf8) + payload)
                 _ = try connection.read(limit: 200)
                 connection.close()

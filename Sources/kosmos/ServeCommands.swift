@@ -235,8 +235,8 @@ extension ServeBench {
         print("unexpected outcomes: \(errors)\(errors == 0 ? "" : ": " + listed.joined(separator: "; "))")
         print("wrong answers (greedy answers unequal to the same request alone): \(report.wrongAnswers)")
         print(String(format: "latency p50 %.3f s, p99 %.3f s; inter-token gap p50 %.1f ms, p99 %.1f ms",
-                     ServeSoak.Report.percentile(report.latencies, 0.5), ServeSoak.Report.percentile(report.latencies, 0.99),
-                     1000 * ServeSoak.Report.percentile(report.gaps, 0.5), 1000 * ServeSoak.Report.percentile(report.gaps, 0.99)))
+                     ServeBenchmark.percentile(report.latencies, 0.5), ServeBenchmark.percentile(report.latencies, 0.99),
+                     1000 * ServeBenchmark.percentile(report.gaps, 0.5), 1000 * ServeBenchmark.percentile(report.gaps, 0.99)))
         let afterWarmup = report.rss.filter { $0.0 >= report.warmup }.map(\.1)
         print(String(format: "RSS: %.1f MB at the start, %.1f MB after the %.0f s warm-up, %.1f MB at the end (largest %.1f MB): %+.2f%% after warm-up",
                      Double(report.rss.first?.1 ?? 0) / 1e6, Double(afterWarmup.first ?? 0) / 1e6, report.warmup,

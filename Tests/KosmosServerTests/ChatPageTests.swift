@@ -32,10 +32,7 @@ final class ChatPageTests: XCTestCase {
         var logger = Logger(label: "kosmos.chat-page-test")
         logger.logLevel = .warning
         let server = KosmosHTTPServer(scheduler: Scheduler(model: served, logger: logger), options: options, logger: logger)
-        let (ports, continuation) = AsyncStream<Int>.makeStream()
-        let task = Task { try await server.run(handleSignals: false) { continuation.yield($0) } }
-        var iterator = ports.makeAsyncIterator()
-        guard let port = await iterator.next() else { throw TestFailure(message: "the server did not start") }
+        let (port, task) = try await runOnFreePort(server)
         return (port, server, task)
     }
 
@@ -169,13 +166,5 @@ final class ChatPageTests: XCTestCase {
         try waitUntil("the scheduler drops it") { server.scheduler.stats.cancelled == 1 }
         XCTAssertEqual(server.scheduler.stats.completed, 0)
         XCTAssertEqual(try browser.evaluate("document.getElementById('send').disabled") as? Bool, false)
-    }
-
-    func waitUntil(_ what: String, seconds: Double = 60, _ condition: () -> Bool) throws {
-        let deadline = Date().addingTimeInterval(seconds)
-        while !condition() {
-            guard Date() < deadline else { throw TestFailure(message: "waited \(seconds) s for: \(what)") }
-            Thread.sleep(forTimeInterval: 0.005)
-        }
     }
 }

@@ -481,23 +481,7 @@ final class ServerTests: XCTestCase {
     }
 
     func start(_ server: KosmosHTTPServer) async throws -> (port: Int, task: Task<Void, Error>) {
-        let (ports, continuation) = AsyncStream<Int>.makeStream()
-        let task = Task { try await server.run(handleSignals: false) { continuation.yield($0) } }
-        var iterator = ports.makeAsyncIterator()
-        guard let port = await iterator.next() else {
-            task.cancel()
-            throw TestFailure(message: "the server did not start")
-        }
-        return (port, task)
-    }
-
-    /// Waits for a condition the server reaches by itself; the deadline only bounds a failure.
-    func waitUntil(_ what: String, seconds: Double = 60, _ condition: () -> Bool) throws {
-        let deadline = Date().addingTimeInterval(seconds)
-        while !condition() {
-            guard Date() < deadline else { throw TestFailure(message: "waited \(seconds) s for: \(what)") }
-            Thread.sleep(forTimeInterval: 0.005)
-        }
+        try await runOnFreePort(server)
     }
 
     /// A Kosmos-2 directory whose only tokenizer is sentencepiece.bpe.model serves over HTTP, with
@@ -594,4 +578,25 @@ final class LockedBox<Value>: @unchecked Sendable {
         set { lock.lock(); stored = newValue; lock.unlock() }
     }
     func withLock(_ body: (inout Value) -> Void) { lock.lock(); body(&stored); lock.unlock() }
+}
+
+/// Runs `server` on a free loopback port until the returned task is cancelled; its port.
+func runOnFreePort(_ server: KosmosHTTPServer) async throws -> (port: Int, task: Task<Void, Error>) {
+    let (ports, continuation) = AsyncStream<Int>.makeStream()
+    let task = Task { try await server.run(handleSignals: false) { continuation.yield($0) } }
+    var iterator = ports.makeAsyncIterator()
+    guard let port = await iterator.next() else {
+        task.cancel()
+        throw TestFailure(message: "the server did not start")
+    }
+    return (port, task)
+}
+
+/// Waits for a condition the server reaches by itself; the deadline only bounds a failure.
+func waitUntil(_ what: String, seconds: Double = 60, _ condition: () -> Bool) throws {
+    let deadline = Date().addingTimeInterval(seconds)
+    while !condition() {
+        guard Date() < deadline else { throw TestFailure(message: "waited \(seconds) s for: \(what)") }
+        Thread.sleep(forTimeInterval: 0.005)
+    }
 }

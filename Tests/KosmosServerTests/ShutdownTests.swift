@@ -43,20 +43,13 @@ final class ShutdownTests: XCTestCase {
         var logger = Logger(label: "kosmos.shutdown-test")
         logger.logLevel = .warning
         let server = KosmosHTTPServer(scheduler: Scheduler(model: served, logger: logger), options: options, logger: logger)
-        let (ports, continuation) = AsyncStream<Int>.makeStream()
-        let running = Task { try await server.run(handleSignals: false) { continuation.yield($0) } }
-        var iterator = ports.makeAsyncIterator()
-        guard let port = await iterator.next() else { throw TestFailure(message: "the server did not start") }
+        let (port, running) = try await runOnFreePort(server)
 
         // Held: the request is accepted and prefilled but cannot finish until released.
         server.scheduler.hold(.steps)
         let connection = try openStream(port: port, maxTokens: 12)
         let shutdown = Task { await server.shutdown() }
-        let deadline = Date().addingTimeInterval(60)
-        while !server.scheduler.isDraining {
-            guard Date() < deadline else { throw TestFailure(message: "the server did not begin to drain 60 s after shutdown()") }
-            usleep(5_000)
-        }
+        try waitUntil("the server to begin draining after shutdown()") { server.scheduler.isDraining }
         let refused = try LoopbackClient.send(port: port, path: "/v1/completions", body: try streamingBody(maxTokens: 2))
         XCTAssertEqual(refused.status, 503)
         XCTAssertTrue(refused.text.contains("shutting down"), refused.text)
@@ -137,15 +130,7 @@ final class ShutdownTests: XCTestCase {
             for await event in events { if case .finished = event { finished = true } }
             XCTAssertTrue(finished)
         }
-        try waitUntilReleased { released == nil }
-    }
-
-    /// The scheduler thread may still be returning from the job's last event: wait (bounded).
-    func waitUntilReleased(_ condition: () -> Bool) throws {
-        let deadline = Date().addingTimeInterval(30)
-        while !condition() {
-            guard Date() < deadline else { throw TestFailure(message: "the finished request's job is still alive after 30 s") }
-            usleep(5_000)
-        }
+        // The scheduler thread may still be returning from the job's last event.
+        try waitUntil("the finished request's job to be freed", seconds: 30) { released == nil }
     }
 }
